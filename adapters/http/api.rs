@@ -1,0 +1,149 @@
+//! The `/v1` API: send a code, verify it, read its status.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+
+use super::problem::{ApiError, Problem};
+use super::strict_string::StrictString;
+use super::ApiTags;
+use crate::domain::{Code, Phone};
+use crate::service::OtpService;
+
+pub struct OtpApi;
+
+#[derive(Object)]
+pub struct SendRequest {
+    /// The phone in international form, e.g. `+14155552671`; spaces and dashes are fine.
+    phone: StrictString,
+}
+
+#[derive(Object)]
+pub struct VerifyRequest {
+    /// The phone the code was sent to, as for sending.
+    phone: StrictString,
+    /// The 6 digits the user typed.
+    code: StrictString,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum OtpState {
+    /// A code is waiting to be verified.
+    Pending,
+    /// The code was right and is now used up.
+    Approved,
+}
+
+#[derive(Object)]
+pub struct SendBody {
+    status: OtpState,
+    /// The phone in E.164.
+    phone: String,
+    /// Seconds until the code expires.
+    expires_in: u64,
+    /// The SMS provider that took the message.
+    provider: String,
+    /// The provider's id for the message.
+    message_id: String,
+}
+
+#[derive(Object)]
+pub struct VerifyBody {
+    status: OtpState,
+}
+
+#[derive(Object)]
+pub struct StatusBody {
+    status: OtpState,
+    /// Seconds until the code expires.
+    expires_in: u64,
+    /// Wrong codes still allowed; 0 means the code is locked.
+    attempts_remaining: u32,
+}
+
+#[derive(ApiResponse)]
+pub enum SendResponse {
+    /// The code was stored and the SMS handed to the provider.
+    #[oai(status = 202)]
+    Accepted(Json<SendBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum VerifyResponse {
+    /// The code was right; it can't be used again.
+    #[oai(status = 200)]
+    Approved(Json<VerifyBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum StatusResponse {
+    /// A code is pending for this phone.
+    #[oai(status = 200)]
+    Pending(Json<StatusBody>),
+}
+
+#[OpenApi(prefix_path = "/v1", tag = "ApiTags::Otp")]
+impl OtpApi {
+    /// Send a code
+    ///
+    /// Makes a new 6-digit code for the phone, replacing any pending one, and
+    /// sends it by SMS.
+    #[oai(path = "/otp", method = "post", operation_id = "send_otp")]
+    async fn send(
+        &self,
+        service: Data<&Arc<OtpService>>,
+        body: Json<SendRequest>,
+    ) -> Result<SendResponse, ApiError> {
+        let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
+        let sent = service.send(&phone).await.map_err(Problem::from)?;
+        Ok(SendResponse::Accepted(Json(SendBody {
+            status: OtpState::Pending,
+            phone: phone.as_str().to_owned(),
+            expires_in: sent.expires_in.as_secs(),
+            provider: sent.receipt.provider,
+            message_id: sent.receipt.message_id,
+        })))
+    }
+
+    /// Verify a code
+    ///
+    /// Checks the code the user typed. A right code is approved once and then
+    /// used up; each wrong one uses an attempt.
+    #[oai(path = "/otp/verify", method = "post", operation_id = "verify_otp")]
+    async fn verify(
+        &self,
+        service: Data<&Arc<OtpService>>,
+        body: Json<VerifyRequest>,
+    ) -> Result<VerifyResponse, ApiError> {
+        let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
+        let code = Code::parse(&body.code.0).map_err(Problem::from)?;
+        service.verify(&phone, &code).await.map_err(Problem::from)?;
+        Ok(VerifyResponse::Approved(Json(VerifyBody {
+            status: OtpState::Approved,
+        })))
+    }
+
+    /// Read a pending code's status
+    ///
+    /// How long the phone's pending code lives and how many attempts it has
+    /// left. Never the code itself.
+    #[oai(path = "/otp/:phone", method = "get", operation_id = "otp_status")]
+    async fn status(
+        &self,
+        service: Data<&Arc<OtpService>>,
+        /// The phone in E.164, `+` URL-encoded as `%2B` or not.
+        phone: Path<String>,
+    ) -> Result<StatusResponse, ApiError> {
+        let phone = Phone::parse(&phone).map_err(Problem::from)?;
+        let status = service.status(&phone).await.map_err(Problem::from)?;
+        Ok(StatusResponse::Pending(Json(StatusBody {
+            status: OtpState::Pending,
+            expires_in: status.expires_in.as_secs_f64().ceil() as u64,
+            attempts_remaining: status.attempts_remaining,
+        })))
+    }
+}

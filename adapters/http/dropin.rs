@@ -1,0 +1,163 @@
+//! The original service's routes, kept for its old clients: form fields in,
+//! its JSON shapes out, with every rule of the `/v1` API behind them.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::problem::{LegacyError, Problem};
+use super::ApiTags;
+use crate::domain::{Code, Phone, PhoneError};
+use crate::service::{OtpService, StatusError, VerifyError};
+
+pub struct DropInApi;
+
+#[derive(Object, Deserialize)]
+pub struct PhoneForm {
+    /// The phone's digits with the country code, `+` optional: `14155552671`.
+    phone_number: String,
+}
+
+#[derive(Object, Deserialize)]
+pub struct VerifyForm {
+    /// As for `/generate_otp`.
+    phone_number: String,
+    /// The 6 digits the user typed.
+    otp: String,
+}
+
+#[derive(Object)]
+pub struct Generated {
+    /// Always `success`.
+    status: String,
+    /// The SMS provider's id for the message.
+    message_uuid: String,
+}
+
+#[derive(Object)]
+pub struct LegacyMessage {
+    /// `success` or `error`.
+    status: String,
+    message: String,
+}
+
+#[derive(ApiResponse)]
+pub enum GenerateResponse {
+    /// The code was stored and sent.
+    #[oai(status = 200)]
+    Sent(Json<Generated>),
+}
+
+#[derive(ApiResponse)]
+pub enum VerifyOtpResponse {
+    /// The code was right and is now used up.
+    #[oai(status = 200)]
+    Verified(Json<LegacyMessage>),
+    /// The code was wrong.
+    #[oai(status = 401)]
+    Failed(Json<LegacyMessage>),
+    /// No pending code for this phone.
+    #[oai(status = 404)]
+    NotFound(Json<LegacyMessage>),
+}
+
+#[derive(ApiResponse)]
+pub enum ValidateOtpResponse {
+    /// A code is pending for this phone.
+    #[oai(status = 200)]
+    Valid(Json<LegacyMessage>),
+    /// No pending code for this phone.
+    #[oai(status = 404)]
+    NotFound(Json<LegacyMessage>),
+}
+
+fn message(status: &str, message: &str) -> Json<LegacyMessage> {
+    Json(LegacyMessage {
+        status: status.into(),
+        message: message.into(),
+    })
+}
+
+/// The original took digits without `+`; a `+` is accepted too.
+fn parse_phone(raw: &str) -> Result<Phone, PhoneError> {
+    let raw = raw.trim();
+    let international = if raw.starts_with('+') {
+        raw.to_owned()
+    } else {
+        format!("+{raw}")
+    };
+    Phone::parse(&international)
+}
+
+#[OpenApi(tag = "ApiTags::DropIn")]
+impl DropInApi {
+    /// Send a code (original route)
+    #[oai(
+        path = "/generate_otp",
+        method = "post",
+        deprecated,
+        operation_id = "legacy_generate_otp"
+    )]
+    async fn generate(
+        &self,
+        service: Data<&Arc<OtpService>>,
+        form: Form<PhoneForm>,
+    ) -> Result<GenerateResponse, LegacyError> {
+        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
+        let sent = service.send(&phone).await.map_err(Problem::from)?;
+        Ok(GenerateResponse::Sent(Json(Generated {
+            status: "success".into(),
+            message_uuid: sent.receipt.message_id,
+        })))
+    }
+
+    /// Verify a code (original route)
+    #[oai(
+        path = "/verify_otp",
+        method = "post",
+        deprecated,
+        operation_id = "legacy_verify_otp"
+    )]
+    async fn verify(
+        &self,
+        service: Data<&Arc<OtpService>>,
+        form: Form<VerifyForm>,
+    ) -> Result<VerifyOtpResponse, LegacyError> {
+        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
+        let code = Code::parse(form.otp.trim()).map_err(Problem::from)?;
+        match service.verify(&phone, &code).await {
+            Ok(()) => Ok(VerifyOtpResponse::Verified(message("success", "OTP verified."))),
+            Err(VerifyError::NotFound) => Ok(VerifyOtpResponse::NotFound(message("error", "OTP not found."))),
+            Err(VerifyError::Mismatch { .. }) => Ok(VerifyOtpResponse::Failed(message(
+                "error",
+                "OTP verification failed.",
+            ))),
+            Err(e) => Err(Problem::from(e).into()),
+        }
+    }
+
+    /// Check that a code is pending (original route)
+    #[oai(
+        path = "/validate_otp",
+        method = "post",
+        deprecated,
+        operation_id = "legacy_validate_otp"
+    )]
+    async fn validate(
+        &self,
+        service: Data<&Arc<OtpService>>,
+        form: Form<PhoneForm>,
+    ) -> Result<ValidateOtpResponse, LegacyError> {
+        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
+        match service.status(&phone).await {
+            Ok(_) => Ok(ValidateOtpResponse::Valid(message("success", "OTP valid."))),
+            Err(StatusError::NotFound) => {
+                Ok(ValidateOtpResponse::NotFound(message("error", "OTP not found.")))
+            }
+            Err(e) => Err(Problem::from(e).into()),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The HTTP surface: the `/v1` API and the drop-in routes, described by a
+//! generated OpenAPI document with Swagger UI at `/docs`.
+
+mod api;
+mod body_limit;
+mod dropin;
+pub mod problem;
+mod strict_string;
+
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::service::OtpService;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Send and verify one-time codes.
+    Otp,
+    /// The original service's routes, for old clients. Use `/v1` in new code.
+    DropIn,
+}
+
+pub type Spec = OpenApiService<(api::OtpApi, dropin::DropInApi), ()>;
+
+/// The API description; the committed `openapi.yaml` is `spec().spec_yaml()`.
+pub fn spec() -> Spec {
+    OpenApiService::new(
+        (api::OtpApi, dropin::DropInApi),
+        "otpd",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Sends 6-digit one-time codes by SMS and verifies each exactly once. \
+         Every error is `application/problem+json` with a stable `code`.",
+    )
+}
+
+/// The whole HTTP application around one service.
+pub fn app(service: Arc<OtpService>) -> impl Endpoint {
+    let spec = spec();
+    Route::new()
+        .at("/openapi.json", spec.spec_endpoint())
+        .at("/openapi.yaml", spec.spec_endpoint_yaml())
+        .nest("/docs", spec.swagger_ui())
+        .nest("/", spec)
+        .with(body_limit::BodyLimit(MAX_BODY_BYTES))
+        .data(service)
+        .catch_all_error(problem::catch_all)
+}

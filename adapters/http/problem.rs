@@ -1,0 +1,301 @@
+//! Every error the service answers is RFC 9457 `application/problem+json` with
+//! a stable `code`. This file is the one place where errors become statuses.
+
+use poem::http::StatusCode;
+use poem::Response;
+use poem_openapi::payload::Json;
+use poem_openapi::types::ToJSON;
+use poem_openapi::{ApiResponse, Enum, Object};
+
+use crate::domain::{CodeError, PhoneError};
+use crate::ports::{SmsError, StoreError};
+use crate::service::{SendError, StatusError, VerifyError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The stable, machine-readable name of a problem. Clients branch on this.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum ProblemCode {
+    InvalidRequest,
+    InvalidPhone,
+    InvalidCodeFormat,
+    UnsupportedMediaType,
+    RouteNotFound,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    CodeMismatch,
+    PhoneRejected,
+    MaxAttemptsReached,
+    SmsDeliveryFailed,
+    StoreUnavailable,
+    Internal,
+}
+
+impl ProblemCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest | Self::InvalidPhone | Self::InvalidCodeFormat => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RouteNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::CodeMismatch | Self::PhoneRejected => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MaxAttemptsReached => StatusCode::TOO_MANY_REQUESTS,
+            Self::SmsDeliveryFailed => StatusCode::BAD_GATEWAY,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "The request is malformed",
+            Self::InvalidPhone => "The phone number is not valid",
+            Self::InvalidCodeFormat => "The code is not 6 digits",
+            Self::UnsupportedMediaType => "The body's content type is not accepted here",
+            Self::RouteNotFound => "No such route",
+            Self::MethodNotAllowed => "The route does not take this method",
+            Self::NotFound => "No pending code",
+            Self::PayloadTooLarge => "The request body is too large",
+            Self::CodeMismatch => "The code is wrong",
+            Self::PhoneRejected => "The SMS provider rejected the number",
+            Self::MaxAttemptsReached => "No attempts left for this code",
+            Self::SmsDeliveryFailed => "The SMS could not be sent",
+            Self::StoreUnavailable => "The code store is unavailable",
+            Self::Internal => "Internal error",
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
+pub struct Problem {
+    /// A URI naming the kind of problem: `urn:otpd:problem:<code>`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// Stable machine-readable name of the problem.
+    pub code: ProblemCode,
+    /// Wrong codes still allowed before the code locks (`code_mismatch`).
+    pub attempts_remaining: Option<u32>,
+    /// Seconds to wait before trying again (429 answers).
+    pub retry_after: Option<u64>,
+    /// The SMS provider's own error code (`phone_rejected`).
+    pub vendor_code: Option<String>,
+    /// The SMS provider's own error message (`phone_rejected`).
+    pub vendor_message: Option<String>,
+}
+
+impl Problem {
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
+        let name = code
+            .to_json()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Self {
+            kind: format!("urn:otpd:problem:{name}"),
+            title: code.title().into(),
+            status: code.status().as_u16(),
+            detail: detail.into(),
+            code,
+            attempts_remaining: None,
+            retry_after: None,
+            vendor_code: None,
+            vendor_message: None,
+        }
+    }
+
+    /// A plain response, for errors raised outside the OpenAPI handlers.
+    pub fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = self.to_json_string();
+        Response::builder()
+            .status(status)
+            .content_type(PROBLEM_JSON)
+            .body(body)
+    }
+}
+
+/// The errors of the `/v1` operations.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// Malformed request: bad JSON, a missing field, an invalid phone or code.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No pending code for this phone (never sent, expired or used).
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// A wrong code, or a number the SMS provider refused.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
+    /// A limit was reached; `Retry-After` says when to try again.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] Option<u64>),
+    /// The SMS provider sent nothing; the new code was withdrawn.
+    #[oai(status = 502, content_type = "application/problem+json")]
+    BadGateway(Json<Problem>),
+    /// The code store did not answer in time.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>),
+}
+
+/// The errors of the drop-in routes: as [`ApiError`], less the 404, which
+/// those routes answer in the original service's own shape.
+#[derive(ApiResponse, Debug)]
+pub enum LegacyError {
+    /// Malformed request: a missing field, an invalid phone or code.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// A number the SMS provider refused.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
+    /// A limit was reached; `Retry-After` says when to try again.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] Option<u64>),
+    /// The SMS provider sent nothing; the new code was withdrawn.
+    #[oai(status = 502, content_type = "application/problem+json")]
+    BadGateway(Json<Problem>),
+    /// The code store did not answer in time.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>),
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        match p.code.status() {
+            StatusCode::BAD_REQUEST => Self::BadRequest(Json(p)),
+            StatusCode::NOT_FOUND => Self::NotFound(Json(p)),
+            StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(Json(p)),
+            StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = p.retry_after;
+                Self::TooManyRequests(Json(p), retry_after)
+            }
+            StatusCode::BAD_GATEWAY => Self::BadGateway(Json(p)),
+            _ => Self::Unavailable(Json(p)),
+        }
+    }
+}
+
+impl From<Problem> for LegacyError {
+    fn from(p: Problem) -> Self {
+        match p.code.status() {
+            StatusCode::BAD_REQUEST => Self::BadRequest(Json(p)),
+            StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(Json(p)),
+            StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = p.retry_after;
+                Self::TooManyRequests(Json(p), retry_after)
+            }
+            StatusCode::BAD_GATEWAY => Self::BadGateway(Json(p)),
+            _ => Self::Unavailable(Json(p)),
+        }
+    }
+}
+
+impl From<PhoneError> for Problem {
+    fn from(e: PhoneError) -> Self {
+        Problem::new(ProblemCode::InvalidPhone, e.to_string())
+    }
+}
+
+impl From<CodeError> for Problem {
+    fn from(e: CodeError) -> Self {
+        Problem::new(ProblemCode::InvalidCodeFormat, e.to_string())
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store unavailable");
+        Problem::new(
+            ProblemCode::StoreUnavailable,
+            "the code store did not answer in time; try again shortly",
+        )
+    }
+}
+
+impl From<SendError> for Problem {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Store(e) => e.into(),
+            SendError::Sms(SmsError::Rejected {
+                provider,
+                vendor_code,
+                message,
+            }) => {
+                let mut p = Problem::new(
+                    ProblemCode::PhoneRejected,
+                    format!("{provider} will not send to this number"),
+                );
+                p.vendor_code = Some(vendor_code);
+                p.vendor_message = Some(message);
+                p
+            }
+            SendError::Sms(e @ SmsError::Failed { .. }) => {
+                tracing::warn!(error = %e, "sms delivery failed");
+                Problem::new(
+                    ProblemCode::SmsDeliveryFailed,
+                    "no SMS could be sent; no code is pending",
+                )
+            }
+        }
+    }
+}
+
+impl From<VerifyError> for Problem {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Mismatch { attempts_remaining } => {
+                let mut p = Problem::new(ProblemCode::CodeMismatch, e.to_string());
+                p.attempts_remaining = Some(attempts_remaining);
+                p
+            }
+            VerifyError::Locked => Problem::new(
+                ProblemCode::MaxAttemptsReached,
+                "no attempts are left for this code; request a new one",
+            ),
+            VerifyError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
+            VerifyError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StatusError> for Problem {
+    fn from(e: StatusError) -> Self {
+        match e {
+            StatusError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
+            StatusError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Turns any error that escaped the handlers (bad JSON, unknown route, body
+/// too large, ...) into a problem; a response that is already one passes.
+pub async fn catch_all(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let code = match status {
+        StatusCode::NOT_FOUND => ProblemCode::RouteNotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ProblemCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ProblemCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemCode::UnsupportedMediaType,
+        s if s.is_client_error() => ProblemCode::InvalidRequest,
+        _ => {
+            tracing::error!(error = %err, "unhandled error");
+            return Problem::new(ProblemCode::Internal, "internal error").into_response();
+        }
+    };
+    let mut problem = Problem::new(code, err.to_string());
+    // Keep the status poem chose (e.g. 411), under the nearest stable code.
+    problem.status = status.as_u16();
+    problem.into_response()
+}

@@ -1,0 +1,5 @@
+//! `SmsSender` adapters.
+
+mod console;
+
+pub use console::ConsoleSender;

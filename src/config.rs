@@ -1,0 +1,296 @@
+//! Settings: built-in defaults, then `otpd.toml` (or `--config FILE`), then
+//! `OTPD_*` environment variables with `__` between levels.
+
+use std::fmt;
+use std::path::Path;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub const ENV_PREFIX: &str = "OTPD_";
+pub const DEFAULT_FILE: &str = "otpd.toml";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub otp: OtpConfig,
+    pub sms: SmsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port to serve on.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory://`, `redis://host:port/db` or `rediss://...`.
+    pub url: StoreUrl,
+    /// Put before every Redis key.
+    pub key_prefix: String,
+    /// Longest wait for one store operation, pool checkout included.
+    pub timeout_ms: u64,
+    /// Redis connections kept; each one multiplexes many requests.
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtpConfig {
+    /// How long a code lives.
+    pub ttl_secs: u64,
+    /// Wrong codes allowed before the code locks.
+    pub max_attempts: u32,
+    /// HMAC keys: the first hashes, all verify. Empty: a random key per start.
+    #[serde(deserialize_with = "string_list")]
+    pub hash_keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    pub provider: SmsProvider,
+    /// The message, with `{code}`, `{minutes}` and `{app}`.
+    pub template: String,
+    /// What `{app}` becomes.
+    pub app_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    /// Prints each message on standard output.
+    #[default]
+    Console,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: StoreUrl("memory://".into()),
+            key_prefix: "otp:".into(),
+            timeout_ms: 500,
+            pool_size: 8,
+        }
+    }
+}
+
+impl Default for OtpConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 180,
+            max_attempts: 5,
+            hash_keys: Vec::new(),
+        }
+    }
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            provider: SmsProvider::Console,
+            template: crate::domain::MessageTemplate::DEFAULT.into(),
+            app_name: "otpd".into(),
+        }
+    }
+}
+
+/// A setting that was rejected, named by its dotted key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layers. `file` must exist when given; the default
+    /// `otpd.toml` is read only when present.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad key.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// [`Config::load`] with the environment given, for tests.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad key.
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file(DEFAULT_FILE)),
+        }
+        figment.merge(RawEnv::from(env)).extract_lossy().map_err(|e| {
+            let key = e.path.join(".");
+            ConfigError::new(if key.is_empty() { "config".into() } else { key }, e.kind)
+        })
+    }
+}
+
+/// `OTPD_A__B=v` as `a.b = "v"`. figment's own `Env` reads `+14155552671`
+/// or `0123` as numbers and loses their text; here every value stays a
+/// string, and lossy extraction turns it into a number where one is wanted.
+struct RawEnv(Dict);
+
+impl RawEnv {
+    fn from(env: &[(String, String)]) -> Self {
+        let mut root = Dict::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            // Only nested names are settings; `OTPD_TEST_REDIS_URL` and such are not.
+            if !rest.contains("__") {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            insert(&mut root, &path, Value::from(value.clone()));
+        }
+        Self(root)
+    }
+}
+
+fn insert(dict: &mut Dict, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [leaf] => {
+            dict.insert(leaf.clone(), value);
+        }
+        [head, rest @ ..] => {
+            let child = dict
+                .entry(head.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = child {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
+impl Provider for RawEnv {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("OTPD_ environment variables")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.0.clone()))
+    }
+}
+
+/// A list given as a list, or as one comma-separated string (how a list
+/// arrives from the environment).
+fn string_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(de)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect(),
+        OneOrMany::Many(v) => v.into_iter().map(Secret::new).collect(),
+    })
+}
+
+/// A secret setting: `Debug` and serialization never show it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"<redacted>\""
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Defaults hold no secrets, so serializing only ever shows settings.
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
+/// The store's URL, which may carry a password: `Debug` and [`StoreUrl::redacted`]
+/// hide it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(pub String);
+
+impl StoreUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any user info replaced: `redis://<redacted>@host:6379`.
+    pub fn redacted(&self) -> String {
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                format!("{}<redacted>{}", &self.0[..scheme_end + 3], &self.0[at..])
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}

@@ -1,0 +1,80 @@
+//! A pending code's life: how long it lives, how many tries it allows, and
+//! what a verify can come to.
+
+use std::time::Duration;
+
+use super::CodeHash;
+
+/// The operator's rules for every code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtpPolicy {
+    ttl: Duration,
+    max_attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the code lifetime must be between 1 second and 1 day")]
+    Ttl,
+    #[error("the attempts per code must be between 1 and 100")]
+    MaxAttempts,
+}
+
+impl OtpPolicy {
+    /// # Errors
+    /// A [`PolicyError`] when a value is outside its sane range.
+    pub fn new(ttl: Duration, max_attempts: u32) -> Result<Self, PolicyError> {
+        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(86_400) {
+            return Err(PolicyError::Ttl);
+        }
+        if !(1..=100).contains(&max_attempts) {
+            return Err(PolicyError::MaxAttempts);
+        }
+        Ok(Self { ttl, max_attempts })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// What the store keeps for a newly sent code.
+    pub fn pending(&self, hash: CodeHash) -> PendingOtp {
+        PendingOtp {
+            hash,
+            ttl: self.ttl,
+            attempts: self.max_attempts,
+        }
+    }
+}
+
+/// A code waiting to be verified, as the store holds it.
+#[derive(Debug, Clone)]
+pub struct PendingOtp {
+    pub hash: CodeHash,
+    pub ttl: Duration,
+    pub attempts: u32,
+}
+
+/// What one verify did to the pending code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    /// The code was right and is now consumed.
+    Approved,
+    /// Wrong code; one attempt used.
+    Mismatch { attempts_remaining: u32 },
+    /// No attempts left: the code stays locked until it expires or is replaced.
+    Locked,
+    /// Never sent, expired or already used.
+    NotFound,
+}
+
+/// What can be said of a pending code without revealing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtpStatus {
+    pub expires_in: Duration,
+    pub attempts_remaining: u32,
+}

@@ -1,0 +1,126 @@
+//! `Phone`: a number that libphonenumber's metadata calls valid, held in E.164.
+
+use std::fmt;
+
+use phonenumber::Mode;
+
+/// Longest input we hand to the parser; real numbers with spacing fit easily.
+const MAX_INPUT_LEN: usize = 32;
+
+/// A valid phone number in E.164 form (`+14155552671`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Phone {
+    e164: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("the phone number is empty")]
+    Empty,
+    #[error("the phone number is longer than {MAX_INPUT_LEN} characters")]
+    TooLong,
+    #[error("the phone number must be in international form, starting with + and the country code")]
+    NotInternational,
+    #[error("the phone number may hold only digits, spaces, dashes, dots and parentheses")]
+    BadCharacter,
+    #[error("the phone number is not a valid number for its country")]
+    Invalid,
+}
+
+impl Phone {
+    /// Parses a number written in international form; spaces, dashes, dots and
+    /// parentheses between the digits are accepted and dropped.
+    ///
+    /// # Errors
+    /// A [`PhoneError`] naming why the text is not a valid number.
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        if raw.len() > MAX_INPUT_LEN {
+            return Err(PhoneError::TooLong);
+        }
+        let Some(rest) = raw.strip_prefix('+') else {
+            return Err(PhoneError::NotInternational);
+        };
+        // The parser sees only characters a phone number is written with, which
+        // keeps its job (and its failure modes) small.
+        if !rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        {
+            return Err(PhoneError::BadCharacter);
+        }
+        let number = phonenumber::parse(None, raw).map_err(|_| PhoneError::Invalid)?;
+        if !phonenumber::is_valid(&number) {
+            return Err(PhoneError::Invalid);
+        }
+        Ok(Self {
+            e164: number.format().mode(Mode::E164).to_string(),
+        })
+    }
+
+    /// The E.164 form, `+` and digits.
+    pub fn as_str(&self) -> &str {
+        &self.e164
+    }
+
+    /// The E.164 form with the middle digits hidden, for logs: `+1415*****71`.
+    pub fn masked(&self) -> String {
+        let shown_head = 5.min(self.e164.len());
+        let shown_tail = 2.min(self.e164.len() - shown_head);
+        let hidden = self.e164.len() - shown_head - shown_tail;
+        format!(
+            "{}{}{}",
+            &self.e164[..shown_head],
+            "*".repeat(hidden),
+            &self.e164[self.e164.len() - shown_tail..]
+        )
+    }
+}
+
+// Debug output lands in logs, so it shows only the masked number.
+impl fmt::Debug for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Phone({})", self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_spacing_and_answers_e164() {
+        for raw in [
+            "+14155552671",
+            "+1 415 555 2671",
+            "+1-415-555-2671",
+            " +1 (415) 555-2671 ",
+        ] {
+            assert_eq!(Phone::parse(raw).unwrap().as_str(), "+14155552671", "{raw}");
+        }
+        assert_eq!(
+            Phone::parse("+44 20 7946 0958").unwrap().as_str(),
+            "+442079460958"
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_valid_number() {
+        assert_eq!(Phone::parse(""), Err(PhoneError::Empty));
+        assert_eq!(Phone::parse("4155552671"), Err(PhoneError::NotInternational));
+        assert_eq!(Phone::parse("+1415abc2671"), Err(PhoneError::BadCharacter));
+        assert_eq!(Phone::parse("+1 000 000 0000"), Err(PhoneError::Invalid));
+        assert_eq!(Phone::parse("+123"), Err(PhoneError::Invalid));
+        assert_eq!(Phone::parse(&"+1".repeat(40)), Err(PhoneError::TooLong));
+    }
+
+    #[test]
+    fn masks_the_middle_digits() {
+        let phone = Phone::parse("+14155552671").unwrap();
+        assert_eq!(phone.masked(), "+1415*****71");
+        assert_eq!(format!("{phone:?}"), "Phone(+1415*****71)");
+    }
+}

@@ -1,0 +1,81 @@
+//! What the service needs from the outside world, as narrow traits. Adapters
+//! under `adapters/` implement them; the service never knows which one runs.
+
+use async_trait::async_trait;
+
+use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, SmsText, VerifyOutcome};
+
+/// Where pending codes live. Every method is one atomic step, so any number of
+/// service instances can share one store.
+#[async_trait]
+pub trait OtpStore: Send + Sync + 'static {
+    /// Stores `otp` as the phone's pending code, replacing any earlier one
+    /// (which stops working at once). The store expires it after `otp.ttl`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn put(&self, phone: &Phone, otp: &PendingOtp) -> Result<(), StoreError>;
+
+    /// Checks a guess against the pending code in one atomic step: when one of
+    /// `candidates` equals the stored hash the code is consumed; otherwise one
+    /// attempt is used, and with none left the code is locked.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn verify_and_consume(
+        &self,
+        phone: &Phone,
+        candidates: &[CodeHash],
+    ) -> Result<VerifyOutcome, StoreError>;
+
+    /// The pending code's remaining life and attempts, if there is one.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn status(&self, phone: &Phone) -> Result<Option<OtpStatus>, StoreError>;
+
+    /// Removes the pending code only if it is still the one hashed as `hash`,
+    /// so withdrawing a failed send never removes a newer code.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Sends one text message.
+#[async_trait]
+pub trait SmsSender: Send + Sync + 'static {
+    /// Sends `text` to `to`, and says who took it and under which id.
+    ///
+    /// # Errors
+    /// [`SmsError::Rejected`] when the provider refuses the number itself,
+    /// [`SmsError::Failed`] when no message could be sent for another reason.
+    async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError>;
+}
+
+/// Proof that a provider accepted a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsReceipt {
+    pub provider: String,
+    pub message_id: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SmsError {
+    #[error("{provider} rejected the number ({vendor_code}): {message}")]
+    Rejected {
+        provider: String,
+        vendor_code: String,
+        message: String,
+    },
+    #[error("{provider} sent no message: {reason}")]
+    Failed { provider: String, reason: String },
+}

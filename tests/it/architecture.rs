@@ -1,0 +1,65 @@
+//! The hexagon's rule, which one crate can't make the compiler enforce: the
+//! domain, the ports and the service never name an adapter or an I/O crate.
+
+use std::path::Path;
+
+const FORBIDDEN: &[&str] = &[
+    "adapters",
+    "poem",
+    "poem_openapi",
+    "redis",
+    "bb8",
+    "bb8_redis",
+    "reqwest",
+    "tokio",
+    "figment",
+];
+
+fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// Each identifier-like word of the file's code (comments dropped).
+fn words(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or(""))
+        .flat_map(|line| line.split(|c: char| !(c.is_alphanumeric() || c == '_')))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_core_names_no_adapter_and_no_io_crate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/domain"), &mut files);
+    files.push(root.join("src/ports.rs"));
+    files.push(root.join("src/service.rs"));
+    assert!(files.len() >= 6, "{files:?}");
+    for file in files {
+        let source = std::fs::read_to_string(&file).unwrap();
+        for word in words(&source) {
+            assert!(
+                !FORBIDDEN.contains(&word.as_str()),
+                "{} names `{word}`",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_check_catches_a_forbidden_import() {
+    assert!(words("use crate::adapters::store::RedisStore;").contains(&"adapters".to_owned()));
+    assert!(words("let c = redis::cmd(\"GET\");").contains(&"redis".to_owned()));
+    assert!(!words("// poem is mentioned only in a comment").contains(&"poem".to_owned()));
+}

@@ -1,0 +1,107 @@
+//! The original service's routes, as its old clients call them.
+
+use serde_json::json;
+
+use crate::helpers::{memory_config, redis_config, spawn_app, wrong, TestApp};
+
+const DIGITS: &str = "14155552671";
+const PHONE: &str = "+14155552671";
+
+async fn original_flow(app: TestApp) {
+    let generated = app.post_form("/generate_otp", &[("phone_number", DIGITS)]).await;
+    assert_eq!(generated.status, 200, "{}", generated.body);
+    assert_eq!(generated.body["status"], "success");
+    assert!(!generated.body["message_uuid"].as_str().unwrap().is_empty());
+    let code = app.outbox.last_code(PHONE);
+
+    let valid = app.post_form("/validate_otp", &[("phone_number", DIGITS)]).await;
+    assert_eq!(
+        (valid.status, valid.body.clone()),
+        (200, json!({"status": "success", "message": "OTP valid."}))
+    );
+
+    let failed = app
+        .post_form("/verify_otp", &[("phone_number", DIGITS), ("otp", &wrong(&code))])
+        .await;
+    assert_eq!(
+        (failed.status, failed.body.clone()),
+        (
+            401,
+            json!({"status": "error", "message": "OTP verification failed."})
+        )
+    );
+
+    let verified = app
+        .post_form("/verify_otp", &[("phone_number", DIGITS), ("otp", &code)])
+        .await;
+    assert_eq!(
+        (verified.status, verified.body.clone()),
+        (200, json!({"status": "success", "message": "OTP verified."}))
+    );
+
+    let not_found = json!({"status": "error", "message": "OTP not found."});
+    let again = app
+        .post_form("/verify_otp", &[("phone_number", DIGITS), ("otp", &code)])
+        .await;
+    assert_eq!((again.status, again.body.clone()), (404, not_found.clone()));
+    let gone = app.post_form("/validate_otp", &[("phone_number", DIGITS)]).await;
+    assert_eq!((gone.status, gone.body.clone()), (404, not_found));
+}
+
+#[tokio::test]
+async fn the_original_flow_on_memory() {
+    original_flow(spawn_app(memory_config()).await).await;
+}
+
+#[tokio::test]
+async fn the_original_flow_on_redis() {
+    original_flow(spawn_app(redis_config()).await).await;
+}
+
+#[tokio::test]
+async fn a_code_sent_by_one_api_verifies_by_the_other() {
+    let app = spawn_app(memory_config()).await;
+    app.post_form("/generate_otp", &[("phone_number", PHONE)]).await;
+    let code = app.outbox.last_code(PHONE);
+    assert_eq!(app.verify(PHONE, &code).await.status, 200);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_problem() {
+    let app = spawn_app(memory_config()).await;
+    app.post_form("/generate_otp", &[])
+        .await
+        .assert_problem(400, "invalid_request");
+    app.post_form("/verify_otp", &[("phone_number", DIGITS)])
+        .await
+        .assert_problem(400, "invalid_request");
+    app.post_form("/validate_otp", &[("phone", DIGITS)])
+        .await
+        .assert_problem(400, "invalid_request");
+    app.post_form("/generate_otp", &[("phone_number", "12")])
+        .await
+        .assert_problem(400, "invalid_phone");
+    app.post_form("/generate_otp", &[("phone_number", "call me")])
+        .await
+        .assert_problem(400, "invalid_phone");
+    app.post_form("/verify_otp", &[("phone_number", DIGITS), ("otp", "12ab56")])
+        .await
+        .assert_problem(400, "invalid_code_format");
+    assert!(app.outbox.lines().is_empty());
+}
+
+#[tokio::test]
+async fn the_attempt_lock_holds_on_the_original_routes() {
+    let app = spawn_app(memory_config()).await;
+    app.post_form("/generate_otp", &[("phone_number", DIGITS)]).await;
+    let code = app.outbox.last_code(PHONE);
+    for _ in 0..5 {
+        let reply = app
+            .post_form("/verify_otp", &[("phone_number", DIGITS), ("otp", &wrong(&code))])
+            .await;
+        assert_eq!(reply.status, 401);
+    }
+    app.post_form("/verify_otp", &[("phone_number", DIGITS), ("otp", &code)])
+        .await
+        .assert_problem(429, "max_attempts_reached");
+}

@@ -1,0 +1,11 @@
+//! Integration tests, one binary: the real server on a free port, real Redis.
+
+mod api;
+mod architecture;
+mod binary;
+mod config;
+mod dropin;
+mod helpers;
+mod redis_store;
+mod spec;
+mod store_contract;

@@ -1,0 +1,191 @@
+//! What only Redis shows: the bytes at rest, the TTL, the key layout, and
+//! outages (on a `redis-server` of the test's own, never the shared one).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use otpd::config::StoreUrl;
+use redis::AsyncCommands;
+use sha2::{Digest, Sha512};
+
+use crate::helpers::{redis_config, redis_url, spawn_app, HASH_KEY};
+
+const PHONE: &str = "+14155552671";
+
+async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
+    let config = redis_config();
+    let prefix = config.store.key_prefix.clone();
+    let app = spawn_app(config).await;
+    app.send(PHONE).await;
+    let code = app.outbox.last_code(PHONE);
+
+    let mut conn = redis().await;
+    let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    let key = format!("{prefix}{{{PHONE}}}");
+    assert_eq!(keys, std::slice::from_ref(&key));
+
+    let stored: Vec<u8> = conn.hget(&key, "h").await.unwrap();
+    let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(HASH_KEY.as_bytes()).unwrap();
+    mac.update(format!("{PHONE}:{code}").as_bytes());
+    assert_eq!(stored.len(), 64);
+    assert_eq!(stored, mac.finalize().into_bytes().to_vec());
+    assert_ne!(
+        stored,
+        Sha512::digest(code.as_bytes()).to_vec(),
+        "not the plain SHA-512"
+    );
+
+    // Nothing in the record is the code itself.
+    let record: Vec<(String, Vec<u8>)> = conn.hgetall(&key).await.unwrap();
+    for (field, value) in &record {
+        assert!(
+            !value.windows(6).any(|w| w == code.as_bytes()),
+            "field {field} holds the code"
+        );
+    }
+
+    let ttl: i64 = conn.ttl(&key).await.unwrap();
+    assert!((178..=180).contains(&ttl), "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn the_key_expires_in_redis() {
+    let mut config = redis_config();
+    config.otp.ttl_secs = 1;
+    let key = format!("{}{{{PHONE}}}", config.store.key_prefix);
+    let app = spawn_app(config).await;
+    app.send(PHONE).await;
+    let code = app.outbox.last_code(PHONE);
+    let mut conn = redis().await;
+    assert!(conn.exists::<_, bool>(&key).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!conn.exists::<_, bool>(&key).await.unwrap());
+    app.verify(PHONE, &code).await.assert_problem(404, "not_found");
+}
+
+/// A `redis-server` of this test's own on a free port, stopped on drop.
+struct OwnRedis {
+    port: u16,
+    child: Child,
+}
+
+impl OwnRedis {
+    fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child }
+    }
+
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_a_quick_503() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = redis_config();
+    config.store.url = StoreUrl(format!("redis://127.0.0.1:{closed}"));
+    config.store.timeout_ms = 300;
+    let app = spawn_app(config).await;
+
+    let started = Instant::now();
+    app.send(PHONE).await.assert_problem(503, "store_unavailable");
+    app.verify(PHONE, "123456")
+        .await
+        .assert_problem(503, "store_unavailable");
+    app.get(&format!("/v1/otp/{PHONE}"))
+        .await
+        .assert_problem(503, "store_unavailable");
+    // Bounded, not hanging: three calls, each capped by the 300 ms store
+    // timeout; the bound is loose because the machine is shared.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(app.outbox.lines().is_empty(), "no SMS without a stored code");
+}
+
+#[tokio::test]
+async fn the_service_recovers_when_redis_comes_back() {
+    let mut own = OwnRedis::start();
+    let mut config = redis_config();
+    config.store.url = StoreUrl(own.url());
+    config.store.timeout_ms = 300;
+    let app = spawn_app(config).await;
+    assert_eq!(app.send(PHONE).await.status, 202);
+
+    own.kill();
+    app.send(PHONE).await.assert_problem(503, "store_unavailable");
+
+    let _restarted = OwnRedis::start_on(own.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = app.send(PHONE).await;
+        if reply.status == 202 {
+            break;
+        }
+        reply.assert_problem(503, "store_unavailable");
+        assert!(Instant::now() < deadline, "still failing after Redis came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = app.outbox.last_code(PHONE);
+    assert_eq!(app.verify(PHONE, &code).await.status, 200);
+}
