@@ -1,6 +1,7 @@
 //! Settings: built-in defaults, then `otpd.toml` (or `--config FILE`), then
 //! `OTPD_*` environment variables with `__` between levels.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -26,6 +27,9 @@ pub struct Config {
 pub struct HttpConfig {
     /// Address and port to serve on.
     pub listen: String,
+    /// Where vendors reach this service (`https://otp.example.com`); when
+    /// set, each send asks for a delivery status callback.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,16 +55,31 @@ pub struct OtpConfig {
     /// HMAC keys: the first hashes, all verify. Empty: a random key per start.
     #[serde(deserialize_with = "string_list")]
     pub hash_keys: Vec<Secret>,
+    /// E.164 number -> fixed code; never texted.
+    #[serde(deserialize_with = "string_map")]
+    pub test_numbers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmsConfig {
     pub provider: SmsProvider,
+    /// A second provider, used when the first sends nothing.
+    pub fallback: Option<SmsProvider>,
+    /// Longest time for one provider's send, retries included.
+    pub timeout_ms: u64,
+    /// Tries after the first, for network errors, 429 and 5xx.
+    pub retries: u32,
     /// The message, with `{code}`, `{minutes}` and `{app}`.
     pub template: String,
     /// What `{app}` becomes.
     pub app_name: String,
+    /// Android SMS Retriever app hash (11 characters): adds its line.
+    pub android_app_hash: Option<String>,
+    /// WebOTP: adds `@<domain> #<code>` as the last line.
+    pub webotp_domain: Option<String>,
+    pub plivo: PlivoConfig,
+    pub twilio: TwilioConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,12 +88,64 @@ pub enum SmsProvider {
     /// Prints each message on standard output.
     #[default]
     Console,
+    Plivo,
+    Twilio,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlivoConfig {
+    pub auth_id: String,
+    pub auth_token: Secret,
+    /// The sender: a Plivo number or an alphanumeric sender id.
+    pub src: String,
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    pub account_sid: String,
+    pub auth_token: Secret,
+    /// An API key (`SK...`) to sign in with instead of the auth token.
+    pub api_key_sid: String,
+    pub api_key_secret: Secret,
+    /// The sender number; or set `messaging_service_sid`.
+    pub from: String,
+    pub messaging_service_sid: String,
+    pub base_url: String,
+}
+
+impl Default for PlivoConfig {
+    fn default() -> Self {
+        Self {
+            auth_id: String::new(),
+            auth_token: Secret::default(),
+            src: String::new(),
+            base_url: "https://api.plivo.com".into(),
+        }
+    }
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        Self {
+            account_sid: String::new(),
+            auth_token: Secret::default(),
+            api_key_sid: String::new(),
+            api_key_secret: Secret::default(),
+            from: String::new(),
+            messaging_service_sid: String::new(),
+            base_url: "https://api.twilio.com".into(),
+        }
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            public_url: None,
         }
     }
 }
@@ -96,6 +167,7 @@ impl Default for OtpConfig {
             ttl_secs: 180,
             max_attempts: 5,
             hash_keys: Vec::new(),
+            test_numbers: BTreeMap::new(),
         }
     }
 }
@@ -104,8 +176,15 @@ impl Default for SmsConfig {
     fn default() -> Self {
         Self {
             provider: SmsProvider::Console,
+            fallback: None,
+            timeout_ms: 5000,
+            retries: 2,
             template: crate::domain::MessageTemplate::DEFAULT.into(),
             app_name: "otpd".into(),
+            android_app_hash: None,
+            webotp_domain: None,
+            plivo: PlivoConfig::default(),
+            twilio: TwilioConfig::default(),
         }
     }
 }
@@ -229,6 +308,30 @@ fn string_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<Secret>, D::Error
             .collect(),
         OneOrMany::Many(v) => v.into_iter().map(Secret::new).collect(),
     })
+}
+
+/// A map given as a table, or as one string of `key=value` pairs separated
+/// by commas (how a map arrives from the environment).
+fn string_map<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum PairsOrTable {
+        Pairs(String),
+        Table(BTreeMap<String, String>),
+    }
+    match PairsOrTable::deserialize(de)? {
+        PairsOrTable::Table(map) => Ok(map),
+        PairsOrTable::Pairs(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .ok_or_else(|| serde::de::Error::custom(format!("`{pair}` is not key=value")))
+            })
+            .collect(),
+    }
 }
 
 /// A secret setting: `Debug` and serialization never show it.

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, SmsText, VerifyOutcome};
+use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, SmsReceipt, SmsText, VerifyOutcome};
 
 /// Where pending codes live. Every method is one atomic step, so any number of
 /// service instances can share one store.
@@ -40,6 +40,18 @@ pub trait OtpStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError>;
+
+    /// Notes who took the SMS for the pending code hashed as `hash`; a code
+    /// replaced meanwhile is left alone.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn record_delivery(
+        &self,
+        phone: &Phone,
+        hash: &CodeHash,
+        receipt: &SmsReceipt,
+    ) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +71,6 @@ pub trait SmsSender: Send + Sync + 'static {
     /// [`SmsError::Rejected`] when the provider refuses the number itself,
     /// [`SmsError::Failed`] when no message could be sent for another reason.
     async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError>;
-}
-
-/// Proof that a provider accepted a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmsReceipt {
-    pub provider: String,
-    pub message_id: String,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

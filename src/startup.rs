@@ -1,6 +1,7 @@
 //! Builds the running service from a `Config`: store, SMS sender, service and
 //! HTTP listener. `main` and the integration tests start it the same way.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,10 +11,12 @@ use std::time::Duration;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
 use crate::adapters::http;
-use crate::adapters::sms::ConsoleSender;
+use crate::adapters::sms::{ConsoleSender, Failover, PlivoSender, RetryPolicy, TwilioSender};
 use crate::adapters::store::{MemoryStore, RedisStore};
-use crate::config::{Config, ConfigError, SmsProvider};
-use crate::domain::{CodeHasher, HashKey, MessageTemplate, OtpPolicy, PolicyError};
+use crate::config::{Config, ConfigError, PlivoConfig, SmsProvider, TwilioConfig};
+use crate::domain::{
+    Autofill, Code, CodeHasher, HashKey, MessageTemplate, OtpPolicy, Phone, PolicyError, TemplateError,
+};
 use crate::ports::{OtpStore, SmsSender};
 use crate::service::OtpService;
 
@@ -89,15 +92,49 @@ pub fn build_service(config: &Config, console: Box<dyn Write + Send>) -> Result<
             };
             ConfigError::new(key, e)
         })?;
-    let template = MessageTemplate::parse(&config.sms.template, &config.sms.app_name)
-        .map_err(|e| ConfigError::new("sms.template", e))?;
     Ok(OtpService::new(
         build_store(config)?,
-        build_sms(config, console),
+        build_sms(config, console)?,
         build_hasher(config)?,
         policy,
-        template,
-    ))
+        build_template(config, policy.ttl())?,
+    )
+    .with_test_numbers(build_test_numbers(config)?))
+}
+
+fn build_template(config: &Config, ttl: Duration) -> Result<MessageTemplate, ConfigError> {
+    let sms = &config.sms;
+    let autofill = Autofill {
+        android_app_hash: sms.android_app_hash.clone().filter(|h| !h.is_empty()),
+        webotp_domain: sms.webotp_domain.clone().filter(|d| !d.is_empty()),
+    };
+    let template = MessageTemplate::parse(&sms.template, &sms.app_name, autofill).map_err(|e| {
+        let key = match e {
+            TemplateError::AppHash => "sms.android_app_hash",
+            TemplateError::WebOtpDomain => "sms.webotp_domain",
+            _ => "sms.template",
+        };
+        ConfigError::new(key, e)
+    })?;
+    template
+        .check_single_segment(ttl)
+        .map_err(|e| ConfigError::new("sms.template", e))?;
+    Ok(template)
+}
+
+fn build_test_numbers(config: &Config) -> Result<HashMap<Phone, Code>, ConfigError> {
+    let mut numbers = HashMap::new();
+    for (phone, code) in &config.otp.test_numbers {
+        let key = format!("otp.test_numbers.{phone}");
+        let phone = Phone::parse(phone).map_err(|e| ConfigError::new(&key, e))?;
+        let code = Code::parse(code).map_err(|e| ConfigError::new(&key, e))?;
+        numbers.insert(phone, code);
+    }
+    if !numbers.is_empty() {
+        let masked: Vec<String> = numbers.keys().map(Phone::masked).collect();
+        tracing::warn!(numbers = %masked.join(", "), "test numbers are on: their codes are fixed and never texted");
+    }
+    Ok(numbers)
 }
 
 fn build_store(config: &Config) -> Result<Arc<dyn OtpStore>, ConfigError> {
@@ -120,10 +157,91 @@ fn build_store(config: &Config) -> Result<Arc<dyn OtpStore>, ConfigError> {
     ))
 }
 
-fn build_sms(config: &Config, console: Box<dyn Write + Send>) -> Arc<dyn SmsSender> {
-    match config.sms.provider {
-        SmsProvider::Console => Arc::new(ConsoleSender::new(console)),
+fn build_sms(config: &Config, console: Box<dyn Write + Send>) -> Result<Arc<dyn SmsSender>, ConfigError> {
+    let sms = &config.sms;
+    if sms.fallback == Some(sms.provider) {
+        return Err(ConfigError::new(
+            "sms.fallback",
+            "must name another provider than sms.provider",
+        ));
     }
+    let timeout = Duration::from_millis(sms.timeout_ms.max(1));
+    let http = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ConfigError::new("sms", e))?;
+    let policy = RetryPolicy::new(sms.retries, timeout);
+    let public_url = match config.http.public_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Some(url.trim_end_matches('/'))
+        }
+        Some(_) => {
+            return Err(ConfigError::new(
+                "http.public_url",
+                "must start with https:// or http://",
+            ))
+        }
+        None => None,
+    };
+    let callback = |provider: &str| public_url.map(|base| format!("{base}/v1/webhooks/{provider}"));
+    let mut console = Some(console);
+    let mut build = |kind: SmsProvider| -> Result<Arc<dyn SmsSender>, ConfigError> {
+        Ok(match kind {
+            SmsProvider::Console => Arc::new(ConsoleSender::new(
+                console.take().unwrap_or_else(|| Box::new(std::io::stdout())),
+            )),
+            SmsProvider::Plivo => {
+                check_plivo(&sms.plivo)?;
+                Arc::new(PlivoSender::new(
+                    &sms.plivo,
+                    http.clone(),
+                    policy,
+                    callback("plivo"),
+                ))
+            }
+            SmsProvider::Twilio => {
+                check_twilio(&sms.twilio)?;
+                Arc::new(TwilioSender::new(
+                    &sms.twilio,
+                    http.clone(),
+                    policy,
+                    callback("twilio"),
+                ))
+            }
+        })
+    };
+    let primary = build(sms.provider)?;
+    Ok(match sms.fallback {
+        Some(kind) => Arc::new(Failover::new(primary, build(kind)?)),
+        None => primary,
+    })
+}
+
+fn required(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(ConfigError::new(key, "is required by the chosen SMS provider"));
+    }
+    Ok(())
+}
+
+fn check_plivo(plivo: &PlivoConfig) -> Result<(), ConfigError> {
+    required("sms.plivo.auth_id", &plivo.auth_id)?;
+    required("sms.plivo.auth_token", plivo.auth_token.expose())?;
+    required("sms.plivo.src", &plivo.src)
+}
+
+fn check_twilio(twilio: &TwilioConfig) -> Result<(), ConfigError> {
+    required("sms.twilio.account_sid", &twilio.account_sid)?;
+    if twilio.api_key_sid.is_empty() {
+        required("sms.twilio.auth_token", twilio.auth_token.expose())?;
+    } else {
+        required("sms.twilio.api_key_secret", twilio.api_key_secret.expose())?;
+    }
+    if twilio.messaging_service_sid.is_empty() {
+        required("sms.twilio.from", &twilio.from)?;
+    }
+    Ok(())
 }
 
 fn build_hasher(config: &Config) -> Result<CodeHasher, ConfigError> {

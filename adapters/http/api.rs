@@ -45,7 +45,8 @@ pub struct SendBody {
     phone: String,
     /// Seconds until the code expires.
     expires_in: u64,
-    /// The SMS provider that took the message.
+    /// The SMS provider that took the message: `console`, `plivo`,
+    /// `twilio`, or `test-number` for a configured test number.
     provider: String,
     /// The provider's id for the message.
     message_id: String,
@@ -63,6 +64,16 @@ pub struct StatusBody {
     expires_in: u64,
     /// Wrong codes still allowed; 0 means the code is locked.
     attempts_remaining: u32,
+    /// Who took the SMS, once it was handed over.
+    delivery: Option<Delivery>,
+}
+
+#[derive(Object)]
+pub struct Delivery {
+    /// The SMS provider: `console`, `plivo`, `twilio` or `test-number`.
+    provider: String,
+    /// The provider's id for the message.
+    message_id: String,
 }
 
 #[derive(ApiResponse)]
@@ -144,6 +155,10 @@ impl OtpApi {
             status: OtpState::Pending,
             expires_in: status.expires_in.as_secs_f64().ceil() as u64,
             attempts_remaining: status.attempts_remaining,
+            delivery: status.delivery.map(|d| Delivery {
+                provider: d.provider,
+                message_id: d.message_id,
+            }),
         })))
     }
 }

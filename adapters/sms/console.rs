@@ -6,8 +6,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::domain::SmsReceipt;
 use crate::domain::{Phone, SmsText};
-use crate::ports::{SmsError, SmsReceipt, SmsSender};
+use crate::ports::{SmsError, SmsSender};
 
 pub struct ConsoleSender {
     out: Mutex<Box<dyn Write + Send>>,

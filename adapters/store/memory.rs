@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, VerifyOutcome};
+use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, SmsReceipt, VerifyOutcome};
 use crate::ports::{OtpStore, StoreError};
 
 /// Every this many calls, expired entries are swept, so phones never seen
@@ -24,6 +24,7 @@ struct Entry {
     hash: CodeHash,
     attempts: u32,
     expires_at: Instant,
+    delivery: Option<SmsReceipt>,
 }
 
 impl MemoryStore {
@@ -64,6 +65,7 @@ impl OtpStore for MemoryStore {
                     hash: otp.hash.clone(),
                     attempts: otp.attempts,
                     expires_at: now + otp.ttl,
+                    delivery: None,
                 },
             );
         });
@@ -102,6 +104,7 @@ impl OtpStore for MemoryStore {
             live(entries, phone, now).map(|e| OtpStatus {
                 expires_in: e.expires_at - now,
                 attempts_remaining: e.attempts,
+                delivery: e.delivery.clone(),
             })
         }))
     }
@@ -110,6 +113,20 @@ impl OtpStore for MemoryStore {
         self.with_entries(|entries, now| {
             if live(entries, phone, now).is_some_and(|e| e.hash == *hash) {
                 entries.remove(phone.as_str());
+            }
+        });
+        Ok(())
+    }
+
+    async fn record_delivery(
+        &self,
+        phone: &Phone,
+        hash: &CodeHash,
+        receipt: &SmsReceipt,
+    ) -> Result<(), StoreError> {
+        self.with_entries(|entries, now| {
+            if let Some(entry) = live(entries, phone, now).filter(|e| e.hash == *hash) {
+                entry.delivery = Some(receipt.clone());
             }
         });
         Ok(())

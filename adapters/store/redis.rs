@@ -9,7 +9,7 @@ use bb8_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 
-use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, VerifyOutcome};
+use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, SmsReceipt, VerifyOutcome};
 use crate::ports::{OtpStore, StoreError};
 
 pub struct RedisStore {
@@ -24,6 +24,7 @@ struct Scripts {
     verify: Script,
     status: Script,
     withdraw: Script,
+    record_delivery: Script,
 }
 
 impl RedisStore {
@@ -53,6 +54,7 @@ impl RedisStore {
                 verify: Script::new(include_str!("scripts/verify.lua")),
                 status: Script::new(include_str!("scripts/status.lua")),
                 withdraw: Script::new(include_str!("scripts/withdraw.lua")),
+                record_delivery: Script::new(include_str!("scripts/record_delivery.lua")),
             },
         })
     }
@@ -119,12 +121,15 @@ impl OtpStore for RedisStore {
 
     async fn status(&self, phone: &Phone) -> Result<Option<OtpStatus>, StoreError> {
         let invocation = self.scripts.status.key(self.key(phone));
-        let reply: Option<(i64, i64)> = self.run(invocation).await?;
-        Ok(reply.and_then(|(left, ttl_ms)| {
+        let reply: Option<(i64, i64, Option<String>, Option<String>)> = self.run(invocation).await?;
+        Ok(reply.and_then(|(left, ttl_ms, provider, message_id)| {
             // A key without a TTL would be a bug elsewhere; treat it as gone.
             (ttl_ms > 0).then(|| OtpStatus {
                 expires_in: Duration::from_millis(ttl_ms as u64),
                 attempts_remaining: u32::try_from(left).unwrap_or(0),
+                delivery: provider
+                    .zip(message_id)
+                    .map(|(provider, message_id)| SmsReceipt { provider, message_id }),
             })
         }))
     }
@@ -132,6 +137,20 @@ impl OtpStore for RedisStore {
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
         let mut invocation = self.scripts.withdraw.key(self.key(phone));
         invocation.arg(hash.as_bytes().as_slice());
+        self.run::<i64>(invocation).await.map(drop)
+    }
+
+    async fn record_delivery(
+        &self,
+        phone: &Phone,
+        hash: &CodeHash,
+        receipt: &SmsReceipt,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.record_delivery.key(self.key(phone));
+        invocation
+            .arg(hash.as_bytes().as_slice())
+            .arg(&receipt.provider)
+            .arg(&receipt.message_id);
         self.run::<i64>(invocation).await.map(drop)
     }
 }

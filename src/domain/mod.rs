@@ -9,6 +9,6 @@ mod phone;
 
 pub use code::{Code, CodeError};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
-pub use message::{MessageTemplate, SmsText, TemplateError};
-pub use otp::{OtpPolicy, OtpStatus, PendingOtp, PolicyError, VerifyOutcome};
+pub use message::{Autofill, MessageTemplate, SmsText, TemplateError};
+pub use otp::{OtpPolicy, OtpStatus, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{Phone, PhoneError};

@@ -73,8 +73,17 @@ pub enum VerifyOutcome {
 }
 
 /// What can be said of a pending code without revealing it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtpStatus {
     pub expires_in: Duration,
     pub attempts_remaining: u32,
+    /// Who took the SMS, once it was handed over.
+    pub delivery: Option<SmsReceipt>,
+}
+
+/// Proof that a provider accepted a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsReceipt {
+    pub provider: String,
+    pub message_id: String,
 }

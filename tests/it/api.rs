@@ -25,9 +25,10 @@ async fn full_flow(app: TestApp) {
 
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     assert_eq!(status.status, 200);
+    let delivery = json!({"provider": "console", "message_id": sent.body["message_id"]});
     assert_eq!(
         status.body,
-        json!({"status": "pending", "expires_in": 180, "attempts_remaining": 5})
+        json!({"status": "pending", "expires_in": 180, "attempts_remaining": 5, "delivery": delivery})
     );
 
     let approved = app.verify(PHONE, &code).await;
@@ -108,7 +109,7 @@ async fn status_never_shows_the_code_or_its_hash() {
     let code = app.outbox.last_code(PHONE);
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     let keys: Vec<_> = status.body.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["attempts_remaining", "expires_in", "status"]);
+    assert_eq!(keys, ["attempts_remaining", "delivery", "expires_in", "status"]);
     assert!(!status.body.to_string().contains(&code));
 }
 

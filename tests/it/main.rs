@@ -7,5 +7,6 @@ mod config;
 mod dropin;
 mod helpers;
 mod redis_store;
+mod sms_vendors;
 mod spec;
 mod store_contract;

@@ -1,0 +1,33 @@
+//! A second provider that takes over when the first sends nothing.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{Phone, SmsReceipt, SmsText};
+use crate::ports::{SmsError, SmsSender};
+
+pub struct Failover {
+    primary: Arc<dyn SmsSender>,
+    fallback: Arc<dyn SmsSender>,
+}
+
+impl Failover {
+    pub fn new(primary: Arc<dyn SmsSender>, fallback: Arc<dyn SmsSender>) -> Self {
+        Self { primary, fallback }
+    }
+}
+
+#[async_trait]
+impl SmsSender for Failover {
+    async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
+        match self.primary.send(to, text).await {
+            // A refused number would be refused by the next vendor too.
+            Err(SmsError::Failed { provider, reason }) => {
+                tracing::warn!(%provider, %reason, "primary sms provider failed, using the fallback");
+                self.fallback.send(to, text).await
+            }
+            other => other,
+        }
+    }
+}

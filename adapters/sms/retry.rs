@@ -1,0 +1,124 @@
+//! The vendors' shared failure policy: retry what may pass (network errors,
+//! 429, 5xx) with exponential backoff and jitter, all inside one deadline.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::domain::SmsReceipt;
+use crate::ports::SmsError;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Tries after the first.
+    pub retries: u32,
+    /// The whole send, every try and pause included.
+    pub deadline: Duration,
+    /// The first pause; each later one doubles.
+    pub base_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The first pause; short, since a user is waiting for the code.
+    const BASE_DELAY: Duration = Duration::from_millis(200);
+
+    pub fn new(retries: u32, deadline: Duration) -> Self {
+        Self {
+            retries,
+            deadline,
+            base_delay: Self::BASE_DELAY,
+        }
+    }
+}
+
+/// How one try failed.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// May pass on another try.
+    Transient(String),
+    /// The vendor refuses the number itself; no try will change that.
+    Rejected { vendor_code: String, message: String },
+    /// Won't pass on another try either (bad credentials, bad sender, ...).
+    Permanent(String),
+}
+
+/// Runs `attempt` until it gives a message id, fails for good, or the retries
+/// or the deadline run out.
+///
+/// # Errors
+/// [`SmsError::Rejected`] for a refused number, [`SmsError::Failed`] otherwise.
+pub async fn send_with_retries<F, Fut>(
+    provider: &str,
+    policy: &RetryPolicy,
+    mut attempt: F,
+) -> Result<SmsReceipt, SmsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<String, AttemptError>>,
+{
+    let deadline = Instant::now() + policy.deadline;
+    let failed = |reason: String| SmsError::Failed {
+        provider: provider.to_owned(),
+        reason,
+    };
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let reason = match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(message_id)) => {
+                return Ok(SmsReceipt {
+                    provider: provider.to_owned(),
+                    message_id,
+                })
+            }
+            Ok(Err(AttemptError::Transient(reason))) => reason,
+            Ok(Err(AttemptError::Rejected { vendor_code, message })) => {
+                return Err(SmsError::Rejected {
+                    provider: provider.to_owned(),
+                    vendor_code,
+                    message,
+                })
+            }
+            Ok(Err(AttemptError::Permanent(reason))) => return Err(failed(reason)),
+            Err(_) => {
+                return Err(failed(format!(
+                    "no answer within {} ms",
+                    policy.deadline.as_millis()
+                )))
+            }
+        };
+        let pause = backoff(policy.base_delay, tries - 1);
+        if tries > policy.retries || Instant::now() + pause >= deadline {
+            return Err(failed(format!("{reason} (after {tries} tries)")));
+        }
+        tracing::info!(provider, tries, reason = %reason, "sms send failed, retrying");
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// `base * 2^n`, half of it fixed and half random ("equal jitter"), so many
+/// senders retrying at once spread out but never retry at once.
+fn backoff(base: Duration, n: u32) -> Duration {
+    let ceiling = base.saturating_mul(2u32.saturating_pow(n.min(16)));
+    let half = ceiling / 2;
+    half + half.mul_f64(rand::rng().random_range(0.0..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_its_jitter() {
+        let base = Duration::from_millis(100);
+        for n in 0..5 {
+            let ceiling = base * 2u32.pow(n);
+            for _ in 0..100 {
+                let pause = backoff(base, n);
+                assert!(pause >= ceiling / 2 && pause <= ceiling, "n={n}: {pause:?}");
+            }
+        }
+    }
+}
