@@ -20,6 +20,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub otp: OtpConfig,
     pub sms: SmsConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,6 +32,9 @@ pub struct HttpConfig {
     /// Where vendors reach this service (`https://otp.example.com`); when
     /// set, each send asks for a delivery status callback.
     pub public_url: Option<String>,
+    /// Proxies (addresses or networks) whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,8 +83,53 @@ pub struct SmsConfig {
     pub android_app_hash: Option<String>,
     /// WebOTP: adds `@<domain> #<code>` as the last line.
     pub webotp_domain: Option<String>,
+    /// ISO country codes codes may go to; empty: all.
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_countries: Vec<String>,
+    /// ISO country codes codes never go to.
+    #[serde(deserialize_with = "string_list")]
+    pub denied_countries: Vec<String>,
     pub plivo: PlivoConfig,
     pub twilio: TwilioConfig,
+}
+
+/// Abuse limits; each one set to 0 is off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Seconds before a phone may get another code.
+    pub resend_after_secs: u64,
+    /// Codes per phone per window.
+    pub sends_per_phone: u32,
+    /// The window of the send quotas, in seconds.
+    pub sends_window_secs: u64,
+    /// Codes asked for by one client address per window.
+    pub sends_per_ip: u32,
+    /// Verifications by one client address per minute.
+    pub verifies_per_ip: u32,
+    /// Codes sent by the whole service per hour.
+    pub sends_per_hour: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            resend_after_secs: 30,
+            sends_per_phone: 5,
+            sends_window_secs: 600,
+            sends_per_ip: 20,
+            verifies_per_ip: 60,
+            sends_per_hour: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Keys that may call the API, raw or `sha256:<hex>`; empty: open.
+    #[serde(deserialize_with = "string_list")]
+    pub api_keys: Vec<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -146,6 +196,7 @@ impl Default for HttpConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -183,6 +234,8 @@ impl Default for SmsConfig {
             app_name: "otpd".into(),
             android_app_hash: None,
             webotp_domain: None,
+            allowed_countries: Vec::new(),
+            denied_countries: Vec::new(),
             plivo: PlivoConfig::default(),
             twilio: TwilioConfig::default(),
         }
@@ -292,7 +345,7 @@ impl Provider for RawEnv {
 
 /// A list given as a list, or as one comma-separated string (how a list
 /// arrives from the environment).
-fn string_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<Secret>, D::Error> {
+fn string_list<'de, D: Deserializer<'de>, T: From<String>>(de: D) -> Result<Vec<T>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -304,9 +357,9 @@ fn string_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<Secret>, D::Error
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(Secret::new)
+            .map(|s| T::from(s.to_owned()))
             .collect(),
-        OneOrMany::Many(v) => v.into_iter().map(Secret::new).collect(),
+        OneOrMany::Many(v) => v.into_iter().map(T::from).collect(),
     })
 }
 
@@ -350,6 +403,12 @@ impl Secret {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
     }
 }
 

@@ -3,18 +3,37 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, SmsReceipt, SmsText, VerifyOutcome};
+use crate::domain::{
+    Bucket, CodeHash, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits, SmsReceipt, SmsText, Taken,
+    VerifyOutcome,
+};
 
 /// Where pending codes live. Every method is one atomic step, so any number of
 /// service instances can share one store.
 #[async_trait]
 pub trait OtpStore: Send + Sync + 'static {
     /// Stores `otp` as the phone's pending code, replacing any earlier one
-    /// (which stops working at once). The store expires it after `otp.ttl`.
+    /// (which stops working at once), unless `limits` forbid a new code for
+    /// this phone now; checking and storing are one atomic step. The store
+    /// expires the code after `otp.ttl`.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
-    async fn put(&self, phone: &Phone, otp: &PendingOtp) -> Result<(), StoreError>;
+    async fn issue(&self, phone: &Phone, otp: &PendingOtp, limits: &SendLimits)
+        -> Result<Issued, StoreError>;
+
+    /// Takes one from `bucket` if it has fewer than `quota.limit` in the
+    /// current window; the window starts with the first one taken.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError>;
+
+    /// Returns one taken from `bucket`, for a request refused further on.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError>;
 
     /// Checks a guess against the pending code in one atomic step: when one of
     /// `candidates` equals the stored hash the code is consumed; otherwise one

@@ -1,11 +1,13 @@
 //! The use cases: send a code, verify a code, report a pending code's status.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Code, CodeHasher, MessageTemplate, OtpPolicy, OtpStatus, Phone, SmsReceipt, VerifyOutcome,
+    Bucket, Code, CodeHasher, DestinationError, DestinationPolicy, Issued, MessageTemplate, OtpPolicy,
+    OtpStatus, Phone, Quota, SendLimits, SmsReceipt, Taken, VerifyOutcome,
 };
 use crate::ports::{OtpStore, SmsError, SmsSender, StoreError};
 
@@ -19,17 +21,43 @@ pub struct OtpService {
     policy: OtpPolicy,
     template: MessageTemplate,
     test_numbers: HashMap<Phone, Code>,
+    guards: Guards,
+}
+
+/// Everything that stands between a request and an SMS or a guess.
+#[derive(Debug, Clone, Default)]
+pub struct Guards {
+    pub send: SendLimits,
+    pub sends_per_ip: Quota,
+    pub verifies_per_ip: Quota,
+    pub global_sends: Quota,
+    pub destinations: DestinationPolicy,
+}
+
+/// Which limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    ResendTooSoon,
+    PhoneQuota,
+    IpQuota,
+    GlobalQuota,
 }
 
 /// A code that is on its way to the phone.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub expires_in: Duration,
+    /// When the next code for this phone may be asked for.
+    pub resend_after: Duration,
     pub receipt: SmsReceipt,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    #[error("a send limit was reached")]
+    Limited { limit: Limit, retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -41,7 +69,9 @@ pub enum VerifyError {
     #[error("the code is wrong")]
     Mismatch { attempts_remaining: u32 },
     #[error("no attempts are left for this code")]
-    Locked,
+    Locked { expires_in: Duration },
+    #[error("this client has made too many verifications")]
+    Limited { retry_after: Duration },
     #[error("there is no pending code for this phone")]
     NotFound,
     #[error(transparent)]
@@ -71,7 +101,14 @@ impl OtpService {
             policy,
             template,
             test_numbers: HashMap::new(),
+            guards: Guards::default(),
         }
+    }
+
+    /// The limits and destination rules; without them nothing is limited.
+    pub fn with_guards(mut self, guards: Guards) -> Self {
+        self.guards = guards;
+        self
     }
 
     /// Numbers whose code is fixed and never texted (app-store review,
@@ -92,11 +129,51 @@ impl OtpService {
     ///
     /// # Errors
     /// [`SendError`] when the store or the SMS provider fails.
-    pub async fn send(&self, phone: &Phone) -> Result<Sent, SendError> {
+    pub async fn send(&self, phone: &Phone, client: IpAddr) -> Result<Sent, SendError> {
+        self.guards.destinations.check(phone)?;
+        let buckets = [
+            (
+                Bucket::SendsFromIp(client),
+                self.guards.sends_per_ip,
+                Limit::IpQuota,
+            ),
+            (Bucket::GlobalSends, self.guards.global_sends, Limit::GlobalQuota),
+        ];
+        let mut taken = Vec::with_capacity(buckets.len());
+        for (bucket, quota, limit) in buckets.into_iter().filter(|(_, quota, _)| !quota.is_off()) {
+            match self.store.take(bucket, quota).await {
+                Ok(Taken::Granted) => taken.push(bucket),
+                Ok(Taken::Exhausted { retry_after }) => {
+                    self.give_back(&taken).await;
+                    return Err(SendError::Limited { limit, retry_after });
+                }
+                Err(e) => {
+                    self.give_back(&taken).await;
+                    return Err(e.into());
+                }
+            }
+        }
+
         let fixed = self.test_numbers.get(phone);
         let code = fixed.cloned().unwrap_or_else(Code::generate);
         let pending = self.policy.pending(self.hasher.hash(phone, &code));
-        self.store.put(phone, &pending).await?;
+        let refused = match self.store.issue(phone, &pending, &self.guards.send).await {
+            Ok(Issued::Stored) => None,
+            Ok(Issued::TooSoon { retry_after }) => Some(SendError::Limited {
+                limit: Limit::ResendTooSoon,
+                retry_after,
+            }),
+            Ok(Issued::QuotaExceeded { retry_after }) => Some(SendError::Limited {
+                limit: Limit::PhoneQuota,
+                retry_after,
+            }),
+            Err(e) => Some(e.into()),
+        };
+        if let Some(refused) = refused {
+            // Nothing was sent, so the client and the service keep their budget.
+            self.give_back(&taken).await;
+            return Err(refused);
+        }
         let sent = match fixed {
             Some(_) => Ok(SmsReceipt {
                 provider: TEST_NUMBER_PROVIDER.into(),
@@ -116,6 +193,7 @@ impl OtpService {
                 }
                 Ok(Sent {
                     expires_in: self.policy.ttl(),
+                    resend_after: self.guards.send.resend_after,
                     receipt,
                 })
             }
@@ -132,15 +210,31 @@ impl OtpService {
     ///
     /// # Errors
     /// [`VerifyError`] for a wrong, locked or missing code, or a store failure.
-    pub async fn verify(&self, phone: &Phone, code: &Code) -> Result<(), VerifyError> {
+    pub async fn verify(&self, phone: &Phone, code: &Code, client: IpAddr) -> Result<(), VerifyError> {
+        let quota = self.guards.verifies_per_ip;
+        if !quota.is_off() {
+            if let Taken::Exhausted { retry_after } =
+                self.store.take(Bucket::VerifiesFromIp(client), quota).await?
+            {
+                return Err(VerifyError::Limited { retry_after });
+            }
+        }
         let candidates = self.hasher.candidates(phone, code);
         match self.store.verify_and_consume(phone, &candidates).await? {
             VerifyOutcome::Approved => Ok(()),
             VerifyOutcome::Mismatch { attempts_remaining } => {
                 Err(VerifyError::Mismatch { attempts_remaining })
             }
-            VerifyOutcome::Locked => Err(VerifyError::Locked),
+            VerifyOutcome::Locked { expires_in } => Err(VerifyError::Locked { expires_in }),
             VerifyOutcome::NotFound => Err(VerifyError::NotFound),
+        }
+    }
+
+    async fn give_back(&self, taken: &[Bucket]) {
+        for bucket in taken {
+            if let Err(e) = self.store.give_back(*bucket).await {
+                tracing::warn!(error = %e, "could not give back a quota");
+            }
         }
     }
 

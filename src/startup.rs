@@ -11,18 +11,22 @@ use std::time::Duration;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
 use crate::adapters::http;
+use crate::adapters::http::auth::ApiKeys;
+use crate::adapters::http::client_ip::TrustedProxies;
 use crate::adapters::sms::{ConsoleSender, Failover, PlivoSender, RetryPolicy, TwilioSender};
 use crate::adapters::store::{MemoryStore, RedisStore};
 use crate::config::{Config, ConfigError, PlivoConfig, SmsProvider, TwilioConfig};
 use crate::domain::{
-    Autofill, Code, CodeHasher, HashKey, MessageTemplate, OtpPolicy, Phone, PolicyError, TemplateError,
+    Autofill, Code, CodeHasher, DestinationPolicy, HashKey, MessageTemplate, OtpPolicy, Phone, PolicyError,
+    Quota, SendLimits, TemplateError,
 };
 use crate::ports::{OtpStore, SmsSender};
-use crate::service::OtpService;
+use crate::service::{Guards, OtpService};
 
 /// A service bound to its address, ready to serve.
 pub struct Application {
     service: Arc<OtpService>,
+    access: http::Access,
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
 }
@@ -35,6 +39,7 @@ impl Application {
     /// A [`ConfigError`] naming the setting that stops the start.
     pub async fn build(config: &Config, console: Box<dyn Write + Send>) -> Result<Self, ConfigError> {
         let service = Arc::new(build_service(config, console)?);
+        let access = build_access(config)?;
         let acceptor = TcpListener::bind(config.http.listen.clone())
             .into_acceptor()
             .await
@@ -51,6 +56,7 @@ impl Application {
             .ok_or_else(|| ConfigError::new("http.listen", "the listener has no address"))?;
         Ok(Self {
             service,
+            access,
             acceptor,
             local_addr,
         })
@@ -74,7 +80,7 @@ impl Application {
         grace: Duration,
     ) -> std::io::Result<()> {
         poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(http::app(self.service), shutdown, Some(grace))
+            .run_with_graceful_shutdown(http::app(self.service, self.access), shutdown, Some(grace))
             .await
     }
 }
@@ -99,7 +105,47 @@ pub fn build_service(config: &Config, console: Box<dyn Write + Send>) -> Result<
         policy,
         build_template(config, policy.ttl())?,
     )
-    .with_test_numbers(build_test_numbers(config)?))
+    .with_test_numbers(build_test_numbers(config)?)
+    .with_guards(build_guards(config)?))
+}
+
+fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
+    let limits = &config.limits;
+    let window = Duration::from_secs(limits.sends_window_secs);
+    if window.is_zero() && (limits.sends_per_phone > 0 || limits.sends_per_ip > 0) {
+        return Err(ConfigError::new(
+            "limits.sends_window_secs",
+            "must be above 0 while a send quota is on",
+        ));
+    }
+    let destinations = DestinationPolicy::default()
+        .allow(&config.sms.allowed_countries)
+        .map_err(|e| ConfigError::new("sms.allowed_countries", e))?
+        .deny(&config.sms.denied_countries)
+        .map_err(|e| ConfigError::new("sms.denied_countries", e))?;
+    Ok(Guards {
+        send: SendLimits {
+            resend_after: Duration::from_secs(limits.resend_after_secs),
+            per_phone: Quota::new(limits.sends_per_phone, window),
+        },
+        sends_per_ip: Quota::new(limits.sends_per_ip, window),
+        verifies_per_ip: Quota::new(limits.verifies_per_ip, Duration::from_secs(60)),
+        global_sends: Quota::new(limits.sends_per_hour, Duration::from_secs(3600)),
+        destinations,
+    })
+}
+
+fn build_access(config: &Config) -> Result<http::Access, ConfigError> {
+    let api_keys = ApiKeys::parse(&config.auth.api_keys).map_err(|e| ConfigError::new("auth.api_keys", e))?;
+    if api_keys.is_empty() {
+        tracing::warn!("auth.api_keys is not set: anyone who reaches this service can send codes");
+    }
+    let trusted_proxies = TrustedProxies::parse(&config.http.trusted_proxies)
+        .map_err(|e| ConfigError::new("http.trusted_proxies", e))?;
+    Ok(http::Access {
+        api_keys,
+        trusted_proxies,
+    })
 }
 
 fn build_template(config: &Config, ttl: Duration) -> Result<MessageTemplate, ConfigError> {

@@ -7,6 +7,8 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::auth::ApiAuth;
+use super::client_ip::ClientIp;
 use super::problem::{ApiError, Problem};
 use super::strict_string::StrictString;
 use super::ApiTags;
@@ -45,6 +47,8 @@ pub struct SendBody {
     phone: String,
     /// Seconds until the code expires.
     expires_in: u64,
+    /// Seconds until another code may be sent to this phone.
+    resend_after: u64,
     /// The SMS provider that took the message: `console`, `plivo`,
     /// `twilio`, or `test-number` for a configured test number.
     provider: String,
@@ -106,15 +110,18 @@ impl OtpApi {
     #[oai(path = "/otp", method = "post", operation_id = "send_otp")]
     async fn send(
         &self,
+        _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
+        client: ClientIp,
         body: Json<SendRequest>,
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
-        let sent = service.send(&phone).await.map_err(Problem::from)?;
+        let sent = service.send(&phone, client.0).await.map_err(Problem::from)?;
         Ok(SendResponse::Accepted(Json(SendBody {
             status: OtpState::Pending,
             phone: phone.as_str().to_owned(),
             expires_in: sent.expires_in.as_secs(),
+            resend_after: sent.resend_after.as_secs(),
             provider: sent.receipt.provider,
             message_id: sent.receipt.message_id,
         })))
@@ -127,12 +134,17 @@ impl OtpApi {
     #[oai(path = "/otp/verify", method = "post", operation_id = "verify_otp")]
     async fn verify(
         &self,
+        _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
+        client: ClientIp,
         body: Json<VerifyRequest>,
     ) -> Result<VerifyResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
         let code = Code::parse(&body.code.0).map_err(Problem::from)?;
-        service.verify(&phone, &code).await.map_err(Problem::from)?;
+        service
+            .verify(&phone, &code, client.0)
+            .await
+            .map_err(Problem::from)?;
         Ok(VerifyResponse::Approved(Json(VerifyBody {
             status: OtpState::Approved,
         })))
@@ -145,6 +157,7 @@ impl OtpApi {
     #[oai(path = "/otp/:phone", method = "get", operation_id = "otp_status")]
     async fn status(
         &self,
+        _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
         /// The phone in E.164, `+` URL-encoded as `%2B` or not.
         phone: Path<String>,

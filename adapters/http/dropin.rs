@@ -8,6 +8,8 @@ use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
+use super::auth::ApiAuth;
+use super::client_ip::ClientIp;
 use super::problem::{LegacyError, Problem};
 use super::ApiTags;
 use crate::domain::{Code, Phone, PhoneError};
@@ -103,11 +105,13 @@ impl DropInApi {
     )]
     async fn generate(
         &self,
+        _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
+        client: ClientIp,
         form: Form<PhoneForm>,
     ) -> Result<GenerateResponse, LegacyError> {
         let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
-        let sent = service.send(&phone).await.map_err(Problem::from)?;
+        let sent = service.send(&phone, client.0).await.map_err(Problem::from)?;
         Ok(GenerateResponse::Sent(Json(Generated {
             status: "success".into(),
             message_uuid: sent.receipt.message_id,
@@ -123,12 +127,14 @@ impl DropInApi {
     )]
     async fn verify(
         &self,
+        _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
+        client: ClientIp,
         form: Form<VerifyForm>,
     ) -> Result<VerifyOtpResponse, LegacyError> {
         let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
         let code = Code::parse(form.otp.trim()).map_err(Problem::from)?;
-        match service.verify(&phone, &code).await {
+        match service.verify(&phone, &code, client.0).await {
             Ok(()) => Ok(VerifyOtpResponse::Verified(message("success", "OTP verified."))),
             Err(VerifyError::NotFound) => Ok(VerifyOtpResponse::NotFound(message("error", "OTP not found."))),
             Err(VerifyError::Mismatch { .. }) => Ok(VerifyOtpResponse::Failed(message(
@@ -148,6 +154,7 @@ impl DropInApi {
     )]
     async fn validate(
         &self,
+        _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
         form: Form<PhoneForm>,
     ) -> Result<ValidateOtpResponse, LegacyError> {

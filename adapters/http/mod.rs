@@ -2,7 +2,9 @@
 //! generated OpenAPI document with Swagger UI at `/docs`.
 
 mod api;
+pub mod auth;
 mod body_limit;
+pub mod client_ip;
 mod dropin;
 pub mod problem;
 mod strict_string;
@@ -12,6 +14,8 @@ use std::sync::Arc;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
 
+use self::auth::ApiKeys;
+use self::client_ip::TrustedProxies;
 use crate::service::OtpService;
 
 /// Largest request body accepted.
@@ -40,8 +44,15 @@ pub fn spec() -> Spec {
     )
 }
 
+/// Who may call, and how the client's address is read.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub api_keys: ApiKeys,
+    pub trusted_proxies: TrustedProxies,
+}
+
 /// The whole HTTP application around one service.
-pub fn app(service: Arc<OtpService>) -> impl Endpoint {
+pub fn app(service: Arc<OtpService>, access: Access) -> impl Endpoint {
     let spec = spec();
     Route::new()
         .at("/openapi.json", spec.spec_endpoint())
@@ -49,6 +60,8 @@ pub fn app(service: Arc<OtpService>) -> impl Endpoint {
         .nest("/docs", spec.swagger_ui())
         .nest("/", spec)
         .with(body_limit::BodyLimit(MAX_BODY_BYTES))
+        .with(auth::RequireApiKey(Arc::new(access.api_keys)))
         .data(service)
+        .data(Arc::new(access.trusted_proxies))
         .catch_all_error(problem::catch_all)
 }

@@ -1,6 +1,8 @@
 //! Every error the service answers is RFC 9457 `application/problem+json` with
 //! a stable `code`. This file is the one place where errors become statuses.
 
+use std::time::Duration;
+
 use poem::http::StatusCode;
 use poem::Response;
 use poem_openapi::payload::Json;
@@ -9,7 +11,7 @@ use poem_openapi::{ApiResponse, Enum, Object};
 
 use crate::domain::{CodeError, PhoneError};
 use crate::ports::{SmsError, StoreError};
-use crate::service::{SendError, StatusError, VerifyError};
+use crate::service::{Limit, SendError, StatusError, VerifyError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -17,6 +19,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
 pub enum ProblemCode {
+    Unauthorized,
     InvalidRequest,
     InvalidPhone,
     InvalidCodeFormat,
@@ -27,7 +30,12 @@ pub enum ProblemCode {
     PayloadTooLarge,
     CodeMismatch,
     PhoneRejected,
+    DestinationNotAllowed,
     MaxAttemptsReached,
+    ResendTooSoon,
+    SendQuotaExceeded,
+    IpQuotaExceeded,
+    GlobalQuotaExceeded,
     SmsDeliveryFailed,
     StoreUnavailable,
     Internal,
@@ -36,13 +44,20 @@ pub enum ProblemCode {
 impl ProblemCode {
     pub fn status(self) -> StatusCode {
         match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest | Self::InvalidPhone | Self::InvalidCodeFormat => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RouteNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::CodeMismatch | Self::PhoneRejected => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MaxAttemptsReached => StatusCode::TOO_MANY_REQUESTS,
+            Self::CodeMismatch | Self::PhoneRejected | Self::DestinationNotAllowed => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::MaxAttemptsReached
+            | Self::ResendTooSoon
+            | Self::SendQuotaExceeded
+            | Self::IpQuotaExceeded
+            | Self::GlobalQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::SmsDeliveryFailed => StatusCode::BAD_GATEWAY,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -51,6 +66,7 @@ impl ProblemCode {
 
     fn title(self) -> &'static str {
         match self {
+            Self::Unauthorized => "A valid API key is required",
             Self::InvalidRequest => "The request is malformed",
             Self::InvalidPhone => "The phone number is not valid",
             Self::InvalidCodeFormat => "The code is not 6 digits",
@@ -61,7 +77,12 @@ impl ProblemCode {
             Self::PayloadTooLarge => "The request body is too large",
             Self::CodeMismatch => "The code is wrong",
             Self::PhoneRejected => "The SMS provider rejected the number",
+            Self::DestinationNotAllowed => "Codes are not sent to this number",
             Self::MaxAttemptsReached => "No attempts left for this code",
+            Self::ResendTooSoon => "A code was sent to this phone moments ago",
+            Self::SendQuotaExceeded => "This phone has had all its codes for now",
+            Self::IpQuotaExceeded => "This client has made too many requests",
+            Self::GlobalQuotaExceeded => "The service has sent all its codes for now",
             Self::SmsDeliveryFailed => "The SMS could not be sent",
             Self::StoreUnavailable => "The code store is unavailable",
             Self::Internal => "Internal error",
@@ -95,6 +116,14 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A 429 that says, in the body and in `Retry-After`, when to try again;
+    /// whole seconds, rounded up so a client never comes back too early.
+    pub fn retry_later(code: ProblemCode, detail: impl Into<String>, wait: Duration) -> Self {
+        let mut p = Problem::new(code, detail);
+        p.retry_after = Some((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1));
+        p
+    }
+
     pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
         let name = code
             .to_json()
@@ -130,10 +159,13 @@ pub enum ApiError {
     /// Malformed request: bad JSON, a missing field, an invalid phone or code.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
+    /// API keys are configured and none valid was given.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
     /// No pending code for this phone (never sent, expired or used).
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
-    /// A wrong code, or a number the SMS provider refused.
+    /// A wrong code, or a number that codes are not sent to.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// A limit was reached; `Retry-After` says when to try again.
@@ -154,7 +186,10 @@ pub enum LegacyError {
     /// Malformed request: a missing field, an invalid phone or code.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
-    /// A number the SMS provider refused.
+    /// API keys are configured and none valid was given.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
+    /// A number that codes are not sent to.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// A limit was reached; `Retry-After` says when to try again.
@@ -172,6 +207,7 @@ impl From<Problem> for ApiError {
     fn from(p: Problem) -> Self {
         match p.code.status() {
             StatusCode::BAD_REQUEST => Self::BadRequest(Json(p)),
+            StatusCode::UNAUTHORIZED => Self::Unauthorized(Json(p)),
             StatusCode::NOT_FOUND => Self::NotFound(Json(p)),
             StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(Json(p)),
             StatusCode::TOO_MANY_REQUESTS => {
@@ -188,6 +224,7 @@ impl From<Problem> for LegacyError {
     fn from(p: Problem) -> Self {
         match p.code.status() {
             StatusCode::BAD_REQUEST => Self::BadRequest(Json(p)),
+            StatusCode::UNAUTHORIZED => Self::Unauthorized(Json(p)),
             StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(Json(p)),
             StatusCode::TOO_MANY_REQUESTS => {
                 let retry_after = p.retry_after;
@@ -224,6 +261,27 @@ impl From<StoreError> for Problem {
 impl From<SendError> for Problem {
     fn from(e: SendError) -> Self {
         match e {
+            SendError::Destination(e) => Problem::new(ProblemCode::DestinationNotAllowed, e.to_string()),
+            SendError::Limited { limit, retry_after } => {
+                let (code, detail) = match limit {
+                    Limit::ResendTooSoon => {
+                        (ProblemCode::ResendTooSoon, "wait before asking for another code")
+                    }
+                    Limit::PhoneQuota => (
+                        ProblemCode::SendQuotaExceeded,
+                        "this phone has had all its codes for now",
+                    ),
+                    Limit::IpQuota => (
+                        ProblemCode::IpQuotaExceeded,
+                        "this client has asked for too many codes",
+                    ),
+                    Limit::GlobalQuota => (
+                        ProblemCode::GlobalQuotaExceeded,
+                        "the service has sent all its codes for now",
+                    ),
+                };
+                Problem::retry_later(code, detail, retry_after)
+            }
             SendError::Store(e) => e.into(),
             SendError::Sms(SmsError::Rejected {
                 provider,
@@ -257,9 +315,15 @@ impl From<VerifyError> for Problem {
                 p.attempts_remaining = Some(attempts_remaining);
                 p
             }
-            VerifyError::Locked => Problem::new(
+            VerifyError::Locked { expires_in } => Problem::retry_later(
                 ProblemCode::MaxAttemptsReached,
                 "no attempts are left for this code; request a new one",
+                expires_in,
+            ),
+            VerifyError::Limited { retry_after } => Problem::retry_later(
+                ProblemCode::IpQuotaExceeded,
+                "this client has made too many verifications",
+                retry_after,
             ),
             VerifyError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
             VerifyError::Store(e) => e.into(),

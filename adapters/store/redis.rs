@@ -9,7 +9,10 @@ use bb8_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 
-use crate::domain::{CodeHash, OtpStatus, PendingOtp, Phone, SmsReceipt, VerifyOutcome};
+use crate::domain::{
+    Bucket, CodeHash, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits, SmsReceipt, Taken,
+    VerifyOutcome,
+};
 use crate::ports::{OtpStore, StoreError};
 
 pub struct RedisStore {
@@ -20,7 +23,9 @@ pub struct RedisStore {
 }
 
 struct Scripts {
-    put: Script,
+    issue: Script,
+    take: Script,
+    give_back: Script,
     verify: Script,
     status: Script,
     withdraw: Script,
@@ -50,7 +55,9 @@ impl RedisStore {
             key_prefix: key_prefix.to_owned(),
             timeout,
             scripts: Scripts {
-                put: Script::new(include_str!("scripts/put.lua")),
+                issue: Script::new(include_str!("scripts/issue.lua")),
+                take: Script::new(include_str!("scripts/take.lua")),
+                give_back: Script::new(include_str!("scripts/give_back.lua")),
                 verify: Script::new(include_str!("scripts/verify.lua")),
                 status: Script::new(include_str!("scripts/status.lua")),
                 withdraw: Script::new(include_str!("scripts/withdraw.lua")),
@@ -59,9 +66,18 @@ impl RedisStore {
         })
     }
 
-    /// The phone's key; the braces make Redis Cluster hash only the phone.
+    /// The phone's key; the braces make Redis Cluster hash only the phone,
+    /// so its code and its counters share one slot.
     pub fn key(&self, phone: &Phone) -> String {
         format!("{}{{{}}}", self.key_prefix, phone.as_str())
+    }
+
+    fn bucket_key(&self, bucket: Bucket) -> String {
+        match bucket {
+            Bucket::SendsFromIp(ip) => format!("{}ip:{{{ip}}}:sends", self.key_prefix),
+            Bucket::VerifiesFromIp(ip) => format!("{}ip:{{{ip}}}:verifies", self.key_prefix),
+            Bucket::GlobalSends => format!("{}{{global}}:sends", self.key_prefix),
+        }
     }
 
     /// Runs one prepared script invocation within the store timeout.
@@ -84,18 +100,68 @@ impl RedisStore {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A PTTL reply as a wait; a key without a TTL (-1) or gone (-2) means none.
+fn wait_of(pttl_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(pttl_ms).unwrap_or(0))
+}
+
 fn unavailable(e: &RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
 #[async_trait]
 impl OtpStore for RedisStore {
-    async fn put(&self, phone: &Phone, otp: &PendingOtp) -> Result<(), StoreError> {
-        let mut invocation = self.scripts.put.key(self.key(phone));
+    async fn issue(
+        &self,
+        phone: &Phone,
+        otp: &PendingOtp,
+        limits: &SendLimits,
+    ) -> Result<Issued, StoreError> {
+        let key = self.key(phone);
+        let mut invocation = self.scripts.issue.key(&key);
         invocation
+            .key(format!("{key}:cooldown"))
+            .key(format!("{key}:sends"))
             .arg(otp.hash.as_bytes().as_slice())
             .arg(otp.attempts)
-            .arg(otp.ttl.as_millis() as u64);
+            .arg(millis(otp.ttl))
+            .arg(millis(limits.resend_after))
+            .arg(if limits.per_phone.is_off() {
+                0
+            } else {
+                limits.per_phone.limit
+            })
+            .arg(millis(limits.per_phone.window));
+        let reply: Vec<i64> = self.run(invocation).await?;
+        Ok(match reply.as_slice() {
+            [1, wait] => Issued::TooSoon {
+                retry_after: wait_of(*wait),
+            },
+            [2, wait] => Issued::QuotaExceeded {
+                retry_after: wait_of(*wait),
+            },
+            _ => Issued::Stored,
+        })
+    }
+
+    async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
+        let mut invocation = self.scripts.take.key(self.bucket_key(bucket));
+        invocation.arg(quota.limit).arg(millis(quota.window));
+        let reply: Vec<i64> = self.run(invocation).await?;
+        Ok(match reply.as_slice() {
+            [0, wait] => Taken::Exhausted {
+                retry_after: wait_of(*wait),
+            },
+            _ => Taken::Granted,
+        })
+    }
+
+    async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError> {
+        let invocation = self.scripts.give_back.key(self.bucket_key(bucket));
         self.run::<i64>(invocation).await.map(drop)
     }
 
@@ -111,7 +177,9 @@ impl OtpStore for RedisStore {
         let reply: Vec<i64> = self.run(invocation).await?;
         Ok(match reply.as_slice() {
             [1] => VerifyOutcome::Approved,
-            [2] => VerifyOutcome::Locked,
+            [2, wait] => VerifyOutcome::Locked {
+                expires_in: wait_of(*wait),
+            },
             [3, left] => VerifyOutcome::Mismatch {
                 attempts_remaining: u32::try_from(*left).unwrap_or(0),
             },
@@ -125,7 +193,7 @@ impl OtpStore for RedisStore {
         Ok(reply.and_then(|(left, ttl_ms, provider, message_id)| {
             // A key without a TTL would be a bug elsewhere; treat it as gone.
             (ttl_ms > 0).then(|| OtpStatus {
-                expires_in: Duration::from_millis(ttl_ms as u64),
+                expires_in: wait_of(ttl_ms),
                 attempts_remaining: u32::try_from(left).unwrap_or(0),
                 delivery: provider
                     .zip(message_id)

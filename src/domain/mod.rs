@@ -2,13 +2,17 @@
 //! and the rules between them. Nothing here performs I/O or names an adapter.
 
 mod code;
+mod destination;
 mod hashing;
+mod limits;
 mod message;
 mod otp;
 mod phone;
 
 pub use code::{Code, CodeError};
+pub use destination::{CountryCodeError, DestinationError, DestinationPolicy};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
+pub use limits::{Bucket, Issued, Quota, SendLimits, Taken};
 pub use message::{Autofill, MessageTemplate, SmsText, TemplateError};
 pub use otp::{OtpPolicy, OtpStatus, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
-pub use phone::{Phone, PhoneError};
+pub use phone::{NumberKind, Phone, PhoneError};

@@ -66,8 +66,9 @@ pub enum VerifyOutcome {
     Approved,
     /// Wrong code; one attempt used.
     Mismatch { attempts_remaining: u32 },
-    /// No attempts left: the code stays locked until it expires or is replaced.
-    Locked,
+    /// No attempts left: the code stays locked until it expires (in
+    /// `expires_in`) or is replaced.
+    Locked { expires_in: Duration },
     /// Never sent, expired or already used.
     NotFound,
 }

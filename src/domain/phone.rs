@@ -2,15 +2,47 @@
 
 use std::fmt;
 
-use phonenumber::Mode;
+use phonenumber::metadata::DATABASE;
+use phonenumber::{Mode, Type};
 
 /// Longest input we hand to the parser; real numbers with spacing fit easily.
 const MAX_INPUT_LEN: usize = 32;
 
-/// A valid phone number in E.164 form (`+14155552671`).
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// A valid phone number in E.164 form (`+14155552671`), with what
+/// libphonenumber's metadata says of it.
+#[derive(Clone)]
 pub struct Phone {
     e164: String,
+    region: Option<String>,
+    kind: NumberKind,
+}
+
+/// The kinds of number that matter for texting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberKind {
+    /// Mobile, fixed line or either (as in North America), toll-free, VoIP,
+    /// personal, pager, UAN or voicemail.
+    Ordinary,
+    /// Premium-rate: texting it can cost the sender.
+    PremiumRate,
+    /// Shared-cost: texting it can cost the sender.
+    SharedCost,
+    /// Valid, but the metadata can't tell what it is.
+    Unknown,
+}
+
+impl PartialEq for Phone {
+    fn eq(&self, other: &Self) -> bool {
+        self.e164 == other.e164
+    }
+}
+
+impl Eq for Phone {}
+
+impl std::hash::Hash for Phone {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.e164.hash(state);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,9 +88,26 @@ impl Phone {
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError::Invalid);
         }
+        let kind = match number.number_type(&DATABASE) {
+            Type::PremiumRate => NumberKind::PremiumRate,
+            Type::SharedCost => NumberKind::SharedCost,
+            Type::Unknown => NumberKind::Unknown,
+            _ => NumberKind::Ordinary,
+        };
         Ok(Self {
             e164: number.format().mode(Mode::E164).to_string(),
+            region: number.country().id().map(|id| id.as_ref().to_owned()),
+            kind,
         })
+    }
+
+    /// The ISO 3166 country the number belongs to, such as `US` or `GB`.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    pub fn kind(&self) -> NumberKind {
+        self.kind
     }
 
     /// The E.164 form, `+` and digits.
@@ -115,6 +164,18 @@ mod tests {
         assert_eq!(Phone::parse("+1 000 000 0000"), Err(PhoneError::Invalid));
         assert_eq!(Phone::parse("+123"), Err(PhoneError::Invalid));
         assert_eq!(Phone::parse(&"+1".repeat(40)), Err(PhoneError::TooLong));
+    }
+
+    #[test]
+    fn knows_the_country_and_the_kind() {
+        let us = Phone::parse("+14155552671").unwrap();
+        assert_eq!((us.region(), us.kind()), (Some("US"), NumberKind::Ordinary));
+        let gb = Phone::parse("+447400123456").unwrap();
+        assert_eq!((gb.region(), gb.kind()), (Some("GB"), NumberKind::Ordinary));
+        assert_eq!(
+            Phone::parse("+19002345678").unwrap().kind(),
+            NumberKind::PremiumRate
+        );
     }
 
     #[test]

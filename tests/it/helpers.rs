@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use otpd::config::{Config, Secret, StoreUrl};
+use otpd::config::{Config, LimitsConfig, Secret, StoreUrl};
 use otpd::startup::Application;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -20,11 +20,24 @@ pub fn unique_prefix() -> String {
     format!("otpd-test:{}:", uuid::Uuid::new_v4().simple())
 }
 
-/// Memory store, console SMS, a fixed hash key, a free port.
+/// Every abuse limit off, for tests about something else.
+pub fn no_limits() -> LimitsConfig {
+    LimitsConfig {
+        resend_after_secs: 0,
+        sends_per_phone: 0,
+        sends_window_secs: 600,
+        sends_per_ip: 0,
+        verifies_per_ip: 0,
+        sends_per_hour: 0,
+    }
+}
+
+/// Memory store, console SMS, a fixed hash key, a free port, no limits.
 pub fn memory_config() -> Config {
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".into();
     config.otp.hash_keys = vec![Secret::new(HASH_KEY)];
+    config.limits = no_limits();
     config
 }
 
@@ -117,6 +130,8 @@ pub async fn spawn_app(config: Config) -> TestApp {
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    /// The `Retry-After` header, in seconds.
+    pub retry_after: Option<u64>,
     pub body: Value,
 }
 
@@ -127,6 +142,10 @@ impl TestApp {
 
     async fn reply(response: reqwest::Response) -> Reply {
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse().unwrap());
         let content_type = response
             .headers()
             .get("content-type")
@@ -137,12 +156,21 @@ impl TestApp {
         Reply {
             status,
             content_type,
+            retry_after,
             body,
         }
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Reply {
-        Self::reply(self.client.post(self.url(path)).json(&body).send().await.unwrap()).await
+        self.post_json_with(path, body, &[]).await
+    }
+
+    pub async fn post_json_with(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::reply(request.send().await.unwrap()).await
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
@@ -195,6 +223,11 @@ impl Reply {
         assert_eq!(self.body["type"], format!("urn:otpd:problem:{code}"));
         assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
         assert!(self.body["title"].as_str().is_some_and(|d| !d.is_empty()));
+        if status == 429 {
+            let seconds = self.retry_after.expect("a 429 carries Retry-After");
+            assert!(seconds >= 1);
+            assert_eq!(self.body["retry_after"], seconds, "the header and the body agree");
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod binary;
 mod config;
 mod dropin;
 mod helpers;
+mod limits;
 mod redis_store;
 mod sms_vendors;
 mod spec;

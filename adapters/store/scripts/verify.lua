@@ -1,13 +1,13 @@
 -- Checks a guess, counts the attempt and consumes the code, atomically.
 -- KEYS[1]: the phone's key. ARGV: one candidate hash per hash key.
--- Returns {0} not found, {1} approved, {2} locked, {3, attempts left} mismatch.
+-- Returns {0} not found, {1} approved, {2, ms left} locked, {3, attempts left} mismatch.
 local entry = redis.call('HMGET', KEYS[1], 'h', 'a')
 local stored, left = entry[1], tonumber(entry[2])
 if not stored or not left then
   return {0}
 end
 if left <= 0 then
-  return {2}
+  return {2, redis.call('PTTL', KEYS[1])}
 end
 -- Constant time: every byte of every candidate is compared, whatever differs.
 local matched = 0

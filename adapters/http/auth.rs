@@ -1,0 +1,178 @@
+//! API keys: when configured, every API call needs one, as `Authorization:
+//! Bearer <key>` or `X-API-Key: <key>`. Keys are held and compared as
+//! SHA-256 digests, in constant time. Docs, specs, health checks and the
+//! vendors' signed webhooks stay open.
+
+use std::sync::Arc;
+
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use poem_openapi::auth::{ApiKey, Bearer};
+use poem_openapi::SecurityScheme;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+use super::problem::{Problem, ProblemCode};
+use crate::config::Secret;
+
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys(Vec<[u8; 32]>);
+
+impl ApiKeys {
+    /// Each entry a raw key or `sha256:<64 hex digits>` of one.
+    ///
+    /// # Errors
+    /// Why an entry is unusable, naming its position.
+    pub fn parse(entries: &[Secret]) -> Result<Self, String> {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| match entry.expose().strip_prefix("sha256:") {
+                Some(hex_digest) => hex::decode(hex_digest)
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| format!("entry {i}: sha256: must be followed by 64 hex digits")),
+                None if entry.expose().len() < 16 => {
+                    Err(format!("entry {i}: a key must be at least 16 characters"))
+                }
+                None => Ok(Sha256::digest(entry.expose().as_bytes()).into()),
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Compares against every key, whatever matches, so timing says nothing.
+    fn admits(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.0
+            .iter()
+            .fold(Choice::from(0), |found, key| found | key.ct_eq(&digest))
+            .into()
+    }
+}
+
+/// Routes anyone may call.
+fn is_open(path: &str) -> bool {
+    matches!(
+        path,
+        "/openapi.json" | "/openapi.yaml" | "/healthz" | "/readyz" | "/metrics"
+    ) || path == "/docs"
+        || path.starts_with("/docs/")
+        || path.starts_with("/v1/webhooks/")
+}
+
+fn presented_key(req: &Request) -> Option<&str> {
+    if let Some(value) = req.header("authorization") {
+        let (scheme, key) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim());
+    }
+    req.header("x-api-key").map(str::trim)
+}
+
+pub struct RequireApiKey(pub Arc<ApiKeys>);
+
+impl<E: Endpoint> Middleware<E> for RequireApiKey {
+    type Output = RequireApiKeyEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RequireApiKeyEndpoint {
+            inner,
+            keys: Arc::clone(&self.0),
+        }
+    }
+}
+
+pub struct RequireApiKeyEndpoint<E> {
+    inner: E,
+    keys: Arc<ApiKeys>,
+}
+
+impl<E: Endpoint> Endpoint for RequireApiKeyEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Response> {
+        if self.keys.is_empty()
+            || is_open(req.uri().path())
+            || presented_key(&req).is_some_and(|k| self.keys.admits(k))
+        {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+        let mut response =
+            Problem::new(ProblemCode::Unauthorized, "a valid API key is required").into_response();
+        response
+            .headers_mut()
+            .insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
+        Ok(response)
+    }
+}
+
+/// An API key in `Authorization: Bearer <key>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer")]
+pub struct BearerKey(pub Bearer);
+
+/// An API key in `X-API-Key: <key>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "api_key", key_name = "X-API-Key", key_in = "header")]
+pub struct HeaderKey(pub ApiKey);
+
+/// Declares, for the spec and Swagger UI's Authorize button, that operations
+/// take an API key. [`RequireApiKey`] enforces it; when no keys are
+/// configured the service is open, hence the fallback.
+#[derive(SecurityScheme)]
+pub enum ApiAuth {
+    Bearer(BearerKey),
+    Header(HeaderKey),
+    #[oai(fallback)]
+    Open,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_keys_and_digests_are_both_accepted() {
+        let digest = hex::encode(Sha256::digest(b"second-key-0123456789"));
+        let keys = ApiKeys::parse(&[
+            Secret::new("first-key-0123456789"),
+            Secret::new(format!("sha256:{digest}")),
+        ])
+        .unwrap();
+        assert!(keys.admits("first-key-0123456789"));
+        assert!(keys.admits("second-key-0123456789"));
+        assert!(!keys.admits("first-key-012345678"));
+        assert!(!keys.admits(""));
+        assert!(ApiKeys::parse(&[Secret::new("sha256:abc")]).is_err());
+        assert!(ApiKeys::parse(&[Secret::new("short")]).is_err());
+    }
+
+    #[test]
+    fn only_docs_specs_health_and_webhooks_are_open() {
+        for path in [
+            "/docs",
+            "/docs/",
+            "/openapi.json",
+            "/openapi.yaml",
+            "/healthz",
+            "/readyz",
+            "/v1/webhooks/plivo",
+        ] {
+            assert!(is_open(path), "{path}");
+        }
+        for path in [
+            "/v1/otp",
+            "/v1/otp/verify",
+            "/generate_otp",
+            "/verify_otp",
+            "/validate_otp",
+            "/docsx",
+            "/",
+        ] {
+            assert!(!is_open(path), "{path}");
+        }
+    }
+}

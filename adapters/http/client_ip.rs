@@ -1,0 +1,117 @@
+//! The client's address: the socket peer, or, when the peer is a trusted
+//! proxy, the nearest hop of `X-Forwarded-For` that isn't one.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use poem::{FromRequest, Request, RequestBody};
+
+/// Proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Each entry an address (`10.0.0.1`) or a network (`10.0.0.0/8`).
+    ///
+    /// # Errors
+    /// The entry that is neither.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        entries
+            .iter()
+            .map(|e| {
+                let e = e.trim();
+                e.parse::<IpNet>()
+                    .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("`{e}` is not an address or a network"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Walks the hops from the nearest back; the first untrusted one is the
+    /// client. Anything further back was written by the client itself.
+    pub fn client_ip<'a>(&self, peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = forwarded_for.flat_map(|h| h.split(',')).map(str::trim).collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.parse::<IpAddr>() else {
+                // A hop that isn't an address can't be trusted, nor anything beyond it.
+                break;
+            };
+            client = ip.to_canonical();
+            if !self.trusts(client) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// The client address of a request, as [`TrustedProxies`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl<'a> FromRequest<'a> for ClientIp {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical());
+        let ip = match req.data::<Arc<TrustedProxies>>() {
+            Some(proxies) => proxies.client_ip(
+                peer,
+                req.headers()
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            ),
+            None => peer,
+        };
+        Ok(Self(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.0.2.1".into()]).unwrap();
+        let xff = ["203.0.113.9, 198.51.100.7, 10.1.2.3"];
+        // The peer is a stranger: its header is ignored.
+        assert_eq!(
+            proxies.client_ip(ip("198.51.100.50"), xff.into_iter()),
+            ip("198.51.100.50")
+        );
+        // Behind two trusted hops, the first untrusted one is the client;
+        // the spoofable leftmost entry is not.
+        assert_eq!(
+            proxies.client_ip(ip("192.0.2.1"), xff.into_iter()),
+            ip("198.51.100.7")
+        );
+        // No header: the proxy itself.
+        assert_eq!(
+            proxies.client_ip(ip("192.0.2.1"), std::iter::empty()),
+            ip("192.0.2.1")
+        );
+        // Garbage stops the walk at the last good hop.
+        assert_eq!(
+            proxies.client_ip(ip("10.0.0.1"), ["nonsense, 10.0.0.2"].into_iter()),
+            ip("10.0.0.2")
+        );
+        assert!(TrustedProxies::parse(&["not-an-ip".into()]).is_err());
+    }
+}
