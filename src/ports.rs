@@ -1,11 +1,13 @@
 //! What the service needs from the outside world, as narrow traits. Adapters
 //! under `adapters/` implement them; the service never knows which one runs.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::domain::{
-    Bucket, CodeHash, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits, SmsReceipt, SmsText, Taken,
-    VerifyOutcome,
+    Bucket, CodeHash, DeliveryReport, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits, SmsReceipt,
+    SmsText, Taken, VerifyOutcome,
 };
 
 /// Where pending codes live. Every method is one atomic step, so any number of
@@ -60,8 +62,10 @@ pub trait OtpStore: Send + Sync + 'static {
     /// [`StoreError`] when the store can't be reached in time.
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError>;
 
-    /// Notes who took the SMS for the pending code hashed as `hash`; a code
-    /// replaced meanwhile is left alone.
+    /// Notes who took the SMS for the pending code hashed as `hash`, as
+    /// `queued` at unix second `at`; a code replaced meanwhile is left alone.
+    /// A tracked message is also linked to its phone for `link_ttl`, so the
+    /// provider's reports can find it.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
@@ -70,7 +74,17 @@ pub trait OtpStore: Send + Sync + 'static {
         phone: &Phone,
         hash: &CodeHash,
         receipt: &SmsReceipt,
+        at: u64,
+        link_ttl: Duration,
     ) -> Result<(), StoreError>;
+
+    /// Applies a provider's report to the message it names, if that message
+    /// is still linked and the report moves its state forward. Says whether
+    /// anything changed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Bucket, Code, CodeHasher, DestinationError, DestinationPolicy, Issued, MessageTemplate, OtpPolicy,
-    OtpStatus, Phone, Quota, SendLimits, SmsReceipt, Taken, VerifyOutcome,
+    Bucket, Code, CodeHasher, DeliveryReport, DeliveryState, DestinationError, DestinationPolicy, Issued,
+    MessageTemplate, OtpPolicy, OtpStatus, Phone, Quota, SendLimits, SmsReceipt, Taken, VerifyOutcome,
 };
 use crate::ports::{OtpStore, SmsError, SmsSender, StoreError};
+
+/// How long after a code expires a provider's report of its SMS is still
+/// taken; reports trail the message by seconds to minutes.
+const REPORT_GRACE: Duration = Duration::from_secs(60);
 
 /// The provider named for codes of test numbers, which are never texted.
 pub const TEST_NUMBER_PROVIDER: &str = "test-number";
@@ -178,6 +182,7 @@ impl OtpService {
             Some(_) => Ok(SmsReceipt {
                 provider: TEST_NUMBER_PROVIDER.into(),
                 message_id: TEST_NUMBER_PROVIDER.into(),
+                tracked: false,
             }),
             None => {
                 self.sms
@@ -188,7 +193,11 @@ impl OtpService {
         match sent {
             Ok(receipt) => {
                 // The code is out; failing to note who carried it must not fail the send.
-                if let Err(e) = self.store.record_delivery(phone, &pending.hash, &receipt).await {
+                let link_ttl = self.policy.ttl() + REPORT_GRACE;
+                let noted = self
+                    .store
+                    .record_delivery(phone, &pending.hash, &receipt, unix_now(), link_ttl);
+                if let Err(e) = noted.await {
                     tracing::warn!(phone = %phone.masked(), error = %e, "could not record the delivery");
                 }
                 Ok(Sent {
@@ -238,6 +247,28 @@ impl OtpService {
         }
     }
 
+    /// Applies a provider's report of a message's fate; says whether it
+    /// changed anything (an unknown, expired or stale report doesn't).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    pub async fn report_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+        state: DeliveryState,
+        error_code: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let report = DeliveryReport {
+            provider: provider.to_owned(),
+            message_id: message_id.to_owned(),
+            state,
+            error_code,
+            at: unix_now(),
+        };
+        self.store.update_delivery(&report).await
+    }
+
     /// The pending code's remaining life and attempts.
     ///
     /// # Errors
@@ -245,4 +276,10 @@ impl OtpService {
     pub async fn status(&self, phone: &Phone) -> Result<OtpStatus, StatusError> {
         self.store.status(phone).await?.ok_or(StatusError::NotFound)
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

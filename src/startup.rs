@@ -13,9 +13,10 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use crate::adapters::http;
 use crate::adapters::http::auth::ApiKeys;
 use crate::adapters::http::client_ip::TrustedProxies;
+use crate::adapters::http::webhooks::WebhookKeys;
 use crate::adapters::sms::{ConsoleSender, Failover, PlivoSender, RetryPolicy, TwilioSender};
 use crate::adapters::store::{MemoryStore, RedisStore};
-use crate::config::{Config, ConfigError, PlivoConfig, SmsProvider, TwilioConfig};
+use crate::config::{Config, ConfigError, PlivoConfig, Secret, SmsProvider, TwilioConfig};
 use crate::domain::{
     Autofill, Code, CodeHasher, DestinationPolicy, HashKey, MessageTemplate, OtpPolicy, Phone, PolicyError,
     Quota, SendLimits, TemplateError,
@@ -142,9 +143,27 @@ fn build_access(config: &Config) -> Result<http::Access, ConfigError> {
     }
     let trusted_proxies = TrustedProxies::parse(&config.http.trusted_proxies)
         .map_err(|e| ConfigError::new("http.trusted_proxies", e))?;
+    let sms = &config.sms;
+    let uses = |provider| sms.provider == provider || sms.fallback == Some(provider);
+    let token = |provider, token: &Secret| (uses(provider) && !token.is_empty()).then(|| token.clone());
+    let webhook_keys = WebhookKeys {
+        public_url: public_url(config)?.map(str::to_owned),
+        plivo_auth_token: token(SmsProvider::Plivo, &sms.plivo.auth_token),
+        twilio_auth_token: token(SmsProvider::Twilio, &sms.twilio.auth_token),
+    };
+    if webhook_keys.public_url.is_some()
+        && uses(SmsProvider::Twilio)
+        && webhook_keys.twilio_auth_token.is_none()
+    {
+        return Err(ConfigError::new(
+            "sms.twilio.auth_token",
+            "is required to check Twilio's delivery reports when http.public_url is set",
+        ));
+    }
     Ok(http::Access {
         api_keys,
         trusted_proxies,
+        webhook_keys,
     })
 }
 
@@ -218,18 +237,7 @@ fn build_sms(config: &Config, console: Box<dyn Write + Send>) -> Result<Arc<dyn 
         .build()
         .map_err(|e| ConfigError::new("sms", e))?;
     let policy = RetryPolicy::new(sms.retries, timeout);
-    let public_url = match config.http.public_url.as_deref().filter(|u| !u.is_empty()) {
-        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-            Some(url.trim_end_matches('/'))
-        }
-        Some(_) => {
-            return Err(ConfigError::new(
-                "http.public_url",
-                "must start with https:// or http://",
-            ))
-        }
-        None => None,
-    };
+    let public_url = public_url(config)?;
     let callback = |provider: &str| public_url.map(|base| format!("{base}/v1/webhooks/{provider}"));
     let mut console = Some(console);
     let mut build = |kind: SmsProvider| -> Result<Arc<dyn SmsSender>, ConfigError> {
@@ -262,6 +270,20 @@ fn build_sms(config: &Config, console: Box<dyn Write + Send>) -> Result<Arc<dyn 
         Some(kind) => Arc::new(Failover::new(primary, build(kind)?)),
         None => primary,
     })
+}
+
+/// `http.public_url` without a trailing slash, if set.
+fn public_url(config: &Config) -> Result<Option<&str>, ConfigError> {
+    match config.http.public_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Ok(Some(url.trim_end_matches('/')))
+        }
+        Some(_) => Err(ConfigError::new(
+            "http.public_url",
+            "must start with https:// or http://",
+        )),
+        None => Ok(None),
+    }
 }
 
 fn required(key: &str, value: &str) -> Result<(), ConfigError> {

@@ -12,7 +12,7 @@ use super::client_ip::ClientIp;
 use super::problem::{ApiError, Problem};
 use super::strict_string::StrictString;
 use super::ApiTags;
-use crate::domain::{Code, Phone};
+use crate::domain::{Code, DeliveryState, Phone};
 use crate::service::OtpService;
 
 pub struct OtpApi;
@@ -73,11 +73,41 @@ pub struct StatusBody {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Delivery {
     /// The SMS provider: `console`, `plivo`, `twilio` or `test-number`.
     provider: String,
     /// The provider's id for the message.
     message_id: String,
+    /// The message's fate as the provider last reported it; `queued` until
+    /// a report arrives (reports need `http.public_url`).
+    state: DeliveryStateName,
+    /// The provider's error code, for a message that didn't arrive.
+    error_code: Option<String>,
+    /// Unix seconds of the last change.
+    updated_at: u64,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum DeliveryStateName {
+    Queued,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+}
+
+impl From<DeliveryState> for DeliveryStateName {
+    fn from(state: DeliveryState) -> Self {
+        match state {
+            DeliveryState::Queued => Self::Queued,
+            DeliveryState::Sent => Self::Sent,
+            DeliveryState::Delivered => Self::Delivered,
+            DeliveryState::Undelivered => Self::Undelivered,
+            DeliveryState::Failed => Self::Failed,
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -171,6 +201,9 @@ impl OtpApi {
             delivery: status.delivery.map(|d| Delivery {
                 provider: d.provider,
                 message_id: d.message_id,
+                state: d.state.into(),
+                error_code: d.error_code,
+                updated_at: d.updated_at,
             }),
         })))
     }

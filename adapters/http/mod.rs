@@ -8,6 +8,7 @@ pub mod client_ip;
 mod dropin;
 pub mod problem;
 mod strict_string;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use poem_openapi::{OpenApiService, Tags};
 
 use self::auth::ApiKeys;
 use self::client_ip::TrustedProxies;
+use self::webhooks::WebhookKeys;
 use crate::service::OtpService;
 
 /// Largest request body accepted.
@@ -27,14 +29,16 @@ pub enum ApiTags {
     Otp,
     /// The original service's routes, for old clients. Use `/v1` in new code.
     DropIn,
+    /// Delivery reports from the SMS vendors, checked by their signatures.
+    Webhooks,
 }
 
-pub type Spec = OpenApiService<(api::OtpApi, dropin::DropInApi), ()>;
+pub type Spec = OpenApiService<(api::OtpApi, webhooks::WebhookApi, dropin::DropInApi), ()>;
 
 /// The API description; the committed `openapi.yaml` is `spec().spec_yaml()`.
 pub fn spec() -> Spec {
     OpenApiService::new(
-        (api::OtpApi, dropin::DropInApi),
+        (api::OtpApi, webhooks::WebhookApi, dropin::DropInApi),
         "otpd",
         env!("CARGO_PKG_VERSION"),
     )
@@ -49,6 +53,7 @@ pub fn spec() -> Spec {
 pub struct Access {
     pub api_keys: ApiKeys,
     pub trusted_proxies: TrustedProxies,
+    pub webhook_keys: WebhookKeys,
 }
 
 /// The whole HTTP application around one service.
@@ -63,5 +68,6 @@ pub fn app(service: Arc<OtpService>, access: Access) -> impl Endpoint {
         .with(auth::RequireApiKey(Arc::new(access.api_keys)))
         .data(service)
         .data(Arc::new(access.trusted_proxies))
+        .data(Arc::new(access.webhook_keys))
         .catch_all_error(problem::catch_all)
 }

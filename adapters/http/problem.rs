@@ -25,6 +25,7 @@ pub enum ProblemCode {
     InvalidCodeFormat,
     UnsupportedMediaType,
     RouteNotFound,
+    InvalidSignature,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -48,6 +49,7 @@ impl ProblemCode {
             Self::InvalidRequest | Self::InvalidPhone | Self::InvalidCodeFormat => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RouteNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::InvalidSignature => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::CodeMismatch | Self::PhoneRejected | Self::DestinationNotAllowed => {
@@ -72,6 +74,7 @@ impl ProblemCode {
             Self::InvalidCodeFormat => "The code is not 6 digits",
             Self::UnsupportedMediaType => "The body's content type is not accepted here",
             Self::RouteNotFound => "No such route",
+            Self::InvalidSignature => "The request's signature is missing or wrong",
             Self::MethodNotAllowed => "The route does not take this method",
             Self::NotFound => "No pending code",
             Self::PayloadTooLarge => "The request body is too large",

@@ -41,6 +41,7 @@ impl SmsSender for ConsoleSender {
         Ok(SmsReceipt {
             provider: "console".into(),
             message_id,
+            tracked: false,
         })
     }
 }

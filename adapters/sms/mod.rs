@@ -5,6 +5,7 @@ mod console;
 mod failover;
 pub mod plivo;
 mod retry;
+pub mod signature;
 pub mod twilio;
 
 pub use console::ConsoleSender;

@@ -9,7 +9,7 @@ use super::retry::{send_with_retries, AttemptError, RetryPolicy};
 use super::{transport_error, vendor_status_error};
 use crate::config::PlivoConfig;
 use crate::config::Secret;
-use crate::domain::{Phone, SmsReceipt, SmsText};
+use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
 use crate::ports::{SmsError, SmsSender};
 
 pub const NAME: &str = "plivo";
@@ -97,6 +97,19 @@ impl PlivoSender {
 #[async_trait]
 impl SmsSender for PlivoSender {
     async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
-        send_with_retries(NAME, &self.policy, || self.attempt(to, text)).await
+        let tracked = self.status_callback.is_some();
+        send_with_retries(NAME, &self.policy, tracked, || self.attempt(to, text)).await
     }
+}
+
+/// The state a Plivo status callback's `Status` names.
+pub fn delivery_state(status: &str) -> Option<DeliveryState> {
+    Some(match status {
+        "queued" => DeliveryState::Queued,
+        "sent" => DeliveryState::Sent,
+        "delivered" => DeliveryState::Delivered,
+        "undelivered" => DeliveryState::Undelivered,
+        "failed" | "rejected" => DeliveryState::Failed,
+        _ => return None,
+    })
 }

@@ -45,13 +45,14 @@ pub enum AttemptError {
 }
 
 /// Runs `attempt` until it gives a message id, fails for good, or the retries
-/// or the deadline run out.
+/// or the deadline run out. `tracked`: the provider was asked for reports.
 ///
 /// # Errors
 /// [`SmsError::Rejected`] for a refused number, [`SmsError::Failed`] otherwise.
 pub async fn send_with_retries<F, Fut>(
     provider: &str,
     policy: &RetryPolicy,
+    tracked: bool,
     mut attempt: F,
 ) -> Result<SmsReceipt, SmsError>
 where
@@ -71,6 +72,7 @@ where
                 return Ok(SmsReceipt {
                     provider: provider.to_owned(),
                     message_id,
+                    tracked,
                 })
             }
             Ok(Err(AttemptError::Transient(reason))) => reason,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::retry::{send_with_retries, AttemptError, RetryPolicy};
 use super::{transport_error, vendor_status_error};
 use crate::config::{Secret, TwilioConfig};
-use crate::domain::{Phone, SmsReceipt, SmsText};
+use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
 use crate::ports::{SmsError, SmsSender};
 
 pub const NAME: &str = "twilio";
@@ -117,6 +117,19 @@ impl TwilioSender {
 #[async_trait]
 impl SmsSender for TwilioSender {
     async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
-        send_with_retries(NAME, &self.policy, || self.attempt(to, text)).await
+        let tracked = self.status_callback.is_some();
+        send_with_retries(NAME, &self.policy, tracked, || self.attempt(to, text)).await
     }
+}
+
+/// The state a Twilio status callback's `MessageStatus` names.
+pub fn delivery_state(status: &str) -> Option<DeliveryState> {
+    Some(match status {
+        "accepted" | "scheduled" | "queued" => DeliveryState::Queued,
+        "sending" | "sent" => DeliveryState::Sent,
+        "delivered" | "read" => DeliveryState::Delivered,
+        "undelivered" => DeliveryState::Undelivered,
+        "failed" | "canceled" => DeliveryState::Failed,
+        _ => return None,
+    })
 }

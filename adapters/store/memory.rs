@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::domain::{
-    Bucket, CodeHash, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits, SmsReceipt, Taken,
-    VerifyOutcome,
+    Bucket, CodeHash, Delivery, DeliveryReport, DeliveryState, Issued, OtpStatus, PendingOtp, Phone, Quota,
+    SendLimits, SmsReceipt, Taken, VerifyOutcome,
 };
 use crate::ports::{OtpStore, StoreError};
 
@@ -26,14 +26,21 @@ pub struct MemoryStore {
 struct State {
     codes: HashMap<Phone, Entry>,
     counters: HashMap<Counter, Count>,
+    /// (provider, message id) -> the phone it went to, for reports.
+    links: HashMap<(String, String), Link>,
     calls: u64,
+}
+
+struct Link {
+    phone: Phone,
+    expires_at: Instant,
 }
 
 struct Entry {
     hash: CodeHash,
     attempts: u32,
     expires_at: Instant,
-    delivery: Option<SmsReceipt>,
+    delivery: Option<Delivery>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -66,6 +73,7 @@ impl MemoryStore {
         if state.calls % SWEEP_EVERY == 0 {
             state.codes.retain(|_, e| e.expires_at > now);
             state.counters.retain(|_, c| c.expires_at > now);
+            state.links.retain(|_, l| l.expires_at > now);
         }
         f(&mut state, now)
     }
@@ -222,12 +230,58 @@ impl OtpStore for MemoryStore {
         phone: &Phone,
         hash: &CodeHash,
         receipt: &SmsReceipt,
+        at: u64,
+        link_ttl: Duration,
     ) -> Result<(), StoreError> {
         self.with_state(|state, now| {
-            if let Some(entry) = state.code(phone, now).filter(|e| e.hash == *hash) {
-                entry.delivery = Some(receipt.clone());
+            let Some(entry) = state.code(phone, now).filter(|e| e.hash == *hash) else {
+                return;
+            };
+            entry.delivery = Some(Delivery {
+                provider: receipt.provider.clone(),
+                message_id: receipt.message_id.clone(),
+                state: DeliveryState::Queued,
+                error_code: None,
+                updated_at: at,
+            });
+            if receipt.tracked {
+                let link = Link {
+                    phone: phone.clone(),
+                    expires_at: now + link_ttl,
+                };
+                state
+                    .links
+                    .insert((receipt.provider.clone(), receipt.message_id.clone()), link);
             }
         });
         Ok(())
+    }
+
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError> {
+        Ok(self.with_state(|state, now| {
+            let key = (report.provider.clone(), report.message_id.clone());
+            let Some(phone) = state
+                .links
+                .get(&key)
+                .filter(|l| l.expires_at > now)
+                .map(|l| l.phone.clone())
+            else {
+                return false;
+            };
+            let Some(delivery) = state.code(&phone, now).and_then(|e| e.delivery.as_mut()) else {
+                return false;
+            };
+            let same_message =
+                delivery.provider == report.provider && delivery.message_id == report.message_id;
+            if !same_message || delivery.state.rank() >= report.state.rank() {
+                return false;
+            }
+            delivery.state = report.state;
+            delivery.updated_at = report.at;
+            if report.error_code.is_some() {
+                delivery.error_code.clone_from(&report.error_code);
+            }
+            true
+        }))
     }
 }

@@ -10,8 +10,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 
 use crate::domain::{
-    Bucket, CodeHash, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits, SmsReceipt, Taken,
-    VerifyOutcome,
+    Bucket, CodeHash, Delivery, DeliveryReport, DeliveryState, Issued, OtpStatus, PendingOtp, Phone, Quota,
+    SendLimits, SmsReceipt, Taken, VerifyOutcome,
 };
 use crate::ports::{OtpStore, StoreError};
 
@@ -30,6 +30,7 @@ struct Scripts {
     status: Script,
     withdraw: Script,
     record_delivery: Script,
+    update_delivery: Script,
 }
 
 impl RedisStore {
@@ -62,6 +63,7 @@ impl RedisStore {
                 status: Script::new(include_str!("scripts/status.lua")),
                 withdraw: Script::new(include_str!("scripts/withdraw.lua")),
                 record_delivery: Script::new(include_str!("scripts/record_delivery.lua")),
+                update_delivery: Script::new(include_str!("scripts/update_delivery.lua")),
             },
         })
     }
@@ -69,7 +71,17 @@ impl RedisStore {
     /// The phone's key; the braces make Redis Cluster hash only the phone,
     /// so its code and its counters share one slot.
     pub fn key(&self, phone: &Phone) -> String {
-        format!("{}{{{}}}", self.key_prefix, phone.as_str())
+        self.key_of(phone.as_str())
+    }
+
+    fn key_of(&self, e164: &str) -> String {
+        format!("{}{{{e164}}}", self.key_prefix)
+    }
+
+    /// Where a tracked message's phone is found; its own slot, since the
+    /// phone isn't known when the provider's report arrives.
+    fn link_key(&self, provider: &str, message_id: &str) -> String {
+        format!("{}msg:{{{provider}:{message_id}}}", self.key_prefix)
     }
 
     fn bucket_key(&self, bucket: Bucket) -> String {
@@ -82,22 +94,41 @@ impl RedisStore {
 
     /// Runs one prepared script invocation within the store timeout.
     async fn run<T: FromRedisValue>(&self, invocation: ScriptInvocation<'_>) -> Result<T, StoreError> {
-        let call = async {
+        self.call(Call::Script(invocation)).await
+    }
+
+    /// Runs one plain command within the store timeout.
+    async fn command<T: FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        self.call(Call::Command(cmd)).await
+    }
+
+    /// Runs a call on a pooled connection within the store timeout, and drops
+    /// the connection if the call failed on it.
+    async fn call<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
+        let attempt = async {
             let mut conn = self.pool.get().await.map_err(|e| match e {
                 RunError::User(e) => unavailable(&e),
                 RunError::TimedOut => StoreError::Timeout(self.timeout.as_millis() as u64),
             })?;
-            let result = invocation.invoke_async(&mut conn.inner).await;
+            let result = match call {
+                Call::Script(invocation) => invocation.invoke_async(&mut conn.inner).await,
+                Call::Command(cmd) => cmd.query_async(&mut conn.inner).await,
+            };
             if let Err(e) = &result {
                 conn.broken = true;
                 tracing::warn!(error = %e, "redis command failed");
             }
             result.map_err(|e| unavailable(&e))
         };
-        tokio::time::timeout(self.timeout, call)
+        tokio::time::timeout(self.timeout, attempt)
             .await
             .unwrap_or(Err(StoreError::Timeout(self.timeout.as_millis() as u64)))
     }
+}
+
+enum Call<'a> {
+    Script(ScriptInvocation<'a>),
+    Command(redis::Cmd),
 }
 
 fn millis(d: Duration) -> u64 {
@@ -189,17 +220,39 @@ impl OtpStore for RedisStore {
 
     async fn status(&self, phone: &Phone) -> Result<Option<OtpStatus>, StoreError> {
         let invocation = self.scripts.status.key(self.key(phone));
-        let reply: Option<(i64, i64, Option<String>, Option<String>)> = self.run(invocation).await?;
-        Ok(reply.and_then(|(left, ttl_ms, provider, message_id)| {
-            // A key without a TTL would be a bug elsewhere; treat it as gone.
-            (ttl_ms > 0).then(|| OtpStatus {
-                expires_in: wait_of(ttl_ms),
-                attempts_remaining: u32::try_from(left).unwrap_or(0),
-                delivery: provider
-                    .zip(message_id)
-                    .map(|(provider, message_id)| SmsReceipt { provider, message_id }),
-            })
-        }))
+        type Reply = (
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<u64>,
+        );
+        let reply: Option<Reply> = self.run(invocation).await?;
+        Ok(reply.and_then(
+            |(left, ttl_ms, provider, message_id, state, error_code, updated_at)| {
+                // A key without a TTL would be a bug elsewhere; treat it as gone.
+                (ttl_ms > 0).then(|| OtpStatus {
+                    expires_in: wait_of(ttl_ms),
+                    attempts_remaining: u32::try_from(left).unwrap_or(0),
+                    delivery: match (
+                        provider,
+                        message_id,
+                        state.as_deref().and_then(DeliveryState::from_name),
+                    ) {
+                        (Some(provider), Some(message_id), Some(state)) => Some(Delivery {
+                            provider,
+                            message_id,
+                            state,
+                            error_code,
+                            updated_at: updated_at.unwrap_or(0),
+                        }),
+                        _ => None,
+                    },
+                })
+            },
+        ))
     }
 
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
@@ -213,13 +266,42 @@ impl OtpStore for RedisStore {
         phone: &Phone,
         hash: &CodeHash,
         receipt: &SmsReceipt,
+        at: u64,
+        link_ttl: Duration,
     ) -> Result<(), StoreError> {
         let mut invocation = self.scripts.record_delivery.key(self.key(phone));
         invocation
             .arg(hash.as_bytes().as_slice())
             .arg(&receipt.provider)
-            .arg(&receipt.message_id);
-        self.run::<i64>(invocation).await.map(drop)
+            .arg(&receipt.message_id)
+            .arg(at);
+        let noted: i64 = self.run(invocation).await?;
+        if noted == 1 && receipt.tracked {
+            let mut set = redis::cmd("SET");
+            set.arg(self.link_key(&receipt.provider, &receipt.message_id))
+                .arg(phone.as_str())
+                .arg("PX")
+                .arg(millis(link_ttl));
+            self.command::<()>(set).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.link_key(&report.provider, &report.message_id));
+        let Some(phone) = self.command::<Option<String>>(get).await? else {
+            return Ok(false);
+        };
+        let mut invocation = self.scripts.update_delivery.key(self.key_of(&phone));
+        invocation
+            .arg(&report.provider)
+            .arg(&report.message_id)
+            .arg(report.state.as_str())
+            .arg(report.state.rank())
+            .arg(report.error_code.as_deref().unwrap_or(""))
+            .arg(report.at);
+        Ok(self.run::<i64>(invocation).await? == 1)
     }
 }
 

@@ -2,6 +2,7 @@
 //! and the rules between them. Nothing here performs I/O or names an adapter.
 
 mod code;
+mod delivery;
 mod destination;
 mod hashing;
 mod limits;
@@ -10,6 +11,7 @@ mod otp;
 mod phone;
 
 pub use code::{Code, CodeError};
+pub use delivery::{Delivery, DeliveryReport, DeliveryState};
 pub use destination::{CountryCodeError, DestinationError, DestinationPolicy};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
 pub use limits::{Bucket, Issued, Quota, SendLimits, Taken};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::CodeHash;
+use super::{CodeHash, Delivery};
 
 /// The operator's rules for every code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +78,8 @@ pub enum VerifyOutcome {
 pub struct OtpStatus {
     pub expires_in: Duration,
     pub attempts_remaining: u32,
-    /// Who took the SMS, once it was handed over.
-    pub delivery: Option<SmsReceipt>,
+    /// Who took the SMS and what became of it, once it was handed over.
+    pub delivery: Option<Delivery>,
 }
 
 /// Proof that a provider accepted a message.
@@ -87,4 +87,6 @@ pub struct OtpStatus {
 pub struct SmsReceipt {
     pub provider: String,
     pub message_id: String,
+    /// The provider was asked to report the message's fate.
+    pub tracked: bool,
 }

@@ -25,7 +25,11 @@ async fn full_flow(app: TestApp) {
 
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     assert_eq!(status.status, 200);
-    let delivery = json!({"provider": "console", "message_id": sent.body["message_id"]});
+    let delivery = &status.body["delivery"];
+    assert_eq!(delivery["provider"], "console");
+    assert_eq!(delivery["message_id"], sent.body["message_id"]);
+    assert_eq!(delivery["state"], "queued");
+    assert!(delivery["updated_at"].as_u64().unwrap() > 1_700_000_000);
     assert_eq!(
         status.body,
         json!({"status": "pending", "expires_in": 180, "attempts_remaining": 5, "delivery": delivery})

@@ -11,3 +11,4 @@ mod redis_store;
 mod sms_vendors;
 mod spec;
 mod store_contract;
+mod webhooks;
