@@ -22,6 +22,8 @@ pub struct Config {
     pub sms: SmsConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +37,8 @@ pub struct HttpConfig {
     /// Proxies (addresses or networks) whose `X-Forwarded-For` is believed.
     #[serde(deserialize_with = "string_list")]
     pub trusted_proxies: Vec<String>,
+    /// How long in-flight requests may finish after SIGTERM or SIGINT.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,6 +130,38 @@ impl Default for LimitsConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A separate address for `/metrics`; unset: on `http.listen`.
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `otpd=debug`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Keys that may call the API, raw or `sha256:<hex>`; empty: open.
     #[serde(deserialize_with = "string_list")]
@@ -197,6 +233,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             trusted_proxies: Vec::new(),
+            shutdown_grace_secs: 10,
         }
     }
 }

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use otpd::config::Config;
-use otpd::startup::Application;
+use otpd::config::{Config, LogFormat};
+use otpd::startup::{self, Application};
+use tracing_subscriber::EnvFilter;
 
 /// Sends 6-digit one-time codes by SMS and verifies each exactly once.
 #[derive(Parser)]
@@ -25,34 +25,59 @@ enum Command {
     Serve,
     /// Print the OpenAPI document; `openapi.yaml` is this output.
     Openapi,
+    /// Check the settings and print them, secrets redacted; exits non-zero
+    /// on a bad one.
+    CheckConfig,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Openapi) = cli.command {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
         print!("{}", otpd::adapters::http::spec().spec_yaml());
         return ExitCode::SUCCESS;
     }
-    init_logs();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
-    let app = match Application::build(&config, Box::new(std::io::stdout())).await {
+    match command {
+        Command::CheckConfig => check_config(&config),
+        _ => serve(&config).await,
+    }
+}
+
+async fn serve(config: &Config) -> ExitCode {
+    init_logs(config);
+    let app = match Application::build(config, Box::new(std::io::stdout())).await {
         Ok(app) => app,
         Err(e) => return fail(&e),
     };
-    let addr = app.local_addr();
-    tracing::info!(
-        "otpd listening on http://{addr}, Swagger UI at http://{addr}/docs; store {}, sms {:?}, codes live {}s with {} attempts",
-        config.store.url.redacted(),
-        config.sms.provider,
-        config.otp.ttl_secs,
-        config.otp.max_attempts,
-    );
-    match app.run_until(shutdown_signal(), Duration::from_secs(10)).await {
-        Ok(()) => ExitCode::SUCCESS,
+    tracing::info!("{}", app.summary(config));
+    match app.run_until(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn check_config(config: &Config) -> ExitCode {
+    if let Err(e) = startup::check(config, Box::new(std::io::sink())) {
+        return fail(&e);
+    }
+    let mut shown = config.clone();
+    shown.store.url.0 = config.store.url.redacted();
+    match toml::to_string(&shown) {
+        Ok(text) => {
+            println!(
+                "# otpd {}: the settings are valid; secrets are redacted\n{text}",
+                env!("CARGO_PKG_VERSION")
+            );
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(&e),
     }
 }
@@ -62,13 +87,19 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+/// Logs go to standard error: human-readable, or one JSON object a line.
+/// `RUST_LOG`, when set, wins over `log.level`.
+fn init_logs(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Human => logs.init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -86,4 +117,5 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     interrupt.await.unwrap_or_default();
+    tracing::info!("shutting down: no new connections, in-flight requests may finish");
 }

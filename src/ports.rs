@@ -85,6 +85,12 @@ pub trait OtpStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError>;
+
+    /// Checks that the store answers.
+    ///
+    /// # Errors
+    /// [`StoreError`] when it doesn't, in time.
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -269,6 +269,14 @@ impl OtpService {
         self.store.update_delivery(&report).await
     }
 
+    /// Whether the store answers, for readiness checks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when it doesn't, in time.
+    pub async fn ping_store(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
     /// The pending code's remaining life and attempts.
     ///
     /// # Errors

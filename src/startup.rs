@@ -13,7 +13,9 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use crate::adapters::http;
 use crate::adapters::http::auth::ApiKeys;
 use crate::adapters::http::client_ip::TrustedProxies;
+use crate::adapters::http::ops::SmsChain;
 use crate::adapters::http::webhooks::WebhookKeys;
+use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleSender, Failover, PlivoSender, RetryPolicy, TwilioSender};
 use crate::adapters::store::{MemoryStore, RedisStore};
 use crate::config::{Config, ConfigError, PlivoConfig, Secret, SmsProvider, TwilioConfig};
@@ -27,39 +29,78 @@ use crate::service::{Guards, OtpService};
 /// A service bound to its address, ready to serve.
 pub struct Application {
     service: Arc<OtpService>,
-    access: http::Access,
+    parts: Parts,
+    metrics_listener: Option<(TcpAcceptor, SocketAddr)>,
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
+    grace: Duration,
+}
+
+/// Everything but the service that the HTTP surface needs.
+struct Parts {
+    access: http::Access,
+    metrics: Arc<Metrics>,
+    sms_chain: SmsChain,
+}
+
+/// A config that passed every check, and what it builds.
+pub struct Checked {
+    service: OtpService,
+    parts: Parts,
+}
+
+/// Builds everything a config names without binding any address, so every
+/// setting is checked.
+///
+/// # Errors
+/// A [`ConfigError`] naming the setting at fault.
+pub fn check(config: &Config, console: Box<dyn Write + Send>) -> Result<Checked, ConfigError> {
+    let metrics = Arc::new(Metrics::new());
+    let service = build_service(config, console, &metrics)?;
+    let access = build_access(config)?;
+    Ok(Checked {
+        service,
+        parts: Parts {
+            access,
+            metrics,
+            sms_chain: SmsChain(sms_chain(config)),
+        },
+    })
+}
+
+async fn bind(key: &str, address: &str) -> Result<(TcpAcceptor, SocketAddr), ConfigError> {
+    let acceptor = TcpListener::bind(address.to_owned())
+        .into_acceptor()
+        .await
+        .map_err(|e| ConfigError::new(key, format!("cannot listen on {address}: {e}")))?;
+    let local_addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| ConfigError::new(key, "the listener has no address"))?;
+    Ok((acceptor, local_addr))
 }
 
 impl Application {
-    /// Checks every setting, builds the adapters and binds the listener.
+    /// Checks every setting, builds the adapters and binds the listeners.
     /// `console` is where the console SMS sender writes (stdout in `main`).
     ///
     /// # Errors
     /// A [`ConfigError`] naming the setting that stops the start.
     pub async fn build(config: &Config, console: Box<dyn Write + Send>) -> Result<Self, ConfigError> {
-        let service = Arc::new(build_service(config, console)?);
-        let access = build_access(config)?;
-        let acceptor = TcpListener::bind(config.http.listen.clone())
-            .into_acceptor()
-            .await
-            .map_err(|e| {
-                ConfigError::new(
-                    "http.listen",
-                    format!("cannot listen on {}: {e}", config.http.listen),
-                )
-            })?;
-        let local_addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .ok_or_else(|| ConfigError::new("http.listen", "the listener has no address"))?;
+        let Checked { service, parts } = check(config, console)?;
+        let (acceptor, local_addr) = bind("http.listen", &config.http.listen).await?;
+        let metrics_listener = match config.metrics.listen.as_deref().filter(|l| !l.is_empty()) {
+            Some(address) => Some(bind("metrics.listen", address).await?),
+            None => None,
+        };
         Ok(Self {
-            service,
-            access,
+            service: Arc::new(service),
+            parts,
+            metrics_listener,
             acceptor,
             local_addr,
+            grace: Duration::from_secs(config.http.shutdown_grace_secs),
         })
     }
 
@@ -67,22 +108,104 @@ impl Application {
         self.local_addr
     }
 
+    /// Where `/metrics` is served when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
+    }
+
     pub fn service(&self) -> Arc<OtpService> {
         Arc::clone(&self.service)
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// One line saying what this instance is about to do.
+    pub fn summary(&self, config: &Config) -> String {
+        let addr = self.local_addr;
+        let limits = &config.limits;
+        let metrics = self.metrics_addr().map_or_else(
+            || format!("http://{addr}/metrics"),
+            |m| format!("http://{m}/metrics"),
+        );
+        format!(
+            "otpd {} listening on http://{addr}, Swagger UI at http://{addr}/docs; store {}; sms {}; \
+             codes live {}s with {} attempts; limits: resend after {}s, {} per phone and {} per client \
+             per {}s, {} verifies per client per minute, {} per hour in all (0 = off); api keys {}; metrics {metrics}",
+            env!("CARGO_PKG_VERSION"),
+            config.store.url.redacted(),
+            self.parts.sms_chain.0,
+            config.otp.ttl_secs,
+            config.otp.max_attempts,
+            limits.resend_after_secs,
+            limits.sends_per_phone,
+            limits.sends_per_ip,
+            limits.sends_window_secs,
+            limits.verifies_per_ip,
+            limits.sends_per_hour,
+            if self.parts.access.api_keys.is_empty() { "off" } else { "on" },
+        )
+    }
+
+    /// Serves until `shutdown` completes, then gives in-flight requests
+    /// `http.shutdown_grace_secs` to finish.
     ///
     /// # Errors
-    /// An I/O error from the listener.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send,
-        grace: Duration,
-    ) -> std::io::Result<()> {
-        poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(http::app(self.service, self.access), shutdown, Some(grace))
-            .await
+    /// An I/O error from a listener.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let when_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let Parts {
+            access,
+            metrics,
+            sms_chain,
+        } = self.parts;
+        let metrics_elsewhere = self.metrics_listener.is_some();
+        let main = poem::Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
+            http::app(
+                self.service,
+                access,
+                Arc::clone(&metrics),
+                sms_chain,
+                metrics_elsewhere,
+            ),
+            when_stopped(stopped.clone()),
+            Some(self.grace),
+        );
+        let side = async {
+            match self.metrics_listener {
+                Some((acceptor, _)) => {
+                    poem::Server::new_with_acceptor(acceptor)
+                        .run_with_graceful_shutdown(
+                            http::metrics_app(metrics),
+                            when_stopped(stopped),
+                            Some(self.grace),
+                        )
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let servers = async {
+            let (main, side) = tokio::join!(main, side);
+            main.and(side)
+        };
+        tokio::pin!(servers);
+        tokio::select! {
+            result = &mut servers => result,
+            () = shutdown => {
+                let _ = stop.send(true);
+                servers.await
+            }
+        }
+    }
+}
+
+/// The SMS providers in order, as logs and readiness name them.
+fn sms_chain(config: &Config) -> String {
+    let name = |p: SmsProvider| format!("{p:?}").to_lowercase();
+    match config.sms.fallback {
+        Some(fallback) => format!("{}, then {}", name(config.sms.provider), name(fallback)),
+        None => name(config.sms.provider),
     }
 }
 
@@ -90,7 +213,11 @@ impl Application {
 ///
 /// # Errors
 /// A [`ConfigError`] naming the bad setting.
-pub fn build_service(config: &Config, console: Box<dyn Write + Send>) -> Result<OtpService, ConfigError> {
+fn build_service(
+    config: &Config,
+    console: Box<dyn Write + Send>,
+    metrics: &Arc<Metrics>,
+) -> Result<OtpService, ConfigError> {
     let policy =
         OtpPolicy::new(Duration::from_secs(config.otp.ttl_secs), config.otp.max_attempts).map_err(|e| {
             let key = match e {
@@ -100,8 +227,8 @@ pub fn build_service(config: &Config, console: Box<dyn Write + Send>) -> Result<
             ConfigError::new(key, e)
         })?;
     Ok(OtpService::new(
-        build_store(config)?,
-        build_sms(config, console)?,
+        build_store(config, metrics)?,
+        build_sms(config, console, metrics)?,
         build_hasher(config)?,
         policy,
         build_template(config, policy.ttl())?,
@@ -202,15 +329,21 @@ fn build_test_numbers(config: &Config) -> Result<HashMap<Phone, Code>, ConfigErr
     Ok(numbers)
 }
 
-fn build_store(config: &Config) -> Result<Arc<dyn OtpStore>, ConfigError> {
+fn build_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn OtpStore>, ConfigError> {
     let url = config.store.url.expose();
     if url == "memory://" {
         return Ok(Arc::new(MemoryStore::new()));
     }
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         let timeout = Duration::from_millis(config.store.timeout_ms.max(1));
-        let store = RedisStore::new(url, &config.store.key_prefix, timeout, config.store.pool_size)
-            .map_err(|e| ConfigError::new("store.url", e))?;
+        let store = RedisStore::new(
+            url,
+            &config.store.key_prefix,
+            timeout,
+            config.store.pool_size,
+            Arc::clone(metrics),
+        )
+        .map_err(|e| ConfigError::new("store.url", e))?;
         return Ok(Arc::new(store));
     }
     Err(ConfigError::new(
@@ -222,7 +355,11 @@ fn build_store(config: &Config) -> Result<Arc<dyn OtpStore>, ConfigError> {
     ))
 }
 
-fn build_sms(config: &Config, console: Box<dyn Write + Send>) -> Result<Arc<dyn SmsSender>, ConfigError> {
+fn build_sms(
+    config: &Config,
+    console: Box<dyn Write + Send>,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<dyn SmsSender>, ConfigError> {
     let sms = &config.sms;
     if sms.fallback == Some(sms.provider) {
         return Err(ConfigError::new(
@@ -252,6 +389,7 @@ fn build_sms(config: &Config, console: Box<dyn Write + Send>) -> Result<Arc<dyn 
                     http.clone(),
                     policy,
                     callback("plivo"),
+                    Arc::clone(metrics),
                 ))
             }
             SmsProvider::Twilio => {
@@ -261,6 +399,7 @@ fn build_sms(config: &Config, console: Box<dyn Write + Send>) -> Result<Arc<dyn 
                     http.clone(),
                     policy,
                     callback("twilio"),
+                    Arc::clone(metrics),
                 ))
             }
         })

@@ -9,9 +9,11 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::auth::ApiAuth;
 use super::client_ip::ClientIp;
+use super::outcomes;
 use super::problem::{ApiError, Problem};
 use super::strict_string::StrictString;
 use super::ApiTags;
+use crate::adapters::metrics::Metrics;
 use crate::domain::{Code, DeliveryState, Phone};
 use crate::service::OtpService;
 
@@ -142,11 +144,14 @@ impl OtpApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
+        metrics: Data<&Arc<Metrics>>,
         client: ClientIp,
         body: Json<SendRequest>,
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
-        let sent = service.send(&phone, client.0).await.map_err(Problem::from)?;
+        let sent = service.send(&phone, client.0).await.map_err(Problem::from);
+        outcomes::send(&metrics, &sent);
+        let sent = sent?;
         Ok(SendResponse::Accepted(Json(SendBody {
             status: OtpState::Pending,
             phone: phone.as_str().to_owned(),
@@ -166,15 +171,18 @@ impl OtpApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
+        metrics: Data<&Arc<Metrics>>,
         client: ClientIp,
         body: Json<VerifyRequest>,
     ) -> Result<VerifyResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
         let code = Code::parse(&body.code.0).map_err(Problem::from)?;
-        service
+        let verified = service
             .verify(&phone, &code, client.0)
             .await
-            .map_err(Problem::from)?;
+            .map_err(Problem::from);
+        outcomes::verification(&metrics, &verified);
+        verified?;
         Ok(VerifyResponse::Approved(Json(VerifyBody {
             status: OtpState::Approved,
         })))

@@ -10,10 +10,12 @@ use serde::Deserialize;
 
 use super::auth::ApiAuth;
 use super::client_ip::ClientIp;
-use super::problem::{LegacyError, Problem};
+use super::outcomes;
+use super::problem::{LegacyError, Problem, ProblemCode};
 use super::ApiTags;
+use crate::adapters::metrics::Metrics;
 use crate::domain::{Code, Phone, PhoneError};
-use crate::service::{OtpService, StatusError, VerifyError};
+use crate::service::{OtpService, StatusError};
 
 pub struct DropInApi;
 
@@ -107,11 +109,14 @@ impl DropInApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
+        metrics: Data<&Arc<Metrics>>,
         client: ClientIp,
         form: Form<PhoneForm>,
     ) -> Result<GenerateResponse, LegacyError> {
         let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
-        let sent = service.send(&phone, client.0).await.map_err(Problem::from)?;
+        let sent = service.send(&phone, client.0).await.map_err(Problem::from);
+        outcomes::send(&metrics, &sent);
+        let sent = sent?;
         Ok(GenerateResponse::Sent(Json(Generated {
             status: "success".into(),
             message_uuid: sent.receipt.message_id,
@@ -129,19 +134,27 @@ impl DropInApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
+        metrics: Data<&Arc<Metrics>>,
         client: ClientIp,
         form: Form<VerifyForm>,
     ) -> Result<VerifyOtpResponse, LegacyError> {
         let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
         let code = Code::parse(form.otp.trim()).map_err(Problem::from)?;
-        match service.verify(&phone, &code, client.0).await {
+        let verified = service
+            .verify(&phone, &code, client.0)
+            .await
+            .map_err(Problem::from);
+        outcomes::verification(&metrics, &verified);
+        match verified {
             Ok(()) => Ok(VerifyOtpResponse::Verified(message("success", "OTP verified."))),
-            Err(VerifyError::NotFound) => Ok(VerifyOtpResponse::NotFound(message("error", "OTP not found."))),
-            Err(VerifyError::Mismatch { .. }) => Ok(VerifyOtpResponse::Failed(message(
+            Err(p) if p.code == ProblemCode::NotFound => {
+                Ok(VerifyOtpResponse::NotFound(message("error", "OTP not found.")))
+            }
+            Err(p) if p.code == ProblemCode::CodeMismatch => Ok(VerifyOtpResponse::Failed(message(
                 "error",
                 "OTP verification failed.",
             ))),
-            Err(e) => Err(Problem::from(e).into()),
+            Err(p) => Err(p.into()),
         }
     }
 

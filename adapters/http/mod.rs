@@ -6,6 +6,9 @@ pub mod auth;
 mod body_limit;
 pub mod client_ip;
 mod dropin;
+mod observe;
+pub mod ops;
+mod outcomes;
 pub mod problem;
 mod strict_string;
 pub mod webhooks;
@@ -17,7 +20,9 @@ use poem_openapi::{OpenApiService, Tags};
 
 use self::auth::ApiKeys;
 use self::client_ip::TrustedProxies;
+use self::ops::SmsChain;
 use self::webhooks::WebhookKeys;
+use crate::adapters::metrics::Metrics;
 use crate::service::OtpService;
 
 /// Largest request body accepted.
@@ -31,14 +36,16 @@ pub enum ApiTags {
     DropIn,
     /// Delivery reports from the SMS vendors, checked by their signatures.
     Webhooks,
+    /// Liveness and readiness, for whoever runs the service.
+    Operations,
 }
 
-pub type Spec = OpenApiService<(api::OtpApi, webhooks::WebhookApi, dropin::DropInApi), ()>;
+pub type Spec = OpenApiService<(api::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi), ()>;
 
 /// The API description; the committed `openapi.yaml` is `spec().spec_yaml()`.
 pub fn spec() -> Spec {
     OpenApiService::new(
-        (api::OtpApi, webhooks::WebhookApi, dropin::DropInApi),
+        (api::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi),
         "otpd",
         env!("CARGO_PKG_VERSION"),
     )
@@ -56,18 +63,40 @@ pub struct Access {
     pub webhook_keys: WebhookKeys,
 }
 
-/// The whole HTTP application around one service.
-pub fn app(service: Arc<OtpService>, access: Access) -> impl Endpoint {
+/// The whole HTTP application around one service. `/metrics` is served here
+/// unless `metrics_elsewhere` (see [`metrics_app`]).
+pub fn app(
+    service: Arc<OtpService>,
+    access: Access,
+    metrics: Arc<Metrics>,
+    sms_chain: SmsChain,
+    metrics_elsewhere: bool,
+) -> impl Endpoint {
     let spec = spec();
-    Route::new()
+    let mut route = Route::new()
         .at("/openapi.json", spec.spec_endpoint())
         .at("/openapi.yaml", spec.spec_endpoint_yaml())
-        .nest("/docs", spec.swagger_ui())
+        .nest("/docs", spec.swagger_ui());
+    if !metrics_elsewhere {
+        route = route.at("/metrics", ops::metrics);
+    }
+    route
         .nest("/", spec)
         .with(body_limit::BodyLimit(MAX_BODY_BYTES))
         .with(auth::RequireApiKey(Arc::new(access.api_keys)))
         .data(service)
+        .data(Arc::clone(&metrics))
+        .data(Arc::new(sms_chain))
         .data(Arc::new(access.trusted_proxies))
         .data(Arc::new(access.webhook_keys))
+        .catch_all_error(problem::catch_all)
+        .with(observe::Observe(metrics))
+}
+
+/// Just `/metrics`, for `metrics.listen`.
+pub fn metrics_app(metrics: Arc<Metrics>) -> impl Endpoint {
+    Route::new()
+        .at("/metrics", ops::metrics)
+        .data(metrics)
         .catch_all_error(problem::catch_all)
 }

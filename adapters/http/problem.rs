@@ -39,10 +39,30 @@ pub enum ProblemCode {
     GlobalQuotaExceeded,
     SmsDeliveryFailed,
     StoreUnavailable,
+    NotReady,
     Internal,
 }
 
 impl ProblemCode {
+    /// The code as clients see it, e.g. `code_mismatch`.
+    pub fn name(self) -> String {
+        self.to_json()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// Whether this is an abuse limit turning a request away.
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            Self::ResendTooSoon
+                | Self::SendQuotaExceeded
+                | Self::IpQuotaExceeded
+                | Self::GlobalQuotaExceeded
+                | Self::MaxAttemptsReached
+                | Self::DestinationNotAllowed
+        )
+    }
     pub fn status(self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -61,7 +81,7 @@ impl ProblemCode {
             | Self::IpQuotaExceeded
             | Self::GlobalQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::SmsDeliveryFailed => StatusCode::BAD_GATEWAY,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,6 +108,7 @@ impl ProblemCode {
             Self::GlobalQuotaExceeded => "The service has sent all its codes for now",
             Self::SmsDeliveryFailed => "The SMS could not be sent",
             Self::StoreUnavailable => "The code store is unavailable",
+            Self::NotReady => "The service is not ready",
             Self::Internal => "Internal error",
         }
     }
@@ -128,12 +149,8 @@ impl Problem {
     }
 
     pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
-        let name = code
-            .to_json()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
         Self {
-            kind: format!("urn:otpd:problem:{name}"),
+            kind: format!("urn:otpd:problem:{}", code.name()),
             title: code.title().into(),
             status: code.status().as_u16(),
             detail: detail.into(),
@@ -346,6 +363,16 @@ impl From<StatusError> for Problem {
 /// Turns any error that escaped the handlers (bad JSON, unknown route, body
 /// too large, ...) into a problem; a response that is already one passes.
 pub async fn catch_all(err: poem::Error) -> Response {
+    let operation = err.data::<poem_openapi::OperationId>().copied();
+    let mut response = problem_of(err);
+    if let Some(operation) = operation {
+        // Keeps the route's name for the request log and metrics.
+        response.set_data(operation);
+    }
+    response
+}
+
+fn problem_of(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }

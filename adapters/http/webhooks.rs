@@ -13,6 +13,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::problem::{Problem, ProblemCode};
 use super::ApiTags;
+use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::signature::{self, PlivoHeaders};
 use crate::adapters::sms::{plivo, twilio};
 use crate::config::Secret;
@@ -81,6 +82,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// and ignored, so the vendor doesn't retry it.
 async fn record(
     service: &OtpService,
+    metrics: &Metrics,
     provider: &str,
     params: &BTreeMap<String, String>,
     id_field: &str,
@@ -106,6 +108,7 @@ async fn record(
         .report_delivery(provider, message_id, state, error_code)
         .await
         .map_err(|e| WebhookError::Unavailable(Json(Problem::from(e))))?;
+    metrics.delivery_report(provider, state.as_str());
     Ok(WebhookResponse::Taken(Json(Ack { recorded })))
 }
 
@@ -120,6 +123,7 @@ impl WebhookApi {
         &self,
         service: Data<&Arc<OtpService>>,
         keys: Data<&Arc<WebhookKeys>>,
+        metrics: Data<&Arc<Metrics>>,
         headers: &HeaderMap,
         /// `MessageUUID`, `Status`, `ErrorCode` and whatever else Plivo sends.
         form: Form<BTreeMap<String, String>>,
@@ -139,6 +143,7 @@ impl WebhookApi {
         }
         record(
             &service,
+            &metrics,
             plivo::NAME,
             &form.0,
             "MessageUUID",
@@ -157,6 +162,7 @@ impl WebhookApi {
         &self,
         service: Data<&Arc<OtpService>>,
         keys: Data<&Arc<WebhookKeys>>,
+        metrics: Data<&Arc<Metrics>>,
         headers: &HeaderMap,
         /// `MessageSid`, `MessageStatus`, `ErrorCode` and whatever else Twilio sends.
         form: Form<BTreeMap<String, String>>,
@@ -171,6 +177,7 @@ impl WebhookApi {
         }
         record(
             &service,
+            &metrics,
             twilio::NAME,
             &form.0,
             "MessageSid",

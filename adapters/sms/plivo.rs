@@ -1,12 +1,15 @@
 //! Plivo's Message API: `POST {base}/v1/Account/{auth_id}/Message/`, JSON,
 //! HTTP Basic with the auth id and token.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::retry::{send_with_retries, AttemptError, RetryPolicy};
 use super::{transport_error, vendor_status_error};
+use crate::adapters::metrics::Metrics;
 use crate::config::PlivoConfig;
 use crate::config::Secret;
 use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
@@ -23,6 +26,7 @@ pub struct PlivoSender {
     src: String,
     status_callback: Option<String>,
     policy: RetryPolicy,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Deserialize, Default)]
@@ -39,6 +43,7 @@ impl PlivoSender {
         http: reqwest::Client,
         policy: RetryPolicy,
         status_callback: Option<String>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             http,
@@ -52,6 +57,7 @@ impl PlivoSender {
             src: config.src.clone(),
             status_callback,
             policy,
+            metrics,
         }
     }
 
@@ -98,7 +104,10 @@ impl PlivoSender {
 impl SmsSender for PlivoSender {
     async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
         let tracked = self.status_callback.is_some();
-        send_with_retries(NAME, &self.policy, tracked, || self.attempt(to, text)).await
+        send_with_retries(NAME, &self.policy, tracked, &self.metrics, || {
+            self.attempt(to, text)
+        })
+        .await
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::adapters::metrics::Metrics;
 use crate::domain::SmsReceipt;
 use crate::ports::SmsError;
 
@@ -53,6 +54,7 @@ pub async fn send_with_retries<F, Fut>(
     provider: &str,
     policy: &RetryPolicy,
     tracked: bool,
+    metrics: &Metrics,
     mut attempt: F,
 ) -> Result<SmsReceipt, SmsError>
 where
@@ -67,7 +69,17 @@ where
     let mut tries = 0;
     loop {
         tries += 1;
-        let reason = match tokio::time::timeout_at(deadline, attempt()).await {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout_at(deadline, attempt()).await;
+        let label = match &outcome {
+            Ok(Ok(_)) => "sent",
+            Ok(Err(AttemptError::Transient(_))) => "transient_error",
+            Ok(Err(AttemptError::Rejected { .. })) => "rejected",
+            Ok(Err(AttemptError::Permanent(_))) => "permanent_error",
+            Err(_) => "timeout",
+        };
+        metrics.provider_call(provider, label, started.elapsed());
+        let reason = match outcome {
             Ok(Ok(message_id)) => {
                 return Ok(SmsReceipt {
                     provider: provider.to_owned(),

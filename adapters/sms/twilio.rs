@@ -1,11 +1,14 @@
 //! Twilio's Messages API: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`,
 //! form-encoded, HTTP Basic with the account SID and auth token or an API key.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::retry::{send_with_retries, AttemptError, RetryPolicy};
 use super::{transport_error, vendor_status_error};
+use crate::adapters::metrics::Metrics;
 use crate::config::{Secret, TwilioConfig};
 use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
 use crate::ports::{SmsError, SmsSender};
@@ -26,6 +29,7 @@ pub struct TwilioSender {
     sender: Sender,
     status_callback: Option<String>,
     policy: RetryPolicy,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
@@ -50,6 +54,7 @@ impl TwilioSender {
         http: reqwest::Client,
         policy: RetryPolicy,
         status_callback: Option<String>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         // An API key signs in as itself; the account still names the path.
         let (username, password) = if config.api_key_sid.is_empty() {
@@ -75,6 +80,7 @@ impl TwilioSender {
             sender,
             status_callback,
             policy,
+            metrics,
         }
     }
 
@@ -118,7 +124,10 @@ impl TwilioSender {
 impl SmsSender for TwilioSender {
     async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
         let tracked = self.status_callback.is_some();
-        send_with_retries(NAME, &self.policy, tracked, || self.attempt(to, text)).await
+        send_with_retries(NAME, &self.policy, tracked, &self.metrics, || {
+            self.attempt(to, text)
+        })
+        .await
     }
 }
 

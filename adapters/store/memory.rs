@@ -257,6 +257,10 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError> {
         Ok(self.with_state(|state, now| {
             let key = (report.provider.clone(), report.message_id.clone());

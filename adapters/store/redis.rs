@@ -1,6 +1,7 @@
 //! The Redis store: one Lua script per operation, one hash-tagged key per
 //! phone (`otp:{+14155552671}`), so every call is one round trip to one slot.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,6 +10,7 @@ use bb8_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 
+use crate::adapters::metrics::Metrics;
 use crate::domain::{
     Bucket, CodeHash, Delivery, DeliveryReport, DeliveryState, Issued, OtpStatus, PendingOtp, Phone, Quota,
     SendLimits, SmsReceipt, Taken, VerifyOutcome,
@@ -17,6 +19,7 @@ use crate::ports::{OtpStore, StoreError};
 
 pub struct RedisStore {
     pool: Pool<Manager>,
+    metrics: Arc<Metrics>,
     key_prefix: String,
     timeout: Duration,
     scripts: Scripts,
@@ -39,7 +42,13 @@ impl RedisStore {
     ///
     /// # Errors
     /// A [`RedisError`] for a URL Redis can't use.
-    pub fn new(url: &str, key_prefix: &str, timeout: Duration, pool_size: u32) -> Result<Self, RedisError> {
+    pub fn new(
+        url: &str,
+        key_prefix: &str,
+        timeout: Duration,
+        pool_size: u32,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RedisError> {
         let manager = Manager {
             inner: RedisConnectionManager::new(url)?,
             response_timeout: timeout,
@@ -53,6 +62,7 @@ impl RedisStore {
             .build_unchecked(manager);
         Ok(Self {
             pool,
+            metrics,
             key_prefix: key_prefix.to_owned(),
             timeout,
             scripts: Scripts {
@@ -120,9 +130,13 @@ impl RedisStore {
             }
             result.map_err(|e| unavailable(&e))
         };
-        tokio::time::timeout(self.timeout, attempt)
+        let result = tokio::time::timeout(self.timeout, attempt)
             .await
-            .unwrap_or(Err(StoreError::Timeout(self.timeout.as_millis() as u64)))
+            .unwrap_or(Err(StoreError::Timeout(self.timeout.as_millis() as u64)));
+        if result.is_err() {
+            self.metrics.store_error();
+        }
+        result
     }
 }
 
@@ -285,6 +299,10 @@ impl OtpStore for RedisStore {
             self.command::<()>(set).await?;
         }
         Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.command::<String>(redis::cmd("PING")).await.map(drop)
     }
 
     async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError> {

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use otpd::config::{Config, LimitsConfig, Secret, StoreUrl};
 use otpd::startup::Application;
@@ -113,12 +112,9 @@ pub async fn spawn_app(config: Config) -> TestApp {
         .expect("the app builds");
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(
-        async {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(1),
-    ));
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
     TestApp {
         base,
         client: reqwest::Client::new(),

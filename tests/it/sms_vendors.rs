@@ -563,6 +563,7 @@ fn tokens_never_show_in_debug() {
         reqwest::Client::new(),
         otpd::adapters::sms::RetryPolicy::new(0, Duration::from_secs(1)),
         None,
+        std::sync::Arc::new(otpd::adapters::metrics::Metrics::new()),
     );
     assert!(!format!("{sender:?}").contains(PLIVO_TOKEN));
 }

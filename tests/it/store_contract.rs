@@ -379,7 +379,16 @@ pub fn memory_store() -> Arc<dyn OtpStore> {
 }
 
 pub fn redis_store() -> Arc<dyn OtpStore> {
-    Arc::new(RedisStore::new(&redis_url(), &unique_prefix(), Duration::from_millis(2000), 8).unwrap())
+    Arc::new(
+        RedisStore::new(
+            &redis_url(),
+            &unique_prefix(),
+            Duration::from_millis(2000),
+            8,
+            Arc::new(otpd::adapters::metrics::Metrics::new()),
+        )
+        .unwrap(),
+    )
 }
 
 contract_suite!(memory, memory_store());

@@ -1,0 +1,144 @@
+//! Prometheus metrics, one registry per running service (so tests that run
+//! several services in one process each see their own numbers).
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    sends: IntCounterVec,
+    verifications: IntCounterVec,
+    rejections: IntCounterVec,
+    store_errors: IntCounter,
+    http_requests: HistogramVec,
+    provider_calls: HistogramVec,
+    delivery_reports: IntCounterVec,
+}
+
+/// Request latencies from 1 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c =
+                IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("{name}: {e}"));
+            registry
+                .register(Box::new(c.clone()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+            let h = HistogramVec::new(opts, labels).unwrap_or_else(|e| panic!("{name}: {e}"));
+            registry
+                .register(Box::new(h.clone()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            h
+        };
+        let sends = counter(
+            "otpd_sends_total",
+            "Codes asked for, by outcome and SMS provider.",
+            &["outcome", "provider"],
+        );
+        let verifications = counter(
+            "otpd_verifications_total",
+            "Verifications, by outcome.",
+            &["outcome"],
+        );
+        let rejections = counter(
+            "otpd_rejections_total",
+            "Requests refused by an abuse limit, by limit.",
+            &["limit"],
+        );
+        let delivery_reports = counter(
+            "otpd_delivery_reports_total",
+            "Signed delivery reports taken, by provider and state.",
+            &["provider", "state"],
+        );
+        let http_requests = histogram(
+            "otpd_http_request_duration_seconds",
+            "HTTP requests, by route, method and status.",
+            &["route", "method", "status"],
+        );
+        let provider_calls = histogram(
+            "otpd_sms_provider_request_duration_seconds",
+            "Calls to SMS providers, one per try, by provider and outcome.",
+            &["provider", "outcome"],
+        );
+        let store_errors =
+            IntCounter::new("otpd_store_errors_total", "Store calls that failed or timed out.")
+                .unwrap_or_else(|e| panic!("otpd_store_errors_total: {e}"));
+        registry
+            .register(Box::new(store_errors.clone()))
+            .unwrap_or_else(|e| panic!("otpd_store_errors_total: {e}"));
+        Self {
+            registry,
+            sends,
+            verifications,
+            rejections,
+            store_errors,
+            http_requests,
+            provider_calls,
+            delivery_reports,
+        }
+    }
+
+    pub fn send(&self, outcome: &str, provider: &str) {
+        self.sends.with_label_values(&[outcome, provider]).inc();
+    }
+
+    pub fn verification(&self, outcome: &str) {
+        self.verifications.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn rejection(&self, limit: &str) {
+        self.rejections.with_label_values(&[limit]).inc();
+    }
+
+    pub fn store_error(&self) {
+        self.store_errors.inc();
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        self.http_requests
+            .with_label_values(&[route, method, status.to_string().as_str()])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn provider_call(&self, provider: &str, outcome: &str, took: Duration) {
+        self.provider_calls
+            .with_label_values(&[provider, outcome])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn delivery_report(&self, provider: &str, state: &str) {
+        self.delivery_reports.with_label_values(&[provider, state]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec can't fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
