@@ -1,11 +1,15 @@
 //! The built `otpd` binary, run as the README says: a code is sent, read from
-//! the console, and verified.
+//! the console, and verified; its logs, its signals and its commands.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{code_in, redis_url, unique_prefix};
 
@@ -20,68 +24,122 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn run_flow(extra_env: &[(&str, String)]) {
-    let port = free_port();
-    let mut command = Command::new(BIN);
-    command
-        .env("OTPD_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in extra_env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+/// A running `otpd`, its standard output line by line and its standard
+/// error kept whole; stopped (SIGKILL) on drop if still running.
+struct Running {
+    child: Child,
+    base: String,
+    stdout: mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    client: reqwest::Client,
+}
 
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let sent = loop {
-        match client
-            .post(format!("{base}/v1/otp"))
-            .json(&serde_json::json!({"phone": PHONE}))
+impl Running {
+    async fn start(env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(BIN);
+        command
+            .env("OTPD_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let (lines_tx, stdout) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (sink, mut err) = (Arc::clone(&stderr), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let running = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            stdout,
+            stderr,
+            client: reqwest::Client::new(),
+        };
+        let started = Instant::now();
+        while running
+            .client
+            .get(format!("{}/healthz", running.base))
             .send()
             .await
+            .is_err()
         {
-            Ok(reply) => break reply,
-            Err(_) if started.elapsed() < Duration::from_secs(20) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("otpd did not come up: {e}"),
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "otpd did not come up: {}",
+                running.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    };
-    assert_eq!(sent.status(), 202);
-    let line = lines.recv_timeout(Duration::from_secs(5)).unwrap();
+        running
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value, api_key: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(key) = api_key {
+            request = request.bearer_auth(key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "otpd did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn run_flow(env: &[(&str, String)]) {
+    let mut otpd = Running::start(env).await;
+    assert_eq!(
+        otpd.post("/v1/otp", json!({"phone": PHONE}), None).await.status(),
+        202
+    );
+    let line = otpd.stdout.recv_timeout(Duration::from_secs(5)).unwrap();
     assert!(line.starts_with(&format!("SMS to {PHONE}: ")), "{line}");
     let code = code_in(&line);
-
-    let verified = client
-        .post(format!("{base}/v1/otp/verify"))
-        .json(&serde_json::json!({"phone": PHONE, "code": code}))
-        .send()
-        .await
-        .unwrap();
+    let verified = otpd
+        .post("/v1/otp/verify", json!({"phone": PHONE, "code": code}), None)
+        .await;
     assert_eq!(verified.status(), 200);
-
-    // SIGTERM: a clean stop with exit status 0.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "otpd did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = otpd.terminate();
     assert!(status.success(), "{status:?}");
 }
 
@@ -100,23 +158,219 @@ async fn the_binary_serves_on_redis() {
     .await;
 }
 
-#[test]
-fn openapi_command_prints_the_committed_spec() {
-    let out = Command::new(BIN).arg("openapi").output().unwrap();
-    assert!(out.status.success());
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+const HASH_KEY: &str = "log-test-hash-key-0123456789";
+const API_KEY: &str = "log-test-api-key-0123456789";
+const PLIVO_TOKEN: &str = "log-test-plivo-token-0123456789";
+
+fn plivo_env(vendor: &MockServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTPD_SMS__PROVIDER", "plivo".into()),
+        ("OTPD_SMS__PLIVO__AUTH_ID", "MAXXXXXXXXXXXXXXXXXX".into()),
+        ("OTPD_SMS__PLIVO__AUTH_TOKEN", PLIVO_TOKEN.into()),
+        ("OTPD_SMS__PLIVO__SRC", "14155550000".into()),
+        ("OTPD_SMS__PLIVO__BASE_URL", vendor.uri()),
+        ("OTPD_OTP__HASH_KEYS", HASH_KEY.into()),
+        ("OTPD_AUTH__API_KEYS", API_KEY.into()),
+    ]
+}
+
+fn plivo_accepts() -> ResponseTemplate {
+    ResponseTemplate::new(202)
+        .set_body_json(json!({"api_id": "a", "message": "queued", "message_uuid": ["u-1"]}))
+}
+
+#[tokio::test]
+async fn logs_of_a_whole_flow_hold_no_code_and_no_secret() {
+    let vendor = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(plivo_accepts())
+        .mount(&vendor)
+        .await;
+    let mut env = plivo_env(&vendor);
+    env.push(("OTPD_LOG__FORMAT", "json".into()));
+    env.push(("OTPD_LOG__LEVEL", "debug".into()));
+    let mut otpd = Running::start(&env).await;
+
+    let sent = otpd.post("/v1/otp", json!({"phone": PHONE}), Some(API_KEY)).await;
+    assert_eq!(sent.status(), 202);
+    let request = &vendor.received_requests().await.unwrap()[0];
+    let text: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    let code = code_in(text["text"].as_str().unwrap());
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let reply = otpd
+        .post(
+            "/v1/otp/verify",
+            json!({"phone": PHONE, "code": wrong}),
+            Some(API_KEY),
+        )
+        .await;
+    assert_eq!(reply.status(), 422);
+    let reply = otpd
+        .post(
+            "/v1/otp/verify",
+            json!({"phone": PHONE, "code": code}),
+            Some(API_KEY),
+        )
+        .await;
+    assert_eq!(reply.status(), 200);
+    assert_eq!(
+        otpd.post("/v1/otp", json!({"phone": PHONE}), Some("not-the-key"))
+            .await
+            .status(),
+        401
+    );
+    assert!(otpd.terminate().success());
+
+    let logs = otpd.stderr();
+    let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let requests: Vec<_> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 5, "{logs}");
+    let routes: Vec<_> = requests
+        .iter()
+        .map(|l| l["fields"]["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        routes,
+        ["healthz", "send_otp", "verify_otp", "verify_otp", "unmatched"]
+    );
+    for line in &requests {
+        let fields = &line["fields"];
+        assert!(
+            fields["request_id"].as_str().is_some_and(|id| id.len() >= 8),
+            "{line}"
+        );
+        assert!(
+            fields["status"].as_u64().is_some() && fields["latency_ms"].as_f64().is_some(),
+            "{line}"
+        );
+        assert!(fields["method"] == "POST" || fields["method"] == "GET", "{line}");
+    }
+    for secret in [
+        code.as_str(),
+        HASH_KEY,
+        API_KEY,
+        "not-the-key",
+        PLIVO_TOKEN,
+        PHONE,
+        "14155552671",
+    ] {
+        assert!(!logs.contains(secret), "the logs hold {secret}:\n{logs}");
+    }
+    // Nothing on the console with a real provider.
+    assert!(otpd.stdout.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_slow_request_finish_then_exits_0() {
+    let vendor = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(plivo_accepts().set_delay(Duration::from_millis(1500)))
+        .mount(&vendor)
+        .await;
+    let mut otpd = Running::start(&plivo_env(&vendor)).await;
+    let (client, base) = (otpd.client.clone(), otpd.base.clone());
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(format!("{base}/v1/otp"))
+            .bearer_auth(API_KEY)
+            .json(&json!({"phone": PHONE}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = otpd.terminate();
+        (status, otpd.stderr())
+    });
+    assert_eq!(in_flight.await.unwrap(), 202, "the in-flight send completed");
+    let (status, logs) = status.await.unwrap();
+    assert!(status.success(), "{status:?}: {logs}");
+    assert!(logs.contains("shutting down"), "{logs}");
+}
+
+fn otpd(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
-fn a_bad_setting_stops_the_start_with_one_line() {
-    let out = Command::new(BIN)
-        .env("OTPD_OTP__TTL_SECS", "soon")
-        .env("OTPD_HTTP__LISTEN", "127.0.0.1:0")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let last = stderr.lines().last().unwrap();
-    assert!(last.starts_with("otpd: invalid setting otp.ttl_secs"), "{stderr}");
+fn openapi_command_prints_the_committed_spec() {
+    let (ok, stdout, _) = otpd(&["openapi"], &[]);
+    assert!(ok);
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
+    assert_eq!(stdout, committed);
+}
+
+#[test]
+fn version_and_help() {
+    let (ok, stdout, _) = otpd(&["--version"], &[]);
+    assert!(ok);
+    assert_eq!(stdout.trim(), format!("otpd {}", env!("CARGO_PKG_VERSION")));
+    let (ok, stdout, _) = otpd(&["--help"], &[]);
+    assert!(ok);
+    for word in ["serve", "openapi", "check-config", "--config", "--version"] {
+        assert!(stdout.contains(word), "{word} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn check_config_prints_the_settings_with_secrets_redacted() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, b"[otp]\nttl_secs = 120\n").unwrap();
+    let path = file.path().to_str().unwrap().to_owned();
+    let (ok, stdout, stderr) = otpd(
+        &["check-config", "--config", &path],
+        &[
+            ("OTPD_OTP__HASH_KEYS", "check-config-key-0123456789"),
+            ("OTPD_STORE__URL", "redis://:hunter2-password@127.0.0.1:6379"),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ttl_secs = 120"), "{stdout}");
+    assert!(stdout.contains("<redacted>"), "{stdout}");
+    assert!(
+        !stdout.contains("check-config-key") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+    let parsed: toml::Value = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        parsed["store"]["url"].as_str(),
+        Some("redis://<redacted>@127.0.0.1:6379")
+    );
+}
+
+#[test]
+fn a_bad_setting_stops_check_config_and_serve_with_one_line() {
+    for args in [&["check-config"][..], &["serve"][..], &[][..]] {
+        let (ok, _, stderr) = otpd(
+            args,
+            &[
+                ("OTPD_OTP__TTL_SECS", "soon"),
+                ("OTPD_HTTP__LISTEN", "127.0.0.1:0"),
+            ],
+        );
+        assert!(!ok, "{args:?}");
+        assert!(
+            stderr.trim().starts_with("otpd: invalid setting otp.ttl_secs"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    let (ok, _, stderr) = otpd(&["check-config", "--config", "/no/such/file.toml"], &[]);
+    assert!(!ok);
+    assert!(stderr.contains("--config"), "{stderr}");
 }

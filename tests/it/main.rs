@@ -7,6 +7,7 @@ mod config;
 mod dropin;
 mod helpers;
 mod limits;
+mod ops;
 mod redis_store;
 mod sms_vendors;
 mod spec;
