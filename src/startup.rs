@@ -334,7 +334,8 @@ fn build_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn OtpSto
     if url == "memory://" {
         return Ok(Arc::new(MemoryStore::new()));
     }
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
+    let schemes = ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"];
+    if schemes.iter().any(|scheme| url.starts_with(scheme)) {
         let timeout = Duration::from_millis(config.store.timeout_ms.max(1));
         let store = RedisStore::new(
             url,

@@ -1,14 +1,16 @@
 //! The Redis store: one Lua script per operation, one hash-tagged key per
-//! phone (`otp:{+14155552671}`), so every call is one round trip to one slot.
+//! phone (`otp:{+14155552671}`), so every call is one round trip to one slot,
+//! on one server or a cluster alike.
+
+mod connections;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bb8::{Pool, RunError};
-use bb8_redis::RedisConnectionManager;
-use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
+
+use self::connections::{Call, Connections};
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::{
@@ -18,10 +20,8 @@ use crate::domain::{
 use crate::ports::{OtpStore, StoreError};
 
 pub struct RedisStore {
-    pool: Pool<Manager>,
-    metrics: Arc<Metrics>,
+    connections: Connections,
     key_prefix: String,
-    timeout: Duration,
     scripts: Scripts,
 }
 
@@ -37,8 +37,8 @@ struct Scripts {
 }
 
 impl RedisStore {
-    /// Prepares a pool; connections are made on first use, so the service can
-    /// start (and report itself unready) while Redis is still down.
+    /// Prepares the connections (see [`Connections::open`] for the URLs);
+    /// none is made before the first call.
     ///
     /// # Errors
     /// A [`RedisError`] for a URL Redis can't use.
@@ -49,22 +49,9 @@ impl RedisStore {
         pool_size: u32,
         metrics: Arc<Metrics>,
     ) -> Result<Self, RedisError> {
-        let manager = Manager {
-            inner: RedisConnectionManager::new(url)?,
-            response_timeout: timeout,
-        };
-        let pool = Pool::builder()
-            .max_size(pool_size.max(1))
-            .connection_timeout(timeout)
-            // Checking each connection on checkout would double the round trips;
-            // broken ones are dropped when a command fails on them instead.
-            .test_on_check_out(false)
-            .build_unchecked(manager);
         Ok(Self {
-            pool,
-            metrics,
+            connections: Connections::open(url, timeout, pool_size, metrics)?,
             key_prefix: key_prefix.to_owned(),
-            timeout,
             scripts: Scripts {
                 issue: Script::new(include_str!("scripts/issue.lua")),
                 take: Script::new(include_str!("scripts/take.lua")),
@@ -104,46 +91,15 @@ impl RedisStore {
 
     /// Runs one prepared script invocation within the store timeout.
     async fn run<T: FromRedisValue>(&self, invocation: ScriptInvocation<'_>) -> Result<T, StoreError> {
-        self.call(Call::Script(invocation)).await
+        self.connections.call(Call::Script(invocation)).await
     }
 
     /// Runs one plain command within the store timeout.
     async fn command<T: FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        self.call(Call::Command(cmd)).await
-    }
-
-    /// Runs a call on a pooled connection within the store timeout, and drops
-    /// the connection if the call failed on it.
-    async fn call<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
-        let attempt = async {
-            let mut conn = self.pool.get().await.map_err(|e| match e {
-                RunError::User(e) => unavailable(&e),
-                RunError::TimedOut => StoreError::Timeout(self.timeout.as_millis() as u64),
-            })?;
-            let result = match call {
-                Call::Script(invocation) => invocation.invoke_async(&mut conn.inner).await,
-                Call::Command(cmd) => cmd.query_async(&mut conn.inner).await,
-            };
-            if let Err(e) = &result {
-                conn.broken = true;
-                tracing::warn!(error = %e, "redis command failed");
-            }
-            result.map_err(|e| unavailable(&e))
-        };
-        let result = tokio::time::timeout(self.timeout, attempt)
-            .await
-            .unwrap_or(Err(StoreError::Timeout(self.timeout.as_millis() as u64)));
-        if result.is_err() {
-            self.metrics.store_error();
-        }
-        result
+        self.connections.call(Call::Command(cmd)).await
     }
 }
 
-enum Call<'a> {
-    Script(ScriptInvocation<'a>),
-    Command(redis::Cmd),
-}
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -154,9 +110,6 @@ fn wait_of(pttl_ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(pttl_ms).unwrap_or(0))
 }
 
-fn unavailable(e: &RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
 
 #[async_trait]
 impl OtpStore for RedisStore {
@@ -320,36 +273,5 @@ impl OtpStore for RedisStore {
             .arg(report.error_code.as_deref().unwrap_or(""))
             .arg(report.at);
         Ok(self.run::<i64>(invocation).await? == 1)
-    }
-}
-
-/// bb8-redis's manager, plus a flag to drop a connection a command failed on:
-/// a multiplexed connection never heals, and bb8 can't tell by itself.
-struct Manager {
-    inner: RedisConnectionManager,
-    response_timeout: Duration,
-}
-
-struct Connection {
-    inner: MultiplexedConnection,
-    broken: bool,
-}
-
-impl bb8::ManageConnection for Manager {
-    type Connection = Connection;
-    type Error = RedisError;
-
-    async fn connect(&self) -> Result<Connection, RedisError> {
-        let mut inner = self.inner.connect().await?;
-        inner.set_response_timeout(self.response_timeout);
-        Ok(Connection { inner, broken: false })
-    }
-
-    async fn is_valid(&self, conn: &mut Connection) -> Result<(), RedisError> {
-        self.inner.is_valid(&mut conn.inner).await
-    }
-
-    fn has_broken(&self, conn: &mut Connection) -> bool {
-        conn.broken
     }
 }

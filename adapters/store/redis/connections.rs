@@ -1,0 +1,196 @@
+//! Connections to Redis, one server or a cluster, behind one `call` that is
+//! bounded by the store timeout, counts failures, and drops a connection a
+//! call failed on so the next one dials afresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bb8::{Pool, RunError};
+use bb8_redis::RedisConnectionManager;
+use redis::aio::ConnectionLike;
+use redis::cluster::ClusterClient;
+use redis::{Cmd, FromRedisValue, RedisError, ScriptInvocation};
+
+use crate::adapters::metrics::Metrics;
+use crate::ports::StoreError;
+
+/// One request to Redis.
+pub enum Call<'a> {
+    Script(ScriptInvocation<'a>),
+    Command(Cmd),
+}
+
+pub struct Connections {
+    backend: Backend,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+enum Backend {
+    Single(Pool<Tracked<RedisConnectionManager>>),
+    Cluster(Pool<Tracked<ClusterClient>>),
+}
+
+impl Connections {
+    /// Prepares the pool for `url`: `redis://`, `rediss://`, or
+    /// `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS).
+    /// Nothing is dialled until the first call, so the service can start,
+    /// and report itself unready, while Redis is still down.
+    ///
+    /// # Errors
+    /// A [`RedisError`] for a URL Redis can't use.
+    pub fn open(url: &str, timeout: Duration, pool_size: u32, metrics: Arc<Metrics>) -> Result<Self, RedisError> {
+        let backend = match cluster_nodes(url) {
+            Some(nodes) => {
+                let client = ClusterClient::builder(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()?;
+                Backend::Cluster(pool(client, timeout, pool_size))
+            }
+            None => Backend::Single(pool(RedisConnectionManager::new(url)?, timeout, pool_size)),
+        };
+        Ok(Self {
+            backend,
+            timeout,
+            metrics,
+        })
+    }
+
+    pub async fn call<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
+        let attempt = async {
+            match &self.backend {
+                Backend::Single(pool) => on(pool, call).await,
+                Backend::Cluster(pool) => on(pool, call).await,
+            }
+        };
+        let timed_out = StoreError::Timeout(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
+        let result = tokio::time::timeout(self.timeout, attempt)
+            .await
+            .unwrap_or(Err(timed_out));
+        if result.is_err() {
+            self.metrics.store_error();
+        }
+        result
+    }
+}
+
+fn pool<M: Connector>(inner: M, timeout: Duration, size: u32) -> Pool<Tracked<M>> {
+    Pool::builder()
+        .max_size(size.max(1))
+        .connection_timeout(timeout)
+        // Checking each connection on checkout would double the round trips;
+        // broken ones are dropped when a call fails on them instead.
+        .test_on_check_out(false)
+        .build_unchecked(Tracked { inner, timeout })
+}
+
+async fn on<M: Connector, T: FromRedisValue>(pool: &Pool<Tracked<M>>, call: Call<'_>) -> Result<T, StoreError> {
+    let mut conn = pool.get().await.map_err(|e| match e {
+        RunError::User(e) => unavailable(&e),
+        RunError::TimedOut => StoreError::Unavailable("no connection to Redis could be made in time".into()),
+    })?;
+    let result = match call {
+        Call::Script(invocation) => invocation.invoke_async(&mut conn.inner).await,
+        Call::Command(cmd) => cmd.query_async(&mut conn.inner).await,
+    };
+    if let Err(e) = &result {
+        conn.broken = true;
+        tracing::warn!(error = %e, "redis call failed");
+    }
+    result.map_err(|e| unavailable(&e))
+}
+
+fn unavailable(e: &RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// `redis+cluster://[user:pass@]h1:p1,h2:p2` as one URL per node.
+fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        ("redis", rest)
+    } else {
+        ("rediss", url.strip_prefix("rediss+cluster://")?)
+    };
+    let rest = rest.trim_end_matches('/');
+    let (credentials, hosts) = match rest.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), rest),
+    };
+    Some(
+        hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|host| format!("{scheme}://{credentials}{host}"))
+            .collect(),
+    )
+}
+
+/// A way of making connections, with whatever it needs to bound their calls.
+pub trait Connector: bb8::ManageConnection<Error = RedisError, Connection = <Self as Connector>::Conn> {
+    type Conn: ConnectionLike + Send + 'static;
+
+    fn bound(_conn: &mut Self::Conn, _timeout: Duration) {}
+}
+
+impl Connector for RedisConnectionManager {
+    type Conn = redis::aio::MultiplexedConnection;
+
+    fn bound(conn: &mut Self::Conn, timeout: Duration) {
+        conn.set_response_timeout(timeout);
+    }
+}
+
+/// The cluster client is built with its timeouts.
+impl Connector for ClusterClient {
+    type Conn = redis::cluster_async::ClusterConnection;
+}
+
+/// A manager whose connections carry a flag to drop them after a failed
+/// call: a multiplexed connection never heals, and bb8 can't tell by itself.
+pub struct Tracked<M> {
+    inner: M,
+    timeout: Duration,
+}
+
+pub struct TrackedConnection<C> {
+    inner: C,
+    broken: bool,
+}
+
+impl<M: Connector> bb8::ManageConnection for Tracked<M> {
+    type Connection = TrackedConnection<M::Conn>;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<Self::Connection, RedisError> {
+        let mut inner = self.inner.connect().await?;
+        M::bound(&mut inner, self.timeout);
+        Ok(TrackedConnection { inner, broken: false })
+    }
+
+    async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), RedisError> {
+        self.inner.is_valid(&mut conn.inner).await
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        conn.broken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_name_each_node() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7001/"),
+            Some(vec!["redis://10.0.0.1:7000".to_owned(), "redis://10.0.0.2:7001".to_owned()])
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://:secret@a:1,b:2"),
+            Some(vec!["rediss://:secret@a:1".to_owned(), "rediss://:secret@b:2".to_owned()])
+        );
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
+    }
+}

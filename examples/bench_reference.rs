@@ -1,0 +1,94 @@
+//! The benchmark's yardstick: the least a Redis-backed poem service can do per
+//! request, so `scripts/bench.sh` can say how close otpd comes to it.
+//!
+//! One endpoint, `POST /ref`, takes the same body as `POST /v1/otp`
+//! (`{"phone":"+14155552671"}`), does one `SETEX` of a small value under
+//! `<prefix>{<phone>}` through a bb8 pool of multiplexed connections (the
+//! pool otpd uses, with otpd's default size) and answers 202 with a small JSON
+//! body. Nothing else: no validation, no hashing, no SMS, no logs.
+//!
+//! ```text
+//! cargo run --release --example bench_reference -- 127.0.0.1:18081
+//! ```
+//!
+//! Settings, each from the environment (an argument wins for the address):
+//! - `REF_LISTEN` (or the first argument): address to serve on, default `127.0.0.1:18081`;
+//! - `REF_REDIS_URL`: default `redis://127.0.0.1:6379`;
+//! - `REF_KEY_PREFIX`: put before every key, default `bench:ref:`;
+//! - `REF_POOL_SIZE`: connections kept, default 8 (otpd's `store.pool_size`).
+
+use std::time::Duration;
+
+use bb8::Pool;
+use bb8_redis::RedisConnectionManager;
+use poem::http::StatusCode;
+use poem::listener::TcpListener;
+use poem::web::{Data, Json};
+use poem::{handler, post, EndpointExt, IntoResponse, Response, Route, Server};
+use serde::Deserialize;
+
+/// What each request needs: the pool and the key prefix.
+struct Shared {
+    pool: Pool<RedisConnectionManager>,
+    prefix: String,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    phone: String,
+}
+
+/// One SETEX, then 202; 503 if Redis fails, so a broken run shows in wrk's
+/// non-2xx count rather than as fast errors.
+#[handler]
+async fn reference(Data(shared): Data<&std::sync::Arc<Shared>>, Json(body): Json<Body>) -> Response {
+    let key = format!("{}{{{}}}", shared.prefix, body.phone);
+    let stored: Result<(), String> = async {
+        let mut conn = shared.pool.get().await.map_err(|e| e.to_string())?;
+        redis::cmd("SETEX")
+            .arg(&key)
+            .arg(180)
+            .arg("1")
+            .query_async::<()>(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match stored {
+        Ok(()) => Json(serde_json::json!({ "status": "pending", "expires_in": 180 }))
+            .with_status(StatusCode::ACCEPTED)
+            .into_response(),
+        Err(e) => {
+            eprintln!("bench_reference: redis: {e}");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let listen = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| env_or("REF_LISTEN", "127.0.0.1:18081"));
+    let url = env_or("REF_REDIS_URL", "redis://127.0.0.1:6379");
+    let prefix = env_or("REF_KEY_PREFIX", "bench:ref:");
+    let pool_size: u32 = env_or("REF_POOL_SIZE", "8").parse()?;
+
+    let pool = Pool::builder()
+        .max_size(pool_size.max(1))
+        .connection_timeout(Duration::from_millis(500))
+        // As in otpd: no PING on checkout, which would double the round trips.
+        .test_on_check_out(false)
+        .build(RedisConnectionManager::new(url)?)
+        .await?;
+    let app = Route::new()
+        .at("/ref", post(reference))
+        .data(std::sync::Arc::new(Shared { pool, prefix }));
+    eprintln!("bench_reference listening on http://{listen}/ref");
+    Server::new(TcpListener::bind(listen)).run(app).await?;
+    Ok(())
+}
