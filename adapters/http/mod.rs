@@ -1,6 +1,7 @@
 //! The HTTP surface: the `/v1` API and the drop-in routes, described by a
 //! generated OpenAPI document with Swagger UI at `/docs`.
 
+mod allow;
 mod api;
 pub mod auth;
 mod body_limit;
@@ -73,6 +74,12 @@ pub fn app(
     metrics_elsewhere: bool,
 ) -> impl Endpoint {
     let spec = spec();
+    let extra = [
+        ("/metrics", "GET"),
+        ("/openapi.json", "GET"),
+        ("/openapi.yaml", "GET"),
+    ];
+    let allowed = allow::AllowedMethods::from_spec(&spec.spec()).with(extra.into_iter().collect());
     let mut route = Route::new()
         .at("/openapi.json", spec.spec_endpoint())
         .at("/openapi.yaml", spec.spec_endpoint_yaml())
@@ -90,6 +97,7 @@ pub fn app(
         .data(Arc::new(access.trusted_proxies))
         .data(Arc::new(access.webhook_keys))
         .catch_all_error(problem::catch_all)
+        .with(allow::Allow(Arc::new(allowed)))
         .with(observe::Observe(metrics))
 }
 

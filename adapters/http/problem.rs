@@ -191,6 +191,12 @@ pub enum ApiError {
     /// A limit was reached; `Retry-After` says when to try again.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] Option<u64>),
+    /// The body is over 16 KiB.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The body is not JSON (`/v1`) or form-encoded (the original routes).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// The SMS provider sent nothing; the new code was withdrawn.
     #[oai(status = 502, content_type = "application/problem+json")]
     BadGateway(Json<Problem>),
@@ -215,6 +221,12 @@ pub enum LegacyError {
     /// A limit was reached; `Retry-After` says when to try again.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] Option<u64>),
+    /// The body is over 16 KiB.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The body is not JSON (`/v1`) or form-encoded (the original routes).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// The SMS provider sent nothing; the new code was withdrawn.
     #[oai(status = 502, content_type = "application/problem+json")]
     BadGateway(Json<Problem>),
@@ -234,6 +246,8 @@ impl From<Problem> for ApiError {
                 let retry_after = p.retry_after;
                 Self::TooManyRequests(Json(p), retry_after)
             }
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(Json(p)),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(Json(p)),
             StatusCode::BAD_GATEWAY => Self::BadGateway(Json(p)),
             _ => Self::Unavailable(Json(p)),
         }
@@ -250,6 +264,8 @@ impl From<Problem> for LegacyError {
                 let retry_after = p.retry_after;
                 Self::TooManyRequests(Json(p), retry_after)
             }
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(Json(p)),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(Json(p)),
             StatusCode::BAD_GATEWAY => Self::BadGateway(Json(p)),
             _ => Self::Unavailable(Json(p)),
         }

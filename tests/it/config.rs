@@ -140,7 +140,11 @@ fn setting_paths(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>)
     match value.as_object() {
         Some(map) if !map.is_empty() => {
             for (key, child) in map {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 setting_paths(child, &path, out);
             }
         }
@@ -151,7 +155,11 @@ fn setting_paths(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>)
 #[test]
 fn every_setting_is_documented_and_nothing_else() {
     let mut settings = Vec::new();
-    setting_paths(&serde_json::to_value(Config::default()).unwrap(), "", &mut settings);
+    setting_paths(
+        &serde_json::to_value(Config::default()).unwrap(),
+        "",
+        &mut settings,
+    );
     settings.sort();
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
     let mut documented: Vec<String> = doc
@@ -161,7 +169,10 @@ fn every_setting_is_documented_and_nothing_else() {
         .map(|(key, _)| key.to_owned())
         .collect();
     documented.sort();
-    assert_eq!(documented, settings, "docs/configuration.md and the Config struct disagree");
+    assert_eq!(
+        documented, settings,
+        "docs/configuration.md and the Config struct disagree"
+    );
     for key in &settings {
         let env = format!("`OTPD_{}`", key.to_uppercase().replace('.', "__"));
         assert!(doc.contains(&env), "{key}: {env} is not documented");
@@ -171,7 +182,13 @@ fn every_setting_is_documented_and_nothing_else() {
 #[test]
 fn the_documented_example_loads() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
-    let example = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(example.as_bytes()).unwrap();
     let config = Config::load_from(Some(file.path()), &[]).unwrap();

@@ -39,7 +39,12 @@ impl Connections {
     ///
     /// # Errors
     /// A [`RedisError`] for a URL Redis can't use.
-    pub fn open(url: &str, timeout: Duration, pool_size: u32, metrics: Arc<Metrics>) -> Result<Self, RedisError> {
+    pub fn open(
+        url: &str,
+        timeout: Duration,
+        pool_size: u32,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RedisError> {
         let backend = match cluster_nodes(url) {
             Some(nodes) => {
                 let client = ClusterClient::builder(nodes)
@@ -85,7 +90,10 @@ fn pool<M: Connector>(inner: M, timeout: Duration, size: u32) -> Pool<Tracked<M>
         .build_unchecked(Tracked { inner, timeout })
 }
 
-async fn on<M: Connector, T: FromRedisValue>(pool: &Pool<Tracked<M>>, call: Call<'_>) -> Result<T, StoreError> {
+async fn on<M: Connector, T: FromRedisValue>(
+    pool: &Pool<Tracked<M>>,
+    call: Call<'_>,
+) -> Result<T, StoreError> {
     let mut conn = pool.get().await.map_err(|e| match e {
         RunError::User(e) => unavailable(&e),
         RunError::TimedOut => StoreError::Unavailable("no connection to Redis could be made in time".into()),
@@ -127,7 +135,9 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
 }
 
 /// A way of making connections, with whatever it needs to bound their calls.
-pub trait Connector: bb8::ManageConnection<Error = RedisError, Connection = <Self as Connector>::Conn> {
+pub trait Connector:
+    bb8::ManageConnection<Error = RedisError, Connection = <Self as Connector>::Conn>
+{
     type Conn: ConnectionLike + Send + 'static;
 
     fn bound(_conn: &mut Self::Conn, _timeout: Duration) {}
@@ -185,11 +195,17 @@ mod tests {
     fn cluster_urls_name_each_node() {
         assert_eq!(
             cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7001/"),
-            Some(vec!["redis://10.0.0.1:7000".to_owned(), "redis://10.0.0.2:7001".to_owned()])
+            Some(vec![
+                "redis://10.0.0.1:7000".to_owned(),
+                "redis://10.0.0.2:7001".to_owned()
+            ])
         );
         assert_eq!(
             cluster_nodes("rediss+cluster://:secret@a:1,b:2"),
-            Some(vec!["rediss://:secret@a:1".to_owned(), "rediss://:secret@b:2".to_owned()])
+            Some(vec![
+                "rediss://:secret@a:1".to_owned(),
+                "rediss://:secret@b:2".to_owned()
+            ])
         );
         assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
     }

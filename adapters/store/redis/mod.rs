@@ -100,7 +100,6 @@ impl RedisStore {
     }
 }
 
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -109,7 +108,6 @@ fn millis(d: Duration) -> u64 {
 fn wait_of(pttl_ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(pttl_ms).unwrap_or(0))
 }
-
 
 #[async_trait]
 impl OtpStore for RedisStore {
