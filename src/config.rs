@@ -39,6 +39,10 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<String>,
     /// How long in-flight requests may finish after SIGTERM or SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Longest time to receive a request body; past it, 408.
+    pub body_timeout_ms: u64,
+    /// A connection that sends and receives nothing this long is closed.
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -234,6 +238,8 @@ impl Default for HttpConfig {
             public_url: None,
             trusted_proxies: Vec::new(),
             shutdown_grace_secs: 10,
+            body_timeout_ms: 10_000,
+            idle_timeout_secs: 60,
         }
     }
 }

@@ -34,6 +34,7 @@ pub struct Application {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
     grace: Duration,
+    idle_timeout: Duration,
 }
 
 /// Everything but the service that the HTTP surface needs.
@@ -101,6 +102,7 @@ impl Application {
             acceptor,
             local_addr,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            idle_timeout: Duration::from_secs(config.http.idle_timeout_secs.max(1)),
         })
     }
 
@@ -160,17 +162,19 @@ impl Application {
             sms_chain,
         } = self.parts;
         let metrics_elsewhere = self.metrics_listener.is_some();
-        let main = poem::Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
-            http::app(
-                self.service,
-                access,
-                Arc::clone(&metrics),
-                sms_chain,
-                metrics_elsewhere,
-            ),
-            when_stopped(stopped.clone()),
-            Some(self.grace),
-        );
+        let main = poem::Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(self.idle_timeout)
+            .run_with_graceful_shutdown(
+                http::app(
+                    self.service,
+                    access,
+                    Arc::clone(&metrics),
+                    sms_chain,
+                    metrics_elsewhere,
+                ),
+                when_stopped(stopped.clone()),
+                Some(self.grace),
+            );
         let side = async {
             match self.metrics_listener {
                 Some((acceptor, _)) => {
@@ -291,6 +295,7 @@ fn build_access(config: &Config) -> Result<http::Access, ConfigError> {
         api_keys,
         trusted_proxies,
         webhook_keys,
+        body_timeout: Duration::from_millis(config.http.body_timeout_ms.max(1)),
     })
 }
 

@@ -62,6 +62,8 @@ pub struct Access {
     pub api_keys: ApiKeys,
     pub trusted_proxies: TrustedProxies,
     pub webhook_keys: WebhookKeys,
+    /// Longest time to receive a request body.
+    pub body_timeout: std::time::Duration,
 }
 
 /// The whole HTTP application around one service. `/metrics` is served here
@@ -89,7 +91,10 @@ pub fn app(
     }
     route
         .nest("/", spec)
-        .with(body_limit::BodyLimit(MAX_BODY_BYTES))
+        .with(body_limit::BodyLimit {
+            max_bytes: MAX_BODY_BYTES,
+            timeout: access.body_timeout,
+        })
         .with(auth::RequireApiKey(Arc::new(access.api_keys)))
         .data(service)
         .data(Arc::clone(&metrics))

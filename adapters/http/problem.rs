@@ -29,6 +29,7 @@ pub enum ProblemCode {
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     CodeMismatch,
     PhoneRejected,
     DestinationNotAllowed,
@@ -72,6 +73,7 @@ impl ProblemCode {
             Self::InvalidSignature => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::CodeMismatch | Self::PhoneRejected | Self::DestinationNotAllowed => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -98,6 +100,7 @@ impl ProblemCode {
             Self::MethodNotAllowed => "The route does not take this method",
             Self::NotFound => "No pending code",
             Self::PayloadTooLarge => "The request body is too large",
+            Self::RequestTimeout => "The request body took too long to arrive",
             Self::CodeMismatch => "The code is wrong",
             Self::PhoneRejected => "The SMS provider rejected the number",
             Self::DestinationNotAllowed => "Codes are not sent to this number",
@@ -397,6 +400,7 @@ fn problem_of(err: poem::Error) -> Response {
         StatusCode::NOT_FOUND => ProblemCode::RouteNotFound,
         StatusCode::METHOD_NOT_ALLOWED => ProblemCode::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => ProblemCode::PayloadTooLarge,
+        StatusCode::REQUEST_TIMEOUT => ProblemCode::RequestTimeout,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemCode::UnsupportedMediaType,
         s if s.is_client_error() => ProblemCode::InvalidRequest,
         _ => {

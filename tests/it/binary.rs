@@ -374,3 +374,50 @@ fn a_bad_setting_stops_check_config_and_serve_with_one_line() {
     assert!(!ok);
     assert!(stderr.contains("--config"), "{stderr}");
 }
+
+#[tokio::test]
+async fn two_processes_on_one_redis_share_codes_attempts_and_limits() {
+    let env = [
+        ("OTPD_STORE__URL", redis_url()),
+        ("OTPD_STORE__KEY_PREFIX", unique_prefix()),
+        ("OTPD_OTP__HASH_KEYS", "two-process-key-0123456789".into()),
+    ];
+    let (mut a, mut b) = (Running::start(&env).await, Running::start(&env).await);
+    assert_eq!(
+        a.post("/v1/otp", json!({"phone": PHONE}), None).await.status(),
+        202
+    );
+    let code = code_in(&a.stdout.recv_timeout(Duration::from_secs(5)).unwrap());
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+
+    // The resend cooldown set by A holds on B.
+    assert_eq!(
+        b.post("/v1/otp", json!({"phone": PHONE}), None).await.status(),
+        429
+    );
+    // Attempts spent on either count on both.
+    let first = b
+        .post("/v1/otp/verify", json!({"phone": PHONE, "code": wrong}), None)
+        .await;
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(first["attempts_remaining"], 4);
+    let second = a
+        .post("/v1/otp/verify", json!({"phone": PHONE, "code": wrong}), None)
+        .await;
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(second["attempts_remaining"], 3);
+    // Sent through A, verified through B, once.
+    assert_eq!(
+        b.post("/v1/otp/verify", json!({"phone": PHONE, "code": code}), None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        a.post("/v1/otp/verify", json!({"phone": PHONE, "code": code}), None)
+            .await
+            .status(),
+        404
+    );
+    assert!(a.terminate().success() && b.terminate().success());
+}

@@ -3,11 +3,15 @@
 mod api;
 mod architecture;
 mod binary;
+mod cluster;
 mod config;
 mod dropin;
+mod faults;
 mod helpers;
 mod limits;
 mod ops;
+mod own_redis;
+mod properties;
 mod redis_store;
 mod sms_vendors;
 mod spec;

@@ -2,7 +2,6 @@
 //! outages (on a `redis-server` of the test's own, never the shared one).
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -11,6 +10,7 @@ use redis::AsyncCommands;
 use sha2::{Digest, Sha512};
 
 use crate::helpers::{redis_config, redis_url, spawn_app, HASH_KEY};
+use crate::own_redis::OwnRedis;
 
 const PHONE: &str = "+14155552671";
 
@@ -72,65 +72,6 @@ async fn the_key_expires_in_redis() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!conn.exists::<_, bool>(&key).await.unwrap());
     app.verify(PHONE, &code).await.assert_problem(404, "not_found");
-}
-
-/// A `redis-server` of this test's own on a free port, stopped on drop.
-struct OwnRedis {
-    port: u16,
-    child: Child,
-}
-
-impl OwnRedis {
-    fn start_on(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child }
-    }
-
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[tokio::test]

@@ -1,0 +1,121 @@
+//! The store on a real Redis Cluster (three masters, three replicas, started
+//! here): the whole store contract, a flow through the service, and a master
+//! failing over while the service keeps serving.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otpd::adapters::metrics::Metrics;
+use otpd::adapters::store::RedisStore;
+use otpd::config::StoreUrl;
+use otpd::ports::OtpStore;
+
+use crate::helpers::{redis_config, spawn_app, unique_prefix, Reply, TestApp};
+use crate::own_redis::{cli, OwnCluster};
+use crate::store_contract as contract;
+
+const PHONE: &str = "+14155552671";
+
+fn store(cluster: &OwnCluster) -> Arc<dyn OtpStore> {
+    let store = RedisStore::new(
+        &cluster.url(),
+        &unique_prefix(),
+        Duration::from_secs(2),
+        4,
+        Arc::new(Metrics::new()),
+    );
+    Arc::new(store.unwrap())
+}
+
+/// A request that may meet the cluster mid-failover: 503s are retried.
+async fn through_failover<F, Fut>(mut request: F) -> Reply
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = request().await;
+        if reply.status != 503 {
+            return reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still 503 long after the failover: {}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn verify(app: &TestApp, code: &str) -> Reply {
+    through_failover(|| app.verify(PHONE, code)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_and_a_failover_on_a_real_cluster() {
+    let cluster = OwnCluster::start();
+
+    contract::right_code_is_approved_exactly_once(store(&cluster)).await;
+    contract::unknown_phone_is_not_found(store(&cluster)).await;
+    contract::wrong_codes_use_attempts_then_lock(store(&cluster)).await;
+    contract::a_new_code_replaces_the_pending_one(store(&cluster)).await;
+    contract::status_reports_life_and_attempts(store(&cluster)).await;
+    contract::codes_expire_by_themselves(store(&cluster)).await;
+    contract::withdraw_removes_only_that_code(store(&cluster)).await;
+    contract::any_candidate_key_verifies(store(&cluster)).await;
+    contract::phones_are_independent(store(&cluster)).await;
+    contract::of_fifty_concurrent_right_verifies_one_wins(store(&cluster)).await;
+    contract::concurrent_wrong_verifies_never_exceed_the_attempts(store(&cluster)).await;
+    contract::a_resend_inside_the_cooldown_is_refused_and_changes_nothing(store(&cluster)).await;
+    contract::the_phone_quota_counts_codes_per_window(store(&cluster)).await;
+    contract::buckets_count_per_window_and_give_back(store(&cluster)).await;
+    contract::of_a_hundred_concurrent_sends_one_is_stored(store(&cluster)).await;
+
+    // The service on the cluster, with every limit on.
+    let mut config = redis_config();
+    config.store.url = StoreUrl(cluster.url());
+    config.store.timeout_ms = 1000;
+    config.limits = otpd::config::LimitsConfig::default();
+    let key = format!("{}{{{PHONE}}}", config.store.key_prefix);
+    let app = spawn_app(config).await;
+    assert_eq!(app.send(PHONE).await.status, 202);
+    let code = app.outbox.last_code(PHONE);
+    let wrong = crate::helpers::wrong(&code);
+    assert_eq!(app.verify(PHONE, &wrong).await.body["attempts_remaining"], 4);
+
+    // The master holding this phone's slot hands over to its replica.
+    let (master, replica) = cluster.master_and_replica_of(&key);
+    assert!(cli(replica, &["cluster", "failover"]).contains("OK"));
+    let started = Instant::now();
+    while !cli(replica, &["role"]).starts_with("master") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the replica never took over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(cli(master, &["role"]).starts_with("slave") || cli(master, &["role"]).starts_with("replica"));
+    cluster.wait_until_ok();
+
+    // The service follows the redirect: the code, its spent attempt and the
+    // cooldown all survived the move.
+    let status_path = format!("/v1/otp/{PHONE}");
+    let status = through_failover(|| app.get(&status_path)).await;
+    assert_eq!(status.body["attempts_remaining"], 4, "{}", status.body);
+    through_failover(|| app.send(PHONE))
+        .await
+        .assert_problem(429, "resend_too_soon");
+    assert_eq!(verify(&app, &code).await.status, 200);
+    verify(&app, &code).await.assert_problem(404, "not_found");
+
+    // And new codes go on working on the new master.
+    assert_eq!(through_failover(|| app.send("+14155552672")).await.status, 202);
+    let fresh = app.outbox.last_code("+14155552672");
+    assert_eq!(
+        through_failover(|| app.verify("+14155552672", &fresh))
+            .await
+            .status,
+        200
+    );
+}

@@ -1,0 +1,189 @@
+//! Parts failing: Redis killed under load and back, slow clients, idle
+//! connections. The service answers what it can and never hangs or panics.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otpd::config::StoreUrl;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{memory_config, redis_config, spawn_app, TestApp};
+use crate::own_redis::{cli, OwnRedis};
+
+fn phone(n: u32) -> String {
+    format!("+1415555{:04}", n % 10_000)
+}
+
+/// Four workers sending until told to stop, counting what they get.
+struct Load {
+    stop: Arc<AtomicBool>,
+    served: Arc<AtomicUsize>,
+    workers: Vec<tokio::task::JoinHandle<(Vec<u16>, Duration)>>,
+}
+
+impl Load {
+    fn start(app: &Arc<TestApp>) -> Self {
+        let (stop, served) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let workers = (0..4)
+            .map(|w| {
+                let (app, stop, served) = (Arc::clone(app), Arc::clone(&stop), Arc::clone(&served));
+                tokio::spawn(async move {
+                    let (mut statuses, mut slowest, mut n) = (Vec::new(), Duration::ZERO, w * 1000);
+                    while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        let status = app.send(&phone(n)).await.status;
+                        if status == 202 {
+                            served.fetch_add(1, Ordering::Relaxed);
+                        }
+                        statuses.push(status);
+                        slowest = slowest.max(started.elapsed());
+                        n += 1;
+                    }
+                    (statuses, slowest)
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            served,
+            workers,
+        }
+    }
+
+    /// Waits until `n` sends went through.
+    async fn until_served(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.served.load(Ordering::Relaxed) < n {
+            assert!(Instant::now() < deadline, "no send went through");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every answer's status, and the slowest answer.
+    async fn stop(self) -> (Vec<u16>, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut all, mut slowest) = (Vec::new(), Duration::ZERO);
+        for worker in self.workers {
+            let (statuses, worst) = worker.await.unwrap();
+            all.extend(statuses);
+            slowest = slowest.max(worst);
+        }
+        (all, slowest)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_under_load_then_back() {
+    let mut own = OwnRedis::start();
+    let mut config = redis_config();
+    config.store.url = StoreUrl(own.url());
+    config.store.timeout_ms = 300;
+    config.store.pool_size = 4;
+    let app = Arc::new(spawn_app(config).await);
+
+    let load = Load::start(&app);
+    load.until_served(20).await;
+    own.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (statuses, slowest) = load.stop().await;
+    assert!(statuses.contains(&503), "failed while Redis was down");
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 503),
+        "only 202 and 503: {statuses:?}"
+    );
+    // Each answer is capped by the 300 ms store timeout; the bound is loose
+    // for a shared machine, and far below a hang.
+    assert!(slowest < Duration::from_secs(5), "slowest answer {slowest:?}");
+
+    let back = OwnRedis::start_on(own.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.send(&phone(9_999)).await.status != 202 {
+        assert!(Instant::now() < deadline, "no recovery without a restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Back to full service under load, on no more connections than the pool.
+    let load = Load::start(&app);
+    load.until_served(20).await;
+    let (statuses, _) = load.stop().await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    let clients: usize = cli(back.port, &["info", "clients"])
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        clients <= 4 + 1,
+        "{clients} connections for a pool of 4 (and redis-cli)"
+    );
+}
+
+#[tokio::test]
+async fn slow_clients_dont_keep_the_service_from_others() {
+    let app = spawn_app(memory_config()).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Two hundred connections that start a request and never finish it.
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"POST /v1/otp HTTP/1.1\r\nHost: otpd\r\nContent-Type: application")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let started = Instant::now();
+    assert_eq!(app.send("+14155552671").await.status, 202);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(slow);
+}
+
+/// What the server says on `stream` within ten seconds; empty if it closed.
+async fn answer(stream: &mut TcpStream) -> String {
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408() {
+    let mut config = memory_config();
+    config.http.body_timeout_ms = 300;
+    let app = spawn_app(config).await;
+    let mut s = TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = "POST /v1/otp HTTP/1.1\r\nHost: otpd\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    s.write_all(format!("{head}{{\"phone\"").as_bytes())
+        .await
+        .unwrap();
+    let answer = answer(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let mut config = memory_config();
+    config.http.idle_timeout_secs = 1;
+    let app = spawn_app(config).await;
+    let mut s = TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(answer(&mut s).await, "", "closed without a word");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
