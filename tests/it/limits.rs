@@ -411,3 +411,21 @@ fn the_spec_offers_an_authorize_button() {
         );
     }
 }
+
+#[tokio::test]
+async fn two_instances_share_the_phone_quota_and_the_global_budget() {
+    let mut config = redis_config();
+    config.limits.sends_per_phone = 1;
+    config.limits.sends_per_hour = 3;
+    let (a, b) = two_instances(config).await;
+    assert_eq!(a.send(&phone(1)).await.status, 202);
+    b.send(&phone(1)).await.assert_problem(429, "send_quota_exceeded");
+    assert_eq!(b.send(&phone(2)).await.status, 202);
+    assert_eq!(a.send(&phone(3)).await.status, 202);
+    b.send(&phone(4))
+        .await
+        .assert_problem(429, "global_quota_exceeded");
+    a.send(&phone(5))
+        .await
+        .assert_problem(429, "global_quota_exceeded");
+}
