@@ -76,15 +76,24 @@ impl fmt::Debug for CodeHash {
 
 /// Hashes with the first key and verifies with every key, so keys can be
 /// rotated without voiding the codes already sent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CodeHasher {
-    current: HashKey,
-    previous: Vec<HashKey>,
+    // One HMAC state per key, keyed once: each hash starts from a copy.
+    current: Hmac<Sha512>,
+    previous: Vec<Hmac<Sha512>>,
+}
+
+fn keyed(key: &HashKey) -> Hmac<Sha512> {
+    <Hmac<Sha512> as Mac>::new_from_slice(&key.0)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
 }
 
 impl CodeHasher {
     pub fn new(current: HashKey, previous: Vec<HashKey>) -> Self {
-        Self { current, previous }
+        Self {
+            current: keyed(&current),
+            previous: previous.iter().map(keyed).collect(),
+        }
     }
 
     /// The hash to store for a new code.
@@ -96,16 +105,21 @@ impl CodeHasher {
     pub fn candidates(&self, phone: &Phone, code: &Code) -> Vec<CodeHash> {
         std::iter::once(&self.current)
             .chain(&self.previous)
-            .map(|key| hmac(key, phone, code))
+            .map(|keyed| hmac(keyed, phone, code))
             .collect()
+    }
+}
+
+impl fmt::Debug for CodeHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CodeHasher({} keys, redacted)", 1 + self.previous.len())
     }
 }
 
 /// The message is `<E.164 phone>:<code>`; the phone holds no `:`, so no two
 /// pairs share a message.
-fn hmac(key: &HashKey, phone: &Phone, code: &Code) -> CodeHash {
-    let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(&key.0)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+fn hmac(keyed: &Hmac<Sha512>, phone: &Phone, code: &Code) -> CodeHash {
+    let mut mac = keyed.clone();
     mac.update(phone.as_str().as_bytes());
     mac.update(b":");
     mac.update(code.expose().as_bytes());

@@ -2,6 +2,7 @@
 //! bounded by the store timeout, counts failures, and drops a connection a
 //! call failed on so the next one dials afresh.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,28 +86,44 @@ fn pool<M: Connector>(inner: M, timeout: Duration, size: u32) -> Pool<Tracked<M>
         .max_size(size.max(1))
         .connection_timeout(timeout)
         // Checking each connection on checkout would double the round trips;
-        // broken ones are dropped when a call fails on them instead.
+        // one a call failed on is dropped at its next checkout instead.
         .test_on_check_out(false)
         .build_unchecked(Tracked { inner, timeout })
 }
 
+/// Runs `call` on a clone of a pooled connection. A multiplexed connection
+/// carries any number of calls at once, so the pool slot is handed back
+/// before the call instead of being held through it.
 async fn on<M: Connector, T: FromRedisValue>(
     pool: &Pool<Tracked<M>>,
     call: Call<'_>,
 ) -> Result<T, StoreError> {
-    let mut conn = pool.get().await.map_err(|e| match e {
-        RunError::User(e) => unavailable(&e),
-        RunError::TimedOut => StoreError::Unavailable("no connection to Redis could be made in time".into()),
-    })?;
+    let (mut conn, broken) = checkout(pool).await?;
     let result = match call {
-        Call::Script(invocation) => invocation.invoke_async(&mut conn.inner).await,
-        Call::Command(cmd) => cmd.query_async(&mut conn.inner).await,
+        Call::Script(invocation) => invocation.invoke_async(&mut conn).await,
+        Call::Command(cmd) => cmd.query_async(&mut conn).await,
     };
     if let Err(e) = &result {
-        conn.broken = true;
+        broken.store(true, Ordering::Relaxed);
         tracing::warn!(error = %e, "redis call failed");
     }
     result.map_err(|e| unavailable(&e))
+}
+
+/// A healthy connection and its broken flag. One marked broken is handed
+/// back, which makes the pool drop it, and the next one is taken.
+async fn checkout<M: Connector>(pool: &Pool<Tracked<M>>) -> Result<(M::Conn, Arc<AtomicBool>), StoreError> {
+    loop {
+        let pooled = pool.get().await.map_err(|e| match e {
+            RunError::User(e) => unavailable(&e),
+            RunError::TimedOut => {
+                StoreError::Unavailable("no connection to Redis could be made in time".into())
+            }
+        })?;
+        if !pooled.broken.load(Ordering::Relaxed) {
+            return Ok((pooled.inner.clone(), Arc::clone(&pooled.broken)));
+        }
+    }
 }
 
 fn unavailable(e: &RedisError) -> StoreError {
@@ -138,7 +155,7 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
 pub trait Connector:
     bb8::ManageConnection<Error = RedisError, Connection = <Self as Connector>::Conn>
 {
-    type Conn: ConnectionLike + Send + 'static;
+    type Conn: ConnectionLike + Clone + Send + 'static;
 
     fn bound(_conn: &mut Self::Conn, _timeout: Duration) {}
 }
@@ -165,7 +182,8 @@ pub struct Tracked<M> {
 
 pub struct TrackedConnection<C> {
     inner: C,
-    broken: bool,
+    /// Set by any clone a call failed on.
+    broken: Arc<AtomicBool>,
 }
 
 impl<M: Connector> bb8::ManageConnection for Tracked<M> {
@@ -175,7 +193,10 @@ impl<M: Connector> bb8::ManageConnection for Tracked<M> {
     async fn connect(&self) -> Result<Self::Connection, RedisError> {
         let mut inner = self.inner.connect().await?;
         M::bound(&mut inner, self.timeout);
-        Ok(TrackedConnection { inner, broken: false })
+        Ok(TrackedConnection {
+            inner,
+            broken: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), RedisError> {
@@ -183,7 +204,7 @@ impl<M: Connector> bb8::ManageConnection for Tracked<M> {
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.broken
+        conn.broken.load(Ordering::Relaxed)
     }
 }
 

@@ -9,15 +9,12 @@ end
 if left <= 0 then
   return {2, redis.call('PTTL', KEYS[1])}
 end
--- Constant time: every byte of every candidate is compared, whatever differs.
+-- Constant time: Redis's Lua (5.1) interns every string, so `==` on two
+-- strings compares two pointers, whatever the bytes; and every candidate is
+-- compared, whichever matches.
 local matched = 0
 for i = 1, #ARGV do
-  local candidate = ARGV[i]
-  local diff = (#candidate == #stored) and 0 or 1
-  for j = 1, #stored do
-    diff = bit.bor(diff, bit.bxor(string.byte(stored, j), string.byte(candidate, j) or 0))
-  end
-  if diff == 0 then
+  if ARGV[i] == stored then
     matched = 1
   end
 end
