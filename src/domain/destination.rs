@@ -22,8 +22,6 @@ pub enum DestinationError {
     PremiumRate,
     #[error("codes are not sent to shared-cost numbers")]
     SharedCost,
-    #[error("codes are not sent to numbers of an unknown kind")]
-    UnknownKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +53,6 @@ impl DestinationPolicy {
         match phone.kind() {
             NumberKind::PremiumRate => return Err(DestinationError::PremiumRate),
             NumberKind::SharedCost => return Err(DestinationError::SharedCost),
-            NumberKind::Unknown => return Err(DestinationError::UnknownKind),
             NumberKind::Ordinary => {}
         }
         let Some(region) = phone.region() else {

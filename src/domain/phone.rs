@@ -3,7 +3,7 @@
 use std::fmt;
 
 use phonenumber::metadata::DATABASE;
-use phonenumber::{Mode, Type};
+use phonenumber::Type;
 
 /// Longest input we hand to the parser; real numbers with spacing fit easily.
 const MAX_INPUT_LEN: usize = 32;
@@ -27,8 +27,6 @@ pub enum NumberKind {
     PremiumRate,
     /// Shared-cost: texting it can cost the sender.
     SharedCost,
-    /// Valid, but the metadata can't tell what it is.
-    Unknown,
 }
 
 impl PartialEq for Phone {
@@ -85,18 +83,24 @@ impl Phone {
             return Err(PhoneError::BadCharacter);
         }
         let number = phonenumber::parse(None, raw).map_err(|_| PhoneError::Invalid)?;
-        if !phonenumber::is_valid(&number) {
-            return Err(PhoneError::Invalid);
-        }
+        // Each metadata lookup runs the library's regexes, the costliest part
+        // of a request: so look up the region once and the type once (valid
+        // means a known type, as `phonenumber::is_valid` decides it), and
+        // write E.164 directly rather than through the formatter.
+        let region = number
+            .metadata(&DATABASE)
+            .map(|meta| meta.id())
+            .filter(|id| id.len() == 2)
+            .map(str::to_owned);
         let kind = match number.number_type(&DATABASE) {
+            Type::Unknown => return Err(PhoneError::Invalid),
             Type::PremiumRate => NumberKind::PremiumRate,
             Type::SharedCost => NumberKind::SharedCost,
-            Type::Unknown => NumberKind::Unknown,
             _ => NumberKind::Ordinary,
         };
         Ok(Self {
-            e164: number.format().mode(Mode::E164).to_string(),
-            region: number.country().id().map(|id| id.as_ref().to_owned()),
+            e164: format!("+{}{}", number.code().value(), number.national()),
+            region,
             kind,
         })
     }
