@@ -8,10 +8,6 @@ use otpd::config::{Config, LogFormat};
 use otpd::startup::{self, Application};
 use tracing_subscriber::EnvFilter;
 
-// Every request allocates a little (JSON, headers, futures); mimalloc does that
-// markedly cheaper than the system allocator under many threads.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Sends 6-digit one-time codes by SMS and verifies each exactly once.
 #[derive(Parser)]
