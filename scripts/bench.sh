@@ -16,9 +16,13 @@
 #
 # Settings (environment): DURATION (20), SOAK (0 = no soak), CONNECTIONS (32),
 # THREADS (2), OTPD_PORT (18080), REF_PORT (18081), REDIS_URL
-# (redis://127.0.0.1:6379), VERIFY_HEADROOM (2.5: right codes to make, as a
+# (redis://127.0.0.1:6379), VERIFY_HEADROOM (3: right codes to make, as a
 # multiple of the send rate times DURATION), CARGO_TARGET_DIR
-# (<repo>/target/bench, so the bench doesn't wait on other builds' lock).
+# (<repo>/target/bench, so the bench doesn't wait on other builds' lock),
+# PRIVATE_REDIS (a port: start a throwaway redis-server there for the run
+# instead of using REDIS_URL, so no other client's commands mix into the
+# per-request command counts), KEEP_WORK (1: keep the work folder with wrk's output and the codes files;
+# it is kept anyway when the run fails).
 # Needs cargo, redis-cli, curl and python3; installs wrk with apt-get if missing.
 set -euo pipefail
 
@@ -33,7 +37,7 @@ THREADS=${THREADS:-2}
 OTPD_PORT=${OTPD_PORT:-18080}
 REF_PORT=${REF_PORT:-18081}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
-VERIFY_HEADROOM=${VERIFY_HEADROOM:-2.5}
+VERIFY_HEADROOM=${VERIFY_HEADROOM:-3}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/bench}
 
 # Every key this run makes starts with this, so cleanup deletes only ours.
@@ -53,7 +57,7 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 fact() { printf '%s=%s\n' "$1" "$2" >>"$FACTS"; }
 rcli() { redis-cli -u "$REDIS_URL" "$@"; }
 
-OTPD_PID="" REF_PID="" WRK_PID=""
+OTPD_PID="" REF_PID="" WRK_PID="" REDIS_PID=""
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
@@ -65,15 +69,21 @@ cleanup() {
             wait "$pid" 2>/dev/null || true
         fi
     done
-    # Only this run's keys; the Redis is shared and stays up.
-    if command -v redis-cli >/dev/null; then
+    # Only this run's keys; the Redis is shared and stays up. A private one
+    # goes, keys and all.
+    if [[ -n $REDIS_PID ]]; then
+        kill "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+    elif command -v redis-cli >/dev/null; then
         local deleted
         deleted=$(rcli --scan --pattern "${PREFIX}*" | xargs -r -n 1000 redis-cli -u "$REDIS_URL" del |
             awk '{n += $1} END {print n + 0}') || deleted="?"
         log "deleted $deleted Redis keys under $PREFIX"
     fi
-    if [[ $status -eq 0 ]]; then
+    if [[ $status -eq 0 && ${KEEP_WORK:-0} != 1 ]]; then
         rm -rf "$WORK"
+    elif [[ $status -eq 0 ]]; then
+        log "work folder kept: $WORK"
     else
         log "failed; logs kept in $WORK (otpd.err, reference.err, *.out)"
     fi
@@ -101,14 +111,23 @@ fi
 for tool in wrk redis-cli curl python3; do
     command -v "$tool" >/dev/null || die "$tool is needed"
 done
+if [[ -n ${PRIVATE_REDIS:-} ]]; then
+    # No persistence: it lives for this run only. Its pid is ours to stop.
+    command -v redis-server >/dev/null || die "PRIVATE_REDIS needs redis-server"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PRIVATE_REDIS") 2>/dev/null; then
+        die "port $PRIVATE_REDIS is in use; pick a free one for PRIVATE_REDIS"
+    fi
+    REDIS_URL="redis://127.0.0.1:$PRIVATE_REDIS"
+    log "starting a private redis-server on $REDIS_URL"
+    redis-server --port "$PRIVATE_REDIS" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 1 50); do rcli ping >/dev/null 2>&1 && break; sleep 0.1; done
+    kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server did not start: $(tail -3 "$WORK/redis.log")"
+fi
 rcli ping >/dev/null || die "no Redis at $REDIS_URL"
 
 # --- 2. Start otpd and the reference -----------------------------------------
-
-# Settings from the caller's environment would change what is measured
-# (an API key would make every request 401); RUST_LOG would beat log.level.
-for var in $(compgen -e | grep '^OTPD_' || true); do unset "$var"; done
-unset RUST_LOG
 
 for port in "$OTPD_PORT" "$REF_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -126,6 +145,12 @@ done
 log "starting otpd on $OTPD_URL (store $REDIS_URL, prefix $PREFIX)"
 (
     cd "$WORK"
+    # otpd reads every OTPD_ variable as a setting: ones from the caller's
+    # environment would change what is measured (an API key would make every
+    # request 401) or stop the start (this script's own OTPD_PORT is no
+    # setting). RUST_LOG would beat log.level.
+    for var in $(compgen -e | grep '^OTPD_' || true); do unset "$var"; done
+    unset RUST_LOG
     export OTPD_HTTP__LISTEN="127.0.0.1:$OTPD_PORT" \
         OTPD_STORE__URL="$REDIS_URL" \
         OTPD_STORE__KEY_PREFIX="$PREFIX" \
@@ -170,15 +195,20 @@ probe=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/jso
 
 # --- Helpers for the runs ----------------------------------------------------
 
-# The sum of otpd's HTTP request counter: what otpd itself says it served.
-otpd_served() {
-    curl -sf "$OTPD_URL/metrics" |
-        awk '/^otpd_http_request_duration_seconds_count/ {n += $NF} END {printf "%d\n", n}'
+# From otpd's /metrics: the sum of its HTTP request counter (what otpd itself
+# says it served) and its store errors. 0 if the metric is missing: a report
+# without them beats no report.
+metric_sum() {
+    { curl -sf "$OTPD_URL/metrics" || true; } | awk -v m="$1" 'index($1, m) == 1 {n += $NF} END {printf "%d\n", n}'
 }
-store_errors() {
-    curl -sf "$OTPD_URL/metrics" | awk '/^otpd_store_errors_total/ {n += $NF} END {printf "%d\n", n}'
-}
+otpd_served() { metric_sum otpd_http_request_duration_seconds_count; }
+store_errors() { metric_sum otpd_store_errors_total; }
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# CPU time a process has used, user + system, in clock ticks. Per request it
+# says how much work a request costs, which the other load on a shared
+# machine skews less than req/s.
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
 
 # run_wrk NAME TARGET PHASE URL SCRIPT SECONDS [key=value ...]
 # Runs wrk once, keeps its output in $WORK/NAME.out, and appends its BENCH
@@ -188,19 +218,25 @@ rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 run_wrk() {
     local name=$1 target=$2 phase=$3 url=$4 script=$5 seconds=$6
     shift 6
-    local errors_before=0 errors_after=0
+    local errors_before=0 errors_after=0 pid=$OTPD_PID
     [[ $target == otpd ]] && errors_before=$(store_errors)
+    [[ $target == ref ]] && pid=$REF_PID
+    local cpu_before
+    cpu_before=$(cpu_ticks "$pid")
     [[ $phase == scenario ]] && rcli INFO commandstats >"$WORK/$name.cmd.before"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s -s "$script" "$url" \
         -- threads="$THREADS" name="$name" "$@" >"$WORK/$name.out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || die "wrk failed for $name: $(tail -5 "$WORK/$name.out")"
     WRK_PID=""
+    local cpu_after
+    cpu_after=$(cpu_ticks "$pid")
     [[ $phase == scenario ]] && rcli INFO commandstats >"$WORK/$name.cmd.after"
     [[ $target == otpd ]] && errors_after=$(store_errors)
     local line
     line=$(grep '^BENCH ' "$WORK/$name.out") || die "no BENCH line from wrk for $name: $(cat "$WORK/$name.out")"
-    echo "$line target=$target phase=$phase store_errors=$((errors_after - errors_before))" >>"$RESULTS"
+    echo "$line target=$target phase=$phase store_errors=$((errors_after - errors_before))" \
+        "cpu_s=$(awk -v t=$((cpu_after - cpu_before)) -v hz="$TICKS" 'BEGIN {printf "%.2f", t / hz}')" >>"$RESULTS"
     grep '^WARNING ' "$WORK/$name.out" >&2 || true
     # One readable line as we go; the table comes at the end.
     awk '{for (i = 2; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
@@ -216,6 +252,9 @@ AREAS_SOAK=312,617,206,303,404,512,602,702
 AREAS_REF=213,305
 
 # --- 3. The scenarios --------------------------------------------------------
+
+# Other work on the machine shows in every figure; the report says how busy it was.
+fact load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 log "1/4 send: $DURATION s"
 : >"$SMS"
@@ -282,18 +321,28 @@ if (( SOAK > 0 )); then
         -- threads="$THREADS" name=soak areas="$AREAS_SOAK" expected=202 >"$WORK/soak.out" 2>&1 &
     WRK_PID=$!
     start=$SECONDS
-    while kill -0 "$WRK_PID" 2>/dev/null; do
-        sleep 10
-        kill -0 "$WRK_PID" 2>/dev/null || break
+    soak_sample() {
         # Keep the console file small: nobody reads the soak's codes.
         : >"$SMS"
-        t=$((SECONDS - start)) rss=$(rss_kb "$OTPD_PID" VmRSS) served=$(otpd_served)
+        local t=$((SECONDS - start)) rss served
+        rss=$(rss_kb "$OTPD_PID" VmRSS) served=$(otpd_served)
         fact soak_sample "t=$t,rss_kb=$rss,requests=$served"
         awk -v t="$t" -v rss="$rss" -v n="$served" \
             'BEGIN {printf "    t=%4ds  RSS %6.1f MB  %d requests served so far\n", t, rss / 1024, n}' >&2
+    }
+    soak_sample
+    # Sample on a 10 s grid until wrk ends, then once more at the end.
+    next=10
+    while kill -0 "$WRK_PID" 2>/dev/null; do
+        sleep 1
+        if (( SECONDS - start >= next )) && kill -0 "$WRK_PID" 2>/dev/null; then
+            soak_sample
+            next=$((next + 10))
+        fi
     done
     wait "$WRK_PID" || die "wrk failed for the soak: $(tail -5 "$WORK/soak.out")"
     WRK_PID=""
+    soak_sample
     : >"$SMS"
     grep '^BENCH ' "$WORK/soak.out" | sed 's/$/ target=otpd phase=soak store_errors=0/' >>"$RESULTS" || true
     fact vmhwm_kb "$(rss_kb "$OTPD_PID" VmHWM)"
@@ -309,6 +358,7 @@ fact duration "$DURATION"
 fact threads "$THREADS"
 fact connections "$CONNECTIONS"
 fact redis_url "$REDIS_URL"
+fact redis_private "${PRIVATE_REDIS:+yes}"
 fact redis_version "$(rcli INFO server | awk -F: '/^redis_version/ {print $2}' | tr -d '\r')"
 fact nproc "$(nproc)"
 fact cpu "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
