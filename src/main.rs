@@ -8,7 +8,6 @@ use otpd::config::{Config, LogFormat};
 use otpd::startup::{self, Application};
 use tracing_subscriber::EnvFilter;
 
-
 /// Sends 6-digit one-time codes by SMS and verifies each exactly once.
 #[derive(Parser)]
 #[command(version, about)]
