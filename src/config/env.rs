@@ -1,0 +1,103 @@
+//! Reading `OTPD_*` variables, and the list and map forms they take.
+
+use std::collections::BTreeMap;
+
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile, Provider};
+use serde::{Deserialize, Deserializer};
+
+use super::ENV_PREFIX;
+
+/// `OTPD_A__B=v` as `a.b = "v"`. figment's own `Env` reads `+14155552671`
+/// or `0123` as numbers and loses their text; here every value stays a
+/// string, and lossy extraction turns it into a number where one is wanted.
+pub struct RawEnv(Dict);
+
+impl RawEnv {
+    pub fn from(env: &[(String, String)]) -> Self {
+        let mut root = Dict::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            // Only nested names are settings; `OTPD_TEST_REDIS_URL` and such are not.
+            if !rest.contains("__") {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            insert(&mut root, &path, Value::from(value.clone()));
+        }
+        Self(root)
+    }
+}
+
+fn insert(dict: &mut Dict, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [leaf] => {
+            dict.insert(leaf.clone(), value);
+        }
+        [head, rest @ ..] => {
+            let child = dict
+                .entry(head.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = child {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
+impl Provider for RawEnv {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("OTPD_ environment variables")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.0.clone()))
+    }
+}
+
+/// A list given as a list, or as one comma-separated string (how a list
+/// arrives from the environment).
+pub fn string_list<'de, D: Deserializer<'de>, T: From<String>>(de: D) -> Result<Vec<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(de)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| T::from(s.to_owned()))
+            .collect(),
+        OneOrMany::Many(v) => v.into_iter().map(T::from).collect(),
+    })
+}
+
+/// A map given as a table, or as one string of `key=value` pairs separated
+/// by commas (how a map arrives from the environment).
+pub fn string_map<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum PairsOrTable {
+        Pairs(String),
+        Table(BTreeMap<String, String>),
+    }
+    match PairsOrTable::deserialize(de)? {
+        PairsOrTable::Table(map) => Ok(map),
+        PairsOrTable::Pairs(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .ok_or_else(|| serde::de::Error::custom(format!("`{pair}` is not key=value")))
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,192 @@
+//! From settings to the service and its access rules: store, hasher,
+//! policy, template, test numbers and limits.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::adapters::http;
+use crate::adapters::http::auth::ApiKeys;
+use crate::adapters::http::client_ip::TrustedProxies;
+use crate::adapters::http::webhooks::WebhookKeys;
+use crate::adapters::metrics::Metrics;
+use crate::adapters::store::{MemoryStore, RedisStore};
+use crate::config::{Config, ConfigError, Secret, SmsProvider};
+use crate::domain::{
+    Autofill, Code, CodeHasher, DestinationPolicy, HashKey, MessageTemplate, OtpPolicy, Phone, PolicyError,
+    Quota, SendLimits, TemplateError,
+};
+use crate::ports::OtpStore;
+use crate::service::{Guards, OtpService};
+
+use super::sms::{build_sms, public_url};
+
+/// The service with the adapters the config names.
+///
+/// # Errors
+/// A [`ConfigError`] naming the bad setting.
+pub(super) fn build_service(
+    config: &Config,
+    console: Box<dyn Write + Send>,
+    metrics: &Arc<Metrics>,
+) -> Result<OtpService, ConfigError> {
+    let policy =
+        OtpPolicy::new(Duration::from_secs(config.otp.ttl_secs), config.otp.max_attempts).map_err(|e| {
+            let key = match e {
+                PolicyError::Ttl => "otp.ttl_secs",
+                PolicyError::MaxAttempts => "otp.max_attempts",
+            };
+            ConfigError::new(key, e)
+        })?;
+    Ok(OtpService::new(
+        build_store(config, metrics)?,
+        build_sms(config, console, metrics)?,
+        build_hasher(config)?,
+        policy,
+        build_template(config, policy.ttl())?,
+    )
+    .with_test_numbers(build_test_numbers(config)?)
+    .with_guards(build_guards(config)?))
+}
+
+fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
+    let limits = &config.limits;
+    let window = Duration::from_secs(limits.sends_window_secs);
+    if window.is_zero() && (limits.sends_per_phone > 0 || limits.sends_per_ip > 0) {
+        return Err(ConfigError::new(
+            "limits.sends_window_secs",
+            "must be above 0 while a send quota is on",
+        ));
+    }
+    let destinations = DestinationPolicy::default()
+        .allow(&config.sms.allowed_countries)
+        .map_err(|e| ConfigError::new("sms.allowed_countries", e))?
+        .deny(&config.sms.denied_countries)
+        .map_err(|e| ConfigError::new("sms.denied_countries", e))?;
+    Ok(Guards {
+        send: SendLimits {
+            resend_after: Duration::from_secs(limits.resend_after_secs),
+            per_phone: Quota::new(limits.sends_per_phone, window),
+        },
+        sends_per_ip: Quota::new(limits.sends_per_ip, window),
+        verifies_per_ip: Quota::new(limits.verifies_per_ip, Duration::from_secs(60)),
+        global_sends: Quota::new(limits.sends_per_hour, Duration::from_secs(3600)),
+        destinations,
+    })
+}
+
+pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError> {
+    let api_keys = ApiKeys::parse(&config.auth.api_keys).map_err(|e| ConfigError::new("auth.api_keys", e))?;
+    if api_keys.is_empty() {
+        tracing::warn!("auth.api_keys is not set: anyone who reaches this service can send codes");
+    }
+    let trusted_proxies = TrustedProxies::parse(&config.http.trusted_proxies)
+        .map_err(|e| ConfigError::new("http.trusted_proxies", e))?;
+    let sms = &config.sms;
+    let uses = |provider| sms.provider == provider || sms.fallback == Some(provider);
+    let token = |provider, token: &Secret| (uses(provider) && !token.is_empty()).then(|| token.clone());
+    let webhook_keys = WebhookKeys {
+        public_url: public_url(config)?.map(str::to_owned),
+        plivo_auth_token: token(SmsProvider::Plivo, &sms.plivo.auth_token),
+        twilio_auth_token: token(SmsProvider::Twilio, &sms.twilio.auth_token),
+    };
+    if webhook_keys.public_url.is_some()
+        && uses(SmsProvider::Twilio)
+        && webhook_keys.twilio_auth_token.is_none()
+    {
+        return Err(ConfigError::new(
+            "sms.twilio.auth_token",
+            "is required to check Twilio's delivery reports when http.public_url is set",
+        ));
+    }
+    Ok(http::Access {
+        api_keys,
+        trusted_proxies,
+        webhook_keys,
+        body_timeout: Duration::from_millis(config.http.body_timeout_ms.max(1)),
+    })
+}
+
+fn build_template(config: &Config, ttl: Duration) -> Result<MessageTemplate, ConfigError> {
+    let sms = &config.sms;
+    let autofill = Autofill {
+        android_app_hash: sms.android_app_hash.clone().filter(|h| !h.is_empty()),
+        webotp_domain: sms.webotp_domain.clone().filter(|d| !d.is_empty()),
+    };
+    let template = MessageTemplate::parse(&sms.template, &sms.app_name, autofill).map_err(|e| {
+        let key = match e {
+            TemplateError::AppHash => "sms.android_app_hash",
+            TemplateError::WebOtpDomain => "sms.webotp_domain",
+            _ => "sms.template",
+        };
+        ConfigError::new(key, e)
+    })?;
+    template
+        .check_single_segment(ttl)
+        .map_err(|e| ConfigError::new("sms.template", e))?;
+    Ok(template)
+}
+
+fn build_test_numbers(config: &Config) -> Result<HashMap<Phone, Code>, ConfigError> {
+    let mut numbers = HashMap::new();
+    for (phone, code) in &config.otp.test_numbers {
+        let key = format!("otp.test_numbers.{phone}");
+        let phone = Phone::parse(phone).map_err(|e| ConfigError::new(&key, e))?;
+        let code = Code::parse(code).map_err(|e| ConfigError::new(&key, e))?;
+        numbers.insert(phone, code);
+    }
+    if !numbers.is_empty() {
+        let masked: Vec<String> = numbers.keys().map(Phone::masked).collect();
+        tracing::warn!(numbers = %masked.join(", "), "test numbers are on: their codes are fixed and never texted");
+    }
+    Ok(numbers)
+}
+
+fn build_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn OtpStore>, ConfigError> {
+    let url = config.store.url.expose();
+    if url == "memory://" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    let schemes = ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"];
+    if schemes.iter().any(|scheme| url.starts_with(scheme)) {
+        let timeout = Duration::from_millis(config.store.timeout_ms.max(1));
+        let store = RedisStore::new(
+            url,
+            &config.store.key_prefix,
+            timeout,
+            config.store.pool_size,
+            Arc::clone(metrics),
+        )
+        .map_err(|e| ConfigError::new("store.url", e))?;
+        return Ok(Arc::new(store));
+    }
+    Err(ConfigError::new(
+        "store.url",
+        format!(
+            "{} is not memory://, redis://... or rediss://...",
+            config.store.url.redacted()
+        ),
+    ))
+}
+
+fn build_hasher(config: &Config) -> Result<CodeHasher, ConfigError> {
+    let mut keys = Vec::with_capacity(config.otp.hash_keys.len());
+    for (i, secret) in config.otp.hash_keys.iter().enumerate() {
+        keys.push(
+            HashKey::new(secret.expose().as_bytes())
+                .map_err(|e| ConfigError::new(format!("otp.hash_keys[{i}]"), e))?,
+        );
+    }
+    let mut keys = keys.into_iter();
+    Ok(match keys.next() {
+        Some(current) => CodeHasher::new(current, keys.collect()),
+        None => {
+            tracing::warn!(
+                "otp.hash_keys is not set: using a random key for this process; codes won't survive \
+                 a restart nor verify on another instance"
+            );
+            CodeHasher::new(HashKey::random(), Vec::new())
+        }
+    })
+}
