@@ -1,0 +1,112 @@
+//! Each layer's errors as problems: the one place they get a status and a
+//! stable code.
+
+use crate::domain::{CodeError, PhoneError};
+use crate::ports::{SmsError, StoreError};
+use crate::service::{Limit, SendError, StatusError, VerifyError};
+
+use super::{Problem, ProblemCode};
+
+impl From<PhoneError> for Problem {
+    fn from(e: PhoneError) -> Self {
+        Problem::new(ProblemCode::InvalidPhone, e.to_string())
+    }
+}
+
+impl From<CodeError> for Problem {
+    fn from(e: CodeError) -> Self {
+        Problem::new(ProblemCode::InvalidCodeFormat, e.to_string())
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store unavailable");
+        Problem::new(
+            ProblemCode::StoreUnavailable,
+            "the code store did not answer in time; try again shortly",
+        )
+    }
+}
+
+impl From<SendError> for Problem {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Destination(e) => Problem::new(ProblemCode::DestinationNotAllowed, e.to_string()),
+            SendError::Limited { limit, retry_after } => {
+                let (code, detail) = match limit {
+                    Limit::ResendTooSoon => {
+                        (ProblemCode::ResendTooSoon, "wait before asking for another code")
+                    }
+                    Limit::PhoneQuota => (
+                        ProblemCode::SendQuotaExceeded,
+                        "this phone has had all its codes for now",
+                    ),
+                    Limit::IpQuota => (
+                        ProblemCode::IpQuotaExceeded,
+                        "this client has asked for too many codes",
+                    ),
+                    Limit::GlobalQuota => (
+                        ProblemCode::GlobalQuotaExceeded,
+                        "the service has sent all its codes for now",
+                    ),
+                };
+                Problem::retry_later(code, detail, retry_after)
+            }
+            SendError::Store(e) => e.into(),
+            SendError::Sms(SmsError::Rejected {
+                provider,
+                vendor_code,
+                message,
+            }) => {
+                let mut p = Problem::new(
+                    ProblemCode::PhoneRejected,
+                    format!("{provider} will not send to this number"),
+                );
+                p.vendor_code = Some(vendor_code);
+                p.vendor_message = Some(message);
+                p
+            }
+            SendError::Sms(e @ SmsError::Failed { .. }) => {
+                tracing::warn!(error = %e, "sms delivery failed");
+                Problem::new(
+                    ProblemCode::SmsDeliveryFailed,
+                    "no SMS could be sent; no code is pending",
+                )
+            }
+        }
+    }
+}
+
+impl From<VerifyError> for Problem {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Mismatch { attempts_remaining } => {
+                let mut p = Problem::new(ProblemCode::CodeMismatch, e.to_string());
+                p.attempts_remaining = Some(attempts_remaining);
+                p
+            }
+            VerifyError::Locked { expires_in } => Problem::retry_later(
+                ProblemCode::MaxAttemptsReached,
+                "no attempts are left for this code; request a new one",
+                expires_in,
+            ),
+            VerifyError::Limited { retry_after } => Problem::retry_later(
+                ProblemCode::IpQuotaExceeded,
+                "this client has made too many verifications",
+                retry_after,
+            ),
+            VerifyError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
+            VerifyError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StatusError> for Problem {
+    fn from(e: StatusError) -> Self {
+        match e {
+            StatusError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
+            StatusError::Store(e) => e.into(),
+        }
+    }
+}
