@@ -2,7 +2,6 @@
 //! the console, and verified; its logs, its signals and its commands.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,17 +11,10 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{code_in, redis_url, unique_prefix};
+use crate::own_redis::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_otpd");
 const PHONE: &str = "+14155552671";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running `otpd`, its standard output line by line and its standard
 /// error kept whole; stopped (SIGKILL) on drop if still running.

@@ -48,6 +48,14 @@ pub fn redis_config() -> Config {
     config
 }
 
+/// As [`redis_config`], pointed at a port nothing listens on.
+pub fn unreachable_redis_config(timeout_ms: u64) -> Config {
+    let mut config = redis_config();
+    config.store.url = StoreUrl(format!("redis://127.0.0.1:{}", crate::own_redis::free_port()));
+    config.store.timeout_ms = timeout_ms;
+    config
+}
+
 /// What the console SMS sender wrote, shared with the test.
 #[derive(Clone, Default)]
 pub struct Outbox(Arc<Mutex<Vec<u8>>>);

@@ -1,9 +1,8 @@
 //! Health, readiness, metrics and request ids, as an operator sees them.
 
-use otpd::config::StoreUrl;
 use serde_json::json;
 
-use crate::helpers::{memory_config, redis_config, spawn_app, wrong, TestApp};
+use crate::helpers::{memory_config, redis_config, spawn_app, unreachable_redis_config, wrong, TestApp};
 
 const PHONE: &str = "+14155552671";
 
@@ -52,15 +51,7 @@ async fn readiness_follows_redis() {
     let app = spawn_app(redis_config()).await;
     assert_eq!(app.get("/readyz").await.status, 200);
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut down = redis_config();
-    down.store.url = StoreUrl(format!("redis://127.0.0.1:{closed}"));
-    down.store.timeout_ms = 300;
-    let app = spawn_app(down).await;
+    let app = spawn_app(unreachable_redis_config(300)).await;
     let ready = app.get("/readyz").await;
     ready.assert_problem(503, "not_ready");
     assert!(
@@ -127,15 +118,7 @@ async fn metrics_count_what_happened() {
 
 #[tokio::test]
 async fn store_errors_are_counted() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = redis_config();
-    config.store.url = StoreUrl(format!("redis://127.0.0.1:{closed}"));
-    config.store.timeout_ms = 200;
-    let app = spawn_app(config).await;
+    let app = spawn_app(unreachable_redis_config(200)).await;
     app.send(PHONE).await.assert_problem(503, "store_unavailable");
     app.verify(PHONE, "123456")
         .await

@@ -1,7 +1,6 @@
 //! What only Redis shows: the bytes at rest, the TTL, the key layout, and
 //! outages (on a `redis-server` of the test's own, never the shared one).
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -9,7 +8,7 @@ use otpd::config::StoreUrl;
 use redis::AsyncCommands;
 use sha2::{Digest, Sha512};
 
-use crate::helpers::{redis_config, redis_url, spawn_app, HASH_KEY};
+use crate::helpers::{redis_config, redis_url, spawn_app, unreachable_redis_config, HASH_KEY};
 use crate::own_redis::OwnRedis;
 
 const PHONE: &str = "+14155552671";
@@ -76,15 +75,7 @@ async fn the_key_expires_in_redis() {
 
 #[tokio::test]
 async fn an_unreachable_store_is_a_quick_503() {
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = redis_config();
-    config.store.url = StoreUrl(format!("redis://127.0.0.1:{closed}"));
-    config.store.timeout_ms = 300;
-    let app = spawn_app(config).await;
+    let app = spawn_app(unreachable_redis_config(300)).await;
 
     let started = Instant::now();
     app.send(PHONE).await.assert_problem(503, "store_unavailable");

@@ -418,11 +418,7 @@ async fn a_silent_vendor_times_out_into_a_502() {
 
 #[tokio::test]
 async fn a_vendor_that_is_down_falls_back_to_the_console() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = crate::own_redis::free_port();
     let mut config = config_for(SmsProvider::Twilio);
     config.sms.fallback = Some(SmsProvider::Console);
     config.sms.twilio.account_sid = TWILIO_SID.into();
