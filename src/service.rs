@@ -122,10 +122,6 @@ impl OtpService {
         self
     }
 
-    pub fn policy(&self) -> &OtpPolicy {
-        &self.policy
-    }
-
     /// Makes a new code for `phone`, replacing any pending one, and texts it.
     /// The code is stored before the SMS goes out, so a fast user can't beat
     /// the store; a send that fails withdraws it, so no code stays pending

@@ -37,10 +37,6 @@ impl OtpPolicy {
         self.ttl
     }
 
-    pub fn max_attempts(&self) -> u32 {
-        self.max_attempts
-    }
-
     /// What the store keeps for a newly sent code.
     pub fn pending(&self, hash: CodeHash) -> PendingOtp {
         PendingOtp {

@@ -109,10 +109,6 @@ impl Application {
         self.metrics_listener.as_ref().map(|(_, addr)| *addr)
     }
 
-    pub fn service(&self) -> Arc<OtpService> {
-        Arc::clone(&self.service)
-    }
-
     /// One line saying what this instance is about to do.
     pub fn summary(&self, config: &Config) -> String {
         let addr = self.local_addr;
