@@ -105,11 +105,20 @@ pub enum StoreError {
 #[async_trait]
 pub trait SmsSender: Send + Sync + 'static {
     /// Sends `text` to `to`, and says who took it and under which id.
+    /// `local_id` is the service's own name for the message, the id a sender
+    /// reports when its provider names no messages (the console).
     ///
     /// # Errors
     /// [`SmsError::Rejected`] when the provider refuses the number itself,
     /// [`SmsError::Failed`] when no message could be sent for another reason.
-    async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError>;
+    async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError>;
+
+    /// The receipt a successful send with `local_id` gives, when that is known
+    /// before sending, so it can be stored with the code in the same write. A
+    /// vendor names its messages only when it answers: `None`.
+    fn receipt_ahead(&self, _local_id: &str) -> Option<SmsReceipt> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -156,7 +156,17 @@ impl OtpService {
 
         let fixed = self.test_numbers.get(phone);
         let code = fixed.cloned().unwrap_or_else(Code::generate);
-        let pending = self.policy.pending(self.hasher.hash(phone, &code));
+        let local_id = new_message_id();
+        // A receipt known before sending is stored with the code: one write.
+        let ahead = match fixed {
+            Some(_) => Some(test_number_receipt()),
+            None => self.sms.receipt_ahead(&local_id),
+        };
+        let sent_at = unix_now();
+        let mut pending = self.policy.pending(self.hasher.hash(phone, &code));
+        if let Some(receipt) = &ahead {
+            pending = pending.with_receipt(receipt, sent_at);
+        }
         let refused = match self.store.issue(phone, &pending, &self.guards.send).await {
             Ok(Issued::Stored) => None,
             Ok(Issued::TooSoon { retry_after }) => Some(SendError::Limited {
@@ -174,27 +184,25 @@ impl OtpService {
             self.give_back(&taken).await;
             return Err(refused);
         }
-        let sent = match fixed {
-            Some(_) => Ok(SmsReceipt {
-                provider: TEST_NUMBER_PROVIDER.into(),
-                message_id: TEST_NUMBER_PROVIDER.into(),
-                tracked: false,
-            }),
-            None => {
-                self.sms
-                    .send(phone, &self.template.render(&code, self.policy.ttl()))
-                    .await
-            }
+        let sent = if fixed.is_some() {
+            Ok(test_number_receipt())
+        } else {
+            let text = self.template.render(&code, self.policy.ttl());
+            self.sms.send(phone, &text, &local_id).await
         };
         match sent {
             Ok(receipt) => {
-                // The code is out; failing to note who carried it must not fail the send.
-                let link_ttl = self.policy.ttl() + REPORT_GRACE;
-                let noted = self
-                    .store
-                    .record_delivery(phone, &pending.hash, &receipt, unix_now(), link_ttl);
-                if let Err(e) = noted.await {
-                    tracing::warn!(phone = %phone.masked(), error = %e, "could not record the delivery");
+                // A vendor's message id, or a fallback that took over, is news
+                // the stored code doesn't hold yet. Failing to note it must not
+                // fail the send: the code is out.
+                if ahead.as_ref() != Some(&receipt) || receipt.tracked {
+                    let link_ttl = self.policy.ttl() + REPORT_GRACE;
+                    let noted = self
+                        .store
+                        .record_delivery(phone, &pending.hash, &receipt, sent_at, link_ttl);
+                    if let Err(e) = noted.await {
+                        tracing::warn!(phone = %phone.masked(), error = %e, "could not record the delivery");
+                    }
                 }
                 Ok(Sent {
                     expires_in: self.policy.ttl(),
@@ -280,6 +288,22 @@ impl OtpService {
     pub async fn status(&self, phone: &Phone) -> Result<OtpStatus, StatusError> {
         self.store.status(phone).await?.ok_or(StatusError::NotFound)
     }
+}
+
+fn test_number_receipt() -> SmsReceipt {
+    SmsReceipt {
+        provider: TEST_NUMBER_PROVIDER.into(),
+        message_id: TEST_NUMBER_PROVIDER.into(),
+        tracked: false,
+    }
+}
+
+/// A random UUID from the thread's CSPRNG, which the OS seeds once: an id
+/// that is unique without a system call per message.
+fn new_message_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 fn unix_now() -> u64 {

@@ -27,21 +27,31 @@ impl ConsoleSender {
 
 #[async_trait]
 impl SmsSender for ConsoleSender {
-    async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
-        let message_id = uuid::Uuid::new_v4().to_string();
+    async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError> {
         // One line per message, even when the text has several.
         let line = format!("SMS to {}: {}\n", to.as_str(), text.as_str().replace('\n', "\\n"));
         let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         out.write_all(line.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| SmsError::Failed {
-                provider: "console".into(),
+                provider: PROVIDER.into(),
                 reason: e.to_string(),
             })?;
-        Ok(SmsReceipt {
-            provider: "console".into(),
-            message_id,
-            tracked: false,
-        })
+        Ok(receipt(local_id))
+    }
+
+    fn receipt_ahead(&self, local_id: &str) -> Option<SmsReceipt> {
+        Some(receipt(local_id))
+    }
+}
+
+const PROVIDER: &str = "console";
+
+/// A printed message has no provider to name it, so it goes by the service's id.
+fn receipt(local_id: &str) -> SmsReceipt {
+    SmsReceipt {
+        provider: PROVIDER.into(),
+        message_id: local_id.to_owned(),
+        tracked: false,
     }
 }

@@ -20,14 +20,19 @@ impl Failover {
 
 #[async_trait]
 impl SmsSender for Failover {
-    async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
-        match self.primary.send(to, text).await {
+    async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError> {
+        match self.primary.send(to, text, local_id).await {
             // A refused number would be refused by the next vendor too.
             Err(SmsError::Failed { provider, reason }) => {
                 tracing::warn!(%provider, %reason, "primary sms provider failed, using the fallback");
-                self.fallback.send(to, text).await
+                self.fallback.send(to, text, local_id).await
             }
             other => other,
         }
+    }
+
+    /// The fallback's receipt is a surprise the service records after the send.
+    fn receipt_ahead(&self, local_id: &str) -> Option<SmsReceipt> {
+        self.primary.receipt_ahead(local_id)
     }
 }

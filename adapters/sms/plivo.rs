@@ -102,7 +102,7 @@ impl PlivoSender {
 
 #[async_trait]
 impl SmsSender for PlivoSender {
-    async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
+    async fn send(&self, to: &Phone, text: &SmsText, _local_id: &str) -> Result<SmsReceipt, SmsError> {
         let tracked = self.status_callback.is_some();
         send_with_retries(NAME, &self.policy, tracked, &self.metrics, || {
             self.attempt(to, text)

@@ -122,7 +122,7 @@ impl TwilioSender {
 
 #[async_trait]
 impl SmsSender for TwilioSender {
-    async fn send(&self, to: &Phone, text: &SmsText) -> Result<SmsReceipt, SmsError> {
+    async fn send(&self, to: &Phone, text: &SmsText, _local_id: &str) -> Result<SmsReceipt, SmsError> {
         let tracked = self.status_callback.is_some();
         send_with_retries(NAME, &self.policy, tracked, &self.metrics, || {
             self.attempt(to, text)

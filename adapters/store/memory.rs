@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::domain::{
-    Bucket, CodeHash, Delivery, DeliveryReport, DeliveryState, Issued, OtpStatus, PendingOtp, Phone, Quota,
-    SendLimits, SmsReceipt, Taken, VerifyOutcome,
+    Bucket, CodeHash, Delivery, DeliveryReport, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits,
+    SmsReceipt, Taken, VerifyOutcome,
 };
 use crate::ports::{OtpStore, StoreError};
 
@@ -140,7 +140,7 @@ impl OtpStore for MemoryStore {
                     hash: otp.hash.clone(),
                     attempts: otp.attempts,
                     expires_at: now + otp.ttl,
-                    delivery: None,
+                    delivery: otp.delivery.clone(),
                 },
             );
             if !limits.resend_after.is_zero() {
@@ -237,13 +237,7 @@ impl OtpStore for MemoryStore {
             let Some(entry) = state.code(phone, now).filter(|e| e.hash == *hash) else {
                 return;
             };
-            entry.delivery = Some(Delivery {
-                provider: receipt.provider.clone(),
-                message_id: receipt.message_id.clone(),
-                state: DeliveryState::Queued,
-                error_code: None,
-                updated_at: at,
-            });
+            entry.delivery = Some(Delivery::queued(receipt, at));
             if receipt.tracked {
                 let link = Link {
                     phone: phone.clone(),

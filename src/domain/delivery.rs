@@ -63,6 +63,19 @@ pub struct Delivery {
     pub updated_at: u64,
 }
 
+impl Delivery {
+    /// A message a provider has just taken.
+    pub fn queued(receipt: &super::SmsReceipt, at: u64) -> Self {
+        Self {
+            provider: receipt.provider.clone(),
+            message_id: receipt.message_id.clone(),
+            state: DeliveryState::Queued,
+            error_code: None,
+            updated_at: at,
+        }
+    }
+}
+
 /// One report of a message's state, as a provider's callback gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryReport {

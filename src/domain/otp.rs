@@ -43,6 +43,7 @@ impl OtpPolicy {
             hash,
             ttl: self.ttl,
             attempts: self.max_attempts,
+            delivery: None,
         }
     }
 }
@@ -53,6 +54,17 @@ pub struct PendingOtp {
     pub hash: CodeHash,
     pub ttl: Duration,
     pub attempts: u32,
+    /// The SMS's delivery when its receipt is known before sending (a local
+    /// sender, a test number): stored with the code, so the send writes once.
+    pub delivery: Option<Delivery>,
+}
+
+impl PendingOtp {
+    /// Stores `receipt` with the code, as `queued` at unix second `at`.
+    pub fn with_receipt(mut self, receipt: &SmsReceipt, at: u64) -> Self {
+        self.delivery = Some(Delivery::queued(receipt, at));
+        self
+    }
 }
 
 /// What one verify did to the pending code.

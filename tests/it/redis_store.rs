@@ -8,7 +8,7 @@ use otpd::config::StoreUrl;
 use redis::AsyncCommands;
 use sha2::{Digest, Sha512};
 
-use crate::helpers::{redis_config, redis_url, spawn_app, unreachable_redis_config, HASH_KEY};
+use crate::helpers::{redis_config, redis_url, spawn_app, unreachable_redis_config, wrong, HASH_KEY};
 use crate::own_redis::OwnRedis;
 
 const PHONE: &str = "+14155552671";
@@ -120,4 +120,54 @@ async fn the_service_recovers_when_redis_comes_back() {
     }
     let code = app.outbox.last_code(PHONE);
     assert_eq!(app.verify(PHONE, &code).await.status, 200);
+}
+
+/// Round trips as Redis counts them: the EVALSHAs and plain commands clients
+/// sent since the last reset, leaving out what the scripts ran inside.
+fn round_trips(own: &OwnRedis) -> Vec<(String, u64)> {
+    let stats = crate::own_redis::cli(own.port, &["INFO", "commandstats"]);
+    let mut trips: Vec<(String, u64)> = stats
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            let by_client = matches!(name, "evalsha" | "eval" | "script" | "ping" | "get" | "set");
+            by_client.then(|| (name.to_owned(), calls))
+        })
+        .collect();
+    trips.sort();
+    trips
+}
+
+#[tokio::test]
+async fn a_console_send_and_a_verify_are_one_round_trip_each() {
+    let own = OwnRedis::start();
+    let mut config = redis_config();
+    config.store.url = StoreUrl(own.url());
+    let app = spawn_app(config).await;
+    // The first calls load the scripts; count from a warm start.
+    let code = {
+        assert_eq!(app.send("+14155550100").await.status, 202);
+        app.outbox.last_code("+14155550100")
+    };
+    assert_eq!(app.verify("+14155550100", &wrong(&code)).await.status, 422);
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+
+    let sent = app.send(PHONE).await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    assert_eq!(round_trips(&own), vec![("evalsha".to_owned(), 1)]);
+    // The one write held the delivery too.
+    let status = app.get(&format!("/v1/otp/{PHONE}")).await;
+    assert_eq!(status.body["delivery"]["provider"], "console");
+    assert_eq!(status.body["delivery"]["message_id"], sent.body["message_id"]);
+    assert_eq!(status.body["delivery"]["state"], "queued");
+
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    let code = app.outbox.last_code(PHONE);
+    assert_eq!(app.verify(PHONE, &code).await.status, 200);
+    assert_eq!(round_trips(&own), vec![("evalsha".to_owned(), 1)]);
+
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    app.send("+1 not a phone").await.assert_problem(400, "invalid_phone");
+    assert_eq!(round_trips(&own), vec![]);
 }

@@ -429,6 +429,10 @@ async fn a_vendor_that_is_down_falls_back_to_the_console() {
     let sent = app.send(PHONE).await;
     assert_eq!(sent.status, 202, "{}", sent.body);
     assert_eq!(sent.body["provider"], "console");
+    // The receipt differs from the one expected of Twilio, so it is recorded after the send.
+    let delivery = app.get(&format!("/v1/otp/{PHONE}")).await.body["delivery"].clone();
+    assert_eq!(delivery["provider"], "console");
+    assert_eq!(delivery["message_id"], sent.body["message_id"]);
     let code = app.outbox.last_code(PHONE);
     assert_eq!(app.verify(PHONE, &code).await.status, 200);
 }

@@ -132,6 +132,12 @@ impl OtpStore for RedisStore {
                 limits.per_phone.limit
             })
             .arg(millis(limits.per_phone.window));
+        if let Some(delivery) = &otp.delivery {
+            invocation
+                .arg(&delivery.provider)
+                .arg(&delivery.message_id)
+                .arg(delivery.updated_at);
+        }
         let reply: Vec<i64> = self.run(invocation).await?;
         Ok(match reply.as_slice() {
             [1, wait] => Issued::TooSoon {
