@@ -7,6 +7,7 @@ mod destination;
 mod hashing;
 mod limits;
 mod message;
+mod numbering;
 mod otp;
 mod phone;
 

@@ -2,8 +2,7 @@
 
 use std::fmt;
 
-use phonenumber::metadata::DATABASE;
-use phonenumber::Type;
+use super::numbering;
 
 /// Longest input we hand to the parser; real numbers with spacing fit easily.
 const MAX_INPUT_LEN: usize = 32;
@@ -13,7 +12,7 @@ const MAX_INPUT_LEN: usize = 32;
 #[derive(Clone)]
 pub struct Phone {
     e164: String,
-    region: Option<String>,
+    region: Option<&'static str>,
     kind: NumberKind,
 }
 
@@ -74,40 +73,25 @@ impl Phone {
         let Some(rest) = raw.strip_prefix('+') else {
             return Err(PhoneError::NotInternational);
         };
-        // The parser sees only characters a phone number is written with, which
-        // keeps its job (and its failure modes) small.
+        // Only characters a phone number is written with; the separators go.
         if !rest
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')'))
         {
             return Err(PhoneError::BadCharacter);
         }
-        let number = phonenumber::parse(None, raw).map_err(|_| PhoneError::Invalid)?;
-        // Each metadata lookup runs the library's regexes, the costliest part
-        // of a request: so look up the region once and the type once (valid
-        // means a known type, as `phonenumber::is_valid` decides it), and
-        // write E.164 directly rather than through the formatter.
-        let region = number
-            .metadata(&DATABASE)
-            .map(|meta| meta.id())
-            .filter(|id| id.len() == 2)
-            .map(str::to_owned);
-        let kind = match number.number_type(&DATABASE) {
-            Type::Unknown => return Err(PhoneError::Invalid),
-            Type::PremiumRate => NumberKind::PremiumRate,
-            Type::SharedCost => NumberKind::SharedCost,
-            _ => NumberKind::Ordinary,
-        };
+        let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+        let number = numbering::parse_international(&digits).ok_or(PhoneError::Invalid)?;
         Ok(Self {
-            e164: format!("+{}{}", number.code().value(), number.national()),
-            region,
-            kind,
+            e164: format!("+{}{}", number.country_code, number.national),
+            region: number.region,
+            kind: number.kind,
         })
     }
 
     /// The ISO 3166 country the number belongs to, such as `US` or `GB`.
-    pub fn region(&self) -> Option<&str> {
-        self.region.as_deref()
+    pub fn region(&self) -> Option<&'static str> {
+        self.region
     }
 
     pub fn kind(&self) -> NumberKind {
