@@ -10,12 +10,11 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use super::auth::ApiAuth;
 use super::client_ip::ClientIp;
 use super::outcomes;
-use super::phones::Phones;
 use super::problem::{ApiError, Problem};
 use super::strict_string::StrictString;
 use super::ApiTags;
 use crate::adapters::metrics::Metrics;
-use crate::domain::{Code, DeliveryState};
+use crate::domain::{Code, DeliveryState, Phone};
 use crate::service::OtpService;
 
 pub struct OtpApi;
@@ -145,12 +144,11 @@ impl OtpApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
-        phones: Data<&Arc<Phones>>,
         metrics: Data<&Arc<Metrics>>,
         client: ClientIp,
         body: Json<SendRequest>,
     ) -> Result<SendResponse, ApiError> {
-        let phone = phones.parse(&body.phone.0).map_err(Problem::from)?;
+        let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
         let sent = service.send(&phone, client.0).await.map_err(Problem::from);
         outcomes::send(&metrics, &sent);
         let sent = sent?;
@@ -173,12 +171,11 @@ impl OtpApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
-        phones: Data<&Arc<Phones>>,
         metrics: Data<&Arc<Metrics>>,
         client: ClientIp,
         body: Json<VerifyRequest>,
     ) -> Result<VerifyResponse, ApiError> {
-        let phone = phones.parse(&body.phone.0).map_err(Problem::from)?;
+        let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
         let code = Code::parse(&body.code.0).map_err(Problem::from)?;
         let verified = service
             .verify(&phone, &code, client.0)
@@ -200,11 +197,10 @@ impl OtpApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
-        phones: Data<&Arc<Phones>>,
         /// The phone in E.164, `+` URL-encoded as `%2B` or not.
         phone: Path<String>,
     ) -> Result<StatusResponse, ApiError> {
-        let phone = phones.parse(&phone).map_err(Problem::from)?;
+        let phone = Phone::parse(&phone).map_err(Problem::from)?;
         let status = service.status(&phone).await.map_err(Problem::from)?;
         Ok(StatusResponse::Pending(Json(StatusBody {
             status: OtpState::Pending,

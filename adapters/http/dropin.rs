@@ -11,7 +11,6 @@ use serde::Deserialize;
 use super::auth::ApiAuth;
 use super::client_ip::ClientIp;
 use super::outcomes;
-use super::phones::Phones;
 use super::problem::{LegacyError, Problem, ProblemCode};
 use super::ApiTags;
 use crate::adapters::metrics::Metrics;
@@ -87,14 +86,14 @@ fn message(status: &str, message: &str) -> Json<LegacyMessage> {
 }
 
 /// The original took digits without `+`; a `+` is accepted too.
-fn parse_phone(phones: &Phones, raw: &str) -> Result<Phone, PhoneError> {
+fn parse_phone(raw: &str) -> Result<Phone, PhoneError> {
     let raw = raw.trim();
     let international = if raw.starts_with('+') {
         raw.to_owned()
     } else {
         format!("+{raw}")
     };
-    phones.parse(&international)
+    Phone::parse(&international)
 }
 
 #[OpenApi(tag = "ApiTags::DropIn")]
@@ -110,12 +109,11 @@ impl DropInApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
-        phones: Data<&Arc<Phones>>,
         metrics: Data<&Arc<Metrics>>,
         client: ClientIp,
         form: Form<PhoneForm>,
     ) -> Result<GenerateResponse, LegacyError> {
-        let phone = parse_phone(&phones, &form.phone_number).map_err(Problem::from)?;
+        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
         let sent = service.send(&phone, client.0).await.map_err(Problem::from);
         outcomes::send(&metrics, &sent);
         let sent = sent?;
@@ -136,12 +134,11 @@ impl DropInApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
-        phones: Data<&Arc<Phones>>,
         metrics: Data<&Arc<Metrics>>,
         client: ClientIp,
         form: Form<VerifyForm>,
     ) -> Result<VerifyOtpResponse, LegacyError> {
-        let phone = parse_phone(&phones, &form.phone_number).map_err(Problem::from)?;
+        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
         let code = Code::parse(form.otp.trim()).map_err(Problem::from)?;
         let verified = service
             .verify(&phone, &code, client.0)
@@ -172,10 +169,9 @@ impl DropInApi {
         &self,
         _auth: ApiAuth,
         service: Data<&Arc<OtpService>>,
-        phones: Data<&Arc<Phones>>,
         form: Form<PhoneForm>,
     ) -> Result<ValidateOtpResponse, LegacyError> {
-        let phone = parse_phone(&phones, &form.phone_number).map_err(Problem::from)?;
+        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
         match service.status(&phone).await {
             Ok(_) => Ok(ValidateOtpResponse::Valid(message("success", "OTP valid."))),
             Err(StatusError::NotFound) => {

@@ -10,7 +10,6 @@ mod dropin;
 mod observe;
 pub mod ops;
 mod outcomes;
-mod phones;
 pub mod problem;
 mod strict_string;
 pub mod webhooks;
@@ -98,7 +97,6 @@ pub fn app(
         })
         .with(auth::RequireApiKey(Arc::new(access.api_keys)))
         .data(service)
-        .data(Arc::new(phones::Phones::default()))
         .data(Arc::clone(&metrics))
         .data(Arc::new(sms_chain))
         .data(Arc::new(access.trusted_proxies))
