@@ -168,6 +168,8 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(round_trips(&own), vec![("evalsha".to_owned(), 1)]);
 
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
-    app.send("+1 not a phone").await.assert_problem(400, "invalid_phone");
+    app.send("+1 not a phone")
+        .await
+        .assert_problem(400, "invalid_phone");
     assert_eq!(round_trips(&own), vec![]);
 }
