@@ -106,9 +106,9 @@ impl Metrics {
         self.store_errors.inc();
     }
 
-    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+    pub fn http_request(&self, route: &str, method: &str, status: &str, took: Duration) {
         self.http_requests
-            .with_label_values(&[route, method, status.to_string().as_str()])
+            .with_label_values(&[route, method, status])
             .observe(took.as_secs_f64());
     }
 

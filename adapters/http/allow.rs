@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use poem::http::{HeaderValue, StatusCode};
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use poem::http::HeaderValue;
 
 /// Route templates (`/v1/otp/{phone}`) and their methods.
 #[derive(Debug, Clone, Default)]
-pub struct AllowedMethods(Vec<(Vec<String>, String)>);
+pub struct AllowedMethods(Vec<(Vec<String>, HeaderValue)>);
 
 impl AllowedMethods {
     /// From the paths of an OpenAPI document (JSON).
@@ -21,14 +20,16 @@ impl AllowedMethods {
                     .as_object()
                     .map(|ops| ops.keys().map(|m| m.to_ascii_uppercase()).collect())
                     .unwrap_or_default();
-                routes.push((segments(template), methods.join(", ")));
+                if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
+                    routes.push((segments(template), allow));
+                }
             }
         }
         Self(routes)
     }
 
     /// The `Allow` value for a path, if a route matches it.
-    fn for_path(&self, path: &str) -> Option<&str> {
+    pub fn for_path(&self, path: &str) -> Option<HeaderValue> {
         let wanted = segments(path);
         self.0
             .iter()
@@ -39,13 +40,13 @@ impl AllowedMethods {
                         .zip(&wanted)
                         .all(|(t, w)| t == w || t.starts_with('{'))
             })
-            .map(|(_, methods)| methods.as_str())
+            .map(|(_, methods)| methods.clone())
     }
 
     /// Adds routes served outside the OpenAPI document.
-    pub fn with(mut self, extra: BTreeMap<&str, &str>) -> Self {
+    pub fn with(mut self, extra: BTreeMap<&str, &'static str>) -> Self {
         for (path, methods) in extra {
-            self.0.push((segments(path), methods.to_owned()));
+            self.0.push((segments(path), HeaderValue::from_static(methods)));
         }
         self
     }
@@ -58,43 +59,6 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-pub struct Allow(pub std::sync::Arc<AllowedMethods>);
-
-impl<E: Endpoint> Middleware<E> for Allow {
-    type Output = AllowEndpoint<E>;
-
-    fn transform(&self, inner: E) -> Self::Output {
-        AllowEndpoint {
-            inner,
-            routes: std::sync::Arc::clone(&self.0),
-        }
-    }
-}
-
-pub struct AllowEndpoint<E> {
-    inner: E,
-    routes: std::sync::Arc<AllowedMethods>,
-}
-
-impl<E: Endpoint> Endpoint for AllowEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> Result<Response> {
-        let path = req.uri().path().to_owned();
-        let mut response = self.inner.call(req).await?.into_response();
-        if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-            if let Some(value) = self
-                .routes
-                .for_path(&path)
-                .and_then(|m| HeaderValue::from_str(m).ok())
-            {
-                response.headers_mut().insert("allow", value);
-            }
-        }
-        Ok(response)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,9 +67,10 @@ mod tests {
     fn templates_match_their_paths() {
         let spec = r#"{"paths": {"/v1/otp": {"post": {}}, "/v1/otp/{phone}": {"get": {}}, "/v1/otp/verify": {"post": {}}}}"#;
         let routes = AllowedMethods::from_spec(spec);
-        assert_eq!(routes.for_path("/v1/otp"), Some("POST"));
-        assert_eq!(routes.for_path("/v1/otp/+14155552671"), Some("GET"));
-        assert_eq!(routes.for_path("/v1/otp/verify"), Some("POST"));
-        assert_eq!(routes.for_path("/v2/otp"), None);
+        let allow = |path| routes.for_path(path).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(allow("/v1/otp").as_deref(), Some("POST"));
+        assert_eq!(allow("/v1/otp/+14155552671").as_deref(), Some("GET"));
+        assert_eq!(allow("/v1/otp/verify").as_deref(), Some("POST"));
+        assert_eq!(allow("/v2/otp"), None);
     }
 }

@@ -12,10 +12,8 @@ use super::client_ip::ClientIp;
 use super::outcomes;
 use super::problem::{ApiError, Problem};
 use super::strict_string::StrictString;
-use super::ApiTags;
-use crate::adapters::metrics::Metrics;
+use super::{ApiTags, Shared};
 use crate::domain::{Code, DeliveryState, Phone};
-use crate::service::OtpService;
 
 pub struct OtpApi;
 
@@ -143,14 +141,13 @@ impl OtpApi {
     async fn send(
         &self,
         _auth: ApiAuth,
-        service: Data<&Arc<OtpService>>,
-        metrics: Data<&Arc<Metrics>>,
+        shared: Data<&Arc<Shared>>,
         client: ClientIp,
         body: Json<SendRequest>,
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
-        let sent = service.send(&phone, client.0).await.map_err(Problem::from);
-        outcomes::send(&metrics, &sent);
+        let sent = shared.service.send(&phone, client.0).await.map_err(Problem::from);
+        outcomes::send(&shared.metrics, &sent);
         let sent = sent?;
         Ok(SendResponse::Accepted(Json(SendBody {
             status: OtpState::Pending,
@@ -170,18 +167,18 @@ impl OtpApi {
     async fn verify(
         &self,
         _auth: ApiAuth,
-        service: Data<&Arc<OtpService>>,
-        metrics: Data<&Arc<Metrics>>,
+        shared: Data<&Arc<Shared>>,
         client: ClientIp,
         body: Json<VerifyRequest>,
     ) -> Result<VerifyResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
         let code = Code::parse(&body.code.0).map_err(Problem::from)?;
-        let verified = service
+        let verified = shared
+            .service
             .verify(&phone, &code, client.0)
             .await
             .map_err(Problem::from);
-        outcomes::verification(&metrics, &verified);
+        outcomes::verification(&shared.metrics, &verified);
         verified?;
         Ok(VerifyResponse::Approved(Json(VerifyBody {
             status: OtpState::Approved,
@@ -196,12 +193,12 @@ impl OtpApi {
     async fn status(
         &self,
         _auth: ApiAuth,
-        service: Data<&Arc<OtpService>>,
+        shared: Data<&Arc<Shared>>,
         /// The phone in E.164, `+` URL-encoded as `%2B` or not.
         phone: Path<String>,
     ) -> Result<StatusResponse, ApiError> {
         let phone = Phone::parse(&phone).map_err(Problem::from)?;
-        let status = service.status(&phone).await.map_err(Problem::from)?;
+        let status = shared.service.status(&phone).await.map_err(Problem::from)?;
         Ok(StatusResponse::Pending(Json(StatusBody {
             status: OtpState::Pending,
             expires_in: status.expires_in.as_secs_f64().ceil() as u64,

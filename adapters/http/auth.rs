@@ -3,7 +3,11 @@
 //! SHA-256 digests, in constant time. Docs, specs, health checks and the
 //! vendors' signed webhooks stay open.
 
+use std::future::{ready, Future};
 use std::sync::Arc;
+
+use futures_util::future::Either;
+use futures_util::TryFutureExt;
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::auth::{ApiKey, Bearer};
@@ -93,19 +97,22 @@ pub struct RequireApiKeyEndpoint<E> {
 impl<E: Endpoint> Endpoint for RequireApiKeyEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> Result<Response> {
+    // Not an async fn: a layer that only decides whether a request goes on
+    // adds just that choice to the request's future, not another copy of
+    // the request (docs/performance.md).
+    fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
         if self.keys.is_empty()
             || is_open(req.uri().path())
             || presented_key(&req).is_some_and(|k| self.keys.admits(k))
         {
-            return self.inner.call(req).await.map(IntoResponse::into_response);
+            return Either::Left(self.inner.call(req).map_ok(IntoResponse::into_response));
         }
         let mut response =
             Problem::new(ProblemCode::Unauthorized, "a valid API key is required").into_response();
         response
             .headers_mut()
             .insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
-        Ok(response)
+        Either::Right(ready(Ok(response)))
     }
 }
 

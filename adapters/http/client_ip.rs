@@ -65,8 +65,8 @@ impl<'a> FromRequest<'a> for ClientIp {
             .remote_addr()
             .as_socket_addr()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical());
-        let ip = match req.data::<Arc<TrustedProxies>>() {
-            Some(proxies) => proxies.client_ip(
+        let ip = match req.data::<Arc<super::Shared>>() {
+            Some(shared) => shared.trusted_proxies.client_ip(
                 peer,
                 req.headers()
                     .get_all("x-forwarded-for")

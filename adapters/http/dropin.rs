@@ -12,10 +12,9 @@ use super::auth::ApiAuth;
 use super::client_ip::ClientIp;
 use super::outcomes;
 use super::problem::{LegacyError, Problem, ProblemCode};
-use super::ApiTags;
-use crate::adapters::metrics::Metrics;
+use super::{ApiTags, Shared};
 use crate::domain::{Code, Phone, PhoneError};
-use crate::service::{OtpService, StatusError};
+use crate::service::StatusError;
 
 pub struct DropInApi;
 
@@ -108,14 +107,13 @@ impl DropInApi {
     async fn generate(
         &self,
         _auth: ApiAuth,
-        service: Data<&Arc<OtpService>>,
-        metrics: Data<&Arc<Metrics>>,
+        shared: Data<&Arc<Shared>>,
         client: ClientIp,
         form: Form<PhoneForm>,
     ) -> Result<GenerateResponse, LegacyError> {
         let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
-        let sent = service.send(&phone, client.0).await.map_err(Problem::from);
-        outcomes::send(&metrics, &sent);
+        let sent = shared.service.send(&phone, client.0).await.map_err(Problem::from);
+        outcomes::send(&shared.metrics, &sent);
         let sent = sent?;
         Ok(GenerateResponse::Sent(Json(Generated {
             status: "success".into(),
@@ -133,18 +131,18 @@ impl DropInApi {
     async fn verify(
         &self,
         _auth: ApiAuth,
-        service: Data<&Arc<OtpService>>,
-        metrics: Data<&Arc<Metrics>>,
+        shared: Data<&Arc<Shared>>,
         client: ClientIp,
         form: Form<VerifyForm>,
     ) -> Result<VerifyOtpResponse, LegacyError> {
         let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
         let code = Code::parse(form.otp.trim()).map_err(Problem::from)?;
-        let verified = service
+        let verified = shared
+            .service
             .verify(&phone, &code, client.0)
             .await
             .map_err(Problem::from);
-        outcomes::verification(&metrics, &verified);
+        outcomes::verification(&shared.metrics, &verified);
         match verified {
             Ok(()) => Ok(VerifyOtpResponse::Verified(message("success", "OTP verified."))),
             Err(p) if p.code == ProblemCode::NotFound => {
@@ -168,11 +166,11 @@ impl DropInApi {
     async fn validate(
         &self,
         _auth: ApiAuth,
-        service: Data<&Arc<OtpService>>,
+        shared: Data<&Arc<Shared>>,
         form: Form<PhoneForm>,
     ) -> Result<ValidateOtpResponse, LegacyError> {
         let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
-        match service.status(&phone).await {
+        match shared.service.status(&phone).await {
             Ok(_) => Ok(ValidateOtpResponse::Valid(message("success", "OTP valid."))),
             Err(StatusError::NotFound) => {
                 Ok(ValidateOtpResponse::NotFound(message("error", "OTP not found.")))

@@ -7,7 +7,7 @@ pub mod auth;
 mod body_limit;
 pub mod client_ip;
 mod dropin;
-mod observe;
+mod edge;
 pub mod ops;
 mod outcomes;
 pub mod problem;
@@ -66,6 +66,17 @@ pub struct Access {
     pub body_timeout: std::time::Duration,
 }
 
+/// What the handlers need, put on each request as one piece of data rather
+/// than one per part: each piece is a map insert and a layer of the request's
+/// future.
+pub struct Shared {
+    pub service: Arc<OtpService>,
+    pub metrics: Arc<Metrics>,
+    pub sms_chain: SmsChain,
+    pub trusted_proxies: TrustedProxies,
+    pub webhook_keys: WebhookKeys,
+}
+
 /// The whole HTTP application around one service. `/metrics` is served here
 /// unless `metrics_elsewhere` (see [`metrics_app`]).
 pub fn app(
@@ -87,8 +98,15 @@ pub fn app(
         .at("/openapi.yaml", spec.spec_endpoint_yaml())
         .nest("/docs", spec.swagger_ui());
     if !metrics_elsewhere {
-        route = route.at("/metrics", ops::metrics);
+        route = route.at("/metrics", ops::metrics.data(Arc::clone(&metrics)));
     }
+    let shared = Shared {
+        service,
+        metrics,
+        sms_chain,
+        trusted_proxies: access.trusted_proxies,
+        webhook_keys: access.webhook_keys,
+    };
     route
         .nest("/", spec)
         .with(body_limit::BodyLimit {
@@ -96,14 +114,10 @@ pub fn app(
             timeout: access.body_timeout,
         })
         .with(auth::RequireApiKey(Arc::new(access.api_keys)))
-        .data(service)
-        .data(Arc::clone(&metrics))
-        .data(Arc::new(sms_chain))
-        .data(Arc::new(access.trusted_proxies))
-        .data(Arc::new(access.webhook_keys))
-        .catch_all_error(problem::catch_all)
-        .with(allow::Allow(Arc::new(allowed)))
-        .with(observe::Observe(metrics))
+        .with(edge::Edge {
+            shared: Arc::new(shared),
+            allowed: Arc::new(allowed),
+        })
 }
 
 /// Just `/metrics`, for `metrics.listen`.

@@ -8,9 +8,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::problem::{Problem, ProblemCode};
-use super::ApiTags;
+use super::{ApiTags, Shared};
 use crate::adapters::metrics::Metrics;
-use crate::service::OtpService;
 
 pub struct OpsApi;
 
@@ -59,12 +58,12 @@ impl OpsApi {
     ///
     /// 200 only while the store answers a PING within its timeout.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self, service: Data<&Arc<OtpService>>, sms: Data<&Arc<SmsChain>>) -> ReadyResponse {
-        match service.ping_store().await {
+    async fn readyz(&self, shared: Data<&Arc<Shared>>) -> ReadyResponse {
+        match shared.service.ping_store().await {
             Ok(()) => ReadyResponse::Ready(Json(Readiness {
                 status: "ready".into(),
                 store: "ok".into(),
-                sms: sms.0 .0.clone(),
+                sms: shared.sms_chain.0.clone(),
             })),
             Err(e) => {
                 ReadyResponse::NotReady(Json(Problem::new(ProblemCode::NotReady, format!("store: {e}"))))

@@ -12,7 +12,7 @@ use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::problem::{Problem, ProblemCode};
-use super::ApiTags;
+use super::{ApiTags, Shared};
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::signature::{self, PlivoHeaders};
 use crate::adapters::sms::{plivo, twilio};
@@ -127,13 +127,12 @@ impl WebhookApi {
     #[oai(path = "/plivo", method = "post", operation_id = "plivo_delivery_report")]
     async fn plivo(
         &self,
-        service: Data<&Arc<OtpService>>,
-        keys: Data<&Arc<WebhookKeys>>,
-        metrics: Data<&Arc<Metrics>>,
+        shared: Data<&Arc<Shared>>,
         headers: &HeaderMap,
         /// `MessageUUID`, `Status`, `ErrorCode` and whatever else Plivo sends.
         form: Form<BTreeMap<String, String>>,
     ) -> Result<WebhookResponse, WebhookError> {
+        let keys = &shared.webhook_keys;
         let (url, token) = keys
             .signing("plivo", keys.plivo_auth_token.as_ref())
             .ok_or_else(not_configured)?;
@@ -148,8 +147,8 @@ impl WebhookApi {
             return Err(forbidden("the Plivo signature is missing or wrong"));
         }
         record(
-            &service,
-            &metrics,
+            &shared.service,
+            &shared.metrics,
             plivo::NAME,
             &form.0,
             "MessageUUID",
@@ -166,13 +165,12 @@ impl WebhookApi {
     #[oai(path = "/twilio", method = "post", operation_id = "twilio_delivery_report")]
     async fn twilio(
         &self,
-        service: Data<&Arc<OtpService>>,
-        keys: Data<&Arc<WebhookKeys>>,
-        metrics: Data<&Arc<Metrics>>,
+        shared: Data<&Arc<Shared>>,
         headers: &HeaderMap,
         /// `MessageSid`, `MessageStatus`, `ErrorCode` and whatever else Twilio sends.
         form: Form<BTreeMap<String, String>>,
     ) -> Result<WebhookResponse, WebhookError> {
+        let keys = &shared.webhook_keys;
         let (url, token) = keys
             .signing("twilio", keys.twilio_auth_token.as_ref())
             .ok_or_else(not_configured)?;
@@ -182,8 +180,8 @@ impl WebhookApi {
             return Err(forbidden("the Twilio signature is missing or wrong"));
         }
         record(
-            &service,
-            &metrics,
+            &shared.service,
+            &shared.metrics,
             twilio::NAME,
             &form.0,
             "MessageSid",

@@ -1,33 +1,45 @@
-//! One log line and one latency sample per request, tagged with a request id
-//! (the caller's `X-Request-Id`, or a new one) that is echoed back. Routes are
-//! logged by name, never by path: a path can hold a phone number.
+//! What every request meets on its way in and out, in one layer: an id (the
+//! caller's `X-Request-Id`, or a new one) echoed back, the shared data the
+//! handlers read, an error turned into its problem document, the `Allow`
+//! header of a 405, and one log line and latency sample. Routes are logged by
+//! name, never by path: a path can hold a phone number.
+//!
+//! One layer rather than one per job: each async layer keeps its own copy of
+//! the request in its future, and these futures are moved whole into boxes
+//! (docs/performance.md).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use poem::http::HeaderValue;
+use poem::http::{HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 
-use crate::adapters::metrics::Metrics;
+use super::allow::AllowedMethods;
+use super::{problem, Shared};
 
-pub struct Observe(pub Arc<Metrics>);
+pub struct Edge {
+    pub shared: Arc<Shared>,
+    pub allowed: Arc<AllowedMethods>,
+}
 
-impl<E: Endpoint> Middleware<E> for Observe {
-    type Output = ObserveEndpoint<E>;
+impl<E: Endpoint> Middleware<E> for Edge {
+    type Output = EdgeEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        ObserveEndpoint {
+        EdgeEndpoint {
             inner,
-            metrics: Arc::clone(&self.0),
+            shared: Arc::clone(&self.shared),
+            allowed: Arc::clone(&self.allowed),
         }
     }
 }
 
-pub struct ObserveEndpoint<E> {
+pub struct EdgeEndpoint<E> {
     inner: E,
-    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+    allowed: Arc<AllowedMethods>,
 }
 
 /// A caller's id is kept if it is short and printable, so it can't forge
@@ -55,27 +67,37 @@ fn fixed_route(path: &str) -> &'static str {
     }
 }
 
-impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
+impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> Result<Response> {
+    async fn call(&self, mut req: Request) -> Result<Response> {
         let started = Instant::now();
         let id = request_id(&req);
         let method = req.method().clone();
-        let fixed = fixed_route(req.uri().path());
+        let uri = req.uri().clone();
+        req.extensions_mut().insert(Arc::clone(&self.shared));
         let mut response = match self.inner.call(req).await {
             Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
+            Err(e) => problem::catch_all(e).await,
         };
-        let route = response.data::<OperationId>().map_or(fixed, |op| op.0);
-        let status = response.status().as_u16();
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+            if let Some(methods) = self.allowed.for_path(uri.path()) {
+                response.headers_mut().insert("allow", methods);
+            }
+        }
+        let route = response
+            .data::<OperationId>()
+            .map_or_else(|| fixed_route(uri.path()), |op| op.0);
+        let status = response.status();
         let took = started.elapsed();
-        self.metrics.http_request(route, method.as_str(), status, took);
+        self.shared
+            .metrics
+            .http_request(route, method.as_str(), status.as_str(), took);
         tracing::info!(
             request_id = %id,
             method = %method,
             route,
-            status,
+            status = status.as_u16(),
             latency_ms = took.as_secs_f64() * 1000.0,
             "request"
         );
