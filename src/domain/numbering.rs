@@ -78,11 +78,20 @@ pub fn parse_international(digits: &str) -> Option<Numbered> {
 /// `+1`), compiled on first use and kept.
 fn regions_of(code: u16) -> Option<Arc<Regions>> {
     static COMPILED: LazyLock<Mutex<HashMap<u16, Option<Arc<Regions>>>>> = LazyLock::new(Default::default);
-    let mut compiled = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
-    compiled
-        .entry(code)
-        .or_insert_with(|| Regions::compile(code).map(Arc::new))
-        .clone()
+    let lock = || COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(regions) = lock().get(&code) {
+        return regions.clone();
+    }
+    // Compiled without the lock (tens of ms for +1's 25 regions), so numbers
+    // of other countries aren't held up meanwhile; a race compiles twice.
+    let regions = Regions::compile(code).map(Arc::new);
+    lock().entry(code).or_insert(regions).clone()
+}
+
+/// Loads the crate's metadata (about 150 ms), so that the first request
+/// doesn't wait for it.
+pub fn load() {
+    let _: &phonenumber::metadata::Database = &DATABASE;
 }
 
 struct Regions(Vec<Region>);
@@ -262,9 +271,15 @@ impl Pattern {
     }
 }
 
-/// The metadata's patterns are written with insignificant whitespace.
+/// The metadata's patterns are written with insignificant whitespace. They
+/// only ever see ASCII digits, so `\d` needn't be Unicode's: that keeps the
+/// compiled automata small and their compile quick.
 fn regex(pattern: &str) -> Option<Regex> {
-    RegexBuilder::new(pattern).ignore_whitespace(true).build().ok()
+    RegexBuilder::new(pattern)
+        .ignore_whitespace(true)
+        .unicode(false)
+        .build()
+        .ok()
 }
 
 #[cfg(test)]

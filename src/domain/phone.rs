@@ -89,6 +89,12 @@ impl Phone {
         })
     }
 
+    /// Loads the numbering metadata now rather than at the first parse, which
+    /// would otherwise take about 150 ms longer.
+    pub fn prepare() {
+        numbering::load();
+    }
+
     /// The ISO 3166 country the number belongs to, such as `US` or `GB`.
     pub fn region(&self) -> Option<&'static str> {
         self.region

@@ -16,6 +16,7 @@ use crate::adapters::http;
 use crate::adapters::http::ops::SmsChain;
 use crate::adapters::metrics::Metrics;
 use crate::config::{Config, ConfigError, SmsProvider};
+use crate::domain::Phone;
 use crate::service::OtpService;
 
 use self::wiring::{build_access, build_service};
@@ -84,6 +85,7 @@ impl Application {
     /// A [`ConfigError`] naming the setting that stops the start.
     pub async fn build(config: &Config, console: Box<dyn Write + Send>) -> Result<Self, ConfigError> {
         let Checked { service, parts } = check(config, console)?;
+        Phone::prepare();
         let (acceptor, local_addr) = bind("http.listen", &config.http.listen).await?;
         let metrics_listener = match config.metrics.listen.as_deref().filter(|l| !l.is_empty()) {
             Some(address) => Some(bind("metrics.listen", address).await?),
