@@ -49,8 +49,10 @@ pub fn parse_international(digits: &str) -> Option<Numbered> {
 
     // As the crate does, strip a national prefix when that leaves a number
     // of possible length for the region the digits point to.
+    let unzeroed = national.trim_start_matches('0');
+    let pointed = regions.source_for(unzeroed);
     let stripped;
-    if let Some(region) = regions.source_for(national.trim_start_matches('0')) {
+    if let Some((region, _)) = pointed {
         stripped = region.strip_national_prefix(national);
         if !region.too_short(&stripped) {
             national = &stripped;
@@ -64,8 +66,13 @@ pub fn parse_international(digits: &str) -> Option<Numbered> {
     if !(MIN_NATIONAL_LEN..=MAX_NATIONAL_LEN).contains(&national.len()) || !fits {
         return None;
     }
-    let region = regions.source_for(national)?;
-    let kind = region.kind(national)?;
+    // Most numbers have no zero to drop and no prefix to strip: then the
+    // region (and perhaps its kind) found above is the answer.
+    let (region, known) = match pointed {
+        Some(found) if national == unzeroed => found,
+        _ => regions.source_for(national)?,
+    };
+    let kind = known.or_else(|| region.kind(national))?;
     Some(Numbered {
         country_code,
         national: national.to_owned(),
@@ -118,14 +125,18 @@ impl Regions {
 
     /// The region a national number belongs to: the only one, or the first
     /// whose leading digits it starts with, or (for a region without leading
-    /// digits) whose rules call it valid.
-    fn source_for(&self, national: &str) -> Option<&Region> {
+    /// digits) whose rules call it valid; with the number's kind there when
+    /// the search worked it out.
+    fn source_for(&self, national: &str) -> Option<(&Region, Option<NumberKind>)> {
         if let [only] = self.0.as_slice() {
-            return Some(only);
+            return Some((only, None));
         }
-        self.0.iter().find(|region| match &region.leading_digits {
-            Some(leading) => leading.find(national).is_some_and(|m| m.start() == 0),
-            None => region.kind(national).is_some(),
+        self.0.iter().find_map(|region| match &region.leading_digits {
+            Some(leading) => leading
+                .find(national)
+                .is_some_and(|m| m.start() == 0)
+                .then_some((region, None)),
+            None => region.kind(national).map(|kind| (region, Some(kind))),
         })
     }
 }
