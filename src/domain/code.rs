@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use rand::rngs::OsRng;
-use rand::{Rng, TryRngCore};
+use rand::Rng;
+
+use super::os_random::OsBlockRng;
 
 pub const CODE_LEN: usize = 6;
 const CODE_SPACE: u32 = 1_000_000;
@@ -23,7 +24,7 @@ impl Code {
     /// `random_range` rejects out-of-range draws instead of taking a modulus,
     /// so no value is more likely than another.
     pub fn generate() -> Self {
-        let value = OsRng.unwrap_err().random_range(0..CODE_SPACE);
+        let value = OsBlockRng.random_range(0..CODE_SPACE);
         Self::from_number(value)
     }
 

@@ -8,6 +8,7 @@ mod hashing;
 mod limits;
 mod message;
 mod numbering;
+mod os_random;
 mod otp;
 mod phone;
 
