@@ -12,6 +12,7 @@ pub struct Metrics {
     sends: IntCounterVec,
     verifications: IntCounterVec,
     rejections: IntCounterVec,
+    store_calls: IntCounter,
     store_errors: IntCounter,
     http_requests: HistogramVec,
     provider_calls: HistogramVec,
@@ -72,17 +73,24 @@ impl Metrics {
             "Calls to SMS providers, one per try, by provider and outcome.",
             &["provider", "outcome"],
         );
-        let store_errors =
-            IntCounter::new("otpd_store_errors_total", "Store calls that failed or timed out.")
-                .unwrap_or_else(|e| panic!("otpd_store_errors_total: {e}"));
-        registry
-            .register(Box::new(store_errors.clone()))
-            .unwrap_or_else(|e| panic!("otpd_store_errors_total: {e}"));
+        let plain_counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("{name}: {e}"));
+            registry
+                .register(Box::new(c.clone()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            c
+        };
+        let store_calls = plain_counter(
+            "otpd_store_calls_total",
+            "Calls made to the store: one Redis round trip each, but for the first run of a script, which loads it.",
+        );
+        let store_errors = plain_counter("otpd_store_errors_total", "Store calls that failed or timed out.");
         Self {
             registry,
             sends,
             verifications,
             rejections,
+            store_calls,
             store_errors,
             http_requests,
             provider_calls,
@@ -100,6 +108,10 @@ impl Metrics {
 
     pub fn rejection(&self, limit: &str) {
         self.rejections.with_label_values(&[limit]).inc();
+    }
+
+    pub fn store_call(&self) {
+        self.store_calls.inc();
     }
 
     pub fn store_error(&self) {

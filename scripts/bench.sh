@@ -205,6 +205,7 @@ metric_sum() {
 }
 otpd_served() { metric_sum otpd_http_request_duration_seconds_count; }
 store_errors() { metric_sum otpd_store_errors_total; }
+store_calls() { metric_sum otpd_store_calls_total; }
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 # CPU time a process has used, user + system, in clock ticks. Per request it
 # says how much work a request costs, which the other load on a shared
@@ -214,14 +215,14 @@ TICKS=$(getconf CLK_TCK)
 
 # run_wrk NAME TARGET PHASE URL SCRIPT SECONDS [key=value ...]
 # Runs wrk once, keeps its output in $WORK/NAME.out, and appends its BENCH
-# line (with target, phase and otpd's store errors during the run) to
-# $RESULTS. Measured scenarios also get INFO commandstats before and after,
+# line (with target, phase and otpd's store calls and errors during the run)
+# to $RESULTS. Measured scenarios also get INFO commandstats before and after,
 # for the Redis commands per request.
 run_wrk() {
     local name=$1 target=$2 phase=$3 url=$4 script=$5 seconds=$6
     shift 6
-    local errors_before=0 errors_after=0 pid=$OTPD_PID
-    [[ $target == otpd ]] && errors_before=$(store_errors)
+    local errors_before=0 errors_after=0 calls_before=0 calls_after=0 pid=$OTPD_PID
+    [[ $target == otpd ]] && errors_before=$(store_errors) && calls_before=$(store_calls)
     [[ $target == ref ]] && pid=$REF_PID
     local cpu_before
     cpu_before=$(cpu_ticks "$pid")
@@ -234,10 +235,11 @@ run_wrk() {
     local cpu_after
     cpu_after=$(cpu_ticks "$pid")
     [[ $phase == scenario ]] && rcli INFO commandstats >"$WORK/$name.cmd.after"
-    [[ $target == otpd ]] && errors_after=$(store_errors)
+    [[ $target == otpd ]] && errors_after=$(store_errors) && calls_after=$(store_calls)
     local line
     line=$(grep '^BENCH ' "$WORK/$name.out") || die "no BENCH line from wrk for $name: $(cat "$WORK/$name.out")"
     echo "$line target=$target phase=$phase store_errors=$((errors_after - errors_before))" \
+        "store_calls=$((calls_after - calls_before))" \
         "cpu_s=$(awk -v t=$((cpu_after - cpu_before)) -v hz="$TICKS" 'BEGIN {printf "%.2f", t / hz}')" >>"$RESULTS"
     grep '^WARNING ' "$WORK/$name.out" >&2 || true
     # One readable line as we go; the table comes at the end.

@@ -41,6 +41,11 @@ impl SendLimits {
         resend_after: Duration::ZERO,
         per_phone: Quota::OFF,
     };
+
+    /// Neither a cooldown nor a quota: storing a code checks nothing first.
+    pub fn is_off(&self) -> bool {
+        self.resend_after.is_zero() && self.per_phone.is_off()
+    }
 }
 
 /// A counter shared by everyone who reaches the same store.

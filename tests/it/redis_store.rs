@@ -34,25 +34,26 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     let key = format!("{prefix}{{{PHONE}}}");
     assert_eq!(keys, std::slice::from_ref(&key));
 
-    let stored: Vec<u8> = conn.hget(&key, "h").await.unwrap();
+    // The record: the HMAC, the attempts left, then the console's receipt.
+    let record: Vec<u8> = conn.get(&key).await.unwrap();
+    let (stored, rest) = record.split_at(64);
     let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(HASH_KEY.as_bytes()).unwrap();
     mac.update(format!("{PHONE}:{code}").as_bytes());
-    assert_eq!(stored.len(), 64);
-    assert_eq!(stored, mac.finalize().into_bytes().to_vec());
+    assert_eq!(stored, mac.finalize().into_bytes().as_slice());
     assert_ne!(
         stored,
-        Sha512::digest(code.as_bytes()).to_vec(),
+        Sha512::digest(code.as_bytes()).as_slice(),
         "not the plain SHA-512"
     );
-
+    let rest = String::from_utf8(rest.to_vec()).unwrap();
+    let fields: Vec<&str> = rest.split('\n').collect();
+    assert_eq!(fields[..2], ["5", "console"], "{rest:?}");
+    assert_eq!(fields[3..5], ["queued", "0"], "{rest:?}");
     // Nothing in the record is the code itself.
-    let record: Vec<(String, Vec<u8>)> = conn.hgetall(&key).await.unwrap();
-    for (field, value) in &record {
-        assert!(
-            !value.windows(6).any(|w| w == code.as_bytes()),
-            "field {field} holds the code"
-        );
-    }
+    assert!(
+        !record.windows(6).any(|w| w == code.as_bytes()),
+        "the record holds the code"
+    );
 
     let ttl: i64 = conn.ttl(&key).await.unwrap();
     assert!((178..=180).contains(&ttl), "ttl {ttl}");
@@ -122,21 +123,29 @@ async fn the_service_recovers_when_redis_comes_back() {
     assert_eq!(app.verify(PHONE, &code).await.status, 200);
 }
 
-/// Round trips as Redis counts them: the EVALSHAs and plain commands clients
-/// sent since the last reset, leaving out what the scripts ran inside.
-fn round_trips(own: &OwnRedis) -> Vec<(String, u64)> {
+/// Every command Redis ran since the last reset, with its count: what
+/// clients sent and what their scripts ran inside (Redis counts both), less
+/// the test's own `CONFIG` and `INFO`.
+fn commands(own: &OwnRedis) -> Vec<(String, u64)> {
     let stats = crate::own_redis::cli(own.port, &["INFO", "commandstats"]);
-    let mut trips: Vec<(String, u64)> = stats
+    let mut commands: Vec<(String, u64)> = stats
         .lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
             let calls = rest.split(',').next()?.parse().ok()?;
-            let by_client = matches!(name, "evalsha" | "eval" | "script" | "ping" | "get" | "set");
-            by_client.then(|| (name.to_owned(), calls))
+            let ours = name.starts_with("config") || name == "info";
+            (!ours).then(|| (name.to_owned(), calls))
         })
         .collect();
-    trips.sort();
-    trips
+    commands.sort();
+    commands
+}
+
+fn counts(commands: &[(&str, u64)]) -> Vec<(String, u64)> {
+    commands
+        .iter()
+        .map(|(name, n)| ((*name).to_owned(), *n))
+        .collect()
 }
 
 #[tokio::test]
@@ -155,7 +164,8 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
 
     let sent = app.send(PHONE).await;
     assert_eq!(sent.status, 202, "{}", sent.body);
-    assert_eq!(round_trips(&own), vec![("evalsha".to_owned(), 1)]);
+    // With no cooldown or quota there is nothing to check: one SET.
+    assert_eq!(commands(&own), counts(&[("set", 1)]));
     // The one write held the delivery too.
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     assert_eq!(status.body["delivery"]["provider"], "console");
@@ -165,11 +175,23 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     let code = app.outbox.last_code(PHONE);
     assert_eq!(app.verify(PHONE, &code).await.status, 200);
-    assert_eq!(round_trips(&own), vec![("evalsha".to_owned(), 1)]);
+    // One EVALSHA; the GET and the DEL are what its script ran inside.
+    assert_eq!(commands(&own), counts(&[("del", 1), ("evalsha", 1), ("get", 1)]));
 
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     app.send("+1 not a phone")
         .await
         .assert_problem(400, "invalid_phone");
-    assert_eq!(round_trips(&own), vec![]);
+    assert_eq!(commands(&own), vec![]);
+
+    // With a cooldown, the check and the write are one script.
+    let mut config = redis_config();
+    config.store.url = StoreUrl(own.url());
+    config.limits.resend_after_secs = 30;
+    let app = spawn_app(config).await;
+    assert_eq!(app.send("+14155550101").await.status, 202);
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(app.send("+14155550102").await.status, 202);
+    // The cooldown's PTTL, then the SETs of the code and the cooldown.
+    assert_eq!(commands(&own), counts(&[("evalsha", 1), ("pttl", 1), ("set", 2)]));
 }

@@ -64,6 +64,7 @@ impl Connections {
     }
 
     pub async fn call<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
+        self.metrics.store_call();
         let attempt = async {
             match &self.backend {
                 Backend::Single(pool) => on(pool, call).await,

@@ -1,8 +1,10 @@
-//! The Redis store: one Lua script per operation, one hash-tagged key per
-//! phone (`otp:{+14155552671}`), so every call is one round trip to one slot,
+//! The Redis store: one hash-tagged key per phone (`otp:{+14155552671}`)
+//! holding one string (`record.rs`), and one Lua script per operation that
+//! must read before it writes, so every call is one round trip to one slot,
 //! on one server or a cluster alike.
 
 mod connections;
+mod record;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,12 +120,19 @@ impl OtpStore for RedisStore {
         limits: &SendLimits,
     ) -> Result<Issued, StoreError> {
         let key = self.key(phone);
+        let record = record::encode(otp);
+        if limits.is_off() {
+            // Nothing to check first: the write is the whole operation.
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg(record).arg("PX").arg(millis(otp.ttl));
+            self.command::<()>(set).await?;
+            return Ok(Issued::Stored);
+        }
         let mut invocation = self.scripts.issue.key(&key);
         invocation
             .key(format!("{key}:cooldown"))
             .key(format!("{key}:sends"))
-            .arg(otp.hash.as_bytes().as_slice())
-            .arg(otp.attempts)
+            .arg(record)
             .arg(millis(otp.ttl))
             .arg(millis(limits.resend_after))
             .arg(if limits.per_phone.is_off() {
@@ -132,12 +141,6 @@ impl OtpStore for RedisStore {
                 limits.per_phone.limit
             })
             .arg(millis(limits.per_phone.window));
-        if let Some(delivery) = &otp.delivery {
-            invocation
-                .arg(&delivery.provider)
-                .arg(&delivery.message_id)
-                .arg(delivery.updated_at);
-        }
         let reply: Vec<i64> = self.run(invocation).await?;
         Ok(match reply.as_slice() {
             [1, wait] => Issued::TooSoon {
@@ -243,9 +246,7 @@ impl OtpStore for RedisStore {
         let mut invocation = self.scripts.record_delivery.key(self.key(phone));
         invocation
             .arg(hash.as_bytes().as_slice())
-            .arg(&receipt.provider)
-            .arg(&receipt.message_id)
-            .arg(at);
+            .arg(record::delivery_fields(&Delivery::queued(receipt, at)));
         let noted: i64 = self.run(invocation).await?;
         if noted == 1 && receipt.tracked {
             let mut set = redis::cmd("SET");
@@ -270,11 +271,11 @@ impl OtpStore for RedisStore {
         };
         let mut invocation = self.scripts.update_delivery.key(self.key_of(&phone));
         invocation
-            .arg(&report.provider)
-            .arg(&report.message_id)
+            .arg(record::field(&report.provider).as_ref())
+            .arg(record::field(&report.message_id).as_ref())
             .arg(report.state.as_str())
             .arg(report.state.rank())
-            .arg(report.error_code.as_deref().unwrap_or(""))
+            .arg(record::field(report.error_code.as_deref().unwrap_or("")).as_ref())
             .arg(report.at);
         Ok(self.run::<i64>(invocation).await? == 1)
     }

@@ -1,9 +1,12 @@
 -- Notes who took the SMS, if the pending code is still the one sent.
--- KEYS[1]: the phone's key. ARGV: hash, provider, message id, unix seconds.
+-- KEYS[1]: the phone's key. ARGV: hash, the delivery's fields as record.rs
+-- writes them (from the first line break on).
 -- Returns 1 if noted, 0 if the code was replaced or is gone.
-if redis.call('HGET', KEYS[1], 'h') ~= ARGV[1] then
+local record = redis.call('GET', KEYS[1])
+if not record or string.sub(record, 1, 64) ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'p', ARGV[2], 'm', ARGV[3], 's', 'queued', 'r', 0, 'u', ARGV[4])
-redis.call('HDEL', KEYS[1], 'e')
+local delivery = string.find(record, '\n', 65, true)
+local head = delivery and string.sub(record, 1, delivery - 1) or record
+redis.call('SET', KEYS[1], head .. ARGV[2], 'KEEPTTL')
 return 1

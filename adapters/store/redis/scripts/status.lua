@@ -2,8 +2,17 @@
 -- KEYS[1]: the phone's key.
 -- Returns nil, or {attempts left, ttl in ms, provider, message id, state,
 -- error code, updated at}, the last five nil until an SMS went out.
-local entry = redis.call('HMGET', KEYS[1], 'a', 'p', 'm', 's', 'e', 'u')
-if not entry[1] then
+local record = redis.call('GET', KEYS[1])
+if not record then
   return false
 end
-return {tonumber(entry[1]), redis.call('PTTL', KEYS[1]), entry[2], entry[3], entry[4], entry[5], entry[6]}
+-- The record (record.rs): 64 bytes of hash, then lines: the attempts left,
+-- and once an SMS went out its provider, message id, state, rank, unix
+-- seconds and error code.
+local f = {}
+for line in string.gmatch(string.sub(record, 65) .. '\n', '([^\n]*)\n') do
+  f[#f + 1] = line
+end
+-- false, not nil, for a missing field: a nil would end the reply there.
+local error_code = f[7] ~= '' and f[7] or false
+return {tonumber(f[1]), redis.call('PTTL', KEYS[1]), f[2] or false, f[3] or false, f[4] or false, error_code, f[6] or false}

@@ -3,15 +3,26 @@
 -- KEYS[1]: the phone's key.
 -- ARGV: provider, message id, state, rank, error code ('' for none), unix seconds.
 -- Returns 1 if applied, 0 otherwise.
-local entry = redis.call('HMGET', KEYS[1], 'p', 'm', 'r')
-if entry[1] ~= ARGV[1] or entry[2] ~= ARGV[2] then
+local record = redis.call('GET', KEYS[1])
+if not record then
   return 0
 end
-if tonumber(entry[3] or '0') >= tonumber(ARGV[4]) then
+-- The record (record.rs): 64 bytes of hash, then lines: the attempts left,
+-- provider, message id, state, rank, unix seconds, error code.
+local f = {}
+for line in string.gmatch(string.sub(record, 65) .. '\n', '([^\n]*)\n') do
+  f[#f + 1] = line
+end
+if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then
   return 0
 end
-redis.call('HSET', KEYS[1], 's', ARGV[3], 'r', ARGV[4], 'u', ARGV[6])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'e', ARGV[5])
+if tonumber(f[5] or '0') >= tonumber(ARGV[4]) then
+  return 0
 end
+local error_code = ARGV[5]
+if error_code == '' then
+  error_code = f[7] or ''
+end
+local fields = {f[1], f[2], f[3], ARGV[3], ARGV[4], ARGV[6], error_code}
+redis.call('SET', KEYS[1], string.sub(record, 1, 64) .. table.concat(fields, '\n'), 'KEEPTTL')
 return 1

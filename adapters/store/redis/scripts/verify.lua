@@ -1,9 +1,16 @@
 -- Checks a guess, counts the attempt and consumes the code, atomically.
 -- KEYS[1]: the phone's key. ARGV: one candidate hash per hash key.
 -- Returns {0} not found, {1} approved, {2, ms left} locked, {3, attempts left} mismatch.
-local entry = redis.call('HMGET', KEYS[1], 'h', 'a')
-local stored, left = entry[1], tonumber(entry[2])
-if not stored or not left then
+local record = redis.call('GET', KEYS[1])
+if not record then
+  return {0}
+end
+-- The record (record.rs): 64 bytes of hash, the attempts left, then the
+-- delivery from the first line break on.
+local stored = string.sub(record, 1, 64)
+local delivery = string.find(record, '\n', 65, true)
+local left = tonumber(string.sub(record, 65, (delivery or 0) - 1))
+if not left then
   return {0}
 end
 if left <= 0 then
@@ -23,5 +30,5 @@ if matched == 1 then
   return {1}
 end
 left = left - 1
-redis.call('HSET', KEYS[1], 'a', left)
+redis.call('SET', KEYS[1], stored .. left .. (delivery and string.sub(record, delivery) or ''), 'KEEPTTL')
 return {3, left}
