@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use otpd::adapters::sms::ConsoleOut;
 use otpd::config::{Config, LogFormat};
 use otpd::startup::{self, Application};
 use tracing_subscriber::EnvFilter;
@@ -61,7 +62,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: &Config) -> ExitCode {
     init_logs(config);
-    let app = match Application::build(config, Box::new(std::io::stdout())).await {
+    let app = match Application::build(config, ConsoleOut::Stdout).await {
         Ok(app) => app,
         Err(e) => return fail(&e),
     };
@@ -76,7 +77,7 @@ async fn serve(config: &Config) -> ExitCode {
 }
 
 fn check_config(config: &Config) -> ExitCode {
-    if let Err(e) = startup::check(config, Box::new(std::io::sink())) {
+    if let Err(e) = startup::check(config, ConsoleOut::Writer(Box::new(std::io::sink()))) {
         return fail(&e);
     }
     let mut shown = config.clone();

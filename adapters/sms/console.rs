@@ -1,7 +1,9 @@
 //! Local development: each message is one line on standard output, so the
 //! developer reads the code there. The only place a code is ever printed.
 
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -10,18 +12,38 @@ use crate::domain::SmsReceipt;
 use crate::domain::{Phone, SmsText};
 use crate::ports::{SmsError, SmsSender};
 
+/// Where the console sender prints.
+pub enum ConsoleOut {
+    /// Standard output (what `main` gives it).
+    Stdout,
+    /// Any writer, e.g. a buffer a test reads.
+    Writer(Box<dyn Write + Send>),
+}
+
 pub struct ConsoleSender {
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Out,
+}
+
+enum Out {
+    /// A duplicate of standard output's descriptor, written with one `write`
+    /// per line: the kernel keeps each line whole (concurrent writes to one
+    /// file, pipe or terminal don't interleave within a call), so no lock of
+    /// ours is held across the system call. Under load, a lock held there
+    /// made the other worker thread sleep on it.
+    Fd(File),
+    Writer(Mutex<Box<dyn Write + Send>>),
 }
 
 impl ConsoleSender {
-    pub fn stdout() -> Self {
-        Self::new(Box::new(std::io::stdout()))
-    }
-
-    /// Writes to `out` instead, e.g. a buffer a test reads.
-    pub fn new(out: Box<dyn Write + Send>) -> Self {
-        Self { out: Mutex::new(out) }
+    pub fn new(out: ConsoleOut) -> Self {
+        let out = match out {
+            ConsoleOut::Stdout => match std::io::stdout().as_fd().try_clone_to_owned() {
+                Ok(fd) => Out::Fd(File::from(fd)),
+                Err(_) => Out::Writer(Mutex::new(Box::new(std::io::stdout()))),
+            },
+            ConsoleOut::Writer(writer) => Out::Writer(Mutex::new(writer)),
+        };
+        Self { out }
     }
 }
 
@@ -30,13 +52,17 @@ impl SmsSender for ConsoleSender {
     async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError> {
         // One line per message, even when the text has several.
         let line = format!("SMS to {}: {}\n", to.as_str(), text.as_str().replace('\n', "\\n"));
-        let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        out.write_all(line.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| SmsError::Failed {
-                provider: PROVIDER.into(),
-                reason: e.to_string(),
-            })?;
+        let written = match &self.out {
+            Out::Fd(file) => (&*file).write_all(line.as_bytes()),
+            Out::Writer(writer) => {
+                let mut out = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                out.write_all(line.as_bytes()).and_then(|()| out.flush())
+            }
+        };
+        written.map_err(|e| SmsError::Failed {
+            provider: PROVIDER.into(),
+            reason: e.to_string(),
+        })?;
         Ok(receipt(local_id))
     }
 

@@ -8,7 +8,7 @@ mod retry;
 pub mod signature;
 pub mod twilio;
 
-pub use console::ConsoleSender;
+pub use console::{ConsoleOut, ConsoleSender};
 pub use failover::Failover;
 pub use plivo::PlivoSender;
 pub use retry::RetryPolicy;

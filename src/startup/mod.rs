@@ -5,7 +5,6 @@ mod sms;
 mod wiring;
 
 use std::future::Future;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use crate::adapters::http;
 use crate::adapters::http::ops::SmsChain;
 use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::ConsoleOut;
 use crate::config::{Config, ConfigError, SmsProvider};
 use crate::domain::Phone;
 use crate::service::OtpService;
@@ -50,7 +50,7 @@ pub struct Checked {
 ///
 /// # Errors
 /// A [`ConfigError`] naming the setting at fault.
-pub fn check(config: &Config, console: Box<dyn Write + Send>) -> Result<Checked, ConfigError> {
+pub fn check(config: &Config, console: ConsoleOut) -> Result<Checked, ConfigError> {
     let metrics = Arc::new(Metrics::new());
     let service = build_service(config, console, &metrics)?;
     let access = build_access(config)?;
@@ -79,11 +79,11 @@ async fn bind(key: &str, address: &str) -> Result<(TcpAcceptor, SocketAddr), Con
 
 impl Application {
     /// Checks every setting, builds the adapters and binds the listeners.
-    /// `console` is where the console SMS sender writes (stdout in `main`).
+    /// `console` is where the console SMS sender writes (standard output in `main`).
     ///
     /// # Errors
     /// A [`ConfigError`] naming the setting that stops the start.
-    pub async fn build(config: &Config, console: Box<dyn Write + Send>) -> Result<Self, ConfigError> {
+    pub async fn build(config: &Config, console: ConsoleOut) -> Result<Self, ConfigError> {
         let Checked { service, parts } = check(config, console)?;
         Phone::prepare();
         let (acceptor, local_addr) = bind("http.listen", &config.http.listen).await?;

@@ -1,17 +1,16 @@
 //! From settings to the SMS sender chain: console, Plivo, Twilio, failover.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::metrics::Metrics;
-use crate::adapters::sms::{ConsoleSender, Failover, PlivoSender, RetryPolicy, TwilioSender};
+use crate::adapters::sms::{ConsoleOut, ConsoleSender, Failover, PlivoSender, RetryPolicy, TwilioSender};
 use crate::config::{Config, ConfigError, PlivoConfig, SmsProvider, TwilioConfig};
 use crate::ports::SmsSender;
 
 pub(super) fn build_sms(
     config: &Config,
-    console: Box<dyn Write + Send>,
+    console: ConsoleOut,
     metrics: &Arc<Metrics>,
 ) -> Result<Arc<dyn SmsSender>, ConfigError> {
     let sms = &config.sms;
@@ -33,9 +32,9 @@ pub(super) fn build_sms(
     let mut console = Some(console);
     let mut build = |kind: SmsProvider| -> Result<Arc<dyn SmsSender>, ConfigError> {
         Ok(match kind {
-            SmsProvider::Console => Arc::new(ConsoleSender::new(
-                console.take().unwrap_or_else(|| Box::new(std::io::stdout())),
-            )),
+            SmsProvider::Console => {
+                Arc::new(ConsoleSender::new(console.take().unwrap_or(ConsoleOut::Stdout)))
+            }
             SmsProvider::Plivo => {
                 check_plivo(&sms.plivo)?;
                 Arc::new(PlivoSender::new(

@@ -2,7 +2,6 @@
 //! policy, template, test numbers and limits.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use crate::adapters::http::auth::ApiKeys;
 use crate::adapters::http::client_ip::TrustedProxies;
 use crate::adapters::http::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::ConsoleOut;
 use crate::adapters::store::{MemoryStore, RedisStore};
 use crate::config::{Config, ConfigError, Secret, SmsProvider};
 use crate::domain::{
@@ -28,7 +28,7 @@ use super::sms::{build_sms, public_url};
 /// A [`ConfigError`] naming the bad setting.
 pub(super) fn build_service(
     config: &Config,
-    console: Box<dyn Write + Send>,
+    console: ConsoleOut,
     metrics: &Arc<Metrics>,
 ) -> Result<OtpService, ConfigError> {
     let policy =

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use otpd::adapters::sms::ConsoleOut;
 use otpd::config::{Config, ConfigError};
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -126,7 +127,7 @@ async fn invalid_values_stop_the_start_naming_the_key() {
         (&[("OTPD_SMS__TEMPLATE", "no code here")], "sms.template"),
     ];
     for (pairs, key) in cases {
-        let err = Application::build(&build(pairs), Box::new(std::io::sink()))
+        let err = Application::build(&build(pairs), ConsoleOut::Writer(Box::new(std::io::sink())))
             .await
             .err()
             .unwrap();

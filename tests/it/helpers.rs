@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use otpd::adapters::sms::ConsoleOut;
 use otpd::config::{Config, LimitsConfig, Secret, StoreUrl};
 use otpd::startup::Application;
 use serde_json::Value;
@@ -115,7 +116,7 @@ pub struct TestApp {
 
 pub async fn spawn_app(config: Config) -> TestApp {
     let outbox = Outbox::default();
-    let app = Application::build(&config, Box::new(outbox.clone()))
+    let app = Application::build(&config, ConsoleOut::Writer(Box::new(outbox.clone())))
         .await
         .expect("the app builds");
     let base = format!("http://{}", app.local_addr());

@@ -140,9 +140,12 @@ async fn store_errors_are_counted() {
 async fn metrics_can_have_their_own_listener() {
     let mut config = memory_config();
     config.metrics.listen = Some("127.0.0.1:0".into());
-    let app = otpd::startup::Application::build(&config, Box::new(std::io::sink()))
-        .await
-        .unwrap();
+    let app = otpd::startup::Application::build(
+        &config,
+        otpd::adapters::sms::ConsoleOut::Writer(Box::new(std::io::sink())),
+    )
+    .await
+    .unwrap();
     let (main, side) = (app.local_addr(), app.metrics_addr().unwrap());
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {

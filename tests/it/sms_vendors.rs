@@ -539,10 +539,13 @@ async fn the_start_is_refused_for_bad_sms_settings() {
     for (change, key, reason) in cases {
         let mut config = memory_config();
         change(&mut config);
-        let err = Application::build(&config, Box::new(std::io::sink()))
-            .await
-            .err()
-            .unwrap();
+        let err = Application::build(
+            &config,
+            otpd::adapters::sms::ConsoleOut::Writer(Box::new(std::io::sink())),
+        )
+        .await
+        .err()
+        .unwrap();
         assert_eq!(err.key, key, "{err}");
         assert!(err.reason.contains(reason), "{err}");
     }
