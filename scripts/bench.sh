@@ -171,8 +171,9 @@ log "starting otpd on $OTPD_URL (store $REDIS_URL, prefix $PREFIX)"
 OTPD_PID=$!
 
 log "starting the reference on $REF_URL"
+# One pooled connection per wrk connection: no request waits for a slot.
 REF_LISTEN="127.0.0.1:$REF_PORT" REF_REDIS_URL="$REDIS_URL" REF_KEY_PREFIX="${PREFIX}ref:" \
-    "$REF_BIN" >/dev/null 2>"$WORK/reference.err" &
+    REF_POOL_SIZE="$CONNECTIONS" "$REF_BIN" >/dev/null 2>"$WORK/reference.err" &
 REF_PID=$!
 
 # Both are up when they answer: otpd's /healthz, and a real /ref request.
