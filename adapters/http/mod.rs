@@ -8,6 +8,7 @@ mod body_limit;
 pub mod client_ip;
 mod dropin;
 mod edge;
+pub mod idle;
 pub mod ops;
 mod outcomes;
 pub mod problem;

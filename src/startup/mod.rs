@@ -154,19 +154,18 @@ impl Application {
             sms_chain,
         } = self.parts;
         let metrics_elsewhere = self.metrics_listener.is_some();
-        let main = poem::Server::new_with_acceptor(self.acceptor)
-            .idle_timeout(self.idle_timeout)
-            .run_with_graceful_shutdown(
-                http::app(
-                    self.service,
-                    access,
-                    Arc::clone(&metrics),
-                    sms_chain,
-                    metrics_elsewhere,
-                ),
-                when_stopped(stopped.clone()),
-                Some(self.grace),
-            );
+        let acceptor = http::idle::IdleClosingAcceptor::new(self.acceptor, self.idle_timeout);
+        let main = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            http::app(
+                self.service,
+                access,
+                Arc::clone(&metrics),
+                sms_chain,
+                metrics_elsewhere,
+            ),
+            when_stopped(stopped.clone()),
+            Some(self.grace),
+        );
         let side = async {
             match self.metrics_listener {
                 Some((acceptor, _)) => {

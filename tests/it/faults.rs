@@ -187,3 +187,36 @@ async fn idle_connections_are_closed() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_busy_connection_outlives_the_idle_timeout() {
+    let mut config = memory_config();
+    config.http.idle_timeout_secs = 1;
+    let app = spawn_app(config).await;
+    let mut s = TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // A request every 300 ms for 2.4 s, on the one connection: never idle
+    // for a second, so never closed.
+    while started.elapsed() < Duration::from_millis(2400) {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: otpd\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = answer(&mut s).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{answer:?} after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Then quiet: closed about a second after the last answer.
+    let quiet = Instant::now();
+    assert_eq!(answer(&mut s).await, "", "closed without a word");
+    let waited = quiet.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
