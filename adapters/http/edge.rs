@@ -17,6 +17,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 
 use super::allow::AllowedMethods;
+use super::routes::side_route;
 use super::{problem, Shared};
 
 pub struct Edge {
@@ -57,16 +58,6 @@ fn request_id(req: &Request) -> String {
         )
 }
 
-/// The name of a route served outside the OpenAPI operations.
-fn fixed_route(path: &str) -> &'static str {
-    match path {
-        "/metrics" => "metrics",
-        "/openapi.json" | "/openapi.yaml" => "spec",
-        p if p == "/docs" || p.starts_with("/docs/") => "docs",
-        _ => "unmatched",
-    }
-}
-
 impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     type Output = Response;
 
@@ -87,7 +78,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         }
         let route = response
             .data::<OperationId>()
-            .map_or_else(|| fixed_route(uri.path()), |op| op.0);
+            .map_or_else(|| side_route(uri.path()).unwrap_or("unmatched"), |op| op.0);
         let status = response.status();
         let took = started.elapsed();
         self.shared

@@ -12,12 +12,13 @@ pub mod idle;
 pub mod ops;
 mod outcomes;
 pub mod problem;
+mod routes;
 mod strict_string;
 pub mod webhooks;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
 
 use self::auth::ApiKeys;
@@ -94,12 +95,12 @@ pub fn app(
         ("/openapi.yaml", "GET"),
     ];
     let allowed = allow::AllowedMethods::from_spec(&spec.spec()).with(extra.into_iter().collect());
-    let mut route = Route::new()
+    let mut side = Route::new()
         .at("/openapi.json", spec.spec_endpoint())
         .at("/openapi.yaml", spec.spec_endpoint_yaml())
         .nest("/docs", spec.swagger_ui());
     if !metrics_elsewhere {
-        route = route.at("/metrics", ops::metrics.data(Arc::clone(&metrics)));
+        side = side.at("/metrics", ops::metrics.data(Arc::clone(&metrics)));
     }
     let shared = Shared {
         service,
@@ -108,17 +109,19 @@ pub fn app(
         trusted_proxies: access.trusted_proxies,
         webhook_keys: access.webhook_keys,
     };
-    route
-        .nest("/", spec)
-        .with(body_limit::BodyLimit {
-            max_bytes: MAX_BODY_BYTES,
-            timeout: access.body_timeout,
-        })
-        .with(auth::RequireApiKey(Arc::new(access.api_keys)))
-        .with(edge::Edge {
-            shared: Arc::new(shared),
-            allowed: Arc::new(allowed),
-        })
+    routes::Routes {
+        operations: spec.into_endpoint(),
+        side,
+    }
+    .with(body_limit::BodyLimit {
+        max_bytes: MAX_BODY_BYTES,
+        timeout: access.body_timeout,
+    })
+    .with(auth::RequireApiKey(Arc::new(access.api_keys)))
+    .with(edge::Edge {
+        shared: Arc::new(shared),
+        allowed: Arc::new(allowed),
+    })
 }
 
 /// Just `/metrics`, for `metrics.listen`.
