@@ -17,7 +17,8 @@
 # docs/performance.md explains the method and the targets.
 #
 # Settings (environment): DURATION (20), SOAK (0 = no soak), CONNECTIONS (32),
-# THREADS (2), OTPD_PORT (18080), REF_PORT (18081), REDIS_URL
+# THREADS (2), OTPD_PORT (18080), MAKER_PORT (18082, the otpd that makes the
+# verify scenarios' codes), REF_PORT (18081), REDIS_URL
 # (redis://127.0.0.1:6379), VERIFY_HEADROOM (3: right codes to make, as a
 # multiple of the send rate times DURATION), CARGO_TARGET_DIR
 # (<repo>/target/bench, so the bench doesn't wait on other builds' lock),
@@ -37,6 +38,7 @@ SOAK=${SOAK:-0}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 OTPD_PORT=${OTPD_PORT:-18080}
+MAKER_PORT=${MAKER_PORT:-18082}
 REF_PORT=${REF_PORT:-18081}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 VERIFY_HEADROOM=${VERIFY_HEADROOM:-3}
@@ -46,10 +48,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/bench}
 RUN_ID="$(date +%Y%m%d%H%M%S)-$$"
 PREFIX="bench:$RUN_ID:"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/otpd-bench.XXXXXX")
-SMS="$WORK/sms.txt"        # otpd's stdout: one console line per code sent
+SMS="$WORK/sms.txt"        # the code maker's stdout: one console line per code sent
 RESULTS="$WORK/results"    # one BENCH line per wrk run
 FACTS="$WORK/facts"        # key=value lines for the report
 OTPD_URL="http://127.0.0.1:$OTPD_PORT"
+MAKER_URL="http://127.0.0.1:$MAKER_PORT"
 REF_URL="http://127.0.0.1:$REF_PORT"
 : >"$RESULTS"
 : >"$FACTS"
@@ -59,13 +62,13 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 fact() { printf '%s=%s\n' "$1" "$2" >>"$FACTS"; }
 rcli() { redis-cli -u "$REDIS_URL" "$@"; }
 
-OTPD_PID="" REF_PID="" WRK_PID="" REDIS_PID=""
+OTPD_PID="" MAKER_PID="" REF_PID="" WRK_PID="" REDIS_PID=""
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
     # Stop what we started, by pid: wrk (if a soak or batch was cut short),
     # then otpd and the reference.
-    for pid in "$WRK_PID" "$OTPD_PID" "$REF_PID"; do
+    for pid in "$WRK_PID" "$OTPD_PID" "$MAKER_PID" "$REF_PID"; do
         if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -131,21 +134,26 @@ rcli ping >/dev/null || die "no Redis at $REDIS_URL"
 
 # --- 2. Start otpd and the reference -----------------------------------------
 
-for port in "$OTPD_PORT" "$REF_PORT"; do
+for port in "$OTPD_PORT" "$MAKER_PORT" "$REF_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        die "port $port is in use; set OTPD_PORT / REF_PORT"
+        die "port $port is in use; set OTPD_PORT / MAKER_PORT / REF_PORT"
     fi
 done
 
-# otpd's stdout is the console sender's output. It goes to a file opened for
-# appending, so the script can empty it between phases (`: >"$SMS"`) and the
-# verify scenarios can read the codes a batch of sends produced. otpd runs
+# Two otpd processes on the same Redis, key prefix and hash key, as two
+# instances of one deployment. The measured one prints its SMS to /dev/null,
+# as the issue asks. The verify scenarios need codes that were sent and read
+# from a console, so a second one, the code maker, makes them beforehand and
+# prints them to a file opened for appending (emptied between phases with
+# `: >"$SMS"`); the measured one verifies them, as any instance can. Both run
 # from the work folder so an otpd.toml in the caller's directory can't apply.
 # Codes live an hour so none expires before the verify scenarios use it,
 # whatever DURATION is; max_attempts is 100, the highest allowed, so the
 # wrong-code scenario can try each phone 100 times before it locks.
-log "starting otpd on $OTPD_URL (store $REDIS_URL, prefix $PREFIX)"
-(
+# Run in the background (`start_otpd ... &`): the function's subshell
+# becomes otpd, so `$!` is otpd's pid.
+start_otpd() {
+    local port=$1 name=$2
     cd "$WORK"
     # otpd reads every OTPD_ variable as a setting: ones from the caller's
     # environment would change what is measured (an API key would make every
@@ -153,7 +161,7 @@ log "starting otpd on $OTPD_URL (store $REDIS_URL, prefix $PREFIX)"
     # setting). RUST_LOG would beat log.level.
     for var in $(compgen -e | grep '^OTPD_' || true); do unset "$var"; done
     unset RUST_LOG
-    export OTPD_HTTP__LISTEN="127.0.0.1:$OTPD_PORT" \
+    export OTPD_HTTP__LISTEN="127.0.0.1:$port" \
         OTPD_STORE__URL="$REDIS_URL" \
         OTPD_STORE__KEY_PREFIX="$PREFIX" \
         OTPD_OTP__HASH_KEYS="bench-hash-key-$RUN_ID" \
@@ -166,9 +174,14 @@ log "starting otpd on $OTPD_URL (store $REDIS_URL, prefix $PREFIX)"
         OTPD_LIMITS__VERIFIES_PER_IP=0 \
         OTPD_LIMITS__SENDS_PER_HOUR=0 \
         OTPD_LOG__LEVEL=warn
-    exec "$OTPD_BIN"
-) >>"$SMS" 2>"$WORK/otpd.err" &
+    exec "$OTPD_BIN" 2>"$WORK/$name.err"
+}
+log "starting otpd on $OTPD_URL (store $REDIS_URL, prefix $PREFIX), SMS to /dev/null"
+start_otpd "$OTPD_PORT" otpd >/dev/null &
 OTPD_PID=$!
+log "starting the code maker on $MAKER_URL, SMS to $SMS"
+start_otpd "$MAKER_PORT" maker >>"$SMS" &
+MAKER_PID=$!
 
 log "starting the reference on $REF_URL"
 # One pooled connection per wrk connection: no request waits for a slot.
@@ -187,14 +200,17 @@ wait_for() {
     die "$what did not come up in 10 s"
 }
 wait_for otpd "$OTPD_PID" curl -sf "$OTPD_URL/healthz"
+wait_for "the code maker" "$MAKER_PID" curl -sf "$MAKER_URL/healthz"
 wait_for reference "$REF_PID" curl -sf -H 'Content-Type: application/json' \
     -d '{"phone":"+14155550000"}' "$REF_URL/ref"
 
 # A send must be accepted before anything is measured: a 400 here means the
 # phones the wrk scripts make are not valid for otpd.
-probe=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
-    -d '{"phone":"+19175550000"}' "$OTPD_URL/v1/otp")
-[[ $probe == 202 ]] || die "a probe send got $probe, not 202"
+for url in "$OTPD_URL" "$MAKER_URL"; do
+    probe=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d '{"phone":"+19175550000"}' "$url/v1/otp")
+    [[ $probe == 202 ]] || die "a probe send to $url got $probe, not 202"
+done
 
 # --- Helpers for the runs ----------------------------------------------------
 
@@ -267,7 +283,6 @@ run_wrk reference_first ref scenario "$REF_URL" bench/send.lua "$DURATION" \
     path=/ref areas="$AREAS_REF_FIRST" expected=202
 
 log "1/4 send: $DURATION s"
-: >"$SMS"
 run_wrk send otpd scenario "$OTPD_URL" bench/send.lua "$DURATION" areas="$AREAS_SEND" expected=202
 
 # The verify scenarios need codes otpd has sent and not yet used. A right code
@@ -285,7 +300,7 @@ log "making $want codes for the verify scenarios ($right_codes right, $wrong_pho
 # (wrk has no request-count option; SIGINT makes it stop and report).
 : >"$SMS"
 cap=$(python3 -c "import math; print(math.ceil(3 * $want / max($send_rps, 1)) + 30)")
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"${cap}s" --timeout 5s -s bench/send.lua "$OTPD_URL" \
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"${cap}s" --timeout 5s -s bench/send.lua "$MAKER_URL" \
     -- threads="$THREADS" name=codes areas="$AREAS_CODES" expected=202 >"$WORK/codes.out" 2>&1 &
 WRK_PID=$!
 while kill -0 "$WRK_PID" 2>/dev/null; do
@@ -332,8 +347,6 @@ if (( SOAK > 0 )); then
     WRK_PID=$!
     start=$SECONDS
     soak_sample() {
-        # Keep the console file small: nobody reads the soak's codes.
-        : >"$SMS"
         local t=$((SECONDS - start)) rss served
         rss=$(rss_kb "$OTPD_PID" VmRSS) served=$(otpd_served)
         fact soak_sample "t=$t,rss_kb=$rss,requests=$served"
@@ -353,7 +366,6 @@ if (( SOAK > 0 )); then
     wait "$WRK_PID" || die "wrk failed for the soak: $(tail -5 "$WORK/soak.out")"
     WRK_PID=""
     soak_sample
-    : >"$SMS"
     grep '^BENCH ' "$WORK/soak.out" | sed 's/$/ target=otpd phase=soak store_errors=0/' >>"$RESULTS" || true
     fact vmhwm_kb "$(rss_kb "$OTPD_PID" VmHWM)"
     fact vmrss_kb "$(rss_kb "$OTPD_PID" VmRSS)"
