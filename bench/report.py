@@ -309,8 +309,8 @@ def build(work):
     out.append("")
     out.append(
         f"otpd memory: peak RSS (VmHWM) {hwm_mb:.1f} MB, RSS at the end {int(facts.get('vmrss_kb', 0)) / 1024:.1f} MB, "
-        f"after {served:,} requests served in this run (every wrk run against otpd, the batches that made "
-        "the verify codes included)."
+        f"after {served:,} requests served in this run (the measured otpd's: its scenarios and the soak; "
+        "the code maker served the batch that made the verify codes)."
     )
     if soak:
         out.append("")
