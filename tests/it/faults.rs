@@ -171,14 +171,20 @@ async fn a_body_that_never_arrives_is_408() {
     assert!(answer.contains("request_timeout"), "{answer}");
 }
 
-#[tokio::test]
-async fn idle_connections_are_closed() {
+/// An app that closes connections idle for a second, and one connection to it.
+async fn connection_idle_after_a_second() -> (TestApp, TcpStream) {
     let mut config = memory_config();
     config.http.idle_timeout_secs = 1;
     let app = spawn_app(config).await;
-    let mut s = TcpStream::connect(app.base.trim_start_matches("http://"))
+    let s = TcpStream::connect(app.base.trim_start_matches("http://"))
         .await
         .unwrap();
+    (app, s)
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let (_app, mut s) = connection_idle_after_a_second().await;
     let started = Instant::now();
     assert_eq!(answer(&mut s).await, "", "closed without a word");
     assert!(
@@ -190,12 +196,7 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test]
 async fn a_busy_connection_outlives_the_idle_timeout() {
-    let mut config = memory_config();
-    config.http.idle_timeout_secs = 1;
-    let app = spawn_app(config).await;
-    let mut s = TcpStream::connect(app.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let (_app, mut s) = connection_idle_after_a_second().await;
     let started = Instant::now();
     // A request every 300 ms for 2.4 s, on the one connection: never idle
     // for a second, so never closed.
