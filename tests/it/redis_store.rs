@@ -195,3 +195,24 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     // The cooldown's PTTL, then the SETs of the code and the cooldown.
     assert_eq!(commands(&own), counts(&[("evalsha", 1), ("pttl", 1), ("set", 2)]));
 }
+
+#[tokio::test]
+async fn a_key_of_another_type_reads_as_no_code() {
+    // How otpd kept a code before records were strings: a hash.
+    let config = redis_config();
+    let key = format!("{}{{{PHONE}}}", config.store.key_prefix);
+    let app = spawn_app(config).await;
+    let mut conn = redis().await;
+    let fields = [("h", "x".repeat(64)), ("a", "5".to_owned())];
+    let () = conn.hset_multiple(&key, &fields).await.unwrap();
+    let () = conn.expire(&key, 60).await.unwrap();
+
+    app.verify(PHONE, "123456").await.assert_problem(404, "not_found");
+    app.get(&format!("/v1/otp/{PHONE}"))
+        .await
+        .assert_problem(404, "not_found");
+    // A new code takes the key over.
+    assert_eq!(app.send(PHONE).await.status, 202);
+    let code = app.outbox.last_code(PHONE);
+    assert_eq!(app.verify(PHONE, &code).await.status, 200);
+}

@@ -2,8 +2,9 @@
 -- KEYS[1]: the phone's key.
 -- Returns nil, or {attempts left, ttl in ms, provider, message id, state,
 -- error code, updated at}, the last five nil until an SMS went out.
-local record = redis.call('GET', KEYS[1])
-if not record then
+-- pcall: a key of another type (a hash, as otpd stored codes before) is no code.
+local record = redis.pcall('GET', KEYS[1])
+if type(record) ~= 'string' then
   return false
 end
 -- The record (record.rs): 64 bytes of hash, then lines: the attempts left,

@@ -3,8 +3,9 @@
 -- KEYS[1]: the phone's key.
 -- ARGV: provider, message id, state, rank, error code ('' for none), unix seconds.
 -- Returns 1 if applied, 0 otherwise.
-local record = redis.call('GET', KEYS[1])
-if not record then
+-- pcall: a key of another type (a hash, as otpd stored codes before) is no code.
+local record = redis.pcall('GET', KEYS[1])
+if type(record) ~= 'string' then
   return 0
 end
 -- The record (record.rs): 64 bytes of hash, then lines: the attempts left,

@@ -1,8 +1,9 @@
 -- Checks a guess, counts the attempt and consumes the code, atomically.
 -- KEYS[1]: the phone's key. ARGV: one candidate hash per hash key.
 -- Returns {0} not found, {1} approved, {2, ms left} locked, {3, attempts left} mismatch.
-local record = redis.call('GET', KEYS[1])
-if not record then
+-- pcall: a key of another type (a hash, as otpd stored codes before) is no code.
+local record = redis.pcall('GET', KEYS[1])
+if type(record) ~= 'string' then
   return {0}
 end
 -- The record (record.rs): 64 bytes of hash, the attempts left, then the
