@@ -63,6 +63,23 @@ fact() { printf '%s=%s\n' "$1" "$2" >>"$FACTS"; }
 rcli() { redis-cli -u "$REDIS_URL" "$@"; }
 
 OTPD_PID="" MAKER_PID="" REF_PID="" WRK_PID="" REDIS_PID=""
+# Deletes this run's keys, and prints how many. SCAN with a large COUNT and
+# one UNLINK per batch: a long run leaves millions of keys, and `--scan`
+# (ten keys a call) took minutes to list them.
+unlink_run_keys() {
+    local cursor=0 deleted=0 reply
+    while :; do
+        mapfile -t reply < <(rcli --raw SCAN "$cursor" MATCH "${PREFIX}*" COUNT 10000)
+        (( ${#reply[@]} > 0 )) || return 1
+        cursor=${reply[0]}
+        if (( ${#reply[@]} > 1 )); then
+            rcli UNLINK "${reply[@]:1}" >/dev/null
+            deleted=$((deleted + ${#reply[@]} - 1))
+        fi
+        [[ $cursor == 0 ]] && break
+    done
+    echo "$deleted"
+}
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
@@ -81,8 +98,7 @@ cleanup() {
         wait "$REDIS_PID" 2>/dev/null || true
     elif command -v redis-cli >/dev/null; then
         local deleted
-        deleted=$(rcli --scan --pattern "${PREFIX}*" | xargs -r -n 1000 redis-cli -u "$REDIS_URL" del |
-            awk '{n += $1} END {print n + 0}') || deleted="?"
+        deleted=$(unlink_run_keys) || deleted="?"
         log "deleted $deleted Redis keys under $PREFIX"
     fi
     if [[ $status -eq 0 && ${KEEP_WORK:-0} != 1 ]]; then
