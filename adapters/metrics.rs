@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
@@ -28,21 +29,13 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c =
-                IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("{name}: {e}"));
-            registry
-                .register(Box::new(c.clone()))
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            c
+            registered(&registry, name, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let histogram = |name: &str, help: &str, labels: &[&str]| {
             let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-            let h = HistogramVec::new(opts, labels).unwrap_or_else(|e| panic!("{name}: {e}"));
-            registry
-                .register(Box::new(h.clone()))
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            h
+            registered(&registry, name, HistogramVec::new(opts, labels))
         };
+        let plain_counter = |name: &str, help: &str| registered(&registry, name, IntCounter::new(name, help));
         let sends = counter(
             "otpd_sends_total",
             "Codes asked for, by outcome and SMS provider.",
@@ -73,13 +66,6 @@ impl Metrics {
             "Calls to SMS providers, one per try, by provider and outcome.",
             &["provider", "outcome"],
         );
-        let plain_counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("{name}: {e}"));
-            registry
-                .register(Box::new(c.clone()))
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            c
-        };
         let store_calls = plain_counter(
             "otpd_store_calls_total",
             "Calls made to the store: one Redis round trip each, but for the first run of a script, which loads it.",
@@ -141,6 +127,20 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// `metric`, registered under `name`. Start-up only: a metric that can't be
+/// made or registered is a bug in this file.
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    name: &str,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.unwrap_or_else(|e| panic!("{name}: {e}"));
+    registry
+        .register(Box::new(metric.clone()))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    metric
 }
 
 impl std::fmt::Debug for Metrics {
