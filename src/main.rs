@@ -40,6 +40,13 @@ enum Command {
     /// Check the settings and print them, secrets redacted; exits non-zero
     /// on a bad one.
     CheckConfig,
+    /// Forget a phone's wrong codes in a row, so its owner may try again
+    /// (the guess budget otherwise holds them off); with the same settings
+    /// as the service, on its Redis.
+    Unlock {
+        /// The phone in international form, e.g. `+14155552671`.
+        phone: String,
+    },
 }
 
 /// Tasks a worker runs before it looks for new I/O again (tokio's default
@@ -71,14 +78,42 @@ async fn run() -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
+    // Before any check, so its warnings reach the operator.
+    init_logs(&config);
     match command {
         Command::CheckConfig => check_config(&config),
+        Command::Unlock { phone } => unlock(&config, &phone).await,
         _ => serve(&config).await,
     }
 }
 
+async fn unlock(config: &Config, phone: &str) -> ExitCode {
+    if config.store.url.expose() == "memory://" {
+        return fail(&"the memory store lives inside the serving process: restarting it forgets every count");
+    }
+    let phone = match otpd::domain::Phone::parse(phone) {
+        Ok(phone) => phone,
+        Err(e) => return fail(&e),
+    };
+    let service = match startup::check(config, ConsoleOut::Writer(Box::new(std::io::sink()))) {
+        Ok(checked) => checked.into_service(),
+        Err(e) => return fail(&e),
+    };
+    match service.clear_guesses(&phone).await {
+        Ok(cleared) => {
+            let what = if cleared {
+                "cleared its wrong codes"
+            } else {
+                "had no wrong codes to clear"
+            };
+            println!("{}: {what}", phone.masked());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 async fn serve(config: &Config) -> ExitCode {
-    init_logs(config);
     let app = match Application::build(config, ConsoleOut::Stdout).await {
         Ok(app) => app,
         Err(e) => return fail(&e),

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Bucket, CodeHash, DeliveryReport, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits, SmsReceipt,
-    SmsText, Taken, VerifyOutcome,
+    Bucket, CodeHash, DeliveryReport, GuessBudget, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits,
+    SmsReceipt, SmsText, Taken, VerifyOutcome,
 };
 
 /// Where pending codes live. Every method is one atomic step, so any number of
@@ -38,8 +38,11 @@ pub trait OtpStore: Send + Sync + 'static {
     async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError>;
 
     /// Checks a guess against the pending code in one atomic step: when one of
-    /// `candidates` equals the stored hash the code is consumed; otherwise one
-    /// attempt is used, and with none left the code is locked.
+    /// `candidates` equals the stored hash the code is consumed and the
+    /// phone's wrong guesses are cleared; otherwise one attempt is used (with
+    /// none left the code is locked) and the phone's wrong guesses in a row
+    /// grow by one, as `budget` counts them ([`GuessBudget::after`]). While
+    /// the budget allows no guess, the guess is not checked.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
@@ -47,7 +50,15 @@ pub trait OtpStore: Send + Sync + 'static {
         &self,
         phone: &Phone,
         candidates: &[CodeHash],
+        budget: &GuessBudget,
     ) -> Result<VerifyOutcome, StoreError>;
+
+    /// Forgets the phone's wrong guesses, as an approval would: for an
+    /// operator to let its owner in again. Says whether there were any.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError>;
 
     /// The pending code's remaining life and attempts, if there is one.
     ///
@@ -99,6 +110,8 @@ pub enum StoreError {
     Timeout(u64),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    #[error("the store holds {0} entries, its limit")]
+    Full(usize),
 }
 
 /// Sends one text message.

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Bucket, Code, CodeHasher, DeliveryReport, DeliveryState, DestinationError, DestinationPolicy, Issued,
-    MessageTemplate, OtpPolicy, OtpStatus, Phone, Quota, SendLimits, SmsReceipt, Taken, VerifyOutcome,
+    Bucket, ClientPrefixes, Code, CodeHasher, DeliveryReport, DeliveryState, DestinationError,
+    DestinationPolicy, GuessBudget, Issued, MessageTemplate, OtpPolicy, OtpStatus, Phone, Quota, SendLimits,
+    SmsReceipt, Taken, VerifyOutcome,
 };
 use crate::ports::{OtpStore, SmsError, SmsSender, StoreError};
 
@@ -34,8 +35,12 @@ pub struct Guards {
     pub send: SendLimits,
     pub sends_per_ip: Quota,
     pub verifies_per_ip: Quota,
+    pub lookups_per_ip: Quota,
     pub global_sends: Quota,
     pub destinations: DestinationPolicy,
+    pub guesses: GuessBudget,
+    /// How a client's address names the client its quotas count for.
+    pub client_prefixes: ClientPrefixes,
 }
 
 /// Which limit refused a request.
@@ -76,6 +81,8 @@ pub enum VerifyError {
     Locked { expires_in: Duration },
     #[error("this client has made too many verifications")]
     Limited { retry_after: Duration },
+    #[error("this phone has had too many wrong codes for now")]
+    GuessBudget { retry_after: Duration },
     #[error("there is no pending code for this phone")]
     NotFound,
     #[error(transparent)]
@@ -84,6 +91,8 @@ pub enum VerifyError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
+    #[error("this client has asked about too many phones")]
+    Limited { retry_after: Duration },
     #[error("there is no pending code for this phone")]
     NotFound,
     #[error(transparent)]
@@ -133,7 +142,7 @@ impl OtpService {
         self.guards.destinations.check(phone)?;
         let buckets = [
             (
-                Bucket::SendsFromIp(client),
+                Bucket::SendsFrom(self.guards.client_prefixes.client(client)),
                 self.guards.sends_per_ip,
                 Limit::IpQuota,
             ),
@@ -224,23 +233,39 @@ impl OtpService {
     /// # Errors
     /// [`VerifyError`] for a wrong, locked or missing code, or a store failure.
     pub async fn verify(&self, phone: &Phone, code: &Code, client: IpAddr) -> Result<(), VerifyError> {
-        let quota = self.guards.verifies_per_ip;
-        if !quota.is_off() {
-            if let Taken::Exhausted { retry_after } =
-                self.store.take(Bucket::VerifiesFromIp(client), quota).await?
-            {
-                return Err(VerifyError::Limited { retry_after });
-            }
+        let bucket = Bucket::VerifiesFrom(self.guards.client_prefixes.client(client));
+        if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.verifies_per_ip).await? {
+            return Err(VerifyError::Limited { retry_after });
         }
         let candidates = self.hasher.candidates(phone, code);
-        match self.store.verify_and_consume(phone, &candidates).await? {
+        let verified = self
+            .store
+            .verify_and_consume(phone, &candidates, &self.guards.guesses);
+        match verified.await? {
             VerifyOutcome::Approved => Ok(()),
             VerifyOutcome::Mismatch { attempts_remaining } => {
                 Err(VerifyError::Mismatch { attempts_remaining })
             }
             VerifyOutcome::Locked { expires_in } => Err(VerifyError::Locked { expires_in }),
             VerifyOutcome::NotFound => Err(VerifyError::NotFound),
+            VerifyOutcome::Throttled { retry_after } => Err(VerifyError::GuessBudget { retry_after }),
         }
+    }
+
+    /// Takes one from `bucket` unless `quota` is off.
+    async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
+        if quota.is_off() {
+            return Ok(Taken::Granted);
+        }
+        self.store.take(bucket, quota).await
+    }
+
+    /// Forgets the phone's wrong guesses, so its owner may guess again.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    pub async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
+        self.store.clear_guesses(phone).await
     }
 
     async fn give_back(&self, taken: &[Bucket]) {
@@ -281,11 +306,18 @@ impl OtpService {
         self.store.ping().await
     }
 
-    /// The pending code's remaining life and attempts.
+    /// The pending code's remaining life and attempts. Whether a phone has
+    /// a code pending is worth knowing to an attacker, so `client` pays for
+    /// each look from its own quota.
     ///
     /// # Errors
-    /// [`StatusError::NotFound`] when no code is pending, or a store failure.
-    pub async fn status(&self, phone: &Phone) -> Result<OtpStatus, StatusError> {
+    /// [`StatusError::NotFound`] when no code is pending,
+    /// [`StatusError::Limited`] past the client's quota, or a store failure.
+    pub async fn status(&self, phone: &Phone, client: IpAddr) -> Result<OtpStatus, StatusError> {
+        let bucket = Bucket::LookupsFrom(self.guards.client_prefixes.client(client));
+        if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.lookups_per_ip).await? {
+            return Err(StatusError::Limited { retry_after });
+        }
         self.store.status(phone).await?.ok_or(StatusError::NotFound)
     }
 }

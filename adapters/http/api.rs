@@ -11,7 +11,7 @@ use super::auth::ApiAuth;
 use super::client_ip::ClientIp;
 use super::outcomes;
 use super::problem::{ApiError, Problem};
-use super::strict_string::StrictString;
+use super::strict_string::{CodeText, PhoneText};
 use super::{ApiTags, Shared};
 use crate::domain::{Code, DeliveryState, Phone};
 
@@ -20,15 +20,15 @@ pub struct OtpApi;
 #[derive(Object)]
 pub struct SendRequest {
     /// The phone in international form, e.g. `+14155552671`; spaces and dashes are fine.
-    phone: StrictString,
+    phone: PhoneText,
 }
 
 #[derive(Object)]
 pub struct VerifyRequest {
     /// The phone the code was sent to, as for sending.
-    phone: StrictString,
+    phone: PhoneText,
     /// The 6 digits the user typed.
-    code: StrictString,
+    code: CodeText,
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,11 +194,17 @@ impl OtpApi {
         &self,
         _auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
+        client: ClientIp,
         /// The phone in E.164, `+` URL-encoded as `%2B` or not.
+        #[oai(validator(max_length = 32))]
         phone: Path<String>,
     ) -> Result<StatusResponse, ApiError> {
         let phone = Phone::parse(&phone).map_err(Problem::from)?;
-        let status = shared.service.status(&phone).await.map_err(Problem::from)?;
+        let status = shared
+            .service
+            .status(&phone, client.0)
+            .await
+            .map_err(Problem::from)?;
         Ok(StatusResponse::Pending(Json(StatusBody {
             status: OtpState::Pending,
             expires_in: status.expires_in.as_secs_f64().ceil() as u64,

@@ -1,7 +1,8 @@
 //! API keys: when configured, every API call needs one, as `Authorization:
 //! Bearer <key>` or `X-API-Key: <key>`. Keys are held and compared as
 //! SHA-256 digests, in constant time. Docs, specs, health checks and the
-//! vendors' signed webhooks stay open.
+//! vendors' signed webhooks stay open; `/metrics` on this listener takes a
+//! key too (or lives on `metrics.listen`).
 
 use std::future::{ready, Future};
 use std::sync::Arc;
@@ -60,10 +61,8 @@ impl ApiKeys {
 
 /// Routes anyone may call.
 fn is_open(path: &str) -> bool {
-    matches!(
-        path,
-        "/openapi.json" | "/openapi.yaml" | "/healthz" | "/readyz" | "/metrics"
-    ) || path == "/docs"
+    matches!(path, "/openapi.json" | "/openapi.yaml" | "/healthz" | "/readyz")
+        || path == "/docs"
         || path.starts_with("/docs/")
         || path.starts_with("/v1/webhooks/")
 }
@@ -176,6 +175,7 @@ mod tests {
             "/generate_otp",
             "/verify_otp",
             "/validate_otp",
+            "/metrics",
             "/docsx",
             "/",
         ] {

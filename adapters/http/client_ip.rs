@@ -1,7 +1,7 @@
 //! The client's address: the socket peer, or, when the peer is a trusted
 //! proxy, the nearest hop of `X-Forwarded-For` that isn't one.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -42,7 +42,7 @@ impl TrustedProxies {
         let hops: Vec<&str> = forwarded_for.flat_map(|h| h.split(',')).map(str::trim).collect();
         let mut client = peer;
         for hop in hops.iter().rev() {
-            let Ok(ip) = hop.parse::<IpAddr>() else {
+            let Some(ip) = hop_address(hop) else {
                 // A hop that isn't an address can't be trusted, nor anything beyond it.
                 break;
             };
@@ -53,6 +53,17 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// A hop's address: some proxies write `203.0.113.9:41234`,
+/// `[2001:db8::1]:41234` or `[2001:db8::1]` rather than the bare address.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let unbracketed = hop.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    unbracketed
+        .unwrap_or(hop)
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// The client address of a request, as [`TrustedProxies`] reads it.
@@ -113,5 +124,20 @@ mod tests {
             ip("10.0.0.2")
         );
         assert!(TrustedProxies::parse(&["not-an-ip".into()]).is_err());
+    }
+
+    #[test]
+    fn hops_with_ports_are_read_as_their_address() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let client = |xff: &str| proxies.client_ip(ip("10.0.0.1"), [xff].into_iter());
+        assert_eq!(client("203.0.113.9:41234"), ip("203.0.113.9"));
+        assert_eq!(client("[2001:db8::1]:41234"), ip("2001:db8::1"));
+        assert_eq!(client("[2001:db8::1]"), ip("2001:db8::1"));
+        assert_eq!(
+            client("203.0.113.9:notaport"),
+            ip("10.0.0.1"),
+            "not an address: the walk stops"
+        );
+        assert_eq!(client("198.51.100.7:1, 10.0.0.9:80"), ip("198.51.100.7"));
     }
 }

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::payload::{Form, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::auth::ApiAuth;
 use super::client_ip::ClientIp;
+use super::legacy_form::LegacyForm;
 use super::outcomes;
-use super::problem::{LegacyError, Problem, ProblemCode};
+use super::problem::{LegacyError, LegacyMessage, Problem, ProblemCode};
 use super::{ApiTags, Shared};
 use crate::domain::{Code, Phone, PhoneError};
 use crate::service::StatusError;
@@ -21,15 +22,19 @@ pub struct DropInApi;
 #[derive(Object, Deserialize)]
 pub struct PhoneForm {
     /// The phone's digits with the country code, `+` optional: `14155552671`.
-    phone_number: String,
+    /// Required: without it the answer is a 400 in the original's shape.
+    #[oai(validator(max_length = 32))]
+    phone_number: Option<String>,
 }
 
 #[derive(Object, Deserialize)]
 pub struct VerifyForm {
     /// As for `/generate_otp`.
-    phone_number: String,
-    /// The 6 digits the user typed.
-    otp: String,
+    #[oai(validator(max_length = 32))]
+    phone_number: Option<String>,
+    /// The 6 digits the user typed. Required, as `phone_number` is.
+    #[oai(validator(pattern = r"^[0-9]{6}$"))]
+    otp: Option<String>,
 }
 
 #[derive(Object)]
@@ -38,13 +43,6 @@ pub struct Generated {
     status: String,
     /// The SMS provider's id for the message.
     message_uuid: String,
-}
-
-#[derive(Object)]
-pub struct LegacyMessage {
-    /// `success` or `error`.
-    status: String,
-    message: String,
 }
 
 #[derive(ApiResponse)]
@@ -78,10 +76,12 @@ pub enum ValidateOtpResponse {
 }
 
 fn message(status: &str, message: &str) -> Json<LegacyMessage> {
-    Json(LegacyMessage {
-        status: status.into(),
-        message: message.into(),
-    })
+    LegacyMessage::new(status, message)
+}
+
+/// A field the original required.
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, LegacyError> {
+    value.as_deref().ok_or_else(|| LegacyError::missing(name))
 }
 
 /// The original took digits without `+`; a `+` is accepted too.
@@ -109,9 +109,9 @@ impl DropInApi {
         _auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
-        form: Form<PhoneForm>,
+        form: LegacyForm<PhoneForm>,
     ) -> Result<GenerateResponse, LegacyError> {
-        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
+        let phone = parse_phone(required(&form.phone_number, "phone_number")?).map_err(Problem::from)?;
         let sent = shared.service.send(&phone, client.0).await.map_err(Problem::from);
         outcomes::send(&shared.metrics, &sent);
         let sent = sent?;
@@ -133,10 +133,12 @@ impl DropInApi {
         _auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
-        form: Form<VerifyForm>,
+        form: LegacyForm<VerifyForm>,
     ) -> Result<VerifyOtpResponse, LegacyError> {
-        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
-        let code = Code::parse(form.otp.trim()).map_err(Problem::from)?;
+        let phone = parse_phone(required(&form.phone_number, "phone_number")?);
+        let otp = required(&form.otp, "otp")?;
+        let phone = phone.map_err(Problem::from)?;
+        let code = Code::parse(otp.trim()).map_err(Problem::from)?;
         let verified = shared
             .service
             .verify(&phone, &code, client.0)
@@ -167,10 +169,11 @@ impl DropInApi {
         &self,
         _auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
-        form: Form<PhoneForm>,
+        client: ClientIp,
+        form: LegacyForm<PhoneForm>,
     ) -> Result<ValidateOtpResponse, LegacyError> {
-        let phone = parse_phone(&form.phone_number).map_err(Problem::from)?;
-        match shared.service.status(&phone).await {
+        let phone = parse_phone(required(&form.phone_number, "phone_number")?).map_err(Problem::from)?;
+        match shared.service.status(&phone, client.0).await {
             Ok(_) => Ok(ValidateOtpResponse::Valid(message("success", "OTP valid."))),
             Err(StatusError::NotFound) => {
                 Ok(ValidateOtpResponse::NotFound(message("error", "OTP not found.")))

@@ -1,24 +1,26 @@
-//! What every request meets on its way in and out, in one layer: an id (the
-//! caller's `X-Request-Id`, or a new one) echoed back, the shared data the
-//! handlers read, an error turned into its problem document, the `Allow`
-//! header of a 405, and one log line and latency sample. Routes are logged by
-//! name, never by path: a path can hold a phone number.
+//! What every request meets on its way in and out, in one layer: a method
+//! outside HTTP's own refused at once, an id (the caller's `X-Request-Id`, or
+//! a new random one) echoed back, the shared data the handlers read, an error
+//! turned into its problem document, the `Allow` header of a 405,
+//! `nosniff`, and one log line and latency sample. Every label and log field
+//! comes from a closed set: routes by name, never by path (a path can hold a
+//! phone number), methods by name or `other`.
 //!
 //! One layer rather than one per job: each async layer keeps its own copy of
 //! the request in its future, and these futures are moved whole into boxes
 //! (docs/performance.md).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::{HeaderValue, StatusCode};
+use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 
 use super::allow::AllowedMethods;
+use super::problem::{self, Problem, ProblemCode};
 use super::routes::side_route;
-use super::{problem, Shared};
+use super::Shared;
 
 pub struct Edge {
     pub shared: Arc<Shared>,
@@ -44,18 +46,29 @@ pub struct EdgeEndpoint<E> {
 }
 
 /// A caller's id is kept if it is short and printable, so it can't forge
-/// log lines; otherwise a new one is made: this process's random prefix and a
-/// count, unique without a trip to the OS's random source per request.
+/// log lines; otherwise a new one is made of 96 random bits from the
+/// thread's CSPRNG, which says nothing of how many requests came before.
 fn request_id(req: &Request) -> String {
-    static PROCESS: LazyLock<String> =
-        LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
-    static COUNT: AtomicU64 = AtomicU64::new(0);
     req.header("x-request-id")
         .filter(|id| !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(
-            || format!("{}-{}", *PROCESS, COUNT.fetch_add(1, Ordering::Relaxed)),
-            str::to_owned,
-        )
+        .map_or_else(|| hex::encode(rand::random::<[u8; 12]>()), str::to_owned)
+}
+
+/// The method as a label: one of HTTP's own (RFC 9110, and PATCH), else
+/// `None`. hyper takes any token as a method, hundreds of kilobytes long.
+fn method_label(method: &Method) -> Option<&'static str> {
+    Some(match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => return None,
+    })
 }
 
 impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
@@ -64,12 +77,22 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     async fn call(&self, mut req: Request) -> Result<Response> {
         let started = Instant::now();
         let id = request_id(&req);
-        let method = req.method().clone();
+        let method = method_label(req.method());
         let uri = req.uri().clone();
-        req.extensions_mut().insert(Arc::clone(&self.shared));
-        let mut response = match self.inner.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => problem::catch_all(e).await,
+        let mut response = match method {
+            // No route takes it: answered before any body, key or route work.
+            None => Problem::new(
+                ProblemCode::MethodNotImplemented,
+                "the method is not one HTTP defines",
+            )
+            .into_response(),
+            Some(_) => {
+                req.extensions_mut().insert(Arc::clone(&self.shared));
+                match self.inner.call(req).await {
+                    Ok(r) => r.into_response(),
+                    Err(e) => problem::catch_all(e).await,
+                }
+            }
         };
         if response.status() == StatusCode::METHOD_NOT_ALLOWED {
             if let Some(methods) = self.allowed.for_path(uri.path()) {
@@ -81,20 +104,23 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             .map_or_else(|| side_route(uri.path()).unwrap_or("unmatched"), |op| op.0);
         let status = response.status();
         let took = started.elapsed();
+        let method = method.unwrap_or("other");
         self.shared
             .metrics
-            .http_request(route, method.as_str(), status.as_str(), took);
+            .http_request(route, method, status.as_str(), took);
         tracing::info!(
             request_id = %id,
-            method = %method,
+            method,
             route,
             status = status.as_u16(),
             latency_ms = took.as_secs_f64() * 1000.0,
             "request"
         );
+        let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert("x-request-id", value);
+            headers.insert("x-request-id", value);
         }
+        headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
         Ok(response)
     }
 }

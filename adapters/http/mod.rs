@@ -6,9 +6,11 @@ mod api;
 pub mod auth;
 mod body_limit;
 pub mod client_ip;
+mod documents;
 mod dropin;
 mod edge;
 pub mod idle;
+mod legacy_form;
 pub mod ops;
 mod outcomes;
 pub mod problem;
@@ -95,10 +97,18 @@ pub fn app(
         ("/openapi.yaml", "GET"),
     ];
     let allowed = allow::AllowedMethods::from_spec(&spec.spec()).with(extra.into_iter().collect());
+    let swagger_ui = Arc::new(documents::Document::page(spec.swagger_ui_html()));
     let mut side = Route::new()
-        .at("/openapi.json", spec.spec_endpoint())
-        .at("/openapi.yaml", spec.spec_endpoint_yaml())
-        .nest("/docs", spec.swagger_ui());
+        .at(
+            "/openapi.json",
+            documents::Document::new("application/json; charset=utf-8", spec.spec()),
+        )
+        .at(
+            "/openapi.yaml",
+            documents::Document::new("application/yaml; charset=utf-8", spec.spec_yaml()),
+        )
+        .at("/docs", Arc::clone(&swagger_ui))
+        .at("/docs/", swagger_ui);
     if !metrics_elsewhere {
         side = side.at("/metrics", ops::metrics.data(Arc::clone(&metrics)));
     }

@@ -66,7 +66,9 @@ impl OpsApi {
                 sms: shared.sms_chain.0.clone(),
             })),
             Err(e) => {
-                ReadyResponse::NotReady(Json(Problem::new(ProblemCode::NotReady, format!("store: {e}"))))
+                // The cause is for the operator's logs; the answer names the part.
+                tracing::warn!(error = %e, "not ready: the store does not answer");
+                ReadyResponse::NotReady(Json(Problem::new(ProblemCode::NotReady, "store: not answering")))
             }
         }
     }

@@ -84,6 +84,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+const TOKEN_RULE: &str = "must be 1 to 64 letters, digits, '-', '_' or '.'";
+
+/// A vendor's message id or error code: short, and nothing that could be
+/// markup, a line break or a separator where it is stored or shown.
+fn is_token(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// Records a checked report. A status the service doesn't track is taken
 /// and ignored, so the vendor doesn't retry it.
 async fn record(
@@ -95,13 +106,17 @@ async fn record(
     status_field: &str,
     state_of: fn(&str) -> Option<DeliveryState>,
 ) -> Result<WebhookResponse, WebhookError> {
+    let bad_request =
+        |detail: String| WebhookError::BadRequest(Json(Problem::new(ProblemCode::InvalidRequest, detail)));
     let (Some(message_id), Some(status)) = (params.get(id_field), params.get(status_field)) else {
-        let detail = format!("the report needs {id_field} and {status_field}");
-        return Err(WebhookError::BadRequest(Json(Problem::new(
-            ProblemCode::InvalidRequest,
-            detail,
-        ))));
+        return Err(bad_request(format!(
+            "the report needs {id_field} and {status_field}"
+        )));
     };
+    // What is stored and shown later must be what a vendor could mean.
+    if !is_token(message_id) {
+        return Err(bad_request(format!("{id_field} {TOKEN_RULE}")));
+    }
     let Some(state) = state_of(status) else {
         return Ok(WebhookResponse::Taken(Json(Ack { recorded: false })));
     };
@@ -110,6 +125,9 @@ async fn record(
         .get("ErrorCode")
         .filter(|c| !c.is_empty() && !c.bytes().all(|b| b == b'0'))
         .cloned();
+    if error_code.as_deref().is_some_and(|c| !is_token(c)) {
+        return Err(bad_request(format!("ErrorCode {TOKEN_RULE}")));
+    }
     let recorded = service
         .report_delivery(provider, message_id, state, error_code)
         .await
@@ -123,7 +141,8 @@ impl WebhookApi {
     /// Plivo delivery report
     ///
     /// Plivo's message status callback, signed with `X-Plivo-Signature-V3`
-    /// (or V2). Needs no API key: the signature is its authentication.
+    /// (V2, which leaves the body unsigned, is refused). Needs no API key:
+    /// the signature is its authentication.
     #[oai(path = "/plivo", method = "post", operation_id = "plivo_delivery_report")]
     async fn plivo(
         &self,
@@ -140,8 +159,6 @@ impl WebhookApi {
         let signed = PlivoHeaders {
             v3: header(headers, "x-plivo-signature-v3"),
             v3_nonce: header(headers, "x-plivo-signature-v3-nonce"),
-            v2: header(headers, "x-plivo-signature-v2"),
-            v2_nonce: header(headers, "x-plivo-signature-v2-nonce"),
         };
         if !signature::plivo_verified(&token, &url, &params, signed) {
             return Err(forbidden("the Plivo signature is missing or wrong"));

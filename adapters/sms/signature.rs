@@ -62,30 +62,23 @@ pub fn plivo_v3(auth_token: &str, url: &str, nonce: &str, params: &[(String, Str
     sign::<Hmac<Sha256>>(auth_token, &signed)
 }
 
-/// Plivo's V2 signature: HMAC-SHA256 over the URL without its query, then
-/// the nonce.
-pub fn plivo_v2(auth_token: &str, url: &str, nonce: &str) -> String {
-    sign::<Hmac<Sha256>>(auth_token, &format!("{}{nonce}", split_query(url).0))
-}
-
-/// Checks `X-Plivo-Signature-V3` (which may list several signatures, any one
-/// of which will do) or, failing that, `X-Plivo-Signature-V2`.
+/// Checks `X-Plivo-Signature-V3`, which may list several signatures, any
+/// one of which will do. Plivo's older V2 signs only the URL and a nonce,
+/// not the body: one captured V2 pair would carry any report, so it is
+/// never accepted.
 pub fn plivo_verified(
     auth_token: &str,
     url: &str,
     params: &[(String, String)],
     headers: PlivoHeaders<'_>,
 ) -> bool {
-    if let (Some(signatures), Some(nonce)) = (headers.v3, headers.v3_nonce) {
-        let expected = plivo_v3(auth_token, url, nonce, params);
-        return signatures
-            .split(',')
-            .any(|s| matches_any(s, std::slice::from_ref(&expected)));
-    }
-    if let (Some(signature), Some(nonce)) = (headers.v2, headers.v2_nonce) {
-        return matches_any(signature, &[plivo_v2(auth_token, url, nonce)]);
-    }
-    false
+    let (Some(signatures), Some(nonce)) = (headers.v3, headers.v3_nonce) else {
+        return false;
+    };
+    let expected = plivo_v3(auth_token, url, nonce, params);
+    signatures
+        .split(',')
+        .any(|s| matches_any(s, std::slice::from_ref(&expected)))
 }
 
 /// The signature headers of a Plivo callback.
@@ -93,8 +86,6 @@ pub fn plivo_verified(
 pub struct PlivoHeaders<'a> {
     pub v3: Option<&'a str>,
     pub v3_nonce: Option<&'a str>,
-    pub v2: Option<&'a str>,
-    pub v2_nonce: Option<&'a str>,
 }
 
 /// Twilio's signature: HMAC-SHA1 over the full URL, then each parameter's
@@ -182,18 +173,6 @@ mod tests {
     const PLIVO_NONCE: &str = "31627761595286130198";
 
     #[test]
-    fn plivo_v2_matches_the_published_vector() {
-        assert_eq!(
-            plivo_v2("my_auth_token", "https://answer.url", "12345"),
-            "ehV3IKhLysWBxC1sy8INm0qGoQYdYsHwuoKjsX7FsXc="
-        );
-        assert_ne!(
-            plivo_v2("my_auth_tokens", "https://answer.url", "12345"),
-            "ehV3IKhLysWBxC1sy8INm0qGoQYdYsHwuoKjsX7FsXc="
-        );
-    }
-
-    #[test]
     fn plivo_v3_post_matches_the_published_vectors() {
         let url = "https://plivobin.non-prod.plivops.com/api/v1/validate_signature03.xml";
         assert_eq!(
@@ -212,14 +191,13 @@ mod tests {
     }
 
     #[test]
-    fn plivo_accepts_any_of_several_v3_signatures_and_v2() {
+    fn plivo_accepts_any_of_several_v3_signatures() {
         let url = "https://plivobin.non-prod.plivops.com/api/v1/validate_signature03.xml";
         let good = "iAjE5QqI37mbkYe4w3jTMudqEzbDufdqi7sYwTu64e0=";
         let several = format!("bm90IGl0=,{good}");
         let headers = |v3| PlivoHeaders {
             v3: Some(v3),
             v3_nonce: Some(PLIVO_NONCE),
-            ..PlivoHeaders::default()
         };
         assert!(plivo_verified(PLIVO_TOKEN, url, &plivo_call(), headers(&several)));
         assert!(!plivo_verified(
@@ -231,12 +209,6 @@ mod tests {
         let mut tampered = plivo_call();
         tampered[0].1 = "inbound".into();
         assert!(!plivo_verified(PLIVO_TOKEN, url, &tampered, headers(good)));
-        let v2 = PlivoHeaders {
-            v2: Some("ehV3IKhLysWBxC1sy8INm0qGoQYdYsHwuoKjsX7FsXc="),
-            v2_nonce: Some("12345"),
-            ..PlivoHeaders::default()
-        };
-        assert!(plivo_verified("my_auth_token", "https://answer.url", &[], v2));
         assert!(!plivo_verified(
             PLIVO_TOKEN,
             url,

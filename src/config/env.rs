@@ -80,7 +80,9 @@ pub fn string_list<'de, D: Deserializer<'de>, T: From<String>>(de: D) -> Result<
 
 /// A map given as a table, or as one string of `key=value` pairs separated
 /// by commas (how a map arrives from the environment).
-pub fn string_map<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, String>, D::Error> {
+pub fn string_map<'de, D: Deserializer<'de>, T: From<String>>(
+    de: D,
+) -> Result<BTreeMap<String, T>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum PairsOrTable {
@@ -88,14 +90,14 @@ pub fn string_map<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, S
         Table(BTreeMap<String, String>),
     }
     match PairsOrTable::deserialize(de)? {
-        PairsOrTable::Table(map) => Ok(map),
+        PairsOrTable::Table(map) => Ok(map.into_iter().map(|(k, v)| (k, T::from(v))).collect()),
         PairsOrTable::Pairs(s) => s
             .split(',')
             .map(str::trim)
             .filter(|pair| !pair.is_empty())
             .map(|pair| {
                 pair.split_once('=')
-                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .map(|(k, v)| (k.trim().to_owned(), T::from(v.trim().to_owned())))
                     .ok_or_else(|| serde::de::Error::custom(format!("`{pair}` is not key=value")))
             })
             .collect(),

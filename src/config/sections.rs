@@ -53,6 +53,9 @@ pub struct StoreConfig {
     /// together, in fewer reads and writes on both sides than when spread
     /// over several (docs/performance.md).
     pub pool_size: u32,
+    /// Keys the memory store holds at most (codes, counters, report links);
+    /// past it, sends answer 503 until old ones expire.
+    pub memory_max_entries: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,9 +68,10 @@ pub struct OtpConfig {
     /// HMAC keys: the first hashes, all verify. Empty: a random key per start.
     #[serde(deserialize_with = "string_list")]
     pub hash_keys: Vec<Secret>,
-    /// E.164 number -> fixed code; never texted.
+    /// E.164 number -> fixed code; never texted. The codes are secrets:
+    /// whoever knows one signs in as that number.
     #[serde(deserialize_with = "string_map")]
-    pub test_numbers: BTreeMap<String, String>,
+    pub test_numbers: BTreeMap<String, Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +98,10 @@ pub struct SmsConfig {
     /// ISO country codes codes never go to.
     #[serde(deserialize_with = "string_list")]
     pub denied_countries: Vec<String>,
+    /// E.164 prefixes (`+882`, `+4470`) of numbers refused by default that
+    /// may be texted: non-geographic, personal and pager numbers.
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_special_prefixes: Vec<String>,
     pub plivo: PlivoConfig,
     pub twilio: TwilioConfig,
 }
@@ -112,8 +120,27 @@ pub struct LimitsConfig {
     pub sends_per_ip: u32,
     /// Verifications by one client address per minute.
     pub verifies_per_ip: u32,
+    /// Looks at whether a phone has a code pending, by one client address
+    /// per minute.
+    pub lookups_per_ip: u32,
     /// Codes sent by the whole service per hour.
     pub sends_per_hour: u32,
+    /// Wrong codes in a row a phone may be sent, across all its codes,
+    /// before each further one makes it wait.
+    pub free_guesses: u32,
+    /// The first wait, in seconds; it doubles with each wrong code after.
+    pub guess_delay_secs: u64,
+    /// The longest wait between wrong codes, in seconds.
+    pub max_guess_delay_secs: u64,
+    /// Wrong codes in a row after which a phone takes no more until an
+    /// operator clears it (`otpd unlock`); 0 turns the guess budget off.
+    pub max_consecutive_guesses: u32,
+    /// Seconds a phone's wrong codes in a row are remembered after the last.
+    pub forget_guesses_after_secs: u64,
+    /// Leading bits of an IPv4 address that name one client.
+    pub ipv4_prefix: u8,
+    /// Leading bits of an IPv6 address that name one client.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for LimitsConfig {
@@ -124,7 +151,15 @@ impl Default for LimitsConfig {
             sends_window_secs: 600,
             sends_per_ip: 20,
             verifies_per_ip: 60,
-            sends_per_hour: 0,
+            lookups_per_ip: 60,
+            sends_per_hour: 1000,
+            free_guesses: 10,
+            guess_delay_secs: 30,
+            max_guess_delay_secs: 3600,
+            max_consecutive_guesses: 100,
+            forget_guesses_after_secs: 30 * 86_400,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
         }
     }
 }
@@ -164,9 +199,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Keys that may call the API, raw or `sha256:<hex>`; empty: open.
+    /// Keys that may call the API, raw or `sha256:<hex>`; empty: open,
+    /// which only a loopback `http.listen` allows unless `allow_anonymous`.
     #[serde(deserialize_with = "string_list")]
     pub api_keys: Vec<Secret>,
+    /// Serve without API keys on a non-loopback address: for a deployment
+    /// where something in front of otpd checks its callers.
+    pub allow_anonymous: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -248,6 +287,7 @@ impl Default for StoreConfig {
             key_prefix: "otp:".into(),
             timeout_ms: 500,
             pool_size: 1,
+            memory_max_entries: 100_000,
         }
     }
 }
@@ -276,6 +316,7 @@ impl Default for SmsConfig {
             webotp_domain: None,
             allowed_countries: Vec::new(),
             denied_countries: Vec::new(),
+            allowed_special_prefixes: Vec::new(),
             plivo: PlivoConfig::default(),
             twilio: TwilioConfig::default(),
         }

@@ -1,5 +1,6 @@
-//! Where codes may be texted: countries allowed or denied, and never numbers
-//! that cost the sender extra or that nobody can classify.
+//! Where codes may be texted: countries allowed or denied, never numbers that
+//! cost the sender extra, and numbers that SMS pumping favours (those of no
+//! country, personal numbers, pagers) only where the operator allows them.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +11,8 @@ pub struct DestinationPolicy {
     /// ISO 3166 codes; empty means every country.
     allowed: BTreeSet<String>,
     denied: BTreeSet<String>,
+    /// E.164 prefixes (`+882`) whose special numbers may be texted.
+    special: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,11 +25,19 @@ pub enum DestinationError {
     PremiumRate,
     #[error("codes are not sent to shared-cost numbers")]
     SharedCost,
+    #[error("codes are not sent to personal numbers")]
+    Personal,
+    #[error("codes are not sent to pagers")]
+    Pager,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an ISO 3166 alpha-2 country code")]
-pub struct CountryCodeError(pub String);
+pub enum CountryCodeError {
+    #[error("`{0}` is not an ISO 3166 alpha-2 country code")]
+    Country(String),
+    #[error("`{0}` is not a prefix of an international number: + and 1 to 15 digits")]
+    Prefix(String),
+}
 
 impl DestinationPolicy {
     /// Texts only these countries (ISO 3166 alpha-2); none given: all.
@@ -47,17 +58,44 @@ impl DestinationPolicy {
         Ok(self)
     }
 
+    /// Texts the special numbers (of no country, personal, pagers) that
+    /// start with one of `prefixes` (`+882`, `+4470`).
+    ///
+    /// # Errors
+    /// [`CountryCodeError::Prefix`] for one that isn't `+` and digits.
+    pub fn allow_special(mut self, prefixes: &[String]) -> Result<Self, CountryCodeError> {
+        self.special = prefixes
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                let digits = p.strip_prefix('+').unwrap_or_default();
+                if (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+                    Ok(p.to_owned())
+                } else {
+                    Err(CountryCodeError::Prefix(p.to_owned()))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
     /// # Errors
     /// A [`DestinationError`] saying why no code may go to `phone`.
     pub fn check(&self, phone: &Phone) -> Result<(), DestinationError> {
+        let special = || {
+            self.special
+                .iter()
+                .any(|p| phone.as_str().starts_with(p.as_str()))
+        };
         match phone.kind() {
             NumberKind::PremiumRate => return Err(DestinationError::PremiumRate),
             NumberKind::SharedCost => return Err(DestinationError::SharedCost),
-            NumberKind::Ordinary => {}
+            NumberKind::Personal if !special() => return Err(DestinationError::Personal),
+            NumberKind::Pager if !special() => return Err(DestinationError::Pager),
+            _ => {}
         }
         let Some(region) = phone.region() else {
-            // Non-geographic numbers pass only when no allow-list narrows the countries.
-            return if self.allowed.is_empty() {
+            return if special() {
                 Ok(())
             } else {
                 Err(DestinationError::NoCountry)
@@ -78,7 +116,7 @@ fn country_codes(codes: &[String]) -> Result<BTreeSet<String>, CountryCodeError>
             if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
                 Ok(c.to_ascii_uppercase())
             } else {
-                Err(CountryCodeError(c.to_owned()))
+                Err(CountryCodeError::Country(c.to_owned()))
             }
         })
         .collect()
@@ -119,5 +157,32 @@ mod tests {
     fn costly_numbers_are_refused_everywhere() {
         let open = DestinationPolicy::default();
         assert_eq!(check(&open, "+19002345678"), Err(DestinationError::PremiumRate));
+        let special = DestinationPolicy::default()
+            .allow_special(&codes(&["+1900"]))
+            .unwrap();
+        assert_eq!(
+            check(&special, "+19002345678"),
+            Err(DestinationError::PremiumRate)
+        );
+    }
+
+    #[test]
+    fn special_numbers_only_where_allowed() {
+        let open = DestinationPolicy::default();
+        assert_eq!(check(&open, "+447012345678"), Err(DestinationError::Personal));
+        assert_eq!(check(&open, "+447640123456"), Err(DestinationError::Pager));
+        assert_eq!(check(&open, "+80012345678"), Err(DestinationError::NoCountry));
+        let allowed = DestinationPolicy::default()
+            .allow_special(&codes(&["+4470", "+800"]))
+            .unwrap();
+        assert_eq!(check(&allowed, "+447012345678"), Ok(()));
+        assert_eq!(check(&allowed, "+80012345678"), Ok(()));
+        assert_eq!(check(&allowed, "+447640123456"), Err(DestinationError::Pager));
+        assert!(DestinationPolicy::default()
+            .allow_special(&codes(&["882"]))
+            .is_err());
+        assert!(DestinationPolicy::default()
+            .allow_special(&codes(&["+"]))
+            .is_err());
     }
 }

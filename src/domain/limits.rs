@@ -1,7 +1,8 @@
 //! Abuse limits: how often a phone may get a code, and how much a client or
 //! the whole service may send or guess in a window.
 
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// At most `limit` events per `window`; a limit of 0 is off (the default).
@@ -49,11 +50,83 @@ impl SendLimits {
 }
 
 /// A counter shared by everyone who reaches the same store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Bucket {
-    SendsFromIp(IpAddr),
-    VerifiesFromIp(IpAddr),
+    SendsFrom(ClientNet),
+    VerifiesFrom(ClientNet),
+    /// Reads of whether a phone has a code pending.
+    LookupsFrom(ClientNet),
     GlobalSends,
+}
+
+/// The network a client's limits count under: one subscriber usually holds
+/// a whole IPv6 /64 (and can pick any address in it), but one IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientNet {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl fmt::Display for ClientNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// How many leading bits of an address name a client, per family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientPrefixes {
+    v4: u8,
+    v6: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrefixError {
+    #[error("an IPv4 prefix is 1 to 32 bits")]
+    V4,
+    #[error("an IPv6 prefix is 1 to 128 bits")]
+    V6,
+}
+
+impl Default for ClientPrefixes {
+    fn default() -> Self {
+        Self { v4: 32, v6: 64 }
+    }
+}
+
+impl ClientPrefixes {
+    /// # Errors
+    /// A [`PrefixError`] for a prefix longer than its family's addresses, or 0.
+    pub fn new(v4: u8, v6: u8) -> Result<Self, PrefixError> {
+        if !(1..=32).contains(&v4) {
+            return Err(PrefixError::V4);
+        }
+        if !(1..=128).contains(&v6) {
+            return Err(PrefixError::V6);
+        }
+        Ok(Self { v4, v6 })
+    }
+
+    /// The network `ip` belongs to; an IPv4 address written as IPv6
+    /// (`::ffff:192.0.2.1`) counts as the IPv4 one.
+    pub fn client(&self, ip: IpAddr) -> ClientNet {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.v4)).unwrap_or(0);
+                ClientNet {
+                    network: IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask)),
+                    prefix: self.v4,
+                }
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.v6)).unwrap_or(0);
+                ClientNet {
+                    network: IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)),
+                    prefix: self.v6,
+                }
+            }
+        }
+    }
 }
 
 /// What taking one from a bucket came to.
@@ -78,4 +151,38 @@ pub enum Issued {
     QuotaExceeded {
         retry_after: Duration,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(prefixes: ClientPrefixes, ip: &str) -> String {
+        prefixes.client(ip.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_and_ipv4_by_address() {
+        let default = ClientPrefixes::default();
+        assert_eq!(net(default, "2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            default.client("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            default.client("2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap())
+        );
+        assert_ne!(
+            default.client("2001:db8:1:2::1".parse().unwrap()),
+            default.client("2001:db8:1:3::1".parse().unwrap())
+        );
+        assert_eq!(net(default, "203.0.113.77"), "203.0.113.77/32");
+        assert_eq!(net(default, "::ffff:203.0.113.77"), "203.0.113.77/32");
+        let wide = ClientPrefixes::new(24, 48).unwrap();
+        assert_eq!(net(wide, "203.0.113.77"), "203.0.113.0/24");
+        assert_eq!(net(wide, "2001:db8:1:2::1"), "2001:db8:1::/48");
+        assert_eq!(
+            net(ClientPrefixes::new(32, 128).unwrap(), "2001:db8::1"),
+            "2001:db8::1/128"
+        );
+        assert!(ClientPrefixes::new(0, 64).is_err());
+        assert!(ClientPrefixes::new(32, 129).is_err());
+    }
 }

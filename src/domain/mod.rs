@@ -4,6 +4,7 @@
 mod code;
 mod delivery;
 mod destination;
+mod guesses;
 mod hashing;
 mod limits;
 mod message;
@@ -15,8 +16,9 @@ mod phone;
 pub use code::{Code, CodeError};
 pub use delivery::{Delivery, DeliveryReport, DeliveryState};
 pub use destination::{CountryCodeError, DestinationError, DestinationPolicy};
+pub use guesses::{GuessBudget, NextGuess};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
-pub use limits::{Bucket, Issued, Quota, SendLimits, Taken};
+pub use limits::{Bucket, ClientNet, ClientPrefixes, Issued, PrefixError, Quota, SendLimits, Taken};
 pub use message::{Autofill, MessageTemplate, SmsText, TemplateError};
 pub use otp::{OtpPolicy, OtpStatus, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{NumberKind, Phone, PhoneError};

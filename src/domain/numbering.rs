@@ -149,8 +149,8 @@ struct Region {
     toll_free: Option<Pattern>,
     shared_cost: Option<Pattern>,
     /// VoIP, personal, pager, UAN, voicemail, fixed line and mobile: every
-    /// other kind a valid number can be.
-    ordinary: Vec<Pattern>,
+    /// other kind a valid number can be, in libphonenumber's order.
+    others: Vec<(Pattern, NumberKind)>,
     leading_digits: Option<Regex>,
     national_prefix: Option<&'static str>,
     national_prefix_for_parsing: Option<Regex>,
@@ -167,17 +167,17 @@ impl Region {
             premium_rate: pattern(descriptors.premium_rate()),
             toll_free: pattern(descriptors.toll_free()),
             shared_cost: pattern(descriptors.shared_cost()),
-            ordinary: [
-                descriptors.voip(),
-                descriptors.personal_number(),
-                descriptors.pager(),
-                descriptors.uan(),
-                descriptors.voicemail(),
-                descriptors.fixed_line(),
-                descriptors.mobile(),
+            others: [
+                (descriptors.voip(), NumberKind::Ordinary),
+                (descriptors.personal_number(), NumberKind::Personal),
+                (descriptors.pager(), NumberKind::Pager),
+                (descriptors.uan(), NumberKind::Ordinary),
+                (descriptors.voicemail(), NumberKind::Ordinary),
+                (descriptors.fixed_line(), NumberKind::Ordinary),
+                (descriptors.mobile(), NumberKind::Ordinary),
             ]
             .into_iter()
-            .filter_map(pattern)
+            .filter_map(|(d, kind)| Some((pattern(d)?, kind)))
             .collect(),
             leading_digits: meta.leading_digits().and_then(|r| regex(r.as_str())),
             national_prefix: meta.national_prefix(),
@@ -198,10 +198,11 @@ impl Region {
             Some(NumberKind::Ordinary)
         } else if matches(&self.shared_cost) {
             Some(NumberKind::SharedCost)
-        } else if self.ordinary.iter().any(|p| p.matches(national)) {
-            Some(NumberKind::Ordinary)
         } else {
-            None
+            self.others
+                .iter()
+                .find(|(p, _)| p.matches(national))
+                .map(|(_, kind)| *kind)
         }
     }
 
@@ -323,6 +324,8 @@ mod tests {
         let kind = (!zero_led).then(|| match number.number_type(&DATABASE) {
             Type::PremiumRate => NumberKind::PremiumRate,
             Type::SharedCost => NumberKind::SharedCost,
+            Type::PersonalNumber => NumberKind::Personal,
+            Type::Pager => NumberKind::Pager,
             _ => NumberKind::Ordinary,
         });
         Some((format!("+{}{national}", number.code().value()), region, kind))

@@ -79,6 +79,9 @@ pub enum VerifyOutcome {
     Locked { expires_in: Duration },
     /// Never sent, expired or already used.
     NotFound,
+    /// The phone's guess budget allows no guess for `retry_after`; the
+    /// guess was not checked.
+    Throttled { retry_after: Duration },
 }
 
 /// What can be said of a pending code without revealing it.

@@ -20,8 +20,13 @@ pub struct Phone {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NumberKind {
     /// Mobile, fixed line or either (as in North America), toll-free, VoIP,
-    /// personal, pager, UAN or voicemail.
+    /// UAN or voicemail.
     Ordinary,
+    /// A personal number that forwards wherever its owner says (the UK's
+    /// +44 70): priced like premium numbers, and a known SMS-pumping range.
+    Personal,
+    /// A pager (the UK's +44 76): no one reads a code there.
+    Pager,
     /// Premium-rate: texting it can cost the sender.
     PremiumRate,
     /// Shared-cost: texting it can cost the sender.
@@ -35,6 +40,18 @@ impl PartialEq for Phone {
 }
 
 impl Eq for Phone {}
+
+impl Ord for Phone {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.e164.cmp(&other.e164)
+    }
+}
+
+impl PartialOrd for Phone {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl std::hash::Hash for Phone {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {

@@ -1,6 +1,7 @@
 //! Builds the running service from a `Config`: store, SMS sender, service and
 //! HTTP listener. `main` and the integration tests start it the same way.
 
+mod exposure;
 mod sms;
 mod wiring;
 
@@ -51,6 +52,7 @@ pub struct Checked {
 /// # Errors
 /// A [`ConfigError`] naming the setting at fault.
 pub fn check(config: &Config, console: ConsoleOut) -> Result<Checked, ConfigError> {
+    exposure::check(config)?;
     let metrics = Arc::new(Metrics::new());
     let service = build_service(config, console, &metrics)?;
     let access = build_access(config)?;
@@ -62,6 +64,13 @@ pub fn check(config: &Config, console: ConsoleOut) -> Result<Checked, ConfigErro
             sms_chain: SmsChain(sms_chain(config)),
         },
     })
+}
+
+impl Checked {
+    /// The service alone, for commands that serve nothing (`otpd unlock`).
+    pub fn into_service(self) -> OtpService {
+        self.service
+    }
 }
 
 async fn bind(key: &str, address: &str) -> Result<(TcpAcceptor, SocketAddr), ConfigError> {

@@ -12,15 +12,17 @@ use crate::adapters::http::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::ConsoleOut;
 use crate::adapters::store::{MemoryStore, RedisStore};
-use crate::config::{Config, ConfigError, Secret, SmsProvider};
+use crate::config::{Config, ConfigError, LimitsConfig, Secret, SmsProvider};
 use crate::domain::{
-    Autofill, Code, CodeHasher, DestinationPolicy, HashKey, MessageTemplate, OtpPolicy, Phone, PolicyError,
-    Quota, SendLimits, TemplateError,
+    Autofill, ClientPrefixes, Code, CodeHasher, DestinationPolicy, GuessBudget, HashKey, MessageTemplate,
+    OtpPolicy, Phone, PolicyError, PrefixError, Quota, SendLimits, TemplateError,
 };
 use crate::ports::OtpStore;
 use crate::service::{Guards, OtpService};
 
 use super::sms::{build_sms, public_url};
+
+const MEMORY_URL: &str = "memory://";
 
 /// The service with the adapters the config names.
 ///
@@ -63,16 +65,54 @@ fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
         .allow(&config.sms.allowed_countries)
         .map_err(|e| ConfigError::new("sms.allowed_countries", e))?
         .deny(&config.sms.denied_countries)
-        .map_err(|e| ConfigError::new("sms.denied_countries", e))?;
+        .map_err(|e| ConfigError::new("sms.denied_countries", e))?
+        .allow_special(&config.sms.allowed_special_prefixes)
+        .map_err(|e| ConfigError::new("sms.allowed_special_prefixes", e))?;
+    let client_prefixes = ClientPrefixes::new(limits.ipv4_prefix, limits.ipv6_prefix).map_err(|e| {
+        let key = match e {
+            PrefixError::V4 => "limits.ipv4_prefix",
+            PrefixError::V6 => "limits.ipv6_prefix",
+        };
+        ConfigError::new(key, e)
+    })?;
+    let minute = Duration::from_secs(60);
     Ok(Guards {
         send: SendLimits {
             resend_after: Duration::from_secs(limits.resend_after_secs),
             per_phone: Quota::new(limits.sends_per_phone, window),
         },
         sends_per_ip: Quota::new(limits.sends_per_ip, window),
-        verifies_per_ip: Quota::new(limits.verifies_per_ip, Duration::from_secs(60)),
+        verifies_per_ip: Quota::new(limits.verifies_per_ip, minute),
+        lookups_per_ip: Quota::new(limits.lookups_per_ip, minute),
         global_sends: Quota::new(limits.sends_per_hour, Duration::from_secs(3600)),
         destinations,
+        guesses: build_guess_budget(limits)?,
+        client_prefixes,
+    })
+}
+
+fn build_guess_budget(limits: &LimitsConfig) -> Result<GuessBudget, ConfigError> {
+    if limits.max_consecutive_guesses == 0 {
+        return Ok(GuessBudget::OFF);
+    }
+    if limits.forget_guesses_after_secs == 0 {
+        return Err(ConfigError::new(
+            "limits.forget_guesses_after_secs",
+            "must be above 0 while the guess budget is on",
+        ));
+    }
+    if limits.max_guess_delay_secs < limits.guess_delay_secs {
+        return Err(ConfigError::new(
+            "limits.max_guess_delay_secs",
+            "must be at least limits.guess_delay_secs",
+        ));
+    }
+    Ok(GuessBudget {
+        free: limits.free_guesses,
+        first_delay: Duration::from_secs(limits.guess_delay_secs),
+        max_delay: Duration::from_secs(limits.max_guess_delay_secs),
+        max_consecutive: limits.max_consecutive_guesses,
+        memory: Duration::from_secs(limits.forget_guesses_after_secs),
     })
 }
 
@@ -133,7 +173,7 @@ fn build_test_numbers(config: &Config) -> Result<HashMap<Phone, Code>, ConfigErr
     for (phone, code) in &config.otp.test_numbers {
         let key = format!("otp.test_numbers.{phone}");
         let phone = Phone::parse(phone).map_err(|e| ConfigError::new(&key, e))?;
-        let code = Code::parse(code).map_err(|e| ConfigError::new(&key, e))?;
+        let code = Code::parse(code.expose()).map_err(|e| ConfigError::new(&key, e))?;
         numbers.insert(phone, code);
     }
     if !numbers.is_empty() {
@@ -145,8 +185,8 @@ fn build_test_numbers(config: &Config) -> Result<HashMap<Phone, Code>, ConfigErr
 
 fn build_store(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<dyn OtpStore>, ConfigError> {
     let url = config.store.url.expose();
-    if url == "memory://" {
-        return Ok(Arc::new(MemoryStore::new()));
+    if url == MEMORY_URL {
+        return Ok(Arc::new(MemoryStore::new(config.store.memory_max_entries)));
     }
     let schemes = ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"];
     if schemes.iter().any(|scheme| url.starts_with(scheme)) {
@@ -181,6 +221,14 @@ fn build_hasher(config: &Config) -> Result<CodeHasher, ConfigError> {
     let mut keys = keys.into_iter();
     Ok(match keys.next() {
         Some(current) => CodeHasher::new(current, keys.collect()),
+        None if config.store.url.expose() != MEMORY_URL => {
+            return Err(ConfigError::new(
+                "otp.hash_keys",
+                "is required with a shared store: every instance must hash codes with the same \
+                 key, or a right code sent through one is a wrong guess on another; make one \
+                 with `openssl rand -hex 32`",
+            ));
+        }
         None => {
             tracing::warn!(
                 "otp.hash_keys is not set: using a random key for this process; codes won't survive \

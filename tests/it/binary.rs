@@ -329,6 +329,7 @@ fn check_config_prints_the_settings_with_secrets_redacted() {
         &[
             ("OTPD_OTP__HASH_KEYS", "check-config-key-0123456789"),
             ("OTPD_STORE__URL", "redis://:hunter2-password@127.0.0.1:6379"),
+            ("OTPD_OTP__TEST_NUMBERS", "+14155550100=424242"),
         ],
     );
     assert!(ok, "{stderr}");
@@ -338,6 +339,11 @@ fn check_config_prints_the_settings_with_secrets_redacted() {
         !stdout.contains("check-config-key") && !stdout.contains("hunter2"),
         "{stdout}"
     );
+    assert!(
+        !stdout.contains("424242"),
+        "a test number's code is a secret: {stdout}"
+    );
+    assert!(stdout.contains("\"+14155550100\" = \"<redacted>\""), "{stdout}");
     let parsed: toml::Value = toml::from_str(&stdout).unwrap();
     assert_eq!(
         parsed["store"]["url"].as_str(),
@@ -412,4 +418,96 @@ async fn two_processes_on_one_redis_share_codes_attempts_and_limits() {
         404
     );
     assert!(a.terminate().success() && b.terminate().success());
+}
+
+#[test]
+fn risky_settings_are_named_in_warnings_at_start() {
+    let key = ("OTPD_AUTH__API_KEYS", "binary-test-key-0123456789");
+    let (ok, _, stderr) = otpd(&["check-config"], &[key, ("OTPD_HTTP__LISTEN", "0.0.0.0:8080")]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("sms.provider"),
+        "the console on a public address: {stderr}"
+    );
+
+    let twilio = [
+        ("OTPD_SMS__PROVIDER", "twilio"),
+        (
+            "OTPD_SMS__TWILIO__ACCOUNT_SID",
+            "AC0123456789abcdef0123456789abcdef",
+        ),
+        ("OTPD_SMS__TWILIO__AUTH_TOKEN", "twilio-token"),
+        ("OTPD_SMS__TWILIO__FROM", "+14155550000"),
+    ];
+    let mut env = twilio.to_vec();
+    env.push(("OTPD_LIMITS__SENDS_PER_HOUR", "0"));
+    let (ok, _, stderr) = otpd(&["check-config"], &env);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("limits.sends_per_hour"), "{stderr}");
+    assert!(stderr.contains("sms.allowed_countries"), "{stderr}");
+    assert!(
+        !stderr.contains("sms.provider:"),
+        "on loopback the console is fine: {stderr}"
+    );
+
+    let mut env = twilio.to_vec();
+    env.push(("OTPD_SMS__ALLOWED_COUNTRIES", "US,CA"));
+    let (ok, _, stderr) = otpd(&["check-config"], &env);
+    assert!(ok, "{stderr}");
+    assert!(
+        !stderr.contains("sends_per_hour") && !stderr.contains("allowed_countries"),
+        "the default budget and a country list: no such warning: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn unlock_lets_a_blocked_phone_guess_again() {
+    let env = [
+        ("OTPD_STORE__URL", redis_url()),
+        ("OTPD_STORE__KEY_PREFIX", unique_prefix()),
+        ("OTPD_OTP__HASH_KEYS", "unlock-test-key-0123456789".into()),
+        ("OTPD_LIMITS__FREE_GUESSES", "2".into()),
+        ("OTPD_LIMITS__GUESS_DELAY_SECS", "1".into()),
+        ("OTPD_LIMITS__MAX_GUESS_DELAY_SECS", "1".into()),
+        ("OTPD_LIMITS__MAX_CONSECUTIVE_GUESSES", "2".into()),
+    ];
+    let otpd_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let running = Running::start(&env).await;
+    assert_eq!(
+        running
+            .post("/v1/otp", json!({"phone": PHONE}), None)
+            .await
+            .status(),
+        202
+    );
+    let code = code_in(&running.stdout.recv_timeout(Duration::from_secs(5)).unwrap());
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    for _ in 0..2 {
+        let answer = running
+            .post("/v1/otp/verify", json!({"phone": PHONE, "code": wrong}), None)
+            .await;
+        assert_eq!(answer.status(), 422);
+    }
+    let blocked = running
+        .post("/v1/otp/verify", json!({"phone": PHONE, "code": code}), None)
+        .await;
+    assert_eq!(blocked.status(), 429);
+    let body: serde_json::Value = blocked.json().await.unwrap();
+    assert_eq!(body["code"], "guess_budget_exceeded");
+
+    let (ok, stdout, stderr) = otpd(&["unlock", "+1 415 555 2671"], &otpd_env);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("cleared"), "{stdout}");
+    assert!(!stdout.contains(PHONE), "the phone is masked: {stdout}");
+    let approved = running
+        .post("/v1/otp/verify", json!({"phone": PHONE, "code": code}), None)
+        .await;
+    assert_eq!(approved.status(), 200);
+
+    let (ok, stdout, _) = otpd(&["unlock", PHONE], &otpd_env);
+    assert!(ok && stdout.contains("no wrong codes"), "{stdout}");
+    let (ok, _, stderr) = otpd(&["unlock", "not a phone"], &otpd_env);
+    assert!(!ok && stderr.contains("phone"), "{stderr}");
+    let (ok, _, stderr) = otpd(&["unlock", PHONE], &[]);
+    assert!(!ok && stderr.contains("memory store"), "{stderr}");
 }

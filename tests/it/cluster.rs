@@ -71,6 +71,22 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     contract::the_phone_quota_counts_codes_per_window(store(&cluster)).await;
     contract::buckets_count_per_window_and_give_back(store(&cluster)).await;
     contract::of_a_hundred_concurrent_sends_one_is_stored(store(&cluster)).await;
+    contract::after_the_most_in_a_row_only_clearing_lets_the_phone_guess(store(&cluster)).await;
+    contract::concurrent_wrong_guesses_never_pass_the_budget(store(&cluster)).await;
+    let prefix = unique_prefix();
+    contract::wrong_guesses_count_across_codes_and_instances(
+        contract::redis_store_at(&cluster.url(), &prefix),
+        contract::redis_store_at(&cluster.url(), &prefix),
+    )
+    .await;
+
+    // Two instances on the cluster share each phone's guess budget.
+    let mut config = redis_config();
+    config.store.url = StoreUrl(cluster.url());
+    config.store.timeout_ms = 1000;
+    let config = crate::hardening::guess_budget_only(config);
+    let (a, b) = (spawn_app(config.clone()).await, spawn_app(config).await);
+    crate::hardening::guesses_across_thirty_codes(&a, &b).await;
 
     // The service on the cluster, with every limit on.
     let mut config = redis_config();

@@ -119,12 +119,26 @@ async fn invalid_values_stop_the_start_naming_the_key() {
         config.http.listen = "127.0.0.1:0".into();
         config
     };
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 10] = [
         (&[("OTPD_OTP__TTL_SECS", "0")], "otp.ttl_secs"),
         (&[("OTPD_OTP__MAX_ATTEMPTS", "0")], "otp.max_attempts"),
         (&[("OTPD_OTP__HASH_KEYS", "short")], "otp.hash_keys[0]"),
         (&[("OTPD_STORE__URL", "mysql://localhost")], "store.url"),
         (&[("OTPD_SMS__TEMPLATE", "no code here")], "sms.template"),
+        (&[("OTPD_LIMITS__IPV4_PREFIX", "0")], "limits.ipv4_prefix"),
+        (&[("OTPD_LIMITS__IPV6_PREFIX", "129")], "limits.ipv6_prefix"),
+        (
+            &[("OTPD_SMS__ALLOWED_SPECIAL_PREFIXES", "882")],
+            "sms.allowed_special_prefixes",
+        ),
+        (
+            &[("OTPD_LIMITS__MAX_GUESS_DELAY_SECS", "1")],
+            "limits.max_guess_delay_secs",
+        ),
+        (
+            &[("OTPD_LIMITS__FORGET_GUESSES_AFTER_SECS", "0")],
+            "limits.forget_guesses_after_secs",
+        ),
     ];
     for (pairs, key) in cases {
         let err = Application::build(&build(pairs), ConsoleOut::Writer(Box::new(std::io::sink())))

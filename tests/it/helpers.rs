@@ -28,7 +28,10 @@ pub fn no_limits() -> LimitsConfig {
         sends_window_secs: 600,
         sends_per_ip: 0,
         verifies_per_ip: 0,
+        lookups_per_ip: 0,
         sends_per_hour: 0,
+        max_consecutive_guesses: 0,
+        ..LimitsConfig::default()
     }
 }
 

@@ -299,8 +299,9 @@ async fn counters_expire_by_themselves_in_redis() {
     let expectations = [
         (format!("{prefix}{{{PHONE}}}:cooldown"), 30_000),
         (format!("{prefix}{{{PHONE}}}:sends"), 600_000),
-        (format!("{prefix}ip:{{127.0.0.1}}:sends"), 600_000),
-        (format!("{prefix}ip:{{127.0.0.1}}:verifies"), 60_000),
+        (format!("{prefix}ip:{{127.0.0.1/32}}:sends"), 600_000),
+        (format!("{prefix}ip:{{127.0.0.1/32}}:verifies"), 60_000),
+        (format!("{prefix}{{{PHONE}}}:fails"), 30 * 86_400_000),
         (format!("{prefix}{{global}}:sends"), 3_600_000),
     ];
     for (key, window_ms) in expectations {
@@ -319,9 +320,22 @@ async fn the_defaults_are_the_documented_ones() {
             limits.sends_window_secs,
             limits.sends_per_ip,
             limits.verifies_per_ip,
+            limits.lookups_per_ip,
             limits.sends_per_hour
         ),
-        (30, 5, 600, 20, 60, 0)
+        (30, 5, 600, 20, 60, 60, 1000)
+    );
+    assert_eq!(
+        (
+            limits.free_guesses,
+            limits.guess_delay_secs,
+            limits.max_guess_delay_secs,
+            limits.max_consecutive_guesses,
+            limits.forget_guesses_after_secs,
+            limits.ipv4_prefix,
+            limits.ipv6_prefix
+        ),
+        (10, 30, 3600, 100, 30 * 86_400, 32, 64)
     );
     let off = no_limits();
     assert_eq!((off.resend_after_secs, off.sends_per_phone), (0, 0));

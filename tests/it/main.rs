@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod dropin;
 mod faults;
+mod hardening;
 mod helpers;
 mod limits;
 mod ops;

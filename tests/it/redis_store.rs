@@ -194,6 +194,22 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(app.send("+14155550102").await.status, 202);
     // The cooldown's PTTL, then the SETs of the code and the cooldown.
     assert_eq!(commands(&own), counts(&[("evalsha", 1), ("pttl", 1), ("set", 2)]));
+
+    // With the guess budget on (the default), a verify is still one script:
+    // the wait's PTTL and the count's GET join the code's GET and DEL.
+    let mut config = redis_config();
+    config.store.url = StoreUrl(own.url());
+    config.limits.max_consecutive_guesses = 100;
+    let app = spawn_app(config).await;
+    assert_eq!(app.send("+14155550103").await.status, 202);
+    let code = app.outbox.last_code("+14155550103");
+    assert_eq!(app.verify("+14155550103", &wrong(&code)).await.status, 422);
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(app.verify("+14155550103", &code).await.status, 200);
+    assert_eq!(
+        commands(&own),
+        counts(&[("del", 1), ("evalsha", 1), ("get", 2), ("pttl", 1)])
+    );
 }
 
 #[tokio::test]

@@ -447,7 +447,7 @@ async fn test_numbers_get_their_fixed_code_and_no_sms() {
         .await;
     let mut config = config_for(SmsProvider::Plivo);
     with_plivo(&mut config, &plivo);
-    config.otp.test_numbers = [("+1 415 555 0100".to_owned(), "424242".to_owned())].into();
+    config.otp.test_numbers = [("+1 415 555 0100".to_owned(), Secret::new("424242"))].into();
     let app = spawn_app(config).await;
 
     let sent = app.send("+14155550100").await;
@@ -531,7 +531,7 @@ async fn the_start_is_refused_for_bad_sms_settings() {
             "https://",
         ),
         (
-            |c| c.otp.test_numbers = [("+1415".to_owned(), "1".to_owned())].into(),
+            |c| c.otp.test_numbers = [("+1415".to_owned(), Secret::new("1"))].into(),
             "otp.test_numbers.+1415",
             "valid",
         ),

@@ -7,8 +7,8 @@ use otpd::adapters::store::{MemoryStore, RedisStore};
 use std::net::IpAddr;
 
 use otpd::domain::{
-    Bucket, Code, CodeHash, CodeHasher, HashKey, Issued, OtpPolicy, PendingOtp, Phone, Quota, SendLimits,
-    Taken, VerifyOutcome,
+    Bucket, ClientPrefixes, Code, CodeHash, CodeHasher, GuessBudget, HashKey, Issued, OtpPolicy, PendingOtp,
+    Phone, Quota, SendLimits, Taken, VerifyOutcome,
 };
 use otpd::ports::OtpStore;
 
@@ -52,11 +52,17 @@ pub async fn right_code_is_approved_exactly_once(store: Arc<dyn OtpStore>) {
     let (otp, right) = pending(&p, "042917", TTL, 5);
     put(&store, &p, &otp).await;
     assert_eq!(
-        store.verify_and_consume(&p, &right).await.unwrap(),
+        store
+            .verify_and_consume(&p, &right, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::Approved
     );
     assert_eq!(
-        store.verify_and_consume(&p, &right).await.unwrap(),
+        store
+            .verify_and_consume(&p, &right, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::NotFound
     );
     assert_eq!(store.status(&p).await.unwrap(), None);
@@ -65,7 +71,10 @@ pub async fn right_code_is_approved_exactly_once(store: Arc<dyn OtpStore>) {
 pub async fn unknown_phone_is_not_found(store: Arc<dyn OtpStore>) {
     let p = phone(2);
     assert_eq!(
-        store.verify_and_consume(&p, &guess(&p, "123456")).await.unwrap(),
+        store
+            .verify_and_consume(&p, &guess(&p, "123456"), &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::NotFound
     );
     assert_eq!(store.status(&p).await.unwrap(), None);
@@ -77,16 +86,27 @@ pub async fn wrong_codes_use_attempts_then_lock(store: Arc<dyn OtpStore>) {
     put(&store, &p, &otp).await;
     for remaining in [2, 1, 0] {
         assert_eq!(
-            store.verify_and_consume(&p, &guess(&p, "222222")).await.unwrap(),
+            store
+                .verify_and_consume(&p, &guess(&p, "222222"), &GuessBudget::OFF)
+                .await
+                .unwrap(),
             VerifyOutcome::Mismatch {
                 attempts_remaining: remaining
             }
         );
     }
     // Locked: even the right code is refused, and nothing more is counted.
-    assert!(is_locked(store.verify_and_consume(&p, &right).await.unwrap()));
     assert!(is_locked(
-        store.verify_and_consume(&p, &guess(&p, "222222")).await.unwrap()
+        store
+            .verify_and_consume(&p, &right, &GuessBudget::OFF)
+            .await
+            .unwrap()
+    ));
+    assert!(is_locked(
+        store
+            .verify_and_consume(&p, &guess(&p, "222222"), &GuessBudget::OFF)
+            .await
+            .unwrap()
     ));
     assert_eq!(store.status(&p).await.unwrap().unwrap().attempts_remaining, 0);
 }
@@ -95,19 +115,28 @@ pub async fn a_new_code_replaces_the_pending_one(store: Arc<dyn OtpStore>) {
     let p = phone(4);
     let (old, old_guess) = pending(&p, "333333", TTL, 2);
     put(&store, &p, &old).await;
-    store.verify_and_consume(&p, &guess(&p, "000000")).await.unwrap();
+    store
+        .verify_and_consume(&p, &guess(&p, "000000"), &GuessBudget::OFF)
+        .await
+        .unwrap();
     let (new, new_guess) = pending(&p, "444444", TTL, 2);
     put(&store, &p, &new).await;
     // Attempts start afresh, and the old code is just a wrong code now.
     assert_eq!(store.status(&p).await.unwrap().unwrap().attempts_remaining, 2);
     assert_eq!(
-        store.verify_and_consume(&p, &old_guess).await.unwrap(),
+        store
+            .verify_and_consume(&p, &old_guess, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::Mismatch {
             attempts_remaining: 1
         }
     );
     assert_eq!(
-        store.verify_and_consume(&p, &new_guess).await.unwrap(),
+        store
+            .verify_and_consume(&p, &new_guess, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::Approved
     );
 }
@@ -132,7 +161,10 @@ pub async fn codes_expire_by_themselves(store: Arc<dyn OtpStore>) {
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(store.status(&p).await.unwrap(), None);
     assert_eq!(
-        store.verify_and_consume(&p, &right).await.unwrap(),
+        store
+            .verify_and_consume(&p, &right, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::NotFound
     );
 }
@@ -147,7 +179,10 @@ pub async fn withdraw_removes_only_that_code(store: Arc<dyn OtpStore>) {
     store.withdraw(&p, &second.hash).await.unwrap();
     assert_eq!(store.status(&p).await.unwrap(), None);
     assert_eq!(
-        store.verify_and_consume(&p, &second_guess).await.unwrap(),
+        store
+            .verify_and_consume(&p, &second_guess, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::NotFound
     );
 }
@@ -163,7 +198,7 @@ pub async fn any_candidate_key_verifies(store: Arc<dyn OtpStore>) {
     let rotated = CodeHasher::new(new, vec![old]);
     assert_eq!(
         store
-            .verify_and_consume(&p, &rotated.candidates(&p, &code))
+            .verify_and_consume(&p, &rotated.candidates(&p, &code), &GuessBudget::OFF)
             .await
             .unwrap(),
         VerifyOutcome::Approved
@@ -175,11 +210,17 @@ pub async fn phones_are_independent(store: Arc<dyn OtpStore>) {
     let (otp_a, right_a) = pending(&a, "999999", TTL, 5);
     put(&store, &a, &otp_a).await;
     assert_eq!(
-        store.verify_and_consume(&b, &guess(&b, "999999")).await.unwrap(),
+        store
+            .verify_and_consume(&b, &guess(&b, "999999"), &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::NotFound
     );
     assert_eq!(
-        store.verify_and_consume(&a, &right_a).await.unwrap(),
+        store
+            .verify_and_consume(&a, &right_a, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::Approved
     );
 }
@@ -191,7 +232,12 @@ pub async fn of_fifty_concurrent_right_verifies_one_wins(store: Arc<dyn OtpStore
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (store, p, right) = (Arc::clone(&store), p.clone(), right.clone());
-            tokio::spawn(async move { store.verify_and_consume(&p, &right).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .verify_and_consume(&p, &right, &GuessBudget::OFF)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut approved = 0;
@@ -211,7 +257,12 @@ pub async fn concurrent_wrong_verifies_never_exceed_the_attempts(store: Arc<dyn 
     let tasks: Vec<_> = (0..100)
         .map(|_| {
             let (store, p) = (Arc::clone(&store), p.clone());
-            tokio::spawn(async move { store.verify_and_consume(&p, &guess(&p, "000001")).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .verify_and_consume(&p, &guess(&p, "000001"), &GuessBudget::OFF)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut mismatches = 0;
@@ -222,7 +273,12 @@ pub async fn concurrent_wrong_verifies_never_exceed_the_attempts(store: Arc<dyn 
         }
     }
     assert_eq!(mismatches, 5);
-    assert!(is_locked(store.verify_and_consume(&p, &right).await.unwrap()));
+    assert!(is_locked(
+        store
+            .verify_and_consume(&p, &right, &GuessBudget::OFF)
+            .await
+            .unwrap()
+    ));
 }
 
 pub async fn a_resend_inside_the_cooldown_is_refused_and_changes_nothing(store: Arc<dyn OtpStore>) {
@@ -244,7 +300,10 @@ pub async fn a_resend_inside_the_cooldown_is_refused_and_changes_nothing(store: 
     assert_eq!(store.issue(&p, &second, &limits).await.unwrap(), Issued::Stored);
     // The refused resend had left the first code alone; the later one replaced it.
     assert_eq!(
-        store.verify_and_consume(&p, &first_guess).await.unwrap(),
+        store
+            .verify_and_consume(&p, &first_guess, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::Mismatch {
             attempts_remaining: 4
         }
@@ -269,7 +328,10 @@ pub async fn the_phone_quota_counts_codes_per_window(store: Arc<dyn OtpStore>) {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        store.verify_and_consume(&p, &two_guess).await.unwrap(),
+        store
+            .verify_and_consume(&p, &two_guess, &GuessBudget::OFF)
+            .await
+            .unwrap(),
         VerifyOutcome::Approved
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -277,40 +339,40 @@ pub async fn the_phone_quota_counts_codes_per_window(store: Arc<dyn OtpStore>) {
 }
 
 pub async fn buckets_count_per_window_and_give_back(store: Arc<dyn OtpStore>) {
-    let ip: IpAddr = "203.0.113.7".parse().unwrap();
-    let other: IpAddr = "2001:db8::7".parse().unwrap();
+    let client = |ip: &str| ClientPrefixes::default().client(ip.parse::<IpAddr>().unwrap());
+    let (ip, other) = (client("203.0.113.7"), client("2001:db8::7"));
     let quota = Quota::new(3, Duration::from_secs(1));
     for _ in 0..3 {
         assert_eq!(
-            store.take(Bucket::SendsFromIp(ip), quota).await.unwrap(),
+            store.take(Bucket::SendsFrom(ip), quota).await.unwrap(),
             Taken::Granted
         );
     }
-    let Taken::Exhausted { retry_after } = store.take(Bucket::SendsFromIp(ip), quota).await.unwrap() else {
+    let Taken::Exhausted { retry_after } = store.take(Bucket::SendsFrom(ip), quota).await.unwrap() else {
         panic!("a fourth was granted");
     };
     assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1));
     // Other buckets are untouched.
     assert_eq!(
-        store.take(Bucket::SendsFromIp(other), quota).await.unwrap(),
+        store.take(Bucket::SendsFrom(other), quota).await.unwrap(),
         Taken::Granted
     );
     assert_eq!(
-        store.take(Bucket::VerifiesFromIp(ip), quota).await.unwrap(),
+        store.take(Bucket::VerifiesFrom(ip), quota).await.unwrap(),
         Taken::Granted
     );
     assert_eq!(
         store.take(Bucket::GlobalSends, quota).await.unwrap(),
         Taken::Granted
     );
-    store.give_back(Bucket::SendsFromIp(ip)).await.unwrap();
+    store.give_back(Bucket::SendsFrom(ip)).await.unwrap();
     assert_eq!(
-        store.take(Bucket::SendsFromIp(ip), quota).await.unwrap(),
+        store.take(Bucket::SendsFrom(ip), quota).await.unwrap(),
         Taken::Granted
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        store.take(Bucket::SendsFromIp(ip), quota).await.unwrap(),
+        store.take(Bucket::SendsFrom(ip), quota).await.unwrap(),
         Taken::Granted
     );
 }
@@ -340,6 +402,167 @@ pub async fn of_a_hundred_concurrent_sends_one_is_stored(store: Arc<dyn OtpStore
     assert_eq!(stored, 1);
 }
 
+fn throttled_for(outcome: VerifyOutcome) -> Duration {
+    match outcome {
+        VerifyOutcome::Throttled { retry_after } => retry_after,
+        other => panic!("expected a throttled guess, got {other:?}"),
+    }
+}
+
+/// Wrong guesses count across every code the phone gets and on every
+/// instance; past the free ones each makes the phone wait longer, even for
+/// the right code; an approval clears the count.
+pub async fn wrong_guesses_count_across_codes_and_instances(a: Arc<dyn OtpStore>, b: Arc<dyn OtpStore>) {
+    let budget = GuessBudget {
+        free: 4,
+        first_delay: Duration::from_millis(300),
+        max_delay: Duration::from_millis(600),
+        max_consecutive: 8,
+        memory: Duration::from_secs(60),
+    };
+    let p = phone(40);
+    let mut wrong_taken = 0;
+    let mut right = Vec::new();
+    'codes: for i in 0..30 {
+        let (store, other) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (otp, candidates) = pending(&p, "424242", TTL, 5);
+        put(store, &p, &otp).await;
+        right = candidates;
+        for guesser in [other, store] {
+            match guesser
+                .verify_and_consume(&p, &guess(&p, "000000"), &budget)
+                .await
+                .unwrap()
+            {
+                VerifyOutcome::Mismatch { .. } => wrong_taken += 1,
+                VerifyOutcome::Throttled { retry_after } => {
+                    assert!(retry_after > Duration::ZERO && retry_after <= budget.first_delay);
+                    break 'codes;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        wrong_taken, 4,
+        "only the free guesses, across codes and instances"
+    );
+    let refused = b.verify_and_consume(&p, &right, &budget).await.unwrap();
+    assert!(
+        throttled_for(refused) <= budget.first_delay,
+        "the right code waits too"
+    );
+
+    tokio::time::sleep(budget.first_delay + Duration::from_millis(50)).await;
+    let fifth = a
+        .verify_and_consume(&p, &guess(&p, "000000"), &budget)
+        .await
+        .unwrap();
+    assert!(matches!(fifth, VerifyOutcome::Mismatch { .. }), "{fifth:?}");
+    let wait = throttled_for(b.verify_and_consume(&p, &right, &budget).await.unwrap());
+    assert!(
+        wait > budget.first_delay && wait <= budget.max_delay,
+        "doubled: {wait:?}"
+    );
+
+    tokio::time::sleep(budget.max_delay + Duration::from_millis(50)).await;
+    assert_eq!(
+        b.verify_and_consume(&p, &right, &budget).await.unwrap(),
+        VerifyOutcome::Approved
+    );
+    let (otp, _) = pending(&p, "424242", TTL, 5);
+    put(&a, &p, &otp).await;
+    for _ in 0..budget.free {
+        let outcome = a
+            .verify_and_consume(&p, &guess(&p, "000000"), &budget)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, VerifyOutcome::Mismatch { .. }),
+            "the approval cleared the count: {outcome:?}"
+        );
+    }
+}
+
+/// After the most wrong guesses in a row, no guess is heard, whatever the
+/// code, until the count is cleared.
+pub async fn after_the_most_in_a_row_only_clearing_lets_the_phone_guess(store: Arc<dyn OtpStore>) {
+    let budget = GuessBudget {
+        free: 2,
+        first_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(50),
+        max_consecutive: 4,
+        memory: Duration::from_secs(60),
+    };
+    let p = phone(41);
+    let (otp, right) = pending(&p, "135790", TTL, 10);
+    put(&store, &p, &otp).await;
+    for _ in 0..4 {
+        let outcome = store
+            .verify_and_consume(&p, &guess(&p, "000000"), &budget)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, VerifyOutcome::Mismatch { .. }), "{outcome:?}");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    let blocked = throttled_for(store.verify_and_consume(&p, &right, &budget).await.unwrap());
+    assert!(
+        blocked > Duration::from_secs(50),
+        "until the count is forgotten: {blocked:?}"
+    );
+    let (otp, right) = pending(&p, "246802", TTL, 10);
+    put(&store, &p, &otp).await;
+    throttled_for(store.verify_and_consume(&p, &right, &budget).await.unwrap());
+    assert_eq!(
+        store.status(&p).await.unwrap().unwrap().attempts_remaining,
+        10,
+        "a throttled guess uses no attempt"
+    );
+
+    assert!(store.clear_guesses(&p).await.unwrap());
+    assert!(!store.clear_guesses(&p).await.unwrap(), "nothing left to clear");
+    assert_eq!(
+        store.verify_and_consume(&p, &right, &budget).await.unwrap(),
+        VerifyOutcome::Approved
+    );
+}
+
+/// Fifty wrong guesses at once: exactly the free ones are heard.
+pub async fn concurrent_wrong_guesses_never_pass_the_budget(store: Arc<dyn OtpStore>) {
+    let budget = GuessBudget {
+        free: 10,
+        first_delay: Duration::from_secs(30),
+        max_delay: Duration::from_secs(3600),
+        max_consecutive: 100,
+        memory: Duration::from_secs(60),
+    };
+    let p = phone(42);
+    let (otp, _) = pending(&p, "975311", TTL, 100);
+    put(&store, &p, &otp).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, p) = (Arc::clone(&store), p.clone());
+            tokio::spawn(async move {
+                store
+                    .verify_and_consume(&p, &guess(&p, "000000"), &budget)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut heard = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            VerifyOutcome::Mismatch { .. } => heard += 1,
+            other => {
+                throttled_for(other);
+            }
+        }
+    }
+    assert_eq!(heard, 10);
+    assert_eq!(store.status(&p).await.unwrap().unwrap().attempts_remaining, 90);
+}
+
 macro_rules! contract_suite {
     ($adapter:ident, $make:expr) => {
         mod $adapter {
@@ -361,6 +584,8 @@ macro_rules! contract_suite {
                 the_phone_quota_counts_codes_per_window,
                 buckets_count_per_window_and_give_back,
                 of_a_hundred_concurrent_sends_one_is_stored,
+                after_the_most_in_a_row_only_clearing_lets_the_phone_guess,
+                concurrent_wrong_guesses_never_pass_the_budget,
             );
         }
     };
@@ -375,20 +600,42 @@ macro_rules! contract_suite {
 }
 
 pub fn memory_store() -> Arc<dyn OtpStore> {
-    Arc::new(MemoryStore::new())
+    Arc::new(MemoryStore::new(100_000))
 }
 
 pub fn redis_store() -> Arc<dyn OtpStore> {
+    redis_store_at(&redis_url(), &unique_prefix())
+}
+
+/// A store on `url` under `prefix`: two of them on one prefix are two
+/// instances sharing their data.
+pub fn redis_store_at(url: &str, prefix: &str) -> Arc<dyn OtpStore> {
     Arc::new(
         RedisStore::new(
-            &redis_url(),
-            &unique_prefix(),
+            url,
+            prefix,
             Duration::from_millis(2000),
             8,
             Arc::new(otpd::adapters::metrics::Metrics::new()),
         )
         .unwrap(),
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_count_across_codes_on_memory() {
+    let store = memory_store();
+    wrong_guesses_count_across_codes_and_instances(Arc::clone(&store), store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_count_across_codes_and_instances_on_redis() {
+    let prefix = unique_prefix();
+    wrong_guesses_count_across_codes_and_instances(
+        redis_store_at(&redis_url(), &prefix),
+        redis_store_at(&redis_url(), &prefix),
+    )
+    .await;
 }
 
 contract_suite!(memory, memory_store());

@@ -202,8 +202,10 @@ async fn reports_for_unknown_messages_are_taken_and_ignored() {
         .assert_problem(400, "invalid_request");
 }
 
+/// Plivo's V2 signs the URL and a nonce but not the body: a captured pair
+/// would carry any report, so V2 alone is refused.
 #[tokio::test]
-async fn a_plivo_v2_signature_is_accepted() {
+async fn a_plivo_v2_signature_alone_is_refused() {
     let vendor = MockServer::start().await;
     let app = plivo_app(memory_config(), &vendor, "uuid-4").await;
     app.send(PHONE).await;
@@ -215,12 +217,55 @@ async fn a_plivo_v2_signature_is_accepted() {
         .post(app.url("/v1/webhooks/plivo"))
         .header("x-plivo-signature-v2", BASE64.encode(mac.finalize().into_bytes()))
         .header("x-plivo-signature-v2-nonce", "42")
-        .form(&[("MessageUUID", "uuid-4"), ("Status", "delivered")])
+        .form(&[
+            ("MessageUUID", "uuid-4"),
+            ("Status", "undelivered"),
+            ("ErrorCode", "forged"),
+        ])
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(delivery(&app).await["state"], "delivered");
+    crate::helpers::reply(response)
+        .await
+        .assert_problem(403, "invalid_signature");
+    assert_eq!(delivery(&app).await["state"], "queued", "nothing changed");
+}
+
+#[tokio::test]
+async fn a_signed_report_with_a_hostile_error_code_or_id_is_refused() {
+    let vendor = MockServer::start().await;
+    let app = plivo_app(memory_config(), &vendor, "uuid-5").await;
+    app.send(PHONE).await;
+    let url = format!("{PUBLIC}/v1/webhooks/plivo");
+    let long = "9".repeat(65);
+    for (id, error) in [
+        ("uuid-5", "<script>alert(1)</script>"),
+        ("uuid-5", "30003\nforged"),
+        ("uuid-5", long.as_str()),
+        ("uuid-5", "30 03"),
+        ("uuid\n5", "30003"),
+    ] {
+        let report = [
+            ("MessageUUID", id),
+            ("Status", "undelivered"),
+            ("ErrorCode", error),
+        ];
+        plivo_report(&app, &report, &url)
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+    assert_eq!(delivery(&app).await["state"], "queued", "nothing stored");
+    let report = [
+        ("MessageUUID", "uuid-5"),
+        ("Status", "undelivered"),
+        ("ErrorCode", "30003"),
+    ];
+    assert_eq!(plivo_report(&app, &report, &url).await.status, 200);
+    let delivered = delivery(&app).await;
+    assert_eq!(
+        (delivered["state"].clone(), delivered["error_code"].clone()),
+        (json!("undelivered"), json!("30003"))
+    );
 }
 
 async fn twilio_app(vendor: &MockServer, api_keys: &[&str]) -> TestApp {

@@ -21,6 +21,13 @@ impl From<CodeError> for Problem {
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Full(_) = e {
+            tracing::warn!(error = %e, "store full: raise store.memory_max_entries or use Redis");
+            return Problem::new(
+                ProblemCode::StoreFull,
+                "the code store is full; try again when codes have expired",
+            );
+        }
         tracing::warn!(error = %e, "store unavailable");
         Problem::new(
             ProblemCode::StoreUnavailable,
@@ -96,6 +103,11 @@ impl From<VerifyError> for Problem {
                 "this client has made too many verifications",
                 retry_after,
             ),
+            VerifyError::GuessBudget { retry_after } => Problem::retry_later(
+                ProblemCode::GuessBudgetExceeded,
+                "this phone has had too many wrong codes; wait before trying again",
+                retry_after,
+            ),
             VerifyError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
             VerifyError::Store(e) => e.into(),
         }
@@ -105,6 +117,11 @@ impl From<VerifyError> for Problem {
 impl From<StatusError> for Problem {
     fn from(e: StatusError) -> Self {
         match e {
+            StatusError::Limited { retry_after } => Problem::retry_later(
+                ProblemCode::IpQuotaExceeded,
+                "this client has asked about too many phones",
+                retry_after,
+            ),
             StatusError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
             StatusError::Store(e) => e.into(),
         }

@@ -11,7 +11,7 @@ use poem::Response;
 use poem_openapi::types::ToJSON;
 use poem_openapi::{Enum, Object};
 
-pub use self::responses::{ApiError, LegacyError};
+pub use self::responses::{ApiError, LegacyError, LegacyMessage};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -27,6 +27,7 @@ pub enum ProblemCode {
     RouteNotFound,
     InvalidSignature,
     MethodNotAllowed,
+    MethodNotImplemented,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
@@ -34,12 +35,14 @@ pub enum ProblemCode {
     PhoneRejected,
     DestinationNotAllowed,
     MaxAttemptsReached,
+    GuessBudgetExceeded,
     ResendTooSoon,
     SendQuotaExceeded,
     IpQuotaExceeded,
     GlobalQuotaExceeded,
     SmsDeliveryFailed,
     StoreUnavailable,
+    StoreFull,
     NotReady,
     Internal,
 }
@@ -61,6 +64,7 @@ impl ProblemCode {
                 | Self::IpQuotaExceeded
                 | Self::GlobalQuotaExceeded
                 | Self::MaxAttemptsReached
+                | Self::GuessBudgetExceeded
                 | Self::DestinationNotAllowed
         )
     }
@@ -72,18 +76,20 @@ impl ProblemCode {
             Self::RouteNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::InvalidSignature => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotImplemented => StatusCode::NOT_IMPLEMENTED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::CodeMismatch | Self::PhoneRejected | Self::DestinationNotAllowed => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::MaxAttemptsReached
+            | Self::GuessBudgetExceeded
             | Self::ResendTooSoon
             | Self::SendQuotaExceeded
             | Self::IpQuotaExceeded
             | Self::GlobalQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::SmsDeliveryFailed => StatusCode::BAD_GATEWAY,
-            Self::StoreUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::StoreFull | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,6 +104,7 @@ impl ProblemCode {
             Self::RouteNotFound => "No such route",
             Self::InvalidSignature => "The request's signature is missing or wrong",
             Self::MethodNotAllowed => "The route does not take this method",
+            Self::MethodNotImplemented => "No route takes this method",
             Self::NotFound => "No pending code",
             Self::PayloadTooLarge => "The request body is too large",
             Self::RequestTimeout => "The request body took too long to arrive",
@@ -105,12 +112,14 @@ impl ProblemCode {
             Self::PhoneRejected => "The SMS provider rejected the number",
             Self::DestinationNotAllowed => "Codes are not sent to this number",
             Self::MaxAttemptsReached => "No attempts left for this code",
+            Self::GuessBudgetExceeded => "This phone has had too many wrong codes for now",
             Self::ResendTooSoon => "A code was sent to this phone moments ago",
             Self::SendQuotaExceeded => "This phone has had all its codes for now",
             Self::IpQuotaExceeded => "This client has made too many requests",
             Self::GlobalQuotaExceeded => "The service has sent all its codes for now",
             Self::SmsDeliveryFailed => "The SMS could not be sent",
             Self::StoreUnavailable => "The code store is unavailable",
+            Self::StoreFull => "The code store is full",
             Self::NotReady => "The service is not ready",
             Self::Internal => "Internal error",
         }

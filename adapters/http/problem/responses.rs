@@ -2,8 +2,11 @@
 //! them: a problem+json body under each status an operation can answer.
 
 use poem::http::StatusCode;
-use poem_openapi::payload::Json;
-use poem_openapi::ApiResponse;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaResponses, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiResponse, Object};
 
 use super::Problem;
 
@@ -34,16 +37,93 @@ pub enum ApiError {
     /// The SMS provider sent nothing; the new code was withdrawn.
     #[oai(status = 502, content_type = "application/problem+json")]
     BadGateway(Json<Problem>),
-    /// The code store did not answer in time.
+    /// The code store did not answer in time (`store_unavailable`), or the
+    /// memory store is full (`store_full`).
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>),
 }
 
-/// The errors of the drop-in routes: as [`ApiError`], less the 404, which
-/// those routes answer in the original service's own shape.
-#[derive(ApiResponse, Debug)]
+/// The original service's answer: `{"status": ..., "message": ...}`.
+#[derive(Object, Debug)]
+pub struct LegacyMessage {
+    /// `success` or `error`.
+    pub status: String,
+    pub message: String,
+}
+
+impl LegacyMessage {
+    pub fn new(status: &str, message: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            status: status.into(),
+            message: message.into(),
+        })
+    }
+}
+
+/// The errors of the drop-in routes: as [`ApiError`]'s, less the 404, which
+/// those routes answer in the original service's own shape; and a request
+/// without a field they need is a 400 in that shape too, as it was.
+#[derive(Debug)]
 pub enum LegacyError {
-    /// Malformed request: a missing field, an invalid phone or code.
+    Problem(Box<LegacyProblem>),
+    MissingField(Json<LegacyMessage>),
+}
+
+impl LegacyError {
+    pub fn missing(field: &str) -> Self {
+        Self::MissingField(LegacyMessage::new("error", format!("{field} is required.")))
+    }
+}
+
+impl From<Problem> for LegacyError {
+    fn from(p: Problem) -> Self {
+        Self::Problem(Box::new(p.into()))
+    }
+}
+
+impl IntoResponse for LegacyError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Problem(p) => p.into_response(),
+            Self::MissingField(body) => (StatusCode::BAD_REQUEST, body).into_response(),
+        }
+    }
+}
+
+impl From<LegacyError> for poem::Error {
+    fn from(e: LegacyError) -> Self {
+        poem::Error::from_response(e.into_response())
+    }
+}
+
+impl ApiResponse for LegacyError {
+    fn meta() -> MetaResponses {
+        let mut meta = LegacyProblem::meta();
+        for bad_request in meta.responses.iter_mut().filter(|r| r.status == Some(400)) {
+            bad_request.description =
+                "A missing field, in the original service's shape (`application/json`); an invalid \
+                 phone or code, as a problem.";
+            bad_request.content.insert(
+                0,
+                MetaMediaType {
+                    content_type: <Json<LegacyMessage> as Payload>::CONTENT_TYPE,
+                    schema: <Json<LegacyMessage> as Payload>::schema_ref(),
+                },
+            );
+        }
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        LegacyProblem::register(registry);
+        LegacyMessage::register(registry);
+    }
+}
+
+/// The problems of the drop-in routes.
+#[derive(ApiResponse, Debug)]
+pub enum LegacyProblem {
+    /// An invalid phone or code.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// API keys are configured and none valid was given.
@@ -64,7 +144,8 @@ pub enum LegacyError {
     /// The SMS provider sent nothing; the new code was withdrawn.
     #[oai(status = 502, content_type = "application/problem+json")]
     BadGateway(Json<Problem>),
-    /// The code store did not answer in time.
+    /// The code store did not answer in time (`store_unavailable`), or the
+    /// memory store is full (`store_full`).
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>),
 }
@@ -88,7 +169,7 @@ impl From<Problem> for ApiError {
     }
 }
 
-impl From<Problem> for LegacyError {
+impl From<Problem> for LegacyProblem {
     fn from(p: Problem) -> Self {
         match p.code.status() {
             StatusCode::BAD_REQUEST => Self::BadRequest(Json(p)),

@@ -16,8 +16,8 @@ use self::connections::{Call, Connections};
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::{
-    Bucket, CodeHash, Delivery, DeliveryReport, DeliveryState, Issued, OtpStatus, PendingOtp, Phone, Quota,
-    SendLimits, SmsReceipt, Taken, VerifyOutcome,
+    Bucket, CodeHash, Delivery, DeliveryReport, DeliveryState, GuessBudget, Issued, OtpStatus, PendingOtp,
+    Phone, Quota, SendLimits, SmsReceipt, Taken, VerifyOutcome,
 };
 use crate::ports::{OtpStore, StoreError};
 
@@ -85,8 +85,9 @@ impl RedisStore {
 
     fn bucket_key(&self, bucket: Bucket) -> String {
         match bucket {
-            Bucket::SendsFromIp(ip) => format!("{}ip:{{{ip}}}:sends", self.key_prefix),
-            Bucket::VerifiesFromIp(ip) => format!("{}ip:{{{ip}}}:verifies", self.key_prefix),
+            Bucket::SendsFrom(net) => format!("{}ip:{{{net}}}:sends", self.key_prefix),
+            Bucket::VerifiesFrom(net) => format!("{}ip:{{{net}}}:verifies", self.key_prefix),
+            Bucket::LookupsFrom(net) => format!("{}ip:{{{net}}}:lookups", self.key_prefix),
             Bucket::GlobalSends => format!("{}{{global}}:sends", self.key_prefix),
         }
     }
@@ -174,8 +175,18 @@ impl OtpStore for RedisStore {
         &self,
         phone: &Phone,
         candidates: &[CodeHash],
+        budget: &GuessBudget,
     ) -> Result<VerifyOutcome, StoreError> {
-        let mut invocation = self.scripts.verify.key(self.key(phone));
+        let key = self.key(phone);
+        let mut invocation = self.scripts.verify.key(&key);
+        invocation
+            .key(format!("{key}:fails"))
+            .key(format!("{key}:wait"))
+            .arg(budget.free)
+            .arg(millis(budget.first_delay))
+            .arg(millis(budget.max_delay))
+            .arg(budget.max_consecutive)
+            .arg(millis(budget.memory));
         for candidate in candidates {
             invocation.arg(candidate.as_bytes().as_slice());
         }
@@ -188,8 +199,18 @@ impl OtpStore for RedisStore {
             [3, left] => VerifyOutcome::Mismatch {
                 attempts_remaining: u32::try_from(*left).unwrap_or(0),
             },
+            [4, wait] => VerifyOutcome::Throttled {
+                retry_after: wait_of(*wait),
+            },
             _ => VerifyOutcome::NotFound,
         })
+    }
+
+    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
+        let key = self.key(phone);
+        let mut del = redis::cmd("DEL");
+        del.arg(format!("{key}:fails")).arg(format!("{key}:wait"));
+        Ok(self.command::<i64>(del).await? > 0)
     }
 
     async fn status(&self, phone: &Phone) -> Result<Option<OtpStatus>, StoreError> {

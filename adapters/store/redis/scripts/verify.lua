@@ -1,10 +1,29 @@
--- Checks a guess, counts the attempt and consumes the code, atomically.
--- KEYS[1]: the phone's key. ARGV: one candidate hash per hash key.
--- Returns {0} not found, {1} approved, {2, ms left} locked, {3, attempts left} mismatch.
+-- Checks a guess, counts the attempt and consumes the code, atomically, under
+-- the phone's guess budget (domain/guesses.rs, GuessBudget::after).
+-- KEYS: the phone's code, its wrong guesses in a row, its wait before the
+-- next guess (one slot: the phone).
+-- ARGV: free guesses, first delay ms, longest delay ms, most in a row (0: no
+-- budget), ms a count is kept after its last wrong guess; then one
+-- candidate hash per hash key.
+-- Returns {0} not found, {1} approved, {2, ms left} locked, {3, attempts
+-- left} mismatch, {4, ms to wait} the budget allows no guess now.
 -- pcall: a key of another type (a hash, as otpd stored codes before) is no code.
 local record = redis.pcall('GET', KEYS[1])
 if type(record) ~= 'string' then
   return {0}
+end
+local free, first_ms, max_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local most, memory_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+local fails = 0
+if most > 0 then
+  local wait = redis.call('PTTL', KEYS[3])
+  if wait > 0 then
+    return {4, wait}
+  end
+  fails = tonumber(redis.pcall('GET', KEYS[2])) or 0
+  if fails >= most then
+    return {4, redis.call('PTTL', KEYS[2])}
+  end
 end
 -- The record (record.rs): 64 bytes of hash, the attempts left, then the
 -- delivery from the first line break on.
@@ -21,15 +40,29 @@ end
 -- strings compares two pointers, whatever the bytes; and every candidate is
 -- compared, whichever matches.
 local matched = 0
-for i = 1, #ARGV do
+for i = 6, #ARGV do
   if ARGV[i] == stored then
     matched = 1
   end
 end
 if matched == 1 then
-  redis.call('DEL', KEYS[1])
+  if most > 0 then
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  else
+    redis.call('DEL', KEYS[1])
+  end
   return {1}
 end
 left = left - 1
 redis.call('SET', KEYS[1], stored .. left .. (delivery and string.sub(record, delivery) or ''), 'KEEPTTL')
+if most > 0 then
+  fails = fails + 1
+  redis.call('SET', KEYS[2], fails, 'PX', memory_ms)
+  if fails < most and fails >= free then
+    local delay = math.floor(math.min(first_ms * 2 ^ math.min(fails - free, 63), max_ms))
+    if delay > 0 then
+      redis.call('SET', KEYS[3], 1, 'PX', delay)
+    end
+  end
+end
 return {3, left}

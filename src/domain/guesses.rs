@@ -1,0 +1,129 @@
+//! The guess budget: wrong codes a phone may be sent across all its codes.
+//! Each code allows a few attempts, but codes can be asked for again and
+//! again; this budget is what bounds guessing over hours and days. Only an
+//! approval (or an operator) clears it.
+
+use std::time::Duration;
+
+/// Wrong guesses past `free` in a row each make the phone wait before its
+/// next guess: `first_delay`, doubling each time, up to `max_delay`. After
+/// `max_consecutive` in a row, no guess is heard until an approval clears
+/// the count, which is forgotten `memory` after the last wrong guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessBudget {
+    pub free: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// 0: no budget; each code's own attempts are the only limit.
+    pub max_consecutive: u32,
+    pub memory: Duration,
+}
+
+/// What a phone's wrong guesses in a row allow next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextGuess {
+    Now,
+    After(Duration),
+    /// Not until an approval or an operator clears the count.
+    Blocked,
+}
+
+impl GuessBudget {
+    pub const OFF: GuessBudget = GuessBudget {
+        free: 0,
+        first_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+        max_consecutive: 0,
+        memory: Duration::ZERO,
+    };
+
+    pub fn is_off(&self) -> bool {
+        self.max_consecutive == 0
+    }
+
+    /// After `fails` wrong guesses in a row. The stores apply the same rule
+    /// (the Redis script `verify.lua` in its own words); the store contract
+    /// tests hold them to it.
+    pub fn after(&self, fails: u32) -> NextGuess {
+        if self.is_off() {
+            return NextGuess::Now;
+        }
+        if fails >= self.max_consecutive {
+            return NextGuess::Blocked;
+        }
+        if fails < self.free {
+            return NextGuess::Now;
+        }
+        let doublings = (fails - self.free).min(63);
+        let delay = self
+            .first_delay
+            .checked_mul(1u32.checked_shl(doublings).unwrap_or(u32::MAX))
+            .unwrap_or(self.max_delay);
+        NextGuess::After(delay.min(self.max_delay))
+    }
+}
+
+impl Default for GuessBudget {
+    fn default() -> Self {
+        Self::OFF
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULTS: GuessBudget = GuessBudget {
+        free: 10,
+        first_delay: Duration::from_secs(30),
+        max_delay: Duration::from_secs(3600),
+        max_consecutive: 100,
+        memory: Duration::from_secs(30 * 86_400),
+    };
+
+    #[test]
+    fn free_guesses_then_doubling_delays_then_a_block() {
+        assert_eq!(DEFAULTS.after(0), NextGuess::Now);
+        assert_eq!(DEFAULTS.after(9), NextGuess::Now);
+        assert_eq!(DEFAULTS.after(10), NextGuess::After(Duration::from_secs(30)));
+        assert_eq!(DEFAULTS.after(11), NextGuess::After(Duration::from_secs(60)));
+        assert_eq!(DEFAULTS.after(16), NextGuess::After(Duration::from_secs(1920)));
+        assert_eq!(DEFAULTS.after(17), NextGuess::After(Duration::from_secs(3600)));
+        assert_eq!(DEFAULTS.after(99), NextGuess::After(Duration::from_secs(3600)));
+        assert_eq!(DEFAULTS.after(100), NextGuess::Blocked);
+        assert_eq!(GuessBudget::OFF.after(1_000), NextGuess::Now);
+    }
+
+    /// The figures `docs/behaviour.md` gives: the most wrong guesses any
+    /// window of an hour can hold, and how long 100 in a row take.
+    #[test]
+    fn the_defaults_allow_at_most_16_wrong_guesses_in_any_hour() {
+        // The fastest a guesser can go: each guess the moment it is allowed.
+        let mut times = vec![0u64];
+        for fails in 1..DEFAULTS.max_consecutive {
+            let wait = match DEFAULTS.after(fails) {
+                NextGuess::Now => 0,
+                NextGuess::After(d) => d.as_secs(),
+                NextGuess::Blocked => unreachable!(),
+            };
+            times.push(times.last().unwrap() + wait);
+        }
+        assert_eq!(DEFAULTS.after(100), NextGuess::Blocked);
+        let most_in_an_hour = times
+            .iter()
+            .map(|start| {
+                times
+                    .iter()
+                    .filter(|t| (*start..*start + 3600).contains(t))
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert_eq!(most_in_an_hour, 16);
+        let hours_to_100 = times.last().unwrap() / 3600;
+        assert_eq!(
+            hours_to_100, 84,
+            "the 100th wrong guess comes after about 3.5 days"
+        );
+    }
+}
