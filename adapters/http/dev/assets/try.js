@@ -102,8 +102,8 @@
   let webotp = null;
   const supportsWebOtp = 'OTPCredential' in window && navigator.credentials;
   webotpNote.textContent = supportsWebOtp
-    ? 'This browser supports WebOTP: on a phone, it offers the code from an SMS whose last line is '
-      + `"@${location.hostname} #<code>" (set sms.webotp_domain), and fills it in here.`
+    ? 'This browser supports WebOTP: on a phone it offers the code from an SMS whose last line is '
+      + '"@<your domain> #<code>" (otpd adds it when sms.webotp_domain is set) and fills it in here.'
     : 'autocomplete="one-time-code" lets phone keyboards suggest the code from the SMS; '
       + 'this browser has no WebOTP, which can fill it in by itself.';
   const awaitWebOtp = () => {
