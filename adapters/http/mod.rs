@@ -1,11 +1,13 @@
 //! The HTTP surface: the `/v1` API and the drop-in routes, described by a
-//! generated OpenAPI document with Swagger UI at `/docs`.
+//! generated OpenAPI document with Swagger UI at `/docs`, and the local
+//! development pages under `/dev` when start-up built an inbox.
 
 mod allow;
 mod api;
 pub mod auth;
 mod body_limit;
 pub mod client_ip;
+pub mod dev;
 mod documents;
 mod dropin;
 mod edge;
@@ -28,6 +30,7 @@ use self::client_ip::TrustedProxies;
 use self::ops::SmsChain;
 use self::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::Inbox;
 use crate::service::OtpService;
 
 /// Largest request body accepted.
@@ -82,13 +85,15 @@ pub struct Shared {
 }
 
 /// The whole HTTP application around one service. `/metrics` is served here
-/// unless `metrics_elsewhere` (see [`metrics_app`]).
+/// unless `metrics_elsewhere` (see [`metrics_app`]); the `/dev` pages only
+/// with an `inbox`.
 pub fn app(
     service: Arc<OtpService>,
     access: Access,
     metrics: Arc<Metrics>,
     sms_chain: SmsChain,
     metrics_elsewhere: bool,
+    inbox: Option<Arc<Inbox>>,
 ) -> impl Endpoint {
     let spec = spec();
     let extra = [
@@ -96,7 +101,12 @@ pub fn app(
         ("/openapi.json", "GET"),
         ("/openapi.yaml", "GET"),
     ];
-    let allowed = allow::AllowedMethods::from_spec(&spec.spec()).with(extra.into_iter().collect());
+    let dev_routes = dev::ROUTES
+        .into_iter()
+        .filter(|_| inbox.is_some())
+        .map(|r| (r, "GET"));
+    let allowed =
+        allow::AllowedMethods::from_spec(&spec.spec()).with(extra.into_iter().chain(dev_routes).collect());
     let swagger_ui = Arc::new(documents::Document::page(spec.swagger_ui_html()));
     let mut side = Route::new()
         .at(
@@ -119,7 +129,7 @@ pub fn app(
         trusted_proxies: access.trusted_proxies,
         webhook_keys: access.webhook_keys,
     };
-    routes::Routes {
+    let api = routes::Routes {
         operations: spec.into_endpoint(),
         side,
     }
@@ -127,7 +137,11 @@ pub fn app(
         max_bytes: MAX_BODY_BYTES,
         timeout: access.body_timeout,
     })
-    .with(auth::RequireApiKey(Arc::new(access.api_keys)))
+    .with(auth::RequireApiKey(Arc::new(access.api_keys)));
+    dev::Mount {
+        rest: api,
+        pages: inbox.map(dev::endpoint),
+    }
     .with(edge::Edge {
         shared: Arc::new(shared),
         allowed: Arc::new(allowed),

@@ -1,7 +1,7 @@
-//! Which endpoint serves a path: the OpenAPI operations, or the documents
-//! and metrics served beside them. A request for an operation goes straight
-//! to the operations' own router instead of through a router that nests it
-//! (one lookup, and no rewritten URI, per request).
+//! Which endpoint serves a path: the OpenAPI operations, or the documents,
+//! metrics and development pages served beside them. A request for an
+//! operation goes straight to the operations' own router instead of through a
+//! router that nests it (one lookup, and no rewritten URI, per request).
 
 use futures_util::future::Either;
 use futures_util::TryFutureExt;
@@ -14,6 +14,7 @@ pub fn side_route(path: &str) -> Option<&'static str> {
         "/metrics" => Some("metrics"),
         "/openapi.json" | "/openapi.yaml" => Some("spec"),
         p if p == "/docs" || p.starts_with("/docs/") => Some("docs"),
+        p if super::dev::is_dev_path(p) => Some("dev"),
         _ => None,
     }
 }
@@ -44,7 +45,8 @@ mod tests {
         assert_eq!(side_route("/openapi.yaml"), Some("spec"));
         assert_eq!(side_route("/docs"), Some("docs"));
         assert_eq!(side_route("/docs/index.css"), Some("docs"));
-        for path in ["/v1/otp", "/docsx", "/generate_otp", "/", "/nope"] {
+        assert_eq!(side_route("/dev/inbox"), Some("dev"));
+        for path in ["/v1/otp", "/docsx", "/devx", "/generate_otp", "/", "/nope"] {
             assert_eq!(side_route(path), None, "{path}");
         }
     }

@@ -1,16 +1,19 @@
 //! Local development: each message is one line on standard output, so the
-//! developer reads the code there. The only place a code is ever printed.
+//! developer reads the code there, and goes to the local inbox page when
+//! that is on. The only place a code is ever printed.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
 use crate::domain::SmsReceipt;
 use crate::domain::{Phone, SmsText};
 use crate::ports::{SmsError, SmsSender};
+
+use super::Inbox;
 
 /// Where the console sender prints.
 pub enum ConsoleOut {
@@ -22,6 +25,7 @@ pub enum ConsoleOut {
 
 pub struct ConsoleSender {
     out: Out,
+    inbox: Option<Arc<Inbox>>,
 }
 
 enum Out {
@@ -43,7 +47,14 @@ impl ConsoleSender {
             },
             ConsoleOut::Writer(writer) => Out::Writer(Mutex::new(writer)),
         };
-        Self { out }
+        Self { out, inbox: None }
+    }
+
+    /// Also keeps each message in `inbox`, for the local inbox page.
+    #[must_use]
+    pub fn with_inbox(mut self, inbox: Option<Arc<Inbox>>) -> Self {
+        self.inbox = inbox;
+        self
     }
 }
 
@@ -63,7 +74,11 @@ impl SmsSender for ConsoleSender {
             provider: PROVIDER.into(),
             reason: e.to_string(),
         })?;
-        Ok(receipt(local_id))
+        let receipt = receipt(local_id);
+        if let Some(inbox) = &self.inbox {
+            inbox.record(to, text, &receipt);
+        }
+        Ok(receipt)
     }
 
     fn receipt_ahead(&self, local_id: &str) -> Option<SmsReceipt> {

@@ -1,8 +1,9 @@
-//! `SmsSender` adapters: the console for local work, Plivo and Twilio for real
-//! messages, and a failover that chains two of them.
+//! `SmsSender` adapters: the console (and its local inbox) for local work,
+//! Plivo and Twilio for real messages, and a failover that chains two of them.
 
 mod console;
 mod failover;
+mod inbox;
 pub mod plivo;
 mod retry;
 pub mod signature;
@@ -10,6 +11,7 @@ pub mod twilio;
 
 pub use console::{ConsoleOut, ConsoleSender};
 pub use failover::Failover;
+pub use inbox::{Inbox, InboxMessage};
 pub use plivo::PlivoSender;
 pub use retry::RetryPolicy;
 pub use twilio::TwilioSender;

@@ -1,6 +1,7 @@
 //! Builds the running service from a `Config`: store, SMS sender, service and
 //! HTTP listener. `main` and the integration tests start it the same way.
 
+mod dev;
 mod exposure;
 mod sms;
 mod wiring;
@@ -15,7 +16,7 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use crate::adapters::http;
 use crate::adapters::http::ops::SmsChain;
 use crate::adapters::metrics::Metrics;
-use crate::adapters::sms::ConsoleOut;
+use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::config::{Config, ConfigError, SmsProvider};
 use crate::domain::Phone;
 use crate::service::OtpService;
@@ -38,6 +39,8 @@ struct Parts {
     access: http::Access,
     metrics: Arc<Metrics>,
     sms_chain: SmsChain,
+    /// The console's messages, for the `/dev` pages (see `dev`).
+    inbox: Option<Arc<Inbox>>,
 }
 
 /// A config that passed every check, and what it builds.
@@ -52,9 +55,17 @@ pub struct Checked {
 /// # Errors
 /// A [`ConfigError`] naming the setting at fault.
 pub fn check(config: &Config, console: ConsoleOut) -> Result<Checked, ConfigError> {
+    check_with_inbox(config, console, None)
+}
+
+fn check_with_inbox(
+    config: &Config,
+    console: ConsoleOut,
+    inbox: Option<Arc<Inbox>>,
+) -> Result<Checked, ConfigError> {
     exposure::check(config)?;
     let metrics = Arc::new(Metrics::new());
-    let service = build_service(config, console, &metrics)?;
+    let service = build_service(config, console, inbox.clone(), &metrics)?;
     let access = build_access(config)?;
     Ok(Checked {
         service,
@@ -62,6 +73,7 @@ pub fn check(config: &Config, console: ConsoleOut) -> Result<Checked, ConfigErro
             access,
             metrics,
             sms_chain: SmsChain(sms_chain(config)),
+            inbox,
         },
     })
 }
@@ -93,9 +105,11 @@ impl Application {
     /// # Errors
     /// A [`ConfigError`] naming the setting that stops the start.
     pub async fn build(config: &Config, console: ConsoleOut) -> Result<Self, ConfigError> {
-        let Checked { service, parts } = check(config, console)?;
-        Phone::prepare();
+        // Bound first: whether there is an inbox depends on the address.
         let (acceptor, local_addr) = bind("http.listen", &config.http.listen).await?;
+        let inbox = dev::dev_inbox(config, local_addr);
+        let Checked { service, parts } = check_with_inbox(config, console, inbox)?;
+        Phone::prepare();
         let metrics_listener = match config.metrics.listen.as_deref().filter(|l| !l.is_empty()) {
             Some(address) => Some(bind("metrics.listen", address).await?),
             None => None,
@@ -128,8 +142,12 @@ impl Application {
             || format!("http://{addr}/metrics"),
             |m| format!("http://{m}/metrics"),
         );
+        let inbox = match self.parts.inbox {
+            Some(_) => format!(", SMS inbox at http://{addr}{}", http::dev::INBOX),
+            None => String::new(),
+        };
         format!(
-            "otpd {} listening on http://{addr}, Swagger UI at http://{addr}/docs; store {}; sms {}; \
+            "otpd {} listening on http://{addr}, Swagger UI at http://{addr}/docs{inbox}; store {}; sms {}; \
              codes live {}s with {} attempts; limits: resend after {}s, {} per phone and {} per client \
              per {}s, {} verifies per client per minute, {} per hour in all (0 = off); api keys {}; metrics {metrics}",
             env!("CARGO_PKG_VERSION"),
@@ -161,6 +179,7 @@ impl Application {
             access,
             metrics,
             sms_chain,
+            inbox,
         } = self.parts;
         let metrics_elsewhere = self.metrics_listener.is_some();
         let acceptor = http::idle::IdleClosingAcceptor::new(self.acceptor, self.idle_timeout);
@@ -171,6 +190,7 @@ impl Application {
                 Arc::clone(&metrics),
                 sms_chain,
                 metrics_elsewhere,
+                inbox.clone(),
             ),
             when_stopped(stopped.clone()),
             Some(self.grace),
@@ -198,6 +218,9 @@ impl Application {
             result = &mut servers => result,
             () = shutdown => {
                 let _ = stop.send(true);
+                if let Some(inbox) = &inbox {
+                    inbox.close();
+                }
                 servers.await
             }
         }

@@ -4,13 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::metrics::Metrics;
-use crate::adapters::sms::{ConsoleOut, ConsoleSender, Failover, PlivoSender, RetryPolicy, TwilioSender};
+use crate::adapters::sms::{
+    ConsoleOut, ConsoleSender, Failover, Inbox, PlivoSender, RetryPolicy, TwilioSender,
+};
 use crate::config::{Config, ConfigError, PlivoConfig, SmsProvider, TwilioConfig};
 use crate::ports::SmsSender;
 
 pub(super) fn build_sms(
     config: &Config,
     console: ConsoleOut,
+    inbox: Option<Arc<Inbox>>,
     metrics: &Arc<Metrics>,
 ) -> Result<Arc<dyn SmsSender>, ConfigError> {
     let sms = &config.sms;
@@ -32,9 +35,9 @@ pub(super) fn build_sms(
     let mut console = Some(console);
     let mut build = |kind: SmsProvider| -> Result<Arc<dyn SmsSender>, ConfigError> {
         Ok(match kind {
-            SmsProvider::Console => {
-                Arc::new(ConsoleSender::new(console.take().unwrap_or(ConsoleOut::Stdout)))
-            }
+            SmsProvider::Console => Arc::new(
+                ConsoleSender::new(console.take().unwrap_or(ConsoleOut::Stdout)).with_inbox(inbox.clone()),
+            ),
             SmsProvider::Plivo => {
                 check_plivo(&sms.plivo)?;
                 Arc::new(PlivoSender::new(

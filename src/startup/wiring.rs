@@ -10,7 +10,7 @@ use crate::adapters::http::auth::ApiKeys;
 use crate::adapters::http::client_ip::TrustedProxies;
 use crate::adapters::http::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
-use crate::adapters::sms::ConsoleOut;
+use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
 use crate::config::{Config, ConfigError, LimitsConfig, Secret, SmsProvider};
 use crate::domain::{
@@ -31,6 +31,7 @@ const MEMORY_URL: &str = "memory://";
 pub(super) fn build_service(
     config: &Config,
     console: ConsoleOut,
+    inbox: Option<Arc<Inbox>>,
     metrics: &Arc<Metrics>,
 ) -> Result<OtpService, ConfigError> {
     let policy =
@@ -43,7 +44,7 @@ pub(super) fn build_service(
         })?;
     Ok(OtpService::new(
         build_store(config, metrics)?,
-        build_sms(config, console, metrics)?,
+        build_sms(config, console, inbox, metrics)?,
         build_hasher(config)?,
         policy,
         build_template(config, policy.ttl())?,

@@ -5,6 +5,7 @@ mod architecture;
 mod binary;
 mod cluster;
 mod config;
+mod dev_pages;
 mod dropin;
 mod faults;
 mod hardening;
