@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod domain;
+mod numbering;
 pub mod ports;
 pub mod service;
 pub mod startup;

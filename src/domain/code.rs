@@ -2,9 +2,8 @@
 
 use std::fmt;
 
-use rand::Rng;
-
-use super::os_random::OsBlockRng;
+use rand::rngs::OsRng;
+use rand::{Rng, TryRngCore};
 
 pub const CODE_LEN: usize = 6;
 const CODE_SPACE: u32 = 1_000_000;
@@ -22,9 +21,10 @@ pub enum CodeError {
 impl Code {
     /// Draws a code uniformly from 000000-999999 with the OS's CSPRNG.
     /// `random_range` rejects out-of-range draws instead of taking a modulus,
-    /// so no value is more likely than another.
+    /// so no value is more likely than another. Without the OS's random
+    /// source no code can be made at all, so its failure is a panic.
     pub fn generate() -> Self {
-        let value = OsBlockRng.random_range(0..CODE_SPACE);
+        let value = OsRng.unwrap_err().random_range(0..CODE_SPACE);
         Self::from_number(value)
     }
 

@@ -8,8 +8,6 @@ mod guesses;
 mod hashing;
 mod limits;
 mod message;
-mod numbering;
-mod os_random;
 mod otp;
 mod phone;
 

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use super::numbering;
+use phonenumber::Type;
+
+use crate::numbering;
 
 /// Longest input we hand to the parser; real numbers with spacing fit easily.
 const MAX_INPUT_LEN: usize = 32;
@@ -102,7 +104,13 @@ impl Phone {
         Ok(Self {
             e164: format!("+{}{}", number.country_code, number.national),
             region: number.region,
-            kind: number.kind,
+            kind: match number.kind {
+                Type::PremiumRate => NumberKind::PremiumRate,
+                Type::SharedCost => NumberKind::SharedCost,
+                Type::PersonalNumber => NumberKind::Personal,
+                Type::Pager => NumberKind::Pager,
+                _ => NumberKind::Ordinary,
+            },
         })
     }
 

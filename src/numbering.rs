@@ -1,5 +1,6 @@
 //! libphonenumber's rules for international numbers, run on regexes compiled
-//! once per country code.
+//! once per country code: a speed workaround for the `phonenumber` crate,
+//! kept outside the domain, which uses it as it would the crate.
 //!
 //! The `phonenumber` crate keeps its regexes in one shared LRU cache and
 //! looks each one up by its pattern text on every use: a lock, a hash of a
@@ -14,9 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
+use phonenumber::Type;
 use regex::{Regex, RegexBuilder};
-
-use super::phone::NumberKind;
 
 /// National significant numbers are this long at most (E.164 and the crate).
 const MAX_NATIONAL_LEN: usize = 17;
@@ -29,7 +29,9 @@ pub struct Numbered {
     pub national: String,
     /// ISO 3166 code; `None` for non-geographic numbers (`+800`, `+882`...).
     pub region: Option<&'static str>,
-    pub kind: NumberKind,
+    /// Its type as libphonenumber names it, from the first pattern that
+    /// matches in libphonenumber's order (fixed line before mobile).
+    pub kind: Type,
 }
 
 /// Reads `digits`, the digits after the `+`, as a country code and a valid
@@ -127,7 +129,7 @@ impl Regions {
     /// whose leading digits it starts with, or (for a region without leading
     /// digits) whose rules call it valid; with the number's kind there when
     /// the search worked it out.
-    fn source_for(&self, national: &str) -> Option<(&Region, Option<NumberKind>)> {
+    fn source_for(&self, national: &str) -> Option<(&Region, Option<Type>)> {
         if let [only] = self.0.as_slice() {
             return Some((only, None));
         }
@@ -150,7 +152,7 @@ struct Region {
     shared_cost: Option<Pattern>,
     /// VoIP, personal, pager, UAN, voicemail, fixed line and mobile: every
     /// other kind a valid number can be, in libphonenumber's order.
-    others: Vec<(Pattern, NumberKind)>,
+    others: Vec<(Pattern, Type)>,
     leading_digits: Option<Regex>,
     national_prefix: Option<&'static str>,
     national_prefix_for_parsing: Option<Regex>,
@@ -168,13 +170,13 @@ impl Region {
             toll_free: pattern(descriptors.toll_free()),
             shared_cost: pattern(descriptors.shared_cost()),
             others: [
-                (descriptors.voip(), NumberKind::Ordinary),
-                (descriptors.personal_number(), NumberKind::Personal),
-                (descriptors.pager(), NumberKind::Pager),
-                (descriptors.uan(), NumberKind::Ordinary),
-                (descriptors.voicemail(), NumberKind::Ordinary),
-                (descriptors.fixed_line(), NumberKind::Ordinary),
-                (descriptors.mobile(), NumberKind::Ordinary),
+                (descriptors.voip(), Type::Voip),
+                (descriptors.personal_number(), Type::PersonalNumber),
+                (descriptors.pager(), Type::Pager),
+                (descriptors.uan(), Type::Uan),
+                (descriptors.voicemail(), Type::Voicemail),
+                (descriptors.fixed_line(), Type::FixedLine),
+                (descriptors.mobile(), Type::Mobile),
             ]
             .into_iter()
             .filter_map(|(d, kind)| Some((pattern(d)?, kind)))
@@ -188,16 +190,16 @@ impl Region {
 
     /// The kind of a valid number, in libphonenumber's order of checks;
     /// `None` for a number of no known kind, which it calls invalid.
-    fn kind(&self, national: &str) -> Option<NumberKind> {
+    fn kind(&self, national: &str) -> Option<Type> {
         let matches = |p: &Option<Pattern>| p.as_ref().is_some_and(|p| p.matches(national));
         if !self.general.matches(national) {
             None
         } else if matches(&self.premium_rate) {
-            Some(NumberKind::PremiumRate)
+            Some(Type::PremiumRate)
         } else if matches(&self.toll_free) {
-            Some(NumberKind::Ordinary)
+            Some(Type::TollFree)
         } else if matches(&self.shared_cost) {
-            Some(NumberKind::SharedCost)
+            Some(Type::SharedCost)
         } else {
             self.others
                 .iter()
@@ -297,11 +299,23 @@ fn regex(pattern: &str) -> Option<Regex> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use phonenumber::Type;
     use proptest::prelude::*;
 
+    /// The kinds texting cares about (`domain::NumberKind`); fixed line,
+    /// mobile and the rest are one, since the crate calls a number both
+    /// when their patterns agree.
+    fn class(kind: Type) -> u8 {
+        match kind {
+            Type::PremiumRate => 1,
+            Type::SharedCost => 2,
+            Type::PersonalNumber => 3,
+            Type::Pager => 4,
+            _ => 0,
+        }
+    }
+
     /// A valid number's E.164 form, and its region and kind where compared.
-    type Verdict = Option<(String, Option<Option<&'static str>>, Option<NumberKind>)>;
+    type Verdict = Option<(String, Option<Option<&'static str>>, Option<u8>)>;
 
     /// What the crate itself says of `+digits`: the E.164 form of a valid
     /// number, its region and kind. Region and kind only for numbers without
@@ -321,13 +335,7 @@ mod tests {
                 .filter(|id| id.len() == 2)
                 .map(|id| DATABASE.by_id(id).unwrap().id())
         });
-        let kind = (!zero_led).then(|| match number.number_type(&DATABASE) {
-            Type::PremiumRate => NumberKind::PremiumRate,
-            Type::SharedCost => NumberKind::SharedCost,
-            Type::PersonalNumber => NumberKind::Personal,
-            Type::Pager => NumberKind::Pager,
-            _ => NumberKind::Ordinary,
-        });
+        let kind = (!zero_led).then(|| class(number.number_type(&DATABASE)));
         Some((format!("+{}{national}", number.code().value()), region, kind))
     }
 
@@ -336,7 +344,7 @@ mod tests {
         Some((
             format!("+{}{}", n.country_code, n.national),
             Some(n.region),
-            Some(n.kind),
+            Some(class(n.kind)),
         ))
     }
 
@@ -408,7 +416,7 @@ mod tests {
         // Italian landlines keep their leading 0.
         assert_eq!(ours("390212345678").unwrap().1, Some("IT"));
         assert_eq!(ours("16135550123").unwrap().1, Some("CA"));
-        assert_eq!(ours("19002345678").unwrap().2, NumberKind::PremiumRate);
+        assert_eq!(ours("19002345678").unwrap().2, class(Type::PremiumRate));
         assert_eq!(ours("80012345678").unwrap().1, None);
         assert_eq!(ours("14155552671").unwrap().1, Some("US"));
         for invalid in ["", "1", "0123", "999123456789", "1415555267", "10005552671"] {
