@@ -20,7 +20,8 @@
 # THREADS (2), OTPD_PORT (18080), MAKER_PORT (18082, the otpd that makes the
 # verify scenarios' codes), REF_PORT (18081), REDIS_URL
 # (redis://127.0.0.1:6379), VERIFY_HEADROOM (3: right codes to make, as a
-# multiple of the send rate times DURATION), CARGO_TARGET_DIR
+# multiple of the send rate times DURATION), PROFILE (dist: the cargo profile
+# built and measured), CARGO_TARGET_DIR
 # (<repo>/target/bench, so the bench doesn't wait on other builds' lock),
 # PRIVATE_REDIS (a port: start a throwaway redis-server there for the run
 # instead of using REDIS_URL, so no other client's commands mix into the
@@ -42,6 +43,7 @@ MAKER_PORT=${MAKER_PORT:-18082}
 REF_PORT=${REF_PORT:-18081}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 VERIFY_HEADROOM=${VERIFY_HEADROOM:-3}
+PROFILE=${PROFILE:-dist}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/bench}
 
 # Every key this run makes starts with this, so cleanup deletes only ours.
@@ -117,10 +119,10 @@ trap 'exit 130' INT TERM
 
 # --bin as well as --examples: with --examples alone cargo builds only the
 # examples (and the library), not the otpd binary.
-log "building otpd and examples/bench_reference.rs (release, $CARGO_TARGET_DIR)"
-cargo build --release --bin otpd --examples
-OTPD_BIN="$CARGO_TARGET_DIR/release/otpd"
-REF_BIN="$CARGO_TARGET_DIR/release/examples/bench_reference"
+log "building otpd and examples/bench_reference.rs (profile $PROFILE, $CARGO_TARGET_DIR)"
+cargo build --profile "$PROFILE" --bin otpd --examples
+OTPD_BIN="$CARGO_TARGET_DIR/$PROFILE/otpd"
+REF_BIN="$CARGO_TARGET_DIR/$PROFILE/examples/bench_reference"
 
 if ! command -v wrk >/dev/null; then
     log "installing wrk"

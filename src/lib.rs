@@ -3,6 +3,8 @@
 //! `domain` holds the policy, `ports` the traits it needs, `service` the use
 //! cases; `adapters` (a folder beside `src`) plug in Redis, SMS vendors and HTTP.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod domain;
 mod numbering;

@@ -138,6 +138,7 @@ impl OtpService {
     ///
     /// # Errors
     /// [`SendError`] when the store or the SMS provider fails.
+    #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
     pub async fn send(&self, phone: &Phone, client: IpAddr) -> Result<Sent, SendError> {
         self.guards.destinations.check(phone)?;
         let buckets = [
@@ -232,6 +233,7 @@ impl OtpService {
     ///
     /// # Errors
     /// [`VerifyError`] for a wrong, locked or missing code, or a store failure.
+    #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
     pub async fn verify(&self, phone: &Phone, code: &Code, client: IpAddr) -> Result<(), VerifyError> {
         let bucket = Bucket::VerifiesFrom(self.guards.client_prefixes.client(client));
         if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.verifies_per_ip).await? {
@@ -313,6 +315,7 @@ impl OtpService {
     /// # Errors
     /// [`StatusError::NotFound`] when no code is pending,
     /// [`StatusError::Limited`] past the client's quota, or a store failure.
+    #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
     pub async fn status(&self, phone: &Phone, client: IpAddr) -> Result<OtpStatus, StatusError> {
         let bucket = Bucket::LookupsFrom(self.guards.client_prefixes.client(client));
         if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.lookups_per_ip).await? {
