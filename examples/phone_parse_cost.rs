@@ -55,7 +55,10 @@ fn main() {
     }
     let (ours, ours_valid) = best_of_five(&numbers, |n| Phone::parse(n).is_ok());
     let (theirs, theirs_valid) = best_of_five(&numbers, crate_path);
-    println!("numbers: {} ({ours_valid} valid by otpd, {theirs_valid} by the crate)", numbers.len());
+    println!(
+        "numbers: {} ({ours_valid} valid by otpd, {theirs_valid} by the crate)",
+        numbers.len()
+    );
     println!("otpd Phone::parse:            {ours:8.0} ns per number");
     println!("phonenumber parse + is_valid: {theirs:8.0} ns per number");
     println!("ratio: {:.1}x", theirs / ours);

@@ -17,14 +17,13 @@ use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 
-use super::allow::AllowedMethods;
 use super::problem::{self, Problem, ProblemCode};
-use super::routes::side_route;
+use super::route_table::{side_name, RouteTable};
 use super::Shared;
 
 pub struct Edge {
     pub shared: Arc<Shared>,
-    pub allowed: Arc<AllowedMethods>,
+    pub routes: Arc<RouteTable>,
 }
 
 impl<E: Endpoint> Middleware<E> for Edge {
@@ -34,7 +33,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
         EdgeEndpoint {
             inner,
             shared: Arc::clone(&self.shared),
-            allowed: Arc::clone(&self.allowed),
+            routes: Arc::clone(&self.routes),
         }
     }
 }
@@ -42,7 +41,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
 pub struct EdgeEndpoint<E> {
     inner: E,
     shared: Arc<Shared>,
-    allowed: Arc<AllowedMethods>,
+    routes: Arc<RouteTable>,
 }
 
 /// A caller's id is kept if it is short and printable, so it can't forge
@@ -95,13 +94,13 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             }
         };
         if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-            if let Some(methods) = self.allowed.for_path(uri.path()) {
+            if let Some(methods) = self.routes.allow(uri.path()) {
                 response.headers_mut().insert("allow", methods);
             }
         }
         let route = response
             .data::<OperationId>()
-            .map_or_else(|| side_route(uri.path()).unwrap_or("unmatched"), |op| op.0);
+            .map_or_else(|| side_name(uri.path()).unwrap_or("unmatched"), |op| op.0);
         let status = response.status();
         let took = started.elapsed();
         let method = method.unwrap_or("other");

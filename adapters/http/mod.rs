@@ -2,7 +2,6 @@
 //! generated OpenAPI document with Swagger UI at `/docs`, and the local
 //! development pages under `/dev` when start-up built an inbox.
 
-mod allow;
 mod api;
 pub mod auth;
 mod body_limit;
@@ -16,6 +15,7 @@ mod legacy_form;
 pub mod ops;
 mod outcomes;
 pub mod problem;
+mod route_table;
 mod routes;
 mod strict_string;
 pub mod webhooks;
@@ -28,6 +28,7 @@ use poem_openapi::{OpenApiService, Tags};
 use self::auth::ApiKeys;
 use self::client_ip::TrustedProxies;
 use self::ops::SmsChain;
+use self::route_table::RouteTable;
 use self::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::Inbox;
@@ -96,31 +97,21 @@ pub fn app(
     inbox: Option<Arc<Inbox>>,
 ) -> impl Endpoint {
     let spec = spec();
-    let extra = [
-        ("/metrics", "GET"),
-        ("/openapi.json", "GET"),
-        ("/openapi.yaml", "GET"),
-    ];
-    let dev_routes = dev::ROUTES
-        .into_iter()
-        .filter(|_| inbox.is_some())
-        .map(|r| (r, "GET"));
-    let allowed =
-        allow::AllowedMethods::from_spec(&spec.spec()).with(extra.into_iter().chain(dev_routes).collect());
+    let route_table = Arc::new(RouteTable::from_spec(&spec.spec()));
     let swagger_ui = Arc::new(documents::Document::page(spec.swagger_ui_html()));
     let mut side = Route::new()
         .at(
-            "/openapi.json",
+            route_table::SPEC_JSON,
             documents::Document::new("application/json; charset=utf-8", spec.spec()),
         )
         .at(
-            "/openapi.yaml",
+            route_table::SPEC_YAML,
             documents::Document::new("application/yaml; charset=utf-8", spec.spec_yaml()),
         )
-        .at("/docs", Arc::clone(&swagger_ui))
-        .at("/docs/", swagger_ui);
+        .at(route_table::DOCS, Arc::clone(&swagger_ui))
+        .at(format!("{}/", route_table::DOCS), swagger_ui);
     if !metrics_elsewhere {
-        side = side.at("/metrics", ops::metrics.data(Arc::clone(&metrics)));
+        side = side.at(route_table::METRICS, ops::metrics.data(Arc::clone(&metrics)));
     }
     let shared = Shared {
         service,
@@ -137,21 +128,24 @@ pub fn app(
         max_bytes: MAX_BODY_BYTES,
         timeout: access.body_timeout,
     })
-    .with(auth::RequireApiKey(Arc::new(access.api_keys)));
+    .with(auth::RequireApiKey {
+        keys: Arc::new(access.api_keys),
+        routes: Arc::clone(&route_table),
+    });
     dev::Mount {
         rest: api,
         pages: inbox.map(dev::endpoint),
     }
     .with(edge::Edge {
         shared: Arc::new(shared),
-        allowed: Arc::new(allowed),
+        routes: route_table,
     })
 }
 
 /// Just `/metrics`, for `metrics.listen`.
 pub fn metrics_app(metrics: Arc<Metrics>) -> impl Endpoint {
     Route::new()
-        .at("/metrics", ops::metrics)
+        .at(route_table::METRICS, ops::metrics)
         .data(metrics)
         .catch_all_error(problem::catch_all)
 }

@@ -33,9 +33,15 @@ pub const TRY_SCRIPT: &str = "/dev/assets/try.js";
 /// Every route, each answering GET only.
 pub const ROUTES: [&str; 7] = [INBOX, TRY, MESSAGES, EVENTS, STYLE, INBOX_SCRIPT, TRY_SCRIPT];
 
+/// Where every development page lives.
+pub const PREFIX: &str = "/dev";
+
 /// Whether a path is one of the development pages' (served or not).
 pub fn is_dev_path(path: &str) -> bool {
-    path == "/dev" || path.starts_with("/dev/")
+    path == PREFIX
+        || path
+            .strip_prefix(PREFIX)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The pages carry codes: no caching, no framing, nothing but their own
