@@ -108,8 +108,10 @@ pub trait OtpStore: Send + Sync + 'static {
 pub enum StoreError {
     #[error("the store did not answer within {0} ms")]
     Timeout(u64),
-    #[error("the store is unavailable: {0}")]
-    Unavailable(String),
+    /// The store could not be reached or failed the call; the source says
+    /// why (log it with its chain). It names no URL, so no password.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the store holds {0} entries, its limit")]
     Full(usize),
 }

@@ -1,10 +1,14 @@
 //! What only Redis shows: the bytes at rest, the TTL, the key layout, and
 //! outages (on a `redis-server` of the test's own, never the shared one).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
+use otpd::adapters::metrics::Metrics;
+use otpd::adapters::store::RedisStore;
 use otpd::config::StoreUrl;
+use otpd::ports::{OtpStore, StoreError};
 use redis::AsyncCommands;
 use sha2::{Digest, Sha512};
 
@@ -231,4 +235,29 @@ async fn a_key_of_another_type_reads_as_no_code() {
     assert_eq!(app.send(PHONE).await.status, 202);
     let code = app.outbox.last_code(PHONE);
     assert_eq!(app.verify(PHONE, &code).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_outage_keeps_its_cause_as_the_source_and_no_password() {
+    let url = format!(
+        "redis://:pw-not-for-logs@127.0.0.1:{}",
+        crate::own_redis::free_port()
+    );
+    let store = RedisStore::new(
+        &url,
+        "otp:",
+        Duration::from_millis(300),
+        1,
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+
+    let error = store.ping().await.unwrap_err();
+
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    // The message names the part; the cause follows as the source, once.
+    assert_eq!(error.to_string(), "the store is unavailable");
+    let cause = std::error::Error::source(&error).expect("a cause").to_string();
+    assert!(!cause.is_empty());
+    assert!(!format!("{error:?}").contains("pw-not-for-logs"), "{error:?}");
 }

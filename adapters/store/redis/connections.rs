@@ -104,11 +104,10 @@ async fn on<M: Connector, T: FromRedisValue>(
         Call::Script(invocation) => invocation.invoke_async(&mut conn).await,
         Call::Command(cmd) => cmd.query_async(&mut conn).await,
     };
-    if let Err(e) = &result {
+    if result.is_err() {
         broken.store(true, Ordering::Relaxed);
-        tracing::warn!(error = %e, "redis call failed");
     }
-    result.map_err(|e| unavailable(&e))
+    result.map_err(|e| unavailable(e, "redis call failed"))
 }
 
 /// A healthy connection and its broken flag. One marked broken is handed
@@ -116,10 +115,11 @@ async fn on<M: Connector, T: FromRedisValue>(
 async fn checkout<M: Connector>(pool: &Pool<Tracked<M>>) -> Result<(M::Conn, Arc<AtomicBool>), StoreError> {
     loop {
         let pooled = pool.get().await.map_err(|e| match e {
-            RunError::User(e) => unavailable(&e),
-            RunError::TimedOut => {
-                StoreError::Unavailable("no connection to Redis could be made in time".into())
-            }
+            RunError::User(e) => unavailable(e, "redis unreachable"),
+            RunError::TimedOut => unavailable(
+                "no connection to Redis could be made in time",
+                "redis unreachable",
+            ),
         })?;
         if !pooled.broken.load(Ordering::Relaxed) {
             return Ok((pooled.inner.clone(), Arc::clone(&pooled.broken)));
@@ -127,8 +127,14 @@ async fn checkout<M: Connector>(pool: &Pool<Tracked<M>>) -> Result<(M::Conn, Arc
     }
 }
 
-fn unavailable(e: &RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// A failure as the port's error, the cause kept as its source. The cause is
+/// logged here, where it happens, so it reaches the logs whatever their
+/// format (the JSON one prints no error's sources); where the port's error is
+/// logged it reads "the store is unavailable", without the cause again.
+fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>, what: &str) -> StoreError {
+    let cause = cause.into();
+    tracing::warn!(error = %cause, "{what}");
+    StoreError::Unavailable(cause)
 }
 
 /// `redis+cluster://[user:pass@]h1:p1,h2:p2` as one URL per node.

@@ -38,6 +38,16 @@ struct Scripts {
     update_delivery: Script,
 }
 
+/// A script that reads a code's record: the layout's Lua side
+/// (`scripts/record.lua`, see `record.rs`) joined onto its body, so the body
+/// splits the record with the prelude's functions. EVALSHA sends only the
+/// SHA, so the prelude costs nothing per call.
+macro_rules! reading_records {
+    ($body:literal) => {
+        Script::new(concat!(include_str!("scripts/record.lua"), include_str!($body)))
+    };
+}
+
 impl RedisStore {
     /// Prepares the connections (see [`Connections::open`] for the URLs);
     /// none is made before the first call.
@@ -58,11 +68,11 @@ impl RedisStore {
                 issue: Script::new(include_str!("scripts/issue.lua")),
                 take: Script::new(include_str!("scripts/take.lua")),
                 give_back: Script::new(include_str!("scripts/give_back.lua")),
-                verify: Script::new(include_str!("scripts/verify.lua")),
-                status: Script::new(include_str!("scripts/status.lua")),
-                withdraw: Script::new(include_str!("scripts/withdraw.lua")),
-                record_delivery: Script::new(include_str!("scripts/record_delivery.lua")),
-                update_delivery: Script::new(include_str!("scripts/update_delivery.lua")),
+                verify: reading_records!("scripts/verify.lua"),
+                status: reading_records!("scripts/status.lua"),
+                withdraw: reading_records!("scripts/withdraw.lua"),
+                record_delivery: reading_records!("scripts/record_delivery.lua"),
+                update_delivery: reading_records!("scripts/update_delivery.lua"),
             },
         })
     }

@@ -7,8 +7,10 @@
 //! \n<provider>\n<message id>\n<state>\n<rank>\n<unix seconds>\n<error code>
 //! ```
 //!
-//! The scripts in `scripts/` split it the same way: the first 64 bytes, the
-//! digits up to the first `\n`, then the delivery's fields.
+//! This file and `scripts/record.lua` are the layout's two sides: that
+//! prelude, joined onto every script that reads a record, splits it into the
+//! first 64 bytes, the digits up to the first `\n`, then the delivery's
+//! fields, and writes it back from them. A layout change touches the two.
 
 use crate::domain::{Delivery, PendingOtp};
 

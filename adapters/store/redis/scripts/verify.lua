@@ -7,9 +7,8 @@
 -- candidate hash per hash key.
 -- Returns {0} not found, {1} approved, {2, ms left} locked, {3, attempts
 -- left} mismatch, {4, ms to wait} the budget allows no guess now.
--- pcall: a key of another type (a hash, as otpd stored codes before) is no code.
-local record = redis.pcall('GET', KEYS[1])
-if type(record) ~= 'string' then
+local record = get_record(KEYS[1])
+if not record then
   return {0}
 end
 local free, first_ms, max_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -25,11 +24,8 @@ if most > 0 then
     return {4, redis.call('PTTL', KEYS[2])}
   end
 end
--- The record (record.rs): 64 bytes of hash, the attempts left, then the
--- delivery from the first line break on.
-local stored = string.sub(record, 1, 64)
-local delivery = string.find(record, '\n', 65, true)
-local left = tonumber(string.sub(record, 65, (delivery or 0) - 1))
+local stored, attempts, delivery = read_record(record)
+local left = tonumber(attempts)
 if not left then
   return {0}
 end
@@ -54,7 +50,7 @@ if matched == 1 then
   return {1}
 end
 left = left - 1
-redis.call('SET', KEYS[1], stored .. left .. (delivery and string.sub(record, delivery) or ''), 'KEEPTTL')
+redis.call('SET', KEYS[1], write_record(stored, left, delivery), 'KEEPTTL')
 if most > 0 then
   fails = fails + 1
   redis.call('SET', KEYS[2], fails, 'PX', memory_ms)
