@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
-use reqwest::StatusCode;
+use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::retry::{send_with_retries, AttemptError, RetryPolicy};
@@ -49,13 +49,7 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
 
     /// The request that sends `text` to `to`, asking for delivery reports
     /// at `callback` when given.
-    fn request(
-        &self,
-        http: &reqwest::Client,
-        to: &Phone,
-        text: &SmsText,
-        callback: Option<&str>,
-    ) -> reqwest::RequestBuilder;
+    fn request(&self, http: &Client, to: &Phone, text: &SmsText, callback: Option<&str>) -> RequestBuilder;
 
     /// The message id a successful reply names.
     fn message_id(reply: Self::Reply) -> Option<String>;

@@ -18,9 +18,13 @@ use crate::ports::SmsSender;
 fn vendor(kind: SmsProvider, sms: &SmsConfig) -> Option<Box<dyn Chosen + '_>> {
     Some(match kind {
         SmsProvider::Console => return None,
-        SmsProvider::Plivo => Box::new(With::<Plivo>(&sms.plivo, PhantomData)),
-        SmsProvider::Twilio => Box::new(With::<Twilio>(&sms.twilio, PhantomData)),
+        SmsProvider::Plivo => chosen::<Plivo>(&sms.plivo),
+        SmsProvider::Twilio => chosen::<Twilio>(&sms.twilio),
     })
+}
+
+fn chosen<V: Vendor>(settings: &V::Settings) -> Box<dyn Chosen + '_> {
+    Box::new(With::<V>(settings, PhantomData))
 }
 
 /// A vendor with its settings, its type forgotten so that one list holds them.

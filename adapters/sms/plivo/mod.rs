@@ -5,7 +5,7 @@
 mod signature;
 
 use reqwest::header::HeaderMap;
-use reqwest::StatusCode;
+use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -23,10 +23,9 @@ pub struct Plivo {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct Reply {
-    #[serde(default)]
     message_uuid: Vec<String>,
-    #[serde(default)]
     error: Option<String>,
 }
 
@@ -66,13 +65,7 @@ impl Vendor for Plivo {
         ("sms.plivo.auth_token", &config.auth_token)
     }
 
-    fn request(
-        &self,
-        http: &reqwest::Client,
-        to: &Phone,
-        text: &SmsText,
-        callback: Option<&str>,
-    ) -> reqwest::RequestBuilder {
+    fn request(&self, http: &Client, to: &Phone, text: &SmsText, callback: Option<&str>) -> RequestBuilder {
         let mut body = json!({
             "src": self.src,
             "dst": to.as_str().trim_start_matches('+'),

@@ -5,7 +5,7 @@
 mod signature;
 
 use reqwest::header::HeaderMap;
-use reqwest::StatusCode;
+use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
 use super::retry::AttemptError;
@@ -33,12 +33,10 @@ enum Sender {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct Reply {
-    #[serde(default)]
     sid: Option<String>,
-    #[serde(default)]
     code: Option<i64>,
-    #[serde(default)]
     message: Option<String>,
 }
 
@@ -98,13 +96,7 @@ impl Vendor for Twilio {
         ("sms.twilio.auth_token", &config.auth_token)
     }
 
-    fn request(
-        &self,
-        http: &reqwest::Client,
-        to: &Phone,
-        text: &SmsText,
-        callback: Option<&str>,
-    ) -> reqwest::RequestBuilder {
+    fn request(&self, http: &Client, to: &Phone, text: &SmsText, callback: Option<&str>) -> RequestBuilder {
         let mut form = vec![("To", to.as_str()), ("Body", text.as_str())];
         form.push(match &self.sender {
             Sender::From(from) => ("From", from.as_str()),
