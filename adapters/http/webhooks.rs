@@ -13,20 +13,25 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::problem::{Problem, ProblemCode};
 use super::{ApiTags, Shared};
-use crate::adapters::metrics::Metrics;
-use crate::adapters::sms::signature::{self, PlivoHeaders};
-use crate::adapters::sms::{plivo, twilio};
+use crate::adapters::sms::plivo::Plivo;
+use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::Vendor;
 use crate::config::Secret;
-use crate::domain::DeliveryState;
-use crate::service::OtpService;
 
 /// What the webhooks check signatures against.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookKeys {
     /// `http.public_url`, without a trailing slash.
     pub public_url: Option<String>,
-    pub plivo_auth_token: Option<Secret>,
-    pub twilio_auth_token: Option<Secret>,
+    /// The secret each vendor whose reports are taken signs them with, by
+    /// vendor name.
+    pub tokens: BTreeMap<&'static str, Secret>,
+}
+
+/// Where `vendor` posts its reports, as it is told at each send and as it
+/// signs them. The path is the route's below (`/v1/webhooks/<name>`).
+pub fn report_url(public_url: &str, vendor: &str) -> String {
+    format!("{public_url}/v1/webhooks/{vendor}")
 }
 
 pub struct WebhookApi;
@@ -74,14 +79,10 @@ fn not_configured() -> WebhookError {
 
 impl WebhookKeys {
     /// The URL the vendor signed, and its token; none when reports are off.
-    fn signing(&self, vendor: &str, token: Option<&Secret>) -> Option<(String, String)> {
+    fn signing(&self, vendor: &str) -> Option<(String, &Secret)> {
         let base = self.public_url.as_ref()?;
-        Some((format!("{base}/v1/webhooks/{vendor}"), token?.expose().to_owned()))
+        Some((report_url(base, vendor), self.tokens.get(vendor)?))
     }
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 const TOKEN_RULE: &str = "must be 1 to 64 letters, digits, '-', '_' or '.'";
@@ -95,44 +96,51 @@ fn is_token(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Records a checked report. A status the service doesn't track is taken
-/// and ignored, so the vendor doesn't retry it.
-async fn record(
-    service: &OtpService,
-    metrics: &Metrics,
-    provider: &str,
-    params: &BTreeMap<String, String>,
-    id_field: &str,
-    status_field: &str,
-    state_of: fn(&str) -> Option<DeliveryState>,
+/// Checks a report's signature and records it. A status the service doesn't
+/// track is taken and ignored, so the vendor doesn't retry it.
+async fn take<V: Vendor>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    params: BTreeMap<String, String>,
 ) -> Result<WebhookResponse, WebhookError> {
+    let (url, token) = shared.webhook_keys.signing(V::NAME).ok_or_else(not_configured)?;
+    let pairs: Vec<(String, String)> = params.clone().into_iter().collect();
+    if !V::report_signed(token.expose(), &url, &pairs, headers) {
+        return Err(forbidden(&format!(
+            "the {} signature is missing or wrong",
+            V::TITLE
+        )));
+    }
+    let fields = V::REPORT;
     let bad_request =
         |detail: String| WebhookError::BadRequest(Json(Problem::new(ProblemCode::InvalidRequest, detail)));
-    let (Some(message_id), Some(status)) = (params.get(id_field), params.get(status_field)) else {
+    let (Some(message_id), Some(status)) = (params.get(fields.message_id), params.get(fields.status)) else {
         return Err(bad_request(format!(
-            "the report needs {id_field} and {status_field}"
+            "the report needs {} and {}",
+            fields.message_id, fields.status
         )));
     };
     // What is stored and shown later must be what a vendor could mean.
     if !is_token(message_id) {
-        return Err(bad_request(format!("{id_field} {TOKEN_RULE}")));
+        return Err(bad_request(format!("{} {TOKEN_RULE}", fields.message_id)));
     }
-    let Some(state) = state_of(status) else {
+    let Some(state) = V::delivery_state(status) else {
         return Ok(WebhookResponse::Taken(Json(Ack { recorded: false })));
     };
     // "0" and "000" mean no error in the vendors' reports.
     let error_code = params
-        .get("ErrorCode")
+        .get(fields.error_code)
         .filter(|c| !c.is_empty() && !c.bytes().all(|b| b == b'0'))
         .cloned();
     if error_code.as_deref().is_some_and(|c| !is_token(c)) {
-        return Err(bad_request(format!("ErrorCode {TOKEN_RULE}")));
+        return Err(bad_request(format!("{} {TOKEN_RULE}", fields.error_code)));
     }
-    let recorded = service
-        .report_delivery(provider, message_id, state, error_code)
+    let recorded = shared
+        .service
+        .report_delivery(V::NAME, message_id, state, error_code)
         .await
         .map_err(|e| WebhookError::Unavailable(Json(Problem::from(e))))?;
-    metrics.delivery_report(provider, state.as_str());
+    shared.metrics.delivery_report(V::NAME, state.as_str());
     Ok(WebhookResponse::Taken(Json(Ack { recorded })))
 }
 
@@ -151,28 +159,7 @@ impl WebhookApi {
         /// `MessageUUID`, `Status`, `ErrorCode` and whatever else Plivo sends.
         form: Form<BTreeMap<String, String>>,
     ) -> Result<WebhookResponse, WebhookError> {
-        let keys = &shared.webhook_keys;
-        let (url, token) = keys
-            .signing("plivo", keys.plivo_auth_token.as_ref())
-            .ok_or_else(not_configured)?;
-        let params: Vec<(String, String)> = form.0.clone().into_iter().collect();
-        let signed = PlivoHeaders {
-            v3: header(headers, "x-plivo-signature-v3"),
-            v3_nonce: header(headers, "x-plivo-signature-v3-nonce"),
-        };
-        if !signature::plivo_verified(&token, &url, &params, signed) {
-            return Err(forbidden("the Plivo signature is missing or wrong"));
-        }
-        record(
-            &shared.service,
-            &shared.metrics,
-            plivo::NAME,
-            &form.0,
-            "MessageUUID",
-            "Status",
-            plivo::delivery_state,
-        )
-        .await
+        take::<Plivo>(&shared, headers, form.0).await
     }
 
     /// Twilio delivery report
@@ -187,24 +174,6 @@ impl WebhookApi {
         /// `MessageSid`, `MessageStatus`, `ErrorCode` and whatever else Twilio sends.
         form: Form<BTreeMap<String, String>>,
     ) -> Result<WebhookResponse, WebhookError> {
-        let keys = &shared.webhook_keys;
-        let (url, token) = keys
-            .signing("twilio", keys.twilio_auth_token.as_ref())
-            .ok_or_else(not_configured)?;
-        let params: Vec<(String, String)> = form.0.clone().into_iter().collect();
-        let given = header(headers, "x-twilio-signature").unwrap_or_default();
-        if !signature::twilio_verified(&token, &url, &params, given) {
-            return Err(forbidden("the Twilio signature is missing or wrong"));
-        }
-        record(
-            &shared.service,
-            &shared.metrics,
-            twilio::NAME,
-            &form.0,
-            "MessageSid",
-            "MessageStatus",
-            twilio::delivery_state,
-        )
-        .await
+        take::<Twilio>(&shared, headers, form.0).await
     }
 }

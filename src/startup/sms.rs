@@ -1,14 +1,82 @@
-//! From settings to the SMS sender chain: console, Plivo, Twilio, failover.
+//! From settings to the SMS sender chain (console, vendors, failover) and to
+//! the keys the vendors' delivery reports are checked with.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::adapters::http::webhooks::{report_url, WebhookKeys};
 use crate::adapters::metrics::Metrics;
-use crate::adapters::sms::{
-    ConsoleOut, ConsoleSender, Failover, Inbox, PlivoSender, RetryPolicy, TwilioSender,
-};
-use crate::config::{Config, ConfigError, PlivoConfig, SmsProvider, TwilioConfig};
+use crate::adapters::sms::plivo::Plivo;
+use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::{ConsoleOut, ConsoleSender, Failover, Inbox, RetryPolicy, Vendor, VendorSender};
+use crate::config::{Config, ConfigError, Secret, SmsConfig, SmsProvider};
 use crate::ports::SmsSender;
+
+/// The vendors, by the setting that names them: the one list of them.
+/// `None` for the console, which is no vendor.
+fn vendor(kind: SmsProvider, sms: &SmsConfig) -> Option<Box<dyn Chosen + '_>> {
+    Some(match kind {
+        SmsProvider::Console => return None,
+        SmsProvider::Plivo => chosen::<Plivo>(&sms.plivo),
+        SmsProvider::Twilio => chosen::<Twilio>(&sms.twilio),
+    })
+}
+
+fn chosen<V: Vendor>(settings: &V::Settings) -> Box<dyn Chosen + '_> {
+    Box::new(With::<V>(settings, PhantomData))
+}
+
+/// A vendor with its settings, its type forgotten so that one list holds them.
+trait Chosen {
+    fn sender(&self, shared: &Shared) -> Result<Arc<dyn SmsSender>, ConfigError>;
+
+    /// Its name and the key its reports are signed with, when it has one.
+    ///
+    /// # Errors
+    /// Reports are asked for (`public_url`) and it has no key.
+    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, Secret)>, ConfigError>;
+}
+
+/// What every vendor's sender is built with.
+struct Shared<'a> {
+    http: reqwest::Client,
+    policy: RetryPolicy,
+    public_url: Option<&'a str>,
+    metrics: &'a Arc<Metrics>,
+}
+
+struct With<'a, V: Vendor>(&'a V::Settings, PhantomData<V>);
+
+impl<V: Vendor> Chosen for With<'_, V> {
+    fn sender(&self, shared: &Shared) -> Result<Arc<dyn SmsSender>, ConfigError> {
+        V::check(self.0)?;
+        Ok(Arc::new(VendorSender::<V>::new(
+            self.0,
+            shared.http.clone(),
+            shared.policy,
+            shared.public_url.map(|base| report_url(base, V::NAME)),
+            Arc::clone(shared.metrics),
+        )))
+    }
+
+    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, Secret)>, ConfigError> {
+        let (setting, key) = V::report_key(self.0);
+        if !key.is_empty() {
+            return Ok(Some((V::NAME, key.clone())));
+        }
+        if public_url.is_some() {
+            return Err(ConfigError::new(
+                setting,
+                format!(
+                    "is required to check {}'s delivery reports when http.public_url is set",
+                    V::TITLE
+                ),
+            ));
+        }
+        Ok(None)
+    }
+}
 
 pub(super) fn build_sms(
     config: &Config,
@@ -29,41 +97,46 @@ pub(super) fn build_sms(
         .timeout(timeout)
         .build()
         .map_err(|e| ConfigError::new("sms", e))?;
-    let policy = RetryPolicy::new(sms.retries, timeout);
-    let public_url = public_url(config)?;
-    let callback = |provider: &str| public_url.map(|base| format!("{base}/v1/webhooks/{provider}"));
+    let shared = Shared {
+        http,
+        policy: RetryPolicy::new(sms.retries, timeout),
+        public_url: public_url(config)?,
+        metrics,
+    };
     let mut console = Some(console);
     let mut build = |kind: SmsProvider| -> Result<Arc<dyn SmsSender>, ConfigError> {
-        Ok(match kind {
-            SmsProvider::Console => Arc::new(
+        match vendor(kind, sms) {
+            Some(vendor) => vendor.sender(&shared),
+            None => Ok(Arc::new(
                 ConsoleSender::new(console.take().unwrap_or(ConsoleOut::Stdout)).with_inbox(inbox.clone()),
-            ),
-            SmsProvider::Plivo => {
-                check_plivo(&sms.plivo)?;
-                Arc::new(PlivoSender::new(
-                    &sms.plivo,
-                    http.clone(),
-                    policy,
-                    callback("plivo"),
-                    Arc::clone(metrics),
-                ))
-            }
-            SmsProvider::Twilio => {
-                check_twilio(&sms.twilio)?;
-                Arc::new(TwilioSender::new(
-                    &sms.twilio,
-                    http.clone(),
-                    policy,
-                    callback("twilio"),
-                    Arc::clone(metrics),
-                ))
-            }
-        })
+            )),
+        }
     };
     let primary = build(sms.provider)?;
     Ok(match sms.fallback {
         Some(kind) => Arc::new(Failover::new(primary, build(kind)?)),
         None => primary,
+    })
+}
+
+/// The keys of the vendors in use, whose reports are taken when
+/// `http.public_url` is set.
+pub(super) fn webhook_keys(config: &Config) -> Result<WebhookKeys, ConfigError> {
+    let sms = &config.sms;
+    let public_url = public_url(config)?;
+    let mut tokens = std::collections::BTreeMap::new();
+    for kind in [Some(sms.provider), sms.fallback].into_iter().flatten() {
+        if let Some((name, key)) = vendor(kind, sms)
+            .map(|v| v.report_key(public_url))
+            .transpose()?
+            .flatten()
+        {
+            tokens.insert(name, key);
+        }
+    }
+    Ok(WebhookKeys {
+        public_url: public_url.map(str::to_owned),
+        tokens,
     })
 }
 
@@ -79,30 +152,4 @@ pub(super) fn public_url(config: &Config) -> Result<Option<&str>, ConfigError> {
         )),
         None => Ok(None),
     }
-}
-
-fn required(key: &str, value: &str) -> Result<(), ConfigError> {
-    if value.is_empty() {
-        return Err(ConfigError::new(key, "is required by the chosen SMS provider"));
-    }
-    Ok(())
-}
-
-fn check_plivo(plivo: &PlivoConfig) -> Result<(), ConfigError> {
-    required("sms.plivo.auth_id", &plivo.auth_id)?;
-    required("sms.plivo.auth_token", plivo.auth_token.expose())?;
-    required("sms.plivo.src", &plivo.src)
-}
-
-fn check_twilio(twilio: &TwilioConfig) -> Result<(), ConfigError> {
-    required("sms.twilio.account_sid", &twilio.account_sid)?;
-    if twilio.api_key_sid.is_empty() {
-        required("sms.twilio.auth_token", twilio.auth_token.expose())?;
-    } else {
-        required("sms.twilio.api_key_secret", twilio.api_key_secret.expose())?;
-    }
-    if twilio.messaging_service_sid.is_empty() {
-        required("sms.twilio.from", &twilio.from)?;
-    }
-    Ok(())
 }

@@ -8,11 +8,10 @@ use std::time::Duration;
 use crate::adapters::http;
 use crate::adapters::http::auth::ApiKeys;
 use crate::adapters::http::client_ip::TrustedProxies;
-use crate::adapters::http::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
-use crate::config::{Config, ConfigError, LimitsConfig, Secret, SmsProvider};
+use crate::config::{Config, ConfigError, LimitsConfig};
 use crate::domain::{
     Autofill, ClientPrefixes, Code, CodeHasher, DestinationPolicy, GuessBudget, HashKey, MessageTemplate,
     OtpPolicy, Phone, PolicyError, PrefixError, Quota, SendLimits, TemplateError,
@@ -20,7 +19,7 @@ use crate::domain::{
 use crate::ports::OtpStore;
 use crate::service::{Guards, OtpService};
 
-use super::sms::{build_sms, public_url};
+use super::sms::{build_sms, webhook_keys};
 
 const MEMORY_URL: &str = "memory://";
 
@@ -124,23 +123,7 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
     }
     let trusted_proxies = TrustedProxies::parse(&config.http.trusted_proxies)
         .map_err(|e| ConfigError::new("http.trusted_proxies", e))?;
-    let sms = &config.sms;
-    let uses = |provider| sms.provider == provider || sms.fallback == Some(provider);
-    let token = |provider, token: &Secret| (uses(provider) && !token.is_empty()).then(|| token.clone());
-    let webhook_keys = WebhookKeys {
-        public_url: public_url(config)?.map(str::to_owned),
-        plivo_auth_token: token(SmsProvider::Plivo, &sms.plivo.auth_token),
-        twilio_auth_token: token(SmsProvider::Twilio, &sms.twilio.auth_token),
-    };
-    if webhook_keys.public_url.is_some()
-        && uses(SmsProvider::Twilio)
-        && webhook_keys.twilio_auth_token.is_none()
-    {
-        return Err(ConfigError::new(
-            "sms.twilio.auth_token",
-            "is required to check Twilio's delivery reports when http.public_url is set",
-        ));
-    }
+    let webhook_keys = webhook_keys(config)?;
     Ok(http::Access {
         api_keys,
         trusted_proxies,

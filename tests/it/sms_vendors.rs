@@ -561,7 +561,7 @@ fn tokens_never_show_in_debug() {
     for secret in [PLIVO_TOKEN, TWILIO_TOKEN, "key-secret-value"] {
         assert!(!debug.contains(secret), "{debug}");
     }
-    let sender = otpd::adapters::sms::PlivoSender::new(
+    let sender = otpd::adapters::sms::VendorSender::<otpd::adapters::sms::plivo::Plivo>::new(
         &config.sms.plivo,
         reqwest::Client::new(),
         otpd::adapters::sms::RetryPolicy::new(0, Duration::from_secs(1)),

@@ -1,0 +1,162 @@
+//! What the sender, the webhook route and start-up need from an SMS vendor
+//! reached over HTTP, and the one `SmsSender` that serves every vendor: each
+//! vendor says how to ask and how to read the answer, the rest is here.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::header::HeaderMap;
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::retry::{send_with_retries, AttemptError, RetryPolicy};
+use crate::adapters::metrics::Metrics;
+use crate::config::{ConfigError, Secret};
+use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
+use crate::ports::{SmsError, SmsSender};
+
+/// An SMS vendor: its settings, its API and its delivery reports.
+pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
+    /// Lower case, as in receipts, metrics, `sms.<name>` and the report path.
+    const NAME: &'static str;
+    /// As people write it, for error texts.
+    const TITLE: &'static str;
+    /// The field of a successful reply that holds the message id, named in
+    /// the error when it is missing.
+    const ID_FIELD: &'static str;
+    /// Which fields of its delivery report say what.
+    const REPORT: ReportFields;
+
+    /// Its section of the settings.
+    type Settings;
+    /// Its API's answer, success or error; a body that doesn't read as one
+    /// counts as the default.
+    type Reply: DeserializeOwned + Default + Send;
+
+    /// Checks, at start, that the settings can send.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first missing setting.
+    fn check(settings: &Self::Settings) -> Result<(), ConfigError>;
+
+    /// The vendor as `settings` describe it (checked or not: tests build
+    /// one from partial settings).
+    fn new(settings: &Self::Settings) -> Self;
+
+    /// The secret its delivery reports are signed with, and its setting.
+    fn report_key(settings: &Self::Settings) -> (&'static str, &Secret);
+
+    /// The request that sends `text` to `to`, asking for delivery reports
+    /// at `callback` when given.
+    fn request(&self, http: &Client, to: &Phone, text: &SmsText, callback: Option<&str>) -> RequestBuilder;
+
+    /// The message id a successful reply names.
+    fn message_id(reply: Self::Reply) -> Option<String>;
+
+    /// What a reply that isn't success means: a refused number, worth
+    /// another try (see [`status_error`]), or final.
+    fn refusal(status: StatusCode, reply: Self::Reply) -> AttemptError;
+
+    /// The state a report's status names; `None` for one not tracked.
+    fn delivery_state(status: &str) -> Option<DeliveryState>;
+
+    /// Whether a report with these form `params` and `headers`, posted to
+    /// `url`, was signed with `key`.
+    fn report_signed(key: &str, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool;
+}
+
+/// The form fields of a delivery report.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportFields {
+    pub message_id: &'static str,
+    pub status: &'static str,
+    pub error_code: &'static str,
+}
+
+/// A vendor as an `SmsSender`, with the shared failure policy.
+#[derive(Debug)]
+pub struct VendorSender<V> {
+    vendor: V,
+    http: reqwest::Client,
+    status_callback: Option<String>,
+    policy: RetryPolicy,
+    metrics: Arc<Metrics>,
+}
+
+impl<V: Vendor> VendorSender<V> {
+    pub fn new(
+        settings: &V::Settings,
+        http: reqwest::Client,
+        policy: RetryPolicy,
+        status_callback: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            vendor: V::new(settings),
+            http,
+            status_callback,
+            policy,
+            metrics,
+        }
+    }
+
+    async fn attempt(&self, to: &Phone, text: &SmsText) -> Result<String, AttemptError> {
+        let response = self
+            .vendor
+            .request(&self.http, to, text, self.status_callback.as_deref())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let reply: V::Reply = response.json().await.unwrap_or_default();
+        if status.is_success() {
+            return V::message_id(reply)
+                .ok_or_else(|| AttemptError::Permanent(format!("{status} without a {}", V::ID_FIELD)));
+        }
+        Err(V::refusal(status, reply))
+    }
+}
+
+#[async_trait]
+impl<V: Vendor> SmsSender for VendorSender<V> {
+    async fn send(&self, to: &Phone, text: &SmsText, _local_id: &str) -> Result<SmsReceipt, SmsError> {
+        let tracked = self.status_callback.is_some();
+        send_with_retries(V::NAME, &self.policy, tracked, &self.metrics, || {
+            self.attempt(to, text)
+        })
+        .await
+    }
+}
+
+/// A request that got no HTTP answer: worth another try. The URL is left
+/// out of the text; it would say nothing the provider name doesn't.
+fn transport_error(e: reqwest::Error) -> AttemptError {
+    AttemptError::Transient(e.without_url().to_string())
+}
+
+/// An HTTP answer that isn't success: 429 and 5xx may pass, the rest won't.
+pub fn status_error(status: StatusCode, detail: &str) -> AttemptError {
+    let reason = format!("HTTP {}: {detail}", status.as_u16());
+    if status.as_u16() == 429 || status.is_server_error() {
+        AttemptError::Transient(reason)
+    } else {
+        AttemptError::Permanent(reason)
+    }
+}
+
+/// A setting the vendor can't do without.
+///
+/// # Errors
+/// A [`ConfigError`] naming `key` when `value` is empty.
+pub fn required(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(ConfigError::new(key, "is required by the chosen SMS provider"));
+    }
+    Ok(())
+}
+
+/// A header's value, if it is there and readable.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
