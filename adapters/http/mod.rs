@@ -2,34 +2,24 @@
 //! generated OpenAPI document with Swagger UI at `/docs`, and the local
 //! development pages under `/dev` when start-up built an inbox.
 
-mod api;
-pub mod auth;
-mod body_limit;
-pub mod client_ip;
 pub mod dev;
-mod documents;
-mod dropin;
-mod edge;
-pub mod idle;
-mod legacy_form;
-pub mod ops;
-mod outcomes;
+pub mod extract;
+pub mod handlers;
 pub mod problem;
-mod route_table;
-mod routes;
-mod strict_string;
-pub mod webhooks;
+pub mod server;
 
 use std::sync::Arc;
 
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
 
-use self::auth::ApiKeys;
-use self::client_ip::TrustedProxies;
-use self::ops::SmsChain;
-use self::route_table::RouteTable;
-use self::webhooks::WebhookKeys;
+use self::extract::auth::{self, ApiKeys};
+use self::extract::client_ip::TrustedProxies;
+use self::handlers::ops::{self, SmsChain};
+use self::handlers::webhooks::WebhookKeys;
+use self::handlers::{documents, dropin, otp, webhooks};
+use self::server::route_table::{self, RouteTable};
+use self::server::{body_limit, dispatch, each_request};
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::Inbox;
 use crate::service::OtpService;
@@ -49,12 +39,12 @@ pub enum ApiTags {
     Operations,
 }
 
-pub type Spec = OpenApiService<(api::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi), ()>;
+pub type Spec = OpenApiService<(otp::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi), ()>;
 
 /// The API description; the committed `openapi.yaml` is `spec().spec_yaml()`.
 pub fn spec() -> Spec {
     OpenApiService::new(
-        (api::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi),
+        (otp::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi),
         "otpd",
         env!("CARGO_PKG_VERSION"),
     )
@@ -120,7 +110,7 @@ pub fn app(
         trusted_proxies: access.trusted_proxies,
         webhook_keys: access.webhook_keys,
     };
-    let api = routes::Routes {
+    let api = dispatch::Dispatch {
         operations: spec.into_endpoint(),
         side,
     }
@@ -136,7 +126,7 @@ pub fn app(
         rest: api,
         pages: inbox.map(dev::endpoint),
     }
-    .with(edge::Edge {
+    .with(each_request::EachRequest {
         shared: Arc::new(shared),
         routes: route_table,
     })

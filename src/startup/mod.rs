@@ -14,7 +14,7 @@ use std::time::Duration;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
 use crate::adapters::http;
-use crate::adapters::http::ops::SmsChain;
+use crate::adapters::http::handlers::ops::SmsChain;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::config::{Config, ConfigError, SmsProvider};
@@ -182,7 +182,7 @@ impl Application {
             inbox,
         } = self.parts;
         let metrics_elsewhere = self.metrics_listener.is_some();
-        let acceptor = http::idle::IdleClosingAcceptor::new(self.acceptor, self.idle_timeout);
+        let acceptor = http::server::idle::IdleClosingAcceptor::new(self.acceptor, self.idle_timeout);
         let main = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             http::app(
                 self.service,

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::http::webhooks::{report_url, WebhookKeys};
+use crate::adapters::http::handlers::webhooks::{report_url, WebhookKeys};
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::plivo::Plivo;
 use crate::adapters::sms::twilio::Twilio;

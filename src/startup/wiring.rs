@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::http;
-use crate::adapters::http::auth::ApiKeys;
-use crate::adapters::http::client_ip::TrustedProxies;
+use crate::adapters::http::extract::auth::ApiKeys;
+use crate::adapters::http::extract::client_ip::TrustedProxies;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};

@@ -7,8 +7,8 @@ use poem::{handler, IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::problem::{Problem, ProblemCode};
-use super::{ApiTags, Shared};
+use crate::adapters::http::problem::{Problem, ProblemCode};
+use crate::adapters::http::{ApiTags, Shared};
 use crate::adapters::metrics::Metrics;
 
 pub struct OpsApi;

@@ -11,8 +11,8 @@ use poem::web::Data;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::problem::{Problem, ProblemCode};
-use super::{ApiTags, Shared};
+use crate::adapters::http::problem::{Problem, ProblemCode};
+use crate::adapters::http::{ApiTags, Shared};
 use crate::adapters::sms::plivo::Plivo;
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::Vendor;

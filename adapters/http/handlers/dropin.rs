@@ -8,12 +8,11 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
-use super::auth::ApiAuth;
-use super::client_ip::ClientIp;
-use super::legacy_form::LegacyForm;
-use super::outcomes;
-use super::problem::{LegacyError, LegacyMessage, Problem, ProblemCode};
-use super::{ApiTags, Shared};
+use crate::adapters::http::extract::auth::ApiAuth;
+use crate::adapters::http::extract::client_ip::ClientIp;
+use crate::adapters::http::extract::legacy_form::LegacyForm;
+use crate::adapters::http::problem::{LegacyError, LegacyMessage, Problem, ProblemCode};
+use crate::adapters::http::{ApiTags, Shared};
 use crate::domain::{Code, Phone, PhoneError};
 use crate::service::StatusError;
 
@@ -113,7 +112,7 @@ impl DropInApi {
     ) -> Result<GenerateResponse, LegacyError> {
         let phone = parse_phone(required(&form.phone_number, "phone_number")?).map_err(Problem::from)?;
         let sent = shared.service.send(&phone, client.0).await.map_err(Problem::from);
-        outcomes::send(&shared.metrics, &sent);
+        shared.metrics.answered_send(&sent);
         let sent = sent?;
         Ok(GenerateResponse::Sent(Json(Generated {
             status: "success".into(),
@@ -144,7 +143,7 @@ impl DropInApi {
             .verify(&phone, &code, client.0)
             .await
             .map_err(Problem::from);
-        outcomes::verification(&shared.metrics, &verified);
+        shared.metrics.answered_verification(&verified);
         match verified {
             Ok(()) => Ok(VerifyOtpResponse::Verified(message("success", "OTP verified."))),
             Err(p) if p.code == ProblemCode::NotFound => {

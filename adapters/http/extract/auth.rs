@@ -16,8 +16,8 @@ use poem_openapi::SecurityScheme;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use super::problem::{Problem, ProblemCode};
-use super::route_table::RouteTable;
+use crate::adapters::http::problem::{Problem, ProblemCode};
+use crate::adapters::http::server::route_table::RouteTable;
 use crate::config::Secret;
 
 #[derive(Debug, Clone, Default)]

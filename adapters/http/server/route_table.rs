@@ -51,7 +51,7 @@ const SIDE_ROUTES: [Side; 5] = [
     },
     // The development pages check their own conditions (adapters/http/dev).
     Side {
-        path: super::dev::PREFIX,
+        path: crate::adapters::http::dev::PREFIX,
         under: true,
         name: "dev",
         keyed: false,

@@ -7,14 +7,14 @@ use futures_util::future::Either;
 use futures_util::TryFutureExt;
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
 
-use super::route_table::side_name;
+use crate::adapters::http::server::route_table::side_name;
 
-pub struct Routes<A, S> {
+pub struct Dispatch<A, S> {
     pub operations: A,
     pub side: S,
 }
 
-impl<A: Endpoint, S: Endpoint> Endpoint for Routes<A, S> {
+impl<A: Endpoint, S: Endpoint> Endpoint for Dispatch<A, S> {
     type Output = Response;
 
     fn call(&self, req: Request) -> impl std::future::Future<Output = Result<Response>> + Send {

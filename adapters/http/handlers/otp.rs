@@ -7,12 +7,11 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
-use super::auth::ApiAuth;
-use super::client_ip::ClientIp;
-use super::outcomes;
-use super::problem::{ApiError, Problem};
-use super::strict_string::{CodeText, PhoneText};
-use super::{ApiTags, Shared};
+use crate::adapters::http::extract::auth::ApiAuth;
+use crate::adapters::http::extract::client_ip::ClientIp;
+use crate::adapters::http::extract::strict_string::{CodeText, PhoneText};
+use crate::adapters::http::problem::{ApiError, Problem};
+use crate::adapters::http::{ApiTags, Shared};
 use crate::domain::{Code, DeliveryState, Phone};
 
 pub struct OtpApi;
@@ -147,7 +146,7 @@ impl OtpApi {
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
         let sent = shared.service.send(&phone, client.0).await.map_err(Problem::from);
-        outcomes::send(&shared.metrics, &sent);
+        shared.metrics.answered_send(&sent);
         let sent = sent?;
         Ok(SendResponse::Accepted(Json(SendBody {
             status: OtpState::Pending,
@@ -178,7 +177,7 @@ impl OtpApi {
             .verify(&phone, &code, client.0)
             .await
             .map_err(Problem::from);
-        outcomes::verification(&shared.metrics, &verified);
+        shared.metrics.answered_verification(&verified);
         verified?;
         Ok(VerifyResponse::Approved(Json(VerifyBody {
             status: OtpState::Approved,

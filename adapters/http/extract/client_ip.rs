@@ -76,7 +76,7 @@ impl<'a> FromRequest<'a> for ClientIp {
             .remote_addr()
             .as_socket_addr()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical());
-        let ip = match req.data::<Arc<super::Shared>>() {
+        let ip = match req.data::<Arc<crate::adapters::http::Shared>>() {
             Some(shared) => shared.trusted_proxies.client_ip(
                 peer,
                 req.headers()

@@ -17,20 +17,20 @@ use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 
-use super::problem::{self, Problem, ProblemCode};
-use super::route_table::{side_name, RouteTable};
-use super::Shared;
+use crate::adapters::http::problem::{self, Problem, ProblemCode};
+use crate::adapters::http::server::route_table::{side_name, RouteTable};
+use crate::adapters::http::Shared;
 
-pub struct Edge {
+pub struct EachRequest {
     pub shared: Arc<Shared>,
     pub routes: Arc<RouteTable>,
 }
 
-impl<E: Endpoint> Middleware<E> for Edge {
-    type Output = EdgeEndpoint<E>;
+impl<E: Endpoint> Middleware<E> for EachRequest {
+    type Output = EachRequestEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        EdgeEndpoint {
+        EachRequestEndpoint {
             inner,
             shared: Arc::clone(&self.shared),
             routes: Arc::clone(&self.routes),
@@ -38,7 +38,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
     }
 }
 
-pub struct EdgeEndpoint<E> {
+pub struct EachRequestEndpoint<E> {
     inner: E,
     shared: Arc<Shared>,
     routes: Arc<RouteTable>,
@@ -70,7 +70,7 @@ fn method_label(method: &Method) -> Option<&'static str> {
     })
 }
 
-impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
+impl<E: Endpoint> Endpoint for EachRequestEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Response> {

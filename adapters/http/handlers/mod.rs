@@ -1,0 +1,8 @@
+//! The operations and documents the service answers: each file one group of
+//! routes with its request and response types.
+
+pub mod documents;
+pub mod dropin;
+pub mod ops;
+pub mod otp;
+pub mod webhooks;
