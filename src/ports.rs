@@ -129,8 +129,11 @@ pub trait SmsSender: Send + Sync + 'static {
     async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError>;
 
     /// The receipt a successful send with `local_id` gives, when that is known
-    /// before sending, so it can be stored with the code in the same write. A
-    /// vendor names its messages only when it answers: `None`.
+    /// before sending (the console's, which names a message by the service's
+    /// id). An optimisation: the code is then stored with its delivery in one
+    /// write, and a send is one store round trip instead of two
+    /// (docs/performance.md). A vendor names its messages only when it
+    /// answers: `None`, and the service records the receipt after the send.
     fn receipt_ahead(&self, _local_id: &str) -> Option<SmsReceipt> {
         None
     }
@@ -145,5 +148,75 @@ pub enum SmsError {
         message: String,
     },
     #[error("{provider} sent no message: {reason}")]
-    Failed { provider: String, reason: String },
+    Failed {
+        provider: String,
+        reason: String,
+        /// The error beneath, when there was one (a connection refused).
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+/// An error beneath another, kept for the logs; shared, so the error above
+/// stays cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// An error and every error beneath it, `a: b: c`, for a log field: the
+/// logs' JSON format prints only an error's own message.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_send_keeps_its_cause_for_the_logs() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = SmsError::Failed {
+            provider: "twilio".into(),
+            reason: "the request got no answer (after 3 tries)".into(),
+            cause: Some(Cause::new(refused)),
+        };
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "twilio sent no message: the request got no answer (after 3 tries): connection refused"
+        );
+        let store = StoreError::Unavailable("no connection to Redis could be made in time".into());
+        assert_eq!(
+            ErrorChain(&store).to_string(),
+            "the store is unavailable: no connection to Redis could be made in time"
+        );
+    }
 }

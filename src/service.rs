@@ -10,7 +10,7 @@ use crate::domain::{
     DestinationPolicy, GuessBudget, Issued, MessageTemplate, OtpPolicy, OtpStatus, Phone, Quota, SendLimits,
     SmsReceipt, Taken, VerifyOutcome,
 };
-use crate::ports::{OtpStore, SmsError, SmsSender, StoreError};
+use crate::ports::{ErrorChain, OtpStore, SmsError, SmsSender, StoreError};
 
 /// How long after a code expires a provider's report of its SMS is still
 /// taken; reports trail the message by seconds to minutes.
@@ -211,7 +211,7 @@ impl OtpService {
                         .store
                         .record_delivery(phone, &pending.hash, &receipt, sent_at, link_ttl);
                     if let Err(e) = noted.await {
-                        tracing::warn!(phone = %phone.masked(), error = %e, "could not record the delivery");
+                        tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "could not record the delivery");
                     }
                 }
                 Ok(Sent {
@@ -222,7 +222,7 @@ impl OtpService {
             }
             Err(sms_error) => {
                 if let Err(store_error) = self.store.withdraw(phone, &pending.hash).await {
-                    tracing::warn!(phone = %phone.masked(), error = %store_error, "could not withdraw the code of a failed send");
+                    tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&store_error), "could not withdraw the code of a failed send");
                 }
                 Err(sms_error.into())
             }
@@ -273,7 +273,7 @@ impl OtpService {
     async fn give_back(&self, taken: &[Bucket]) {
         for bucket in taken {
             if let Err(e) = self.store.give_back(*bucket).await {
-                tracing::warn!(error = %e, "could not give back a quota");
+                tracing::warn!(error = %ErrorChain(&e), "could not give back a quota");
             }
         }
     }

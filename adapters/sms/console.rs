@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::domain::SmsReceipt;
 use crate::domain::{Phone, SmsText};
-use crate::ports::{SmsError, SmsSender};
+use crate::ports::{Cause, SmsError, SmsSender};
 
 use super::Inbox;
 
@@ -72,7 +72,8 @@ impl SmsSender for ConsoleSender {
         };
         written.map_err(|e| SmsError::Failed {
             provider: PROVIDER.into(),
-            reason: e.to_string(),
+            reason: "standard output took no line".into(),
+            cause: Some(Cause::new(e)),
         })?;
         let receipt = receipt(local_id);
         if let Some(inbox) = &self.inbox {

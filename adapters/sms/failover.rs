@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{Phone, SmsReceipt, SmsText};
-use crate::ports::{SmsError, SmsSender};
+use crate::ports::{ErrorChain, SmsError, SmsSender};
 
 pub struct Failover {
     primary: Arc<dyn SmsSender>,
@@ -23,8 +23,8 @@ impl SmsSender for Failover {
     async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError> {
         match self.primary.send(to, text, local_id).await {
             // A refused number would be refused by the next vendor too.
-            Err(SmsError::Failed { provider, reason }) => {
-                tracing::warn!(%provider, %reason, "primary sms provider failed, using the fallback");
+            Err(e @ SmsError::Failed { .. }) => {
+                tracing::warn!(error = %ErrorChain(&e), "primary sms provider failed, using the fallback");
                 self.fallback.send(to, text, local_id).await
             }
             other => other,

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::SmsReceipt;
-use crate::ports::SmsError;
+use crate::ports::{Cause, ErrorChain, SmsError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -37,8 +37,8 @@ impl RetryPolicy {
 /// How one try failed.
 #[derive(Debug)]
 pub enum AttemptError {
-    /// May pass on another try.
-    Transient(String),
+    /// May pass on another try; with the error beneath, if any.
+    Transient(String, Option<Cause>),
     /// The vendor refuses the number itself; no try will change that.
     Rejected { vendor_code: String, message: String },
     /// Won't pass on another try either (bad credentials, bad sender, ...).
@@ -62,9 +62,10 @@ where
     Fut: Future<Output = Result<String, AttemptError>>,
 {
     let deadline = Instant::now() + policy.deadline;
-    let failed = |reason: String| SmsError::Failed {
+    let failed = |reason: String, cause: Option<Cause>| SmsError::Failed {
         provider: provider.to_owned(),
         reason,
+        cause,
     };
     let mut tries = 0;
     loop {
@@ -73,13 +74,13 @@ where
         let outcome = tokio::time::timeout_at(deadline, attempt()).await;
         let label = match &outcome {
             Ok(Ok(_)) => "sent",
-            Ok(Err(AttemptError::Transient(_))) => "transient_error",
+            Ok(Err(AttemptError::Transient(..))) => "transient_error",
             Ok(Err(AttemptError::Rejected { .. })) => "rejected",
             Ok(Err(AttemptError::Permanent(_))) => "permanent_error",
             Err(_) => "timeout",
         };
         metrics.provider_call(provider, label, started.elapsed());
-        let reason = match outcome {
+        let (reason, cause) = match outcome {
             Ok(Ok(message_id)) => {
                 return Ok(SmsReceipt {
                     provider: provider.to_owned(),
@@ -87,7 +88,7 @@ where
                     tracked,
                 })
             }
-            Ok(Err(AttemptError::Transient(reason))) => reason,
+            Ok(Err(AttemptError::Transient(reason, cause))) => (reason, cause),
             Ok(Err(AttemptError::Rejected { vendor_code, message })) => {
                 return Err(SmsError::Rejected {
                     provider: provider.to_owned(),
@@ -95,19 +96,18 @@ where
                     message,
                 })
             }
-            Ok(Err(AttemptError::Permanent(reason))) => return Err(failed(reason)),
+            Ok(Err(AttemptError::Permanent(reason))) => return Err(failed(reason, None)),
             Err(_) => {
-                return Err(failed(format!(
-                    "no answer within {} ms",
-                    policy.deadline.as_millis()
-                )))
+                let reason = format!("no answer within {} ms", policy.deadline.as_millis());
+                return Err(failed(reason, None));
             }
         };
         let pause = backoff(policy.base_delay, tries - 1);
         if tries > policy.retries || Instant::now() + pause >= deadline {
-            return Err(failed(format!("{reason} (after {tries} tries)")));
+            return Err(failed(format!("{reason} (after {tries} tries)"), cause));
         }
-        tracing::info!(provider, tries, reason = %reason, "sms send failed, retrying");
+        let cause = cause.as_ref().map(|c| ErrorChain(c).to_string());
+        tracing::info!(provider, tries, reason = %reason, cause, "sms send failed, retrying");
         tokio::time::sleep(pause).await;
     }
 }

@@ -14,7 +14,7 @@ use super::retry::{send_with_retries, AttemptError, RetryPolicy};
 use crate::adapters::metrics::Metrics;
 use crate::config::{ConfigError, Secret};
 use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
-use crate::ports::{SmsError, SmsSender};
+use crate::ports::{Cause, SmsError, SmsSender};
 
 /// An SMS vendor: its settings, its API and its delivery reports.
 pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
@@ -129,17 +129,21 @@ impl<V: Vendor> SmsSender for VendorSender<V> {
     }
 }
 
-/// A request that got no HTTP answer: worth another try. The URL is left
-/// out of the text; it would say nothing the provider name doesn't.
+/// A request that got no HTTP answer: worth another try. The error beneath
+/// (a refused connection, a timeout) is kept for the logs, without the URL:
+/// it would say nothing the provider name doesn't.
 fn transport_error(e: reqwest::Error) -> AttemptError {
-    AttemptError::Transient(e.without_url().to_string())
+    AttemptError::Transient(
+        "the request got no answer".into(),
+        Some(Cause::new(e.without_url())),
+    )
 }
 
 /// An HTTP answer that isn't success: 429 and 5xx may pass, the rest won't.
 pub fn status_error(status: StatusCode, detail: &str) -> AttemptError {
     let reason = format!("HTTP {}: {detail}", status.as_u16());
     if status.as_u16() == 429 || status.is_server_error() {
-        AttemptError::Transient(reason)
+        AttemptError::Transient(reason, None)
     } else {
         AttemptError::Permanent(reason)
     }

@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::adapters::http::problem::{Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
 use crate::adapters::metrics::Metrics;
+use crate::ports::ErrorChain;
 
 pub struct OpsApi;
 
@@ -67,7 +68,7 @@ impl OpsApi {
             })),
             Err(e) => {
                 // The cause is for the operator's logs; the answer names the part.
-                tracing::warn!(error = %e, "not ready: the store does not answer");
+                tracing::warn!(error = %ErrorChain(&e), "not ready: the store does not answer");
                 ReadyResponse::NotReady(Json(Problem::new(ProblemCode::NotReady, "store: not answering")))
             }
         }

@@ -2,7 +2,7 @@
 //! stable code.
 
 use crate::domain::{CodeError, PhoneError};
-use crate::ports::{SmsError, StoreError};
+use crate::ports::{ErrorChain, SmsError, StoreError};
 use crate::service::{Limit, SendError, StatusError, VerifyError};
 
 use super::{Problem, ProblemCode};
@@ -28,7 +28,7 @@ impl From<StoreError> for Problem {
                 "the code store is full; try again when codes have expired",
             );
         }
-        tracing::warn!(error = %e, "store unavailable");
+        tracing::warn!(error = %ErrorChain(&e), "store unavailable");
         Problem::new(
             ProblemCode::StoreUnavailable,
             "the code store did not answer in time; try again shortly",
@@ -75,7 +75,7 @@ impl From<SendError> for Problem {
                 p
             }
             SendError::Sms(e @ SmsError::Failed { .. }) => {
-                tracing::warn!(error = %e, "sms delivery failed");
+                tracing::warn!(error = %ErrorChain(&e), "sms delivery failed");
                 Problem::new(
                     ProblemCode::SmsDeliveryFailed,
                     "no SMS could be sent; no code is pending",

@@ -107,7 +107,7 @@ async fn on<M: Connector, T: FromRedisValue>(
     if result.is_err() {
         broken.store(true, Ordering::Relaxed);
     }
-    result.map_err(|e| unavailable(e, "redis call failed"))
+    result.map_err(unavailable)
 }
 
 /// A healthy connection and its broken flag. One marked broken is handed
@@ -115,11 +115,8 @@ async fn on<M: Connector, T: FromRedisValue>(
 async fn checkout<M: Connector>(pool: &Pool<Tracked<M>>) -> Result<(M::Conn, Arc<AtomicBool>), StoreError> {
     loop {
         let pooled = pool.get().await.map_err(|e| match e {
-            RunError::User(e) => unavailable(e, "redis unreachable"),
-            RunError::TimedOut => unavailable(
-                "no connection to Redis could be made in time",
-                "redis unreachable",
-            ),
+            RunError::User(e) => unavailable(e),
+            RunError::TimedOut => unavailable("no connection to Redis could be made in time"),
         })?;
         if !pooled.broken.load(Ordering::Relaxed) {
             return Ok((pooled.inner.clone(), Arc::clone(&pooled.broken)));
@@ -127,14 +124,10 @@ async fn checkout<M: Connector>(pool: &Pool<Tracked<M>>) -> Result<(M::Conn, Arc
     }
 }
 
-/// A failure as the port's error, the cause kept as its source. The cause is
-/// logged here, where it happens, so it reaches the logs whatever their
-/// format (the JSON one prints no error's sources); where the port's error is
-/// logged it reads "the store is unavailable", without the cause again.
-fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>, what: &str) -> StoreError {
-    let cause = cause.into();
-    tracing::warn!(error = %cause, "{what}");
-    StoreError::Unavailable(cause)
+/// A failure as the port's error, the cause kept as its source: where it is
+/// logged, `ErrorChain` prints it after "the store is unavailable".
+fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Unavailable(cause.into())
 }
 
 /// `redis+cluster://[user:pass@]h1:p1,h2:p2` as one URL per node.
