@@ -103,3 +103,25 @@ pub fn string_map<'de, D: Deserializer<'de>, T: From<String>>(
             .collect(),
     }
 }
+
+/// A list of whole numbers given as a list, or as one comma-separated string.
+pub fn number_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<u64>),
+    }
+    match OneOrMany::deserialize(de)? {
+        OneOrMany::Many(v) => Ok(v),
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|n| {
+                n.parse()
+                    .map_err(|_| serde::de::Error::custom(format!("`{n}` is not a whole number")))
+            })
+            .collect(),
+    }
+}
