@@ -21,7 +21,8 @@
 # verify scenarios' codes), REF_PORT (18081), REDIS_URL
 # (redis://127.0.0.1:6379), VERIFY_HEADROOM (3: right codes to make, as a
 # multiple of the send rate times DURATION), PROFILE (dist: the cargo profile
-# built and measured), EVENTS (1: the measured otpd sends every event to the
+# built and measured), BIN_DIR (measure the otpd and bench_reference found
+# there instead of building), EVENTS (1: the measured otpd sends every event to the
 # reference's `/hook`, which answers 204), CARGO_TARGET_DIR
 # (<repo>/target/bench, so the bench doesn't wait on other builds' lock),
 # PRIVATE_REDIS (a port: start a throwaway redis-server there for the run
@@ -121,10 +122,16 @@ trap 'exit 130' INT TERM
 
 # --bin as well as --examples: with --examples alone cargo builds only the
 # examples (and the library), not the otpd binary.
-log "building otpd and examples/bench_reference.rs (profile $PROFILE, $CARGO_TARGET_DIR)"
-cargo build --profile "$PROFILE" --bin otpd --examples
-OTPD_BIN="$CARGO_TARGET_DIR/$PROFILE/otpd"
-REF_BIN="$CARGO_TARGET_DIR/$PROFILE/examples/bench_reference"
+if [[ -n ${BIN_DIR:-} ]]; then
+    log "using otpd and bench_reference from $BIN_DIR"
+    OTPD_BIN="$BIN_DIR/otpd"
+    REF_BIN="$BIN_DIR/bench_reference"
+else
+    log "building otpd and examples/bench_reference.rs (profile $PROFILE, $CARGO_TARGET_DIR)"
+    cargo build --profile "$PROFILE" --bin otpd --examples
+    OTPD_BIN="$CARGO_TARGET_DIR/$PROFILE/otpd"
+    REF_BIN="$CARGO_TARGET_DIR/$PROFILE/examples/bench_reference"
+fi
 
 if ! command -v wrk >/dev/null; then
     log "installing wrk"
