@@ -1,12 +1,14 @@
 //! `SmsSender` adapters: the console (and its local inbox) for local work,
 //! one folder per vendor for real messages, all sent through one
-//! [`VendorSender`], and a failover that chains two senders.
+//! [`VendorSender`], a failover that chains two senders, and routes that
+//! pick a chain by the destination.
 
 mod console;
 mod failover;
 mod inbox;
 pub mod plivo;
 mod retry;
+mod routing;
 mod signing;
 pub mod twilio;
 mod vendor;
@@ -15,4 +17,5 @@ pub use console::{ConsoleOut, ConsoleSender};
 pub use failover::Failover;
 pub use inbox::{Inbox, InboxMessage};
 pub use retry::{AttemptError, RetryPolicy};
+pub use routing::Routes;
 pub use vendor::{ReportFields, Vendor, VendorSender};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::env::{string_list, string_map};
+use super::env::{list_or_json, string_list, string_map};
 use super::secrets::{Secret, StoreUrl};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -102,8 +102,32 @@ pub struct SmsConfig {
     /// may be texted: non-geographic, personal and pager numbers.
     #[serde(deserialize_with = "string_list")]
     pub allowed_special_prefixes: Vec<String>,
+    /// Vendor chains by destination country or E.164 prefix; the rest go
+    /// by `provider` and `fallback`.
+    #[serde(deserialize_with = "list_or_json")]
+    pub routes: Vec<RouteConfig>,
     pub plivo: PlivoConfig,
     pub twilio: TwilioConfig,
+}
+
+/// One route: the destinations it carries and the vendors that carry them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// ISO 3166 countries (`IN`, `GB`).
+    #[serde(deserialize_with = "string_list")]
+    pub countries: Vec<String>,
+    /// E.164 prefixes (`+9198`); the longest that matches wins, over any
+    /// country.
+    #[serde(deserialize_with = "string_list")]
+    pub prefixes: Vec<String>,
+    /// The chain: the first vendor, then each next one when the one before
+    /// sent nothing.
+    pub vendors: Vec<SmsProvider>,
+    /// The sender each vendor uses on this route, by vendor name: a number,
+    /// a short code, or an alphanumeric sender id of at most 11 characters.
+    #[serde(deserialize_with = "string_map")]
+    pub senders: BTreeMap<String, String>,
 }
 
 /// Abuse limits; each one set to 0 is off.
@@ -317,6 +341,7 @@ impl Default for SmsConfig {
             allowed_countries: Vec::new(),
             denied_countries: Vec::new(),
             allowed_special_prefixes: Vec::new(),
+            routes: Vec::new(),
             plivo: PlivoConfig::default(),
             twilio: TwilioConfig::default(),
         }

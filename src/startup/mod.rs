@@ -3,6 +3,7 @@
 
 mod dev;
 mod exposure;
+mod routes;
 mod sms;
 mod wiring;
 
