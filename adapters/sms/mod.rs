@@ -5,6 +5,7 @@
 
 mod console;
 mod failover;
+pub mod http;
 mod inbox;
 pub mod plivo;
 mod retry;

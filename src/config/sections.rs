@@ -108,6 +108,7 @@ pub struct SmsConfig {
     pub routes: Vec<RouteConfig>,
     pub plivo: PlivoConfig,
     pub twilio: TwilioConfig,
+    pub http: HttpVendorConfig,
 }
 
 /// One route: the destinations it carries and the vendors that carry them.
@@ -240,6 +241,80 @@ pub enum SmsProvider {
     Console,
     Plivo,
     Twilio,
+    /// Any vendor, by `sms.http`.
+    Http,
+}
+
+/// The generic HTTP vendor: any SMS API by configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpVendorConfig {
+    pub method: String,
+    /// May hold placeholders, which are percent-encoded.
+    pub url: String,
+    /// Sent with every request; values may hold placeholders. Not secret:
+    /// put a key in `token` with `auth = "header"`.
+    #[serde(deserialize_with = "string_map")]
+    pub headers: BTreeMap<String, String>,
+    pub auth: HttpAuth,
+    pub username: String,
+    pub password: Secret,
+    /// The bearer token, or the value of `auth_header`.
+    pub token: Secret,
+    pub auth_header: String,
+    pub body_format: HttpBodyFormat,
+    /// A JSON document whose strings hold placeholders, or
+    /// `name=value&...` pairs for a form.
+    pub body: String,
+    /// What `{from}` becomes; a route's sender replaces it.
+    pub from: String,
+    /// JSON pointer to the message id in a successful answer.
+    pub id_pointer: String,
+    /// JSON pointer to the vendor's error code in a failed answer.
+    pub error_pointer: String,
+    /// Error codes that mean the number itself is refused.
+    #[serde(deserialize_with = "string_list")]
+    pub rejected_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuth {
+    #[default]
+    None,
+    Basic,
+    Bearer,
+    Header,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpBodyFormat {
+    #[default]
+    Json,
+    Form,
+    None,
+}
+
+impl Default for HttpVendorConfig {
+    fn default() -> Self {
+        Self {
+            method: "POST".into(),
+            url: String::new(),
+            headers: BTreeMap::new(),
+            auth: HttpAuth::None,
+            username: String::new(),
+            password: Secret::default(),
+            token: Secret::default(),
+            auth_header: String::new(),
+            body_format: HttpBodyFormat::Json,
+            body: String::new(),
+            from: String::new(),
+            id_pointer: String::new(),
+            error_pointer: String::new(),
+            rejected_codes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,6 +419,7 @@ impl Default for SmsConfig {
             routes: Vec::new(),
             plivo: PlivoConfig::default(),
             twilio: TwilioConfig::default(),
+            http: HttpVendorConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::adapters::http::handlers::webhooks::{report_url, WebhookKeys};
 use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::http::HttpVendor;
 use crate::adapters::sms::plivo::Plivo;
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::{ConsoleOut, ConsoleSender, Failover, Inbox, RetryPolicy, Vendor, VendorSender};
@@ -20,6 +21,7 @@ pub(super) fn vendor(kind: SmsProvider, sms: &SmsConfig) -> Option<Box<dyn Chose
         SmsProvider::Console => return None,
         SmsProvider::Plivo => chosen::<Plivo>(&sms.plivo),
         SmsProvider::Twilio => chosen::<Twilio>(&sms.twilio),
+        SmsProvider::Http => chosen::<HttpVendor>(&sms.http),
     })
 }
 

@@ -19,4 +19,5 @@ mod routing;
 mod sms_vendors;
 mod spec;
 mod store_contract;
+mod vendors_more;
 mod webhooks;

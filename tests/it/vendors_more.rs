@@ -1,0 +1,299 @@
+//! The vendors beyond Plivo and Twilio, and the generic HTTP vendor: each a
+//! wiremock server checking the exact method, path, auth and body of the
+//! vendor's docs; a success, a retried failure, a refused number, failover.
+
+use otpd::config::{Config, HttpAuth, HttpBodyFormat, Secret, SmsProvider};
+use serde_json::{json, Value};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::helpers::{code_in, spawn_app, TestApp};
+use crate::sms_vendors::{
+    basic, config_for, default_text, plivo_accepted, requests_to, twilio_created, twilio_error, with_plivo,
+    PHONE,
+};
+
+/// Sets a vendor's settings to reach `server`.
+type Configure = fn(&mut Config, &MockServer);
+
+/// The JSON body with the text taken out, and the text.
+pub(crate) fn json_without(request: &Request, text_pointer: &str) -> (Value, String) {
+    let mut body: Value = serde_json::from_slice(&request.body).unwrap();
+    let text = body
+        .pointer(text_pointer)
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned();
+    *body.pointer_mut(text_pointer).unwrap() = Value::Null;
+    (body, text)
+}
+
+/// The form fields, with the one holding the text taken out, and the text.
+pub(crate) fn form_without(request: &Request, text_field: &str) -> (Vec<(String, String)>, String) {
+    let mut fields: Vec<(String, String)> = url::form_urlencoded::parse(&request.body).into_owned().collect();
+    let at = fields.iter().position(|(k, _)| k == text_field).unwrap();
+    let (_, text) = fields.remove(at);
+    fields.sort();
+    (fields, text)
+}
+
+pub(crate) fn header_of(request: &Request, name: &str) -> String {
+    request.headers[name].to_str().unwrap().to_owned()
+}
+
+/// The user verifies with the code the vendor was given.
+pub(crate) async fn verify_with(app: &TestApp, text: &str) {
+    let code = code_in(text);
+    assert_eq!(text, default_text(&code));
+    assert_eq!(app.verify(PHONE, &code).await.status, 200);
+}
+
+/// One answer that may pass on another try, then `ok`: two requests, sent.
+pub(crate) async fn retried_then_sent(
+    provider: SmsProvider,
+    configure: Configure,
+    transient: ResponseTemplate,
+    ok: ResponseTemplate,
+    id: &str,
+) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(transient)
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).respond_with(ok).mount(&server).await;
+    let mut config = config_for(provider);
+    configure(&mut config, &server);
+    let app = spawn_app(config).await;
+
+    let sent = app.send(PHONE).await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    assert_eq!(sent.body["message_id"], id);
+    assert_eq!(requests_to(&server).await.len(), 2);
+}
+
+/// A refused number: 422 with the vendor's code, no retry, no fallback.
+pub(crate) async fn refused(
+    provider: SmsProvider,
+    configure: Configure,
+    refusal: ResponseTemplate,
+    code: &str,
+) {
+    let (server, plivo) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST"))
+        .respond_with(refusal)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(plivo_accepted("never"))
+        .expect(0)
+        .mount(&plivo)
+        .await;
+    let mut config = config_for(provider);
+    config.sms.fallback = Some(SmsProvider::Plivo);
+    configure(&mut config, &server);
+    with_plivo(&mut config, &plivo);
+    let app = spawn_app(config).await;
+
+    let reply = app.send(PHONE).await;
+    reply.assert_problem(422, "phone_rejected");
+    assert_eq!(reply.body["vendor_code"], code);
+}
+
+/// A vendor that keeps failing hands the message to the next in the chain.
+pub(crate) async fn fails_over(provider: SmsProvider, configure: Configure, failure: ResponseTemplate) {
+    let (server, plivo) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST"))
+        .respond_with(failure)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(plivo_accepted("plivo-took-it"))
+        .expect(1)
+        .mount(&plivo)
+        .await;
+    let mut config = config_for(provider);
+    config.sms.retries = 1;
+    config.sms.fallback = Some(SmsProvider::Plivo);
+    configure(&mut config, &server);
+    with_plivo(&mut config, &plivo);
+    let app = spawn_app(config).await;
+
+    let sent = app.send(PHONE).await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    assert_eq!(sent.body["provider"], "plivo");
+    assert_eq!(requests_to(&server).await.len(), 2, "tried twice first");
+}
+
+/// Sends one code and gives back what the vendor got.
+pub(crate) async fn one_send(
+    provider: SmsProvider,
+    configure: Configure,
+    ok: ResponseTemplate,
+    id: &str,
+) -> (TestApp, Request) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ok)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = config_for(provider);
+    configure(&mut config, &server);
+    let app = spawn_app(config).await;
+    let sent = app.send(PHONE).await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    assert_eq!(sent.body["message_id"], id);
+    let request = requests_to(&server).await.remove(0);
+    (app, request)
+}
+
+// The generic vendor, configured as two real vendors.
+
+const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+/// Twilio's Messages API, by configuration alone.
+fn generic_as_twilio(config: &mut Config, server: &MockServer) {
+    let http = &mut config.sms.http;
+    http.url = format!("{}/2010-04-01/Accounts/{TWILIO_SID}/Messages.json", server.uri());
+    http.auth = HttpAuth::Basic;
+    http.username = TWILIO_SID.into();
+    http.password = Secret::new("twilio-token");
+    http.body_format = HttpBodyFormat::Form;
+    http.body = "To={to}&From={from}&Body={text}".into();
+    http.from = "+14155550000".into();
+    http.id_pointer = "/sid".into();
+    http.error_pointer = "/code".into();
+    http.rejected_codes = vec!["21211".into(), "21614".into()];
+}
+
+/// Infobip's SMS API v3, by configuration alone.
+fn generic_as_infobip(config: &mut Config, server: &MockServer) {
+    let http = &mut config.sms.http;
+    http.url = format!("{}/sms/3/messages", server.uri());
+    http.auth = HttpAuth::Header;
+    http.auth_header = "Authorization".into();
+    http.token = Secret::new("App 0123456789abcdef");
+    http.headers = [("Accept".to_owned(), "application/json".to_owned())].into();
+    http.body = json!({"messages": [{
+        "sender": "{from}",
+        "destinations": [{"to": "{to_digits}", "messageId": "{id}"}],
+        "content": {"text": "{text}"},
+    }]})
+    .to_string();
+    http.from = "Acme".into();
+    http.id_pointer = "/messages/0/messageId".into();
+}
+
+#[tokio::test]
+async fn the_generic_vendor_speaks_twilio_by_configuration() {
+    let (app, request) = one_send(
+        SmsProvider::Http,
+        generic_as_twilio,
+        twilio_created("SMgeneric"),
+        "SMgeneric",
+    )
+    .await;
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(
+        request.url.path(),
+        format!("/2010-04-01/Accounts/{TWILIO_SID}/Messages.json")
+    );
+    assert_eq!(
+        header_of(&request, "authorization"),
+        basic(TWILIO_SID, "twilio-token")
+    );
+    assert_eq!(
+        header_of(&request, "content-type"),
+        "application/x-www-form-urlencoded"
+    );
+    let (fields, text) = form_without(&request, "Body");
+    assert_eq!(
+        fields,
+        [
+            ("From".to_owned(), "+14155550000".to_owned()),
+            ("To".to_owned(), PHONE.to_owned())
+        ]
+    );
+    verify_with(&app, &text).await;
+}
+
+#[tokio::test]
+async fn the_generic_vendor_speaks_infobip_by_configuration() {
+    let ok = ResponseTemplate::new(200).set_body_json(json!({
+        "bulkId": "2034072219640523073",
+        "messages": [{"messageId": "ib-1", "status": {"groupId": 1, "groupName": "PENDING"}, "destination": "14155552671"}],
+    }));
+    let (app, request) = one_send(SmsProvider::Http, generic_as_infobip, ok, "ib-1").await;
+    assert_eq!(request.url.path(), "/sms/3/messages");
+    assert_eq!(header_of(&request, "authorization"), "App 0123456789abcdef");
+    assert_eq!(header_of(&request, "accept"), "application/json");
+    assert_eq!(header_of(&request, "content-type"), "application/json");
+    let (mut body, text) = json_without(&request, "/messages/0/content/text");
+    let local_id = body["messages"][0]["destinations"][0]["messageId"].take();
+    assert!(
+        local_id.as_str().is_some_and(|id| !id.is_empty()),
+        "otpd's own id"
+    );
+    assert_eq!(
+        body,
+        json!({"messages": [{
+            "sender": "Acme",
+            "destinations": [{"to": "14155552671", "messageId": null}],
+            "content": {"text": null},
+        }]})
+    );
+    verify_with(&app, &text).await;
+}
+
+#[tokio::test]
+async fn the_generic_vendor_retries_refuses_and_fails_over() {
+    retried_then_sent(
+        SmsProvider::Http,
+        generic_as_twilio,
+        ResponseTemplate::new(503),
+        twilio_created("SMsecond"),
+        "SMsecond",
+    )
+    .await;
+    refused(
+        SmsProvider::Http,
+        generic_as_twilio,
+        twilio_error(400, 21211, "The 'To' number is not a valid phone number."),
+        "21211",
+    )
+    .await;
+    fails_over(SmsProvider::Http, generic_as_twilio, ResponseTemplate::new(500)).await;
+}
+
+#[tokio::test]
+async fn a_generic_vendor_missing_settings_stops_the_start() {
+    use otpd::adapters::sms::ConsoleOut;
+    use otpd::startup::Application;
+    let server = MockServer::start().await;
+    type Spoil = fn(&mut Config);
+    let cases: [(Spoil, &str); 4] = [
+        (|c| c.sms.http.id_pointer.clear(), "sms.http.id_pointer"),
+        (
+            |c| c.sms.http.body = "From={from}&Body={text}".into(),
+            "sms.http.body",
+        ),
+        (
+            |c| c.sms.http.body = "To={to}&Body={message}".into(),
+            "sms.http.body",
+        ),
+        (|c| c.sms.http.password = Secret::default(), "sms.http.password"),
+    ];
+    for (spoil, key) in cases {
+        let mut config = config_for(SmsProvider::Http);
+        generic_as_twilio(&mut config, &server);
+        spoil(&mut config);
+        let err = Application::build(&config, ConsoleOut::Writer(Box::new(std::io::sink())))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.key, key, "{err}");
+    }
+}
