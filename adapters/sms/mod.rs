@@ -7,12 +7,16 @@ mod console;
 mod failover;
 pub mod http;
 mod inbox;
+pub mod infobip;
 pub mod plivo;
 mod retry;
 mod routing;
 mod signing;
+pub mod sinch;
+pub mod telnyx;
 pub mod twilio;
 mod vendor;
+pub mod vonage;
 
 pub use console::{ConsoleOut, ConsoleSender};
 pub use failover::Failover;

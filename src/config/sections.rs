@@ -108,6 +108,10 @@ pub struct SmsConfig {
     pub routes: Vec<RouteConfig>,
     pub plivo: PlivoConfig,
     pub twilio: TwilioConfig,
+    pub vonage: VonageConfig,
+    pub telnyx: TelnyxConfig,
+    pub sinch: SinchConfig,
+    pub infobip: InfobipConfig,
     pub http: HttpVendorConfig,
 }
 
@@ -241,8 +245,100 @@ pub enum SmsProvider {
     Console,
     Plivo,
     Twilio,
+    Vonage,
+    Telnyx,
+    Sinch,
+    Infobip,
     /// Any vendor, by `sms.http`.
     Http,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VonageConfig {
+    pub api_key: String,
+    pub api_secret: Secret,
+    /// The sender: a number or an alphanumeric sender id.
+    pub from: String,
+    /// Checks the delivery receipts (HMAC-SHA256 signed webhooks).
+    pub signature_secret: Secret,
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelnyxConfig {
+    pub api_key: Secret,
+    /// The sender number; or an alphanumeric sender with `messaging_profile_id`.
+    pub from: String,
+    pub messaging_profile_id: String,
+    /// The account's Ed25519 public key (base64): checks its webhooks.
+    pub public_key: Secret,
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinchConfig {
+    pub service_plan_id: String,
+    pub api_token: Secret,
+    pub from: String,
+    /// The region's API: `https://us.sms.api.sinch.com`, `eu.`, `au.`, ...
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InfobipConfig {
+    pub api_key: Secret,
+    pub sender: String,
+    /// The account's own base URL (`https://xxxxx.api.infobip.com`).
+    pub base_url: String,
+}
+
+impl Default for VonageConfig {
+    fn default() -> Self {
+        Self {
+            api_key: String::new(),
+            api_secret: Secret::default(),
+            from: String::new(),
+            signature_secret: Secret::default(),
+            base_url: "https://rest.nexmo.com".into(),
+        }
+    }
+}
+
+impl Default for TelnyxConfig {
+    fn default() -> Self {
+        Self {
+            api_key: Secret::default(),
+            from: String::new(),
+            messaging_profile_id: String::new(),
+            public_key: Secret::default(),
+            base_url: "https://api.telnyx.com".into(),
+        }
+    }
+}
+
+impl Default for SinchConfig {
+    fn default() -> Self {
+        Self {
+            service_plan_id: String::new(),
+            api_token: Secret::default(),
+            from: String::new(),
+            base_url: "https://us.sms.api.sinch.com".into(),
+        }
+    }
+}
+
+impl Default for InfobipConfig {
+    fn default() -> Self {
+        Self {
+            api_key: Secret::default(),
+            sender: String::new(),
+            base_url: "https://api.infobip.com".into(),
+        }
+    }
 }
 
 /// The generic HTTP vendor: any SMS API by configuration.
@@ -419,6 +515,10 @@ impl Default for SmsConfig {
             routes: Vec::new(),
             plivo: PlivoConfig::default(),
             twilio: TwilioConfig::default(),
+            vonage: VonageConfig::default(),
+            telnyx: TelnyxConfig::default(),
+            sinch: SinchConfig::default(),
+            infobip: InfobipConfig::default(),
             http: HttpVendorConfig::default(),
         }
     }

@@ -8,8 +8,12 @@ use std::time::Duration;
 use crate::adapters::http::handlers::webhooks::{report_url, WebhookKeys};
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::http::HttpVendor;
+use crate::adapters::sms::infobip::Infobip;
 use crate::adapters::sms::plivo::Plivo;
+use crate::adapters::sms::sinch::Sinch;
+use crate::adapters::sms::telnyx::Telnyx;
 use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::vonage::Vonage;
 use crate::adapters::sms::{ConsoleOut, ConsoleSender, Failover, Inbox, RetryPolicy, Vendor, VendorSender};
 use crate::config::{Config, ConfigError, Secret, SmsConfig, SmsProvider};
 use crate::ports::SmsSender;
@@ -21,6 +25,10 @@ pub(super) fn vendor(kind: SmsProvider, sms: &SmsConfig) -> Option<Box<dyn Chose
         SmsProvider::Console => return None,
         SmsProvider::Plivo => chosen::<Plivo>(&sms.plivo),
         SmsProvider::Twilio => chosen::<Twilio>(&sms.twilio),
+        SmsProvider::Vonage => chosen::<Vonage>(&sms.vonage),
+        SmsProvider::Telnyx => chosen::<Telnyx>(&sms.telnyx),
+        SmsProvider::Sinch => chosen::<Sinch>(&sms.sinch),
+        SmsProvider::Infobip => chosen::<Infobip>(&sms.infobip),
         SmsProvider::Http => chosen::<HttpVendor>(&sms.http),
     })
 }

@@ -297,3 +297,317 @@ async fn a_generic_vendor_missing_settings_stops_the_start() {
         assert_eq!(err.key, key, "{err}");
     }
 }
+
+// Vonage: SMS API, form-encoded, key and secret in the body, 200 always.
+
+fn with_vonage(config: &mut Config, server: &MockServer) {
+    config.sms.vonage.api_key = "abcd1234".into();
+    config.sms.vonage.api_secret = Secret::new("vonage-secret");
+    config.sms.vonage.from = "Acme".into();
+    config.sms.vonage.base_url = server.uri();
+}
+
+fn vonage_answer(status: &str, id: Option<&str>, error: Option<&str>) -> ResponseTemplate {
+    let mut message = json!({"to": "14155552671", "status": status});
+    if let Some(id) = id {
+        message["message-id"] = json!(id);
+        message["remaining-balance"] = json!("15.53590000");
+        message["message-price"] = json!("0.03330000");
+        message["network"] = json!("310004");
+    }
+    if let Some(error) = error {
+        message["error-text"] = json!(error);
+    }
+    ResponseTemplate::new(200).set_body_json(json!({"message-count": "1", "messages": [message]}))
+}
+
+#[tokio::test]
+async fn vonage_gets_its_documented_request() {
+    let (app, request) = one_send(
+        SmsProvider::Vonage,
+        with_vonage,
+        vonage_answer("0", Some("0C000000217B7F02"), None),
+        "0C000000217B7F02",
+    )
+    .await;
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/sms/json");
+    assert_eq!(
+        header_of(&request, "content-type"),
+        "application/x-www-form-urlencoded"
+    );
+    let (mut fields, text) = form_without(&request, "text");
+    let at = fields.iter().position(|(k, _)| k == "client-ref").unwrap();
+    assert!(!fields.remove(at).1.is_empty(), "otpd's own id as client-ref");
+    let expected: Vec<(String, String)> = [
+        ("api_key", "abcd1234"),
+        ("api_secret", "vonage-secret"),
+        ("from", "Acme"),
+        ("to", "14155552671"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    assert_eq!(fields, expected);
+    verify_with(&app, &text).await;
+}
+
+#[tokio::test]
+async fn vonage_retries_refuses_and_fails_over() {
+    retried_then_sent(
+        SmsProvider::Vonage,
+        with_vonage,
+        vonage_answer(
+            "1",
+            None,
+            Some("Throughput Rate Exceeded - please wait [ 2000 ] and retry"),
+        ),
+        vonage_answer("0", Some("0C000000217B7F03"), None),
+        "0C000000217B7F03",
+    )
+    .await;
+    refused(
+        SmsProvider::Vonage,
+        with_vonage,
+        vonage_answer("7", None, Some("Number barred.")),
+        "7",
+    )
+    .await;
+    fails_over(SmsProvider::Vonage, with_vonage, ResponseTemplate::new(500)).await;
+}
+
+// Telnyx: Messaging v2, JSON, bearer key.
+
+fn with_telnyx(config: &mut Config, server: &MockServer) {
+    config.sms.telnyx.api_key = Secret::new("KEY0123456789");
+    config.sms.telnyx.from = "+14155550000".into();
+    config.sms.telnyx.base_url = server.uri();
+}
+
+fn telnyx_accepted(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"data": {
+        "record_type": "message",
+        "direction": "outbound",
+        "id": id,
+        "type": "SMS",
+        "to": [{"phone_number": "+14155552671", "status": "queued"}],
+    }}))
+}
+
+fn telnyx_error(status: u16, code: &str, title: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .set_body_json(json!({"errors": [{"code": code, "title": title, "detail": title}]}))
+}
+
+#[tokio::test]
+async fn telnyx_gets_its_documented_request() {
+    let (app, request) = one_send(
+        SmsProvider::Telnyx,
+        with_telnyx,
+        telnyx_accepted("40317f5b-6d3c-4f1e-9d3b-6b1e2d1f0a01"),
+        "40317f5b-6d3c-4f1e-9d3b-6b1e2d1f0a01",
+    )
+    .await;
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/v2/messages");
+    assert_eq!(header_of(&request, "authorization"), "Bearer KEY0123456789");
+    assert_eq!(header_of(&request, "content-type"), "application/json");
+    let (body, text) = json_without(&request, "/text");
+    assert_eq!(body, json!({"from": "+14155550000", "to": PHONE, "text": null}));
+    verify_with(&app, &text).await;
+}
+
+#[tokio::test]
+async fn telnyx_retries_refuses_and_fails_over() {
+    retried_then_sent(
+        SmsProvider::Telnyx,
+        with_telnyx,
+        telnyx_error(429, "10011", "Too many requests"),
+        telnyx_accepted("second"),
+        "second",
+    )
+    .await;
+    refused(
+        SmsProvider::Telnyx,
+        with_telnyx,
+        telnyx_error(400, "40310", "Invalid 'to' address"),
+        "40310",
+    )
+    .await;
+    fails_over(SmsProvider::Telnyx, with_telnyx, ResponseTemplate::new(503)).await;
+}
+
+// Sinch: SMS REST batches, JSON, bearer token.
+
+fn with_sinch(config: &mut Config, server: &MockServer) {
+    config.sms.sinch.service_plan_id = "jd63jf88477ll123ab4567cd89012ef3".into();
+    config.sms.sinch.api_token = Secret::new("sinch-token");
+    config.sms.sinch.from = "12345".into();
+    config.sms.sinch.base_url = server.uri();
+}
+
+fn sinch_created(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(json!({
+        "id": id,
+        "to": [PHONE],
+        "from": "12345",
+        "canceled": false,
+        "type": "mt_text",
+    }))
+}
+
+#[tokio::test]
+async fn sinch_gets_its_documented_request() {
+    let (app, request) = one_send(
+        SmsProvider::Sinch,
+        with_sinch,
+        sinch_created("01FC66621XXXXX119Z8PMV1QPQ"),
+        "01FC66621XXXXX119Z8PMV1QPQ",
+    )
+    .await;
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(
+        request.url.path(),
+        "/xms/v1/jd63jf88477ll123ab4567cd89012ef3/batches"
+    );
+    assert_eq!(header_of(&request, "authorization"), "Bearer sinch-token");
+    assert_eq!(header_of(&request, "content-type"), "application/json");
+    let (mut body, text) = json_without(&request, "/body");
+    assert!(body["client_reference"]
+        .take()
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    assert_eq!(
+        body,
+        json!({"from": "12345", "to": [PHONE], "body": null, "client_reference": null})
+    );
+    verify_with(&app, &text).await;
+}
+
+#[tokio::test]
+async fn sinch_retries_refuses_and_fails_over() {
+    retried_then_sent(
+        SmsProvider::Sinch,
+        with_sinch,
+        ResponseTemplate::new(503),
+        sinch_created("second"),
+        "second",
+    )
+    .await;
+    refused(
+        SmsProvider::Sinch,
+        with_sinch,
+        ResponseTemplate::new(400).set_body_json(json!({
+            "code": "syntax_invalid_parameter_format",
+            "text": "Invalid parameter format for to: +1415555",
+        })),
+        "syntax_invalid_parameter_format",
+    )
+    .await;
+    fails_over(SmsProvider::Sinch, with_sinch, ResponseTemplate::new(500)).await;
+}
+
+// Infobip: SMS v3, JSON, `App` key.
+
+fn with_infobip(config: &mut Config, server: &MockServer) {
+    config.sms.infobip.api_key = Secret::new("infobip-key");
+    config.sms.infobip.sender = "Acme".into();
+    config.sms.infobip.base_url = server.uri();
+}
+
+fn infobip_answer(id: &str, group: &str, name: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "bulkId": "2034072219640523072",
+        "messages": [{
+            "messageId": id,
+            "status": {"groupId": 1, "groupName": group, "id": 26, "name": name, "description": name},
+            "destination": "14155552671",
+        }],
+    }))
+}
+
+#[tokio::test]
+async fn infobip_gets_its_documented_request() {
+    let (app, request) = one_send(
+        SmsProvider::Infobip,
+        with_infobip,
+        infobip_answer(
+            "2250be2d4219-3af1-78856-aabe-1362af1edfd2",
+            "PENDING",
+            "PENDING_ACCEPTED",
+        ),
+        "2250be2d4219-3af1-78856-aabe-1362af1edfd2",
+    )
+    .await;
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/sms/3/messages");
+    assert_eq!(header_of(&request, "authorization"), "App infobip-key");
+    assert_eq!(header_of(&request, "accept"), "application/json");
+    assert_eq!(header_of(&request, "content-type"), "application/json");
+    let (mut body, text) = json_without(&request, "/messages/0/content/text");
+    let id = body["messages"][0]["destinations"][0]["messageId"].take();
+    assert!(id.as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(
+        body,
+        json!({"messages": [{
+            "sender": "Acme",
+            "destinations": [{"to": "14155552671", "messageId": null}],
+            "content": {"text": null},
+        }]})
+    );
+    verify_with(&app, &text).await;
+}
+
+#[tokio::test]
+async fn infobip_retries_refuses_and_fails_over() {
+    retried_then_sent(
+        SmsProvider::Infobip,
+        with_infobip,
+        ResponseTemplate::new(429),
+        infobip_answer("second", "PENDING", "PENDING_ACCEPTED"),
+        "second",
+    )
+    .await;
+    refused(
+        SmsProvider::Infobip,
+        with_infobip,
+        infobip_answer("rejected", "REJECTED", "REJECTED_DESTINATION"),
+        "REJECTED_DESTINATION",
+    )
+    .await;
+    fails_over(SmsProvider::Infobip, with_infobip, ResponseTemplate::new(502)).await;
+}
+
+#[tokio::test]
+async fn each_vendor_names_its_missing_credential() {
+    use otpd::adapters::sms::ConsoleOut;
+    use otpd::startup::Application;
+    for (provider, key) in [
+        (SmsProvider::Vonage, "sms.vonage.api_key"),
+        (SmsProvider::Telnyx, "sms.telnyx.api_key"),
+        (SmsProvider::Sinch, "sms.sinch.service_plan_id"),
+        (SmsProvider::Infobip, "sms.infobip.api_key"),
+        (SmsProvider::Http, "sms.http.url"),
+    ] {
+        let config = config_for(provider);
+        let err = Application::build(&config, ConsoleOut::Writer(Box::new(std::io::sink())))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.key, key, "{err}");
+    }
+}
+
+#[test]
+fn no_vendor_secret_shows_in_debug() {
+    let mut config = Config::default();
+    config.sms.vonage.api_secret = Secret::new("vonage-s3cret");
+    config.sms.vonage.signature_secret = Secret::new("vonage-sig-s3cret");
+    config.sms.telnyx.api_key = Secret::new("telnyx-s3cret");
+    config.sms.sinch.api_token = Secret::new("sinch-s3cret");
+    config.sms.infobip.api_key = Secret::new("infobip-s3cret");
+    config.sms.http.password = Secret::new("http-s3cret");
+    config.sms.http.token = Secret::new("http-token-s3cret");
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+}
