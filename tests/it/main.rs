@@ -15,6 +15,7 @@ mod ops;
 mod own_redis;
 mod properties;
 mod redis_store;
+mod reports_more;
 mod routing;
 mod sms_vendors;
 mod spec;
