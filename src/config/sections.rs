@@ -86,6 +86,14 @@ pub struct SmsConfig {
     pub retries: u32,
     /// The message, with `{code}`, `{minutes}` and `{app}`.
     pub template: String,
+    /// Templates by locale (`fr`, `pt-BR`), over the built-in ones; an
+    /// empty one turns that locale's built-in template off.
+    #[serde(deserialize_with = "string_map")]
+    pub templates: BTreeMap<String, String>,
+    /// ISO country -> locale its numbers get, over the built-in map; an
+    /// empty one leaves that country to `template`.
+    #[serde(deserialize_with = "string_map")]
+    pub country_locales: BTreeMap<String, String>,
     /// What `{app}` becomes.
     pub app_name: String,
     /// Android SMS Retriever app hash (11 characters): adds its line.
@@ -506,6 +514,8 @@ impl Default for SmsConfig {
             timeout_ms: 5000,
             retries: 2,
             template: crate::domain::MessageTemplate::DEFAULT.into(),
+            templates: BTreeMap::new(),
+            country_locales: BTreeMap::new(),
             app_name: "otpd".into(),
             android_app_hash: None,
             webotp_domain: None,

@@ -3,6 +3,7 @@
 
 mod dev;
 mod exposure;
+mod languages;
 mod routes;
 mod sms;
 mod wiring;

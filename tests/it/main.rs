@@ -10,6 +10,7 @@ mod dropin;
 mod faults;
 mod hardening;
 mod helpers;
+mod languages;
 mod limits;
 mod ops;
 mod own_redis;
