@@ -13,6 +13,7 @@ mod retry;
 mod routing;
 mod signing;
 pub mod sinch;
+pub mod sns;
 pub mod telnyx;
 pub mod twilio;
 mod vendor;

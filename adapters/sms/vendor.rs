@@ -67,6 +67,12 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
         callback: Option<&str>,
     ) -> RequestBuilder;
 
+    /// Reads an answer's body: JSON unless the vendor answers otherwise (SNS
+    /// answers XML); a body that doesn't read counts as the default.
+    fn parse_reply(body: &[u8]) -> Self::Reply {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+
     /// The message id a successful reply names.
     fn message_id(&self, reply: &Self::Reply) -> Option<String>;
 
@@ -125,7 +131,11 @@ impl<V: Vendor> VendorSender<V> {
             .await
             .map_err(transport_error)?;
         let status = response.status();
-        let reply: V::Reply = response.json().await.unwrap_or_default();
+        let reply = response
+            .bytes()
+            .await
+            .map(|body| V::parse_reply(&body))
+            .unwrap_or_default();
         if status.is_success() {
             if let Some(id) = self.vendor.message_id(&reply) {
                 return Ok(id);

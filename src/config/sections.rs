@@ -120,6 +120,7 @@ pub struct SmsConfig {
     pub telnyx: TelnyxConfig,
     pub sinch: SinchConfig,
     pub infobip: InfobipConfig,
+    pub sns: SnsConfig,
     pub http: HttpVendorConfig,
 }
 
@@ -257,6 +258,8 @@ pub enum SmsProvider {
     Telnyx,
     Sinch,
     Infobip,
+    /// Amazon SNS.
+    Sns,
     /// Any vendor, by `sms.http`.
     Http,
 }
@@ -302,6 +305,40 @@ pub struct InfobipConfig {
     pub sender: String,
     /// The account's own base URL (`https://xxxxx.api.infobip.com`).
     pub base_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnsConfig {
+    /// `eu-west-1`, ...
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// For temporary credentials.
+    pub session_token: Secret,
+    /// Empty: `https://sns.<region>.amazonaws.com`.
+    pub endpoint: String,
+    /// `AWS.SNS.SMS.SenderID`: an alphanumeric sender id.
+    pub sender_id: String,
+    /// `AWS.MM.SMS.OriginationNumber`: a number of the account.
+    pub origination_number: String,
+    /// `AWS.SNS.SMS.SMSType`: `Transactional` or `Promotional`.
+    pub sms_type: String,
+}
+
+impl Default for SnsConfig {
+    fn default() -> Self {
+        Self {
+            region: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+            session_token: Secret::default(),
+            endpoint: String::new(),
+            sender_id: String::new(),
+            origination_number: String::new(),
+            sms_type: "Transactional".into(),
+        }
+    }
 }
 
 impl Default for VonageConfig {
@@ -529,6 +566,7 @@ impl Default for SmsConfig {
             telnyx: TelnyxConfig::default(),
             sinch: SinchConfig::default(),
             infobip: InfobipConfig::default(),
+            sns: SnsConfig::default(),
             http: HttpVendorConfig::default(),
         }
     }

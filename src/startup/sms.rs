@@ -11,6 +11,7 @@ use crate::adapters::sms::http::HttpVendor;
 use crate::adapters::sms::infobip::Infobip;
 use crate::adapters::sms::plivo::Plivo;
 use crate::adapters::sms::sinch::Sinch;
+use crate::adapters::sms::sns::Sns;
 use crate::adapters::sms::telnyx::Telnyx;
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::vonage::Vonage;
@@ -29,6 +30,7 @@ pub(super) fn vendor(kind: SmsProvider, sms: &SmsConfig) -> Option<Box<dyn Chose
         SmsProvider::Telnyx => chosen::<Telnyx>(&sms.telnyx),
         SmsProvider::Sinch => chosen::<Sinch>(&sms.sinch),
         SmsProvider::Infobip => chosen::<Infobip>(&sms.infobip),
+        SmsProvider::Sns => chosen::<Sns>(&sms.sns),
         SmsProvider::Http => chosen::<HttpVendor>(&sms.http),
     })
 }

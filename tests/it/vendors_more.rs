@@ -587,6 +587,7 @@ async fn each_vendor_names_its_missing_credential() {
         (SmsProvider::Telnyx, "sms.telnyx.api_key"),
         (SmsProvider::Sinch, "sms.sinch.service_plan_id"),
         (SmsProvider::Infobip, "sms.infobip.api_key"),
+        (SmsProvider::Sns, "sms.sns.region"),
         (SmsProvider::Http, "sms.http.url"),
     ] {
         let config = config_for(provider);
@@ -608,6 +609,115 @@ fn no_vendor_secret_shows_in_debug() {
     config.sms.infobip.api_key = Secret::new("infobip-s3cret");
     config.sms.http.password = Secret::new("http-s3cret");
     config.sms.http.token = Secret::new("http-token-s3cret");
+    config.sms.sns.secret_access_key = Secret::new("sns-s3cret");
+    config.sms.sns.session_token = Secret::new("sns-token-s3cret");
     let debug = format!("{config:?}");
     assert!(!debug.contains("s3cret"), "{debug}");
+}
+
+// Amazon SNS: Publish, form-encoded, SigV4, XML answers.
+
+fn with_sns(config: &mut Config, server: &MockServer) {
+    config.sms.sns.region = "eu-west-1".into();
+    config.sms.sns.access_key_id = "AKIDEXAMPLE".into();
+    config.sms.sns.secret_access_key = Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+    config.sms.sns.sender_id = "Acme".into();
+    config.sms.sns.endpoint = server.uri();
+}
+
+fn sns_published(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_string(format!(
+        "<PublishResponse xmlns=\"https://sns.amazonaws.com/doc/2010-03-31/\">\
+         <PublishResult><MessageId>{id}</MessageId></PublishResult>\
+         <ResponseMetadata><RequestId>f187a3c1-376f-11df-8963-01868b7c937a</RequestId></ResponseMetadata>\
+         </PublishResponse>"
+    ))
+}
+
+fn sns_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_string(format!(
+        "<ErrorResponse xmlns=\"https://sns.amazonaws.com/doc/2010-03-31/\">\
+         <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+         <RequestId>9dd01905-5012-5f99-8663-4b3ecd0dfaef</RequestId></ErrorResponse>"
+    ))
+}
+
+#[tokio::test]
+async fn sns_gets_a_signed_publish() {
+    let (app, request) = one_send(
+        SmsProvider::Sns,
+        with_sns,
+        sns_published("567910cd-659e-55d4-8ccb-5aaf14679dc0"),
+        "567910cd-659e-55d4-8ccb-5aaf14679dc0",
+    )
+    .await;
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/");
+    assert_eq!(
+        header_of(&request, "content-type"),
+        "application/x-www-form-urlencoded; charset=utf-8"
+    );
+    let (fields, text) = form_without(&request, "Message");
+    let expected: Vec<(String, String)> = [
+        ("Action", "Publish"),
+        ("MessageAttributes.entry.1.Name", "AWS.SNS.SMS.SMSType"),
+        ("MessageAttributes.entry.1.Value.DataType", "String"),
+        ("MessageAttributes.entry.1.Value.StringValue", "Transactional"),
+        ("MessageAttributes.entry.2.Name", "AWS.SNS.SMS.SenderID"),
+        ("MessageAttributes.entry.2.Value.DataType", "String"),
+        ("MessageAttributes.entry.2.Value.StringValue", "Acme"),
+        ("PhoneNumber", PHONE),
+        ("Version", "2010-03-31"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    assert_eq!(fields, expected);
+    // SigV4: the key id and today's scope, the signed headers, a SHA-256 hex.
+    let date = header_of(&request, "x-amz-date");
+    assert!(
+        date.len() == 16 && date.ends_with('Z') && date.as_bytes()[8] == b'T',
+        "{date}"
+    );
+    let authorization = header_of(&request, "authorization");
+    let expected_start = format!(
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/{}/eu-west-1/sns/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=",
+        &date[..8]
+    );
+    assert!(authorization.starts_with(&expected_start), "{authorization}");
+    let signature = &authorization[expected_start.len()..];
+    assert!(
+        signature.len() == 64 && signature.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{signature}"
+    );
+    verify_with(&app, &text).await;
+}
+
+#[tokio::test]
+async fn sns_retries_refuses_and_fails_over() {
+    retried_then_sent(
+        SmsProvider::Sns,
+        with_sns,
+        sns_error(400, "Throttling", "Rate exceeded"),
+        sns_published("second"),
+        "second",
+    )
+    .await;
+    refused(
+        SmsProvider::Sns,
+        with_sns,
+        sns_error(
+            400,
+            "InvalidParameter",
+            "Invalid parameter: PhoneNumber Reason: +1415 is not valid to publish to",
+        ),
+        "InvalidParameter",
+    )
+    .await;
+    fails_over(
+        SmsProvider::Sns,
+        with_sns,
+        sns_error(500, "InternalError", "try again"),
+    )
+    .await;
 }
