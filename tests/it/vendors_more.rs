@@ -353,6 +353,28 @@ async fn vonage_gets_its_documented_request() {
 }
 
 #[tokio::test]
+async fn vonage_is_told_of_a_message_outside_gsm_7() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(vonage_answer("0", Some("0C000000217B7F09"), None))
+        .mount(&server)
+        .await;
+    let mut config = config_for(SmsProvider::Vonage);
+    with_vonage(&mut config, &server);
+    let app = spawn_app(config).await;
+    for (locale, unicode) in [("ja", true), ("fr", false)] {
+        let sent = app
+            .post_json("/v1/otp", json!({"phone": PHONE, "locale": locale}))
+            .await;
+        assert_eq!(sent.status, 202, "{}", sent.body);
+        let request = requests_to(&server).await.pop().unwrap();
+        let (fields, _) = form_without(&request, "text");
+        let typed = fields.contains(&("type".to_owned(), "unicode".to_owned()));
+        assert_eq!(typed, unicode, "{locale}");
+    }
+}
+
+#[tokio::test]
 async fn vonage_retries_refuses_and_fails_over() {
     retried_then_sent(
         SmsProvider::Vonage,
