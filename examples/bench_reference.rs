@@ -5,7 +5,8 @@
 //! (`{"phone":"+14155552671"}`), does one `SETEX` of a small value under
 //! `<prefix>{<phone>}` through a bb8 pool of bb8-redis connections, each held
 //! for its call as bb8 is used, and answers 202 with a small JSON body.
-//! Nothing else: no validation, no hashing, no SMS, no logs.
+//! Nothing else: no validation, no hashing, no SMS, no logs. `POST /hook`
+//! answers 204 to anything: the event endpoint of `EVENTS=1 scripts/bench.sh`.
 //!
 //! ```text
 //! cargo run --release --example bench_reference -- 127.0.0.1:18081
@@ -67,6 +68,13 @@ async fn reference(Data(shared): Data<&std::sync::Arc<Shared>>, Json(body): Json
     }
 }
 
+/// An app's event endpoint at its least: takes the body, answers 204.
+#[handler]
+async fn hook(body: poem::Body) -> StatusCode {
+    let _ = body.into_bytes().await;
+    StatusCode::NO_CONTENT
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
@@ -92,6 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let app = Route::new()
         .at("/ref", post(reference))
+        .at("/hook", post(hook))
         .data(std::sync::Arc::new(Shared { pool, prefix }));
     eprintln!("bench_reference listening on http://{listen}/ref");
     Server::new(TcpListener::bind(listen)).run(app).await?;

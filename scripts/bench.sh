@@ -21,7 +21,8 @@
 # verify scenarios' codes), REF_PORT (18081), REDIS_URL
 # (redis://127.0.0.1:6379), VERIFY_HEADROOM (3: right codes to make, as a
 # multiple of the send rate times DURATION), PROFILE (dist: the cargo profile
-# built and measured), CARGO_TARGET_DIR
+# built and measured), EVENTS (1: the measured otpd sends every event to the
+# reference's `/hook`, which answers 204), CARGO_TARGET_DIR
 # (<repo>/target/bench, so the bench doesn't wait on other builds' lock),
 # PRIVATE_REDIS (a port: start a throwaway redis-server there for the run
 # instead of using REDIS_URL, so no other client's commands mix into the
@@ -44,6 +45,7 @@ REF_PORT=${REF_PORT:-18081}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 VERIFY_HEADROOM=${VERIFY_HEADROOM:-3}
 PROFILE=${PROFILE:-dist}
+EVENTS=${EVENTS:-0}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/bench}
 
 # Every key this run makes starts with this, so cleanup deletes only ours.
@@ -192,6 +194,10 @@ start_otpd() {
         OTPD_LIMITS__VERIFIES_PER_IP=0 \
         OTPD_LIMITS__SENDS_PER_HOUR=0 \
         OTPD_LOG__LEVEL=warn
+    if [[ $EVENTS == 1 && $name == otpd ]]; then
+        export OTPD_EVENTS__ENDPOINTS__BENCH__URL="$REF_URL/hook" \
+            OTPD_EVENTS__ENDPOINTS__BENCH__SECRETS="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    fi
     exec "$OTPD_BIN" 2>"$WORK/$name.err"
 }
 log "starting otpd on $OTPD_URL (store $REDIS_URL, prefix $PREFIX), SMS to /dev/null"
@@ -395,6 +401,8 @@ fact otpd_requests "$(otpd_served)"
 fact date "$(date -u +%Y-%m-%dT%H:%MZ)"
 fact commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src adapters Cargo.toml Cargo.lock 2>/dev/null || echo '+changes')"
 fact duration "$DURATION"
+fact profile "$PROFILE"
+fact events "$EVENTS"
 fact threads "$THREADS"
 fact connections "$CONNECTIONS"
 fact redis_url "$REDIS_URL"

@@ -47,6 +47,27 @@ enum Command {
         /// The phone in international form, e.g. `+14155552671`.
         phone: String,
     },
+    /// The event outbox on Redis: dead letters and disabled endpoints.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// List the events given up on after their last retry.
+    Dead,
+    /// Deliver dead letters again: every one, or one event's.
+    Replay {
+        /// An event id (`evt_...`); none: all.
+        event_id: Option<String>,
+    },
+    /// Deliver again to an endpoint that answered 410 Gone.
+    Enable {
+        /// The endpoint's name in `events.endpoints`.
+        endpoint: String,
+    },
 }
 
 /// Tasks a worker runs before it looks for new I/O again (tokio's default
@@ -83,7 +104,48 @@ async fn run() -> ExitCode {
     match command {
         Command::CheckConfig => check_config(&config),
         Command::Unlock { phone } => unlock(&config, &phone).await,
+        Command::Events { command } => events(&config, command).await,
         _ => serve(&config).await,
+    }
+}
+
+async fn events(config: &Config, command: EventsCommand) -> ExitCode {
+    if config.store.url.expose() == "memory://" {
+        return fail(&"the memory store's outbox lives inside the serving process");
+    }
+    let metrics = std::sync::Arc::new(otpd::adapters::metrics::Metrics::new());
+    let queue = match startup::event_outbox(config, &metrics) {
+        Ok(Some((_, queue))) => queue,
+        Ok(None) => return fail(&"no events.endpoints are configured"),
+        Err(e) => return fail(&e),
+    };
+    let done = match command {
+        EventsCommand::Dead => queue.dead_letters().await.map(|letters| {
+            for letter in &letters {
+                println!(
+                    "{}\t{}\t{}\tattempts {}\tat {}\t{}",
+                    letter.job.event_id,
+                    letter.job.event_type,
+                    letter.job.endpoint,
+                    letter.job.attempt + 1,
+                    letter.at,
+                    letter.reason
+                );
+            }
+            eprintln!("{} dead letters", letters.len());
+        }),
+        EventsCommand::Replay { event_id } => queue
+            .replay(event_id.as_deref())
+            .await
+            .map(|n| println!("{n} dead letters queued again")),
+        EventsCommand::Enable { endpoint } => queue.enable(&endpoint).await.map(|was| {
+            let what = if was { "enabled again" } else { "was not disabled" };
+            println!("{endpoint}: {what}");
+        }),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&otpd::ports::ErrorChain(&e)),
     }
 }
 

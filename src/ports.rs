@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Bucket, CodeHash, DeliveryReport, GuessBudget, Issued, OtpStatus, PendingOtp, Phone, Quota, SendLimits,
-    SmsReceipt, SmsText, Taken, VerifyOutcome,
+    Bucket, CodeHash, DeliveryReport, Event, GuessBudget, Issued, OtpStatus, PendingOtp, Phone, Quota,
+    SendLimits, SmsReceipt, SmsText, Taken, VerifyOutcome,
 };
 
 /// Where pending codes live. Every method is one atomic step, so any number of
@@ -90,12 +90,12 @@ pub trait OtpStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Applies a provider's report to the message it names, if that message
-    /// is still linked and the report moves its state forward. Says whether
-    /// anything changed.
+    /// is still linked and the report moves its state forward. Names the
+    /// message's phone when anything changed.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError>;
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError>;
 
     /// Checks that the store answers.
     ///
@@ -114,6 +114,25 @@ pub enum StoreError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the store holds {0} entries, its limit")]
     Full(usize),
+}
+
+/// Where events wait for the app's endpoints (`adapters/events`).
+#[async_trait]
+pub trait EventOutbox: Send + Sync + 'static {
+    /// Keeps `events` durably until every endpoint that wants them has
+    /// taken them; delivery happens elsewhere, later, at least once.
+    ///
+    /// # Errors
+    /// [`OutboxError`] when they could not be kept.
+    async fn publish(&self, events: &[Event]) -> Result<(), OutboxError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("the event outbox holds {0} events, its limit")]
+    Full(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Sends one text message.

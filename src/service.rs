@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crate::domain::{
     Bucket, ClientPrefixes, Code, CodeHasher, DeliveryReport, DeliveryState, DestinationError,
-    DestinationPolicy, GuessBudget, Issued, Locale, MessageTemplate, OtpPolicy, OtpStatus, Phone, Quota,
-    SendLimits, SmsReceipt, Taken, Templates, VerifyOutcome,
+    DestinationPolicy, Event, EventKind, GuessBudget, Issued, Locale, LockReason, MessageTemplate, OtpPolicy,
+    OtpStatus, Phone, Quota, SendLimits, SmsReceipt, Taken, Templates, VerifyOutcome,
 };
-use crate::ports::{ErrorChain, OtpStore, SmsError, SmsSender, StoreError};
+use crate::ports::{ErrorChain, EventOutbox, OtpStore, SmsError, SmsSender, StoreError};
 
 /// How long after a code expires a provider's report of its SMS is still
 /// taken; reports trail the message by seconds to minutes.
@@ -29,6 +29,8 @@ pub struct OtpService {
     templates: Templates,
     test_numbers: HashMap<Phone, Code>,
     guards: Guards,
+    /// Where events go; none configured, none are made.
+    events: Option<Arc<dyn EventOutbox>>,
 }
 
 /// Everything that stands between a request and an SMS or a guess.
@@ -118,6 +120,30 @@ impl OtpService {
             templates: Templates::default(),
             test_numbers: HashMap::new(),
             guards: Guards::default(),
+            events: None,
+        }
+    }
+
+    /// Tells the app what happens, through `events`.
+    pub fn with_events(mut self, events: Arc<dyn EventOutbox>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Keeps the events of one step in the outbox before the step answers.
+    /// An outbox that fails or is full costs the events, never the step:
+    /// the code was sent or consumed whatever the outbox says.
+    async fn emit(&self, phone: &Phone, kinds: impl IntoIterator<Item = EventKind>) {
+        let Some(outbox) = &self.events else {
+            return;
+        };
+        let at_ms = unix_now_ms();
+        let events: Vec<Event> = kinds
+            .into_iter()
+            .map(|kind| Event::new(phone.clone(), None, kind, at_ms))
+            .collect();
+        if let Err(e) = outbox.publish(&events).await {
+            tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "events were not kept");
         }
     }
 
@@ -231,16 +257,26 @@ impl OtpService {
             Ok(receipt) => {
                 // A vendor's message id, or a fallback that took over, is news
                 // the stored code doesn't hold yet. Failing to note it must not
-                // fail the send: the code is out.
-                if ahead.as_ref() != Some(&receipt) || receipt.tracked {
-                    let link_ttl = self.policy.ttl() + REPORT_GRACE;
-                    let noted = self
-                        .store
-                        .record_delivery(phone, &pending.hash, &receipt, sent_at, link_ttl);
-                    if let Err(e) = noted.await {
-                        tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "could not record the delivery");
+                // fail the send: the code is out. The events go out beside it.
+                let note = async {
+                    if ahead.as_ref() != Some(&receipt) || receipt.tracked {
+                        let link_ttl = self.policy.ttl() + REPORT_GRACE;
+                        let noted =
+                            self.store
+                                .record_delivery(phone, &pending.hash, &receipt, sent_at, link_ttl);
+                        if let Err(e) = noted.await {
+                            tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "could not record the delivery");
+                        }
                     }
-                }
+                };
+                let sent_events = [
+                    EventKind::Created,
+                    EventKind::CodeSent {
+                        provider: receipt.provider.clone(),
+                        message_id: receipt.message_id.clone(),
+                    },
+                ];
+                futures_util::future::join(note, self.emit(phone, sent_events)).await;
                 Ok(Sent {
                     expires_in: self.policy.ttl(),
                     resend_after: self.guards.send.resend_after,
@@ -251,6 +287,7 @@ impl OtpService {
                 if let Err(store_error) = self.store.withdraw(phone, &pending.hash).await {
                     tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&store_error), "could not withdraw the code of a failed send");
                 }
+                self.emit(phone, [EventKind::SendFailed]).await;
                 Err(sms_error.into())
             }
         }
@@ -271,8 +308,22 @@ impl OtpService {
             .store
             .verify_and_consume(phone, &candidates, &self.guards.guesses);
         match verified.await? {
-            VerifyOutcome::Approved => Ok(()),
-            VerifyOutcome::Mismatch { attempts_remaining } => {
+            VerifyOutcome::Approved => {
+                self.emit(phone, [EventKind::Approved]).await;
+                Ok(())
+            }
+            VerifyOutcome::Mismatch {
+                attempts_remaining,
+                phone_blocked,
+            } => {
+                let locked = match (attempts_remaining, phone_blocked) {
+                    (_, true) => Some(LockReason::GuessBudget),
+                    (0, false) => Some(LockReason::Attempts),
+                    _ => None,
+                };
+                let failed = EventKind::GuessFailed { attempts_remaining };
+                let locked = locked.map(|reason| EventKind::Locked { reason });
+                self.emit(phone, std::iter::once(failed).chain(locked)).await;
                 Err(VerifyError::Mismatch { attempts_remaining })
             }
             VerifyOutcome::Locked { expires_in } => Err(VerifyError::Locked { expires_in }),
@@ -324,7 +375,17 @@ impl OtpService {
             error_code,
             at: unix_now(),
         };
-        self.store.update_delivery(&report).await
+        let Some(phone) = self.store.update_delivery(&report).await? else {
+            return Ok(false);
+        };
+        let updated = EventKind::DeliveryUpdated {
+            provider: report.provider,
+            message_id: report.message_id,
+            state: report.state,
+            error_code: report.error_code,
+        };
+        self.emit(&phone, [updated]).await;
+        Ok(true)
     }
 
     /// Whether the store answers, for readiness checks.
@@ -366,6 +427,12 @@ fn new_message_id() -> String {
     uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .to_string()
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn unix_now() -> u64 {

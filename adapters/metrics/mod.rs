@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -21,6 +21,11 @@ pub struct Metrics {
     provider_calls: HistogramVec,
     delivery_reports: IntCounterVec,
     vendor_sends: IntCounterVec,
+    events: IntCounterVec,
+    event_deliveries: HistogramVec,
+    event_dead_letters: IntCounterVec,
+    events_waiting: IntGauge,
+    events_dead: IntGauge,
 }
 
 /// Request latencies from 1 ms to 10 s.
@@ -53,6 +58,30 @@ impl Metrics {
             "otpd_rejections_total",
             "Requests refused by an abuse limit, by limit.",
             &["limit"],
+        );
+        let events = counter(
+            "otpd_events_total",
+            "Events made, by type and outcome: `kept` in the outbox, or `dropped` (the outbox full or failing).",
+            &["type", "outcome"],
+        );
+        let event_deliveries = histogram(
+            "otpd_event_deliveries_seconds",
+            "Attempts to deliver an event, by endpoint and outcome (`delivered`, `failed`, `gone`): count and latency.",
+            &["endpoint", "outcome"],
+        );
+        let event_dead_letters = counter(
+            "otpd_event_dead_letters_total",
+            "Events given up on after their last retry, by endpoint.",
+            &["endpoint"],
+        );
+        let gauge = |name: &str, help: &str| registered(&registry, name, IntGauge::new(name, help));
+        let events_waiting = gauge(
+            "otpd_events_waiting",
+            "Event deliveries in the outbox, due or waiting to be retried (read every 10 s).",
+        );
+        let events_dead = gauge(
+            "otpd_events_dead",
+            "Dead letters kept in the outbox (read every 10 s).",
         );
         let delivery_reports = counter(
             "otpd_delivery_reports_total",
@@ -91,7 +120,32 @@ impl Metrics {
             provider_calls,
             delivery_reports,
             vendor_sends,
+            events,
+            event_deliveries,
+            event_dead_letters,
+            events_waiting,
+            events_dead,
         }
+    }
+
+    pub fn event(&self, event_type: &str, outcome: &str) {
+        self.events.with_label_values(&[event_type, outcome]).inc();
+    }
+
+    pub fn event_delivery(&self, endpoint: &str, outcome: &str, took: Duration) {
+        self.event_deliveries
+            .with_label_values(&[endpoint, outcome])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn event_dead_letter(&self, endpoint: &str) {
+        self.event_dead_letters.with_label_values(&[endpoint]).inc();
+    }
+
+    pub fn event_backlog(&self, waiting: u64, dead: u64) {
+        self.events_waiting
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        self.events_dead.set(i64::try_from(dead).unwrap_or(i64::MAX));
     }
 
     pub fn send(&self, outcome: &str, provider: &str) {

@@ -5,3 +5,4 @@ mod redis;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
+pub(crate) use self::redis::{Call, Connections};

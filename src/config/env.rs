@@ -117,3 +117,25 @@ pub fn list_or_json<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
     };
     serde_json::from_value(value).map_err(serde::de::Error::custom)
 }
+
+/// A list of whole numbers given as a list, or as one comma-separated string.
+pub fn number_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<u64>),
+    }
+    match OneOrMany::deserialize(de)? {
+        OneOrMany::Many(v) => Ok(v),
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|n| {
+                n.parse()
+                    .map_err(|_| serde::de::Error::custom(format!("`{n}` is not a whole number")))
+            })
+            .collect(),
+    }
+}

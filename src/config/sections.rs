@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::env::{list_or_json, string_list, string_map};
+use super::env::{list_or_json, number_list, string_list, string_map};
 use super::secrets::{Secret, StoreUrl};
 use super::vendors::{
     HttpVendorConfig, InfobipConfig, RouteConfig, SinchConfig, SnsConfig, TelnyxConfig, VonageConfig,
@@ -21,6 +21,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub events: EventsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -357,6 +358,50 @@ impl Default for SmsConfig {
             infobip: InfobipConfig::default(),
             sns: SnsConfig::default(),
             http: HttpVendorConfig::default(),
+        }
+    }
+}
+
+/// Lifecycle events to the app (docs/behaviour.md, "Events").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Endpoints by name; none: no events are made.
+    pub endpoints: BTreeMap<String, EventEndpoint>,
+    /// Longest wait for an endpoint's answer to one delivery.
+    pub timeout_ms: u64,
+    /// Seconds before each retry of a failed delivery; after the last, the
+    /// event is kept as a dead letter.
+    #[serde(deserialize_with = "number_list")]
+    pub retry_schedule_secs: Vec<u64>,
+    /// Deliveries the outbox holds at most; past it, new events are dropped
+    /// (and counted), never the API call that made them.
+    pub max_backlog: usize,
+    /// Redis streams the outbox spreads over (each its own cluster slot).
+    pub shards: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventEndpoint {
+    /// Where events are POSTed (`https://...`).
+    pub url: String,
+    /// `whsec_` secrets: each signs every event, the first the app's current.
+    #[serde(deserialize_with = "string_list")]
+    pub secrets: Vec<Secret>,
+    /// Event types it wants; none: all.
+    #[serde(deserialize_with = "string_list")]
+    pub types: Vec<String>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: BTreeMap::new(),
+            timeout_ms: 15_000,
+            retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000],
+            max_backlog: 100_000,
+            shards: 16,
         }
     }
 }

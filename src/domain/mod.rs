@@ -4,6 +4,7 @@
 mod code;
 mod delivery;
 mod destination;
+mod events;
 mod guesses;
 mod hashing;
 mod limits;
@@ -15,6 +16,7 @@ mod phone;
 pub use code::{Code, CodeError};
 pub use delivery::{Delivery, DeliveryReport, DeliveryState};
 pub use destination::{CountryCodeError, DestinationError, DestinationPolicy};
+pub use events::{Event, EventKind, LockReason, EVENT_TYPES};
 pub use guesses::{GuessBudget, NextGuess};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
 pub use limits::{Bucket, ClientNet, ClientPrefixes, Issued, PrefixError, Quota, SendLimits, Taken};

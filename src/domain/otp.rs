@@ -72,8 +72,12 @@ impl PendingOtp {
 pub enum VerifyOutcome {
     /// The code was right and is now consumed.
     Approved,
-    /// Wrong code; one attempt used.
-    Mismatch { attempts_remaining: u32 },
+    /// Wrong code; one attempt used. `phone_blocked`: with this one the
+    /// phone's guess budget takes no more guesses.
+    Mismatch {
+        attempts_remaining: u32,
+        phone_blocked: bool,
+    },
     /// No attempts left: the code stays locked until it expires (in
     /// `expires_in`) or is replaced.
     Locked { expires_in: Duration },

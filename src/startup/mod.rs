@@ -2,6 +2,7 @@
 //! HTTP listener. `main` and the integration tests start it the same way.
 
 mod dev;
+mod events;
 mod exposure;
 mod languages;
 mod routes;
@@ -43,7 +44,11 @@ struct Parts {
     sms_chain: SmsChain,
     /// The console's messages, for the `/dev` pages (see `dev`).
     inbox: Option<Arc<Inbox>>,
+    /// Delivers events from the outbox, when endpoints are configured.
+    deliverer: Option<crate::adapters::events::Deliverer>,
 }
+
+pub use self::events::queue as event_outbox;
 
 /// A config that passed every check, and what it builds.
 pub struct Checked {
@@ -67,7 +72,11 @@ fn check_with_inbox(
 ) -> Result<Checked, ConfigError> {
     exposure::check(config)?;
     let metrics = Arc::new(Metrics::new());
-    let service = build_service(config, console, inbox.clone(), &metrics)?;
+    let (outbox, deliverer) = match events::build_events(config, &metrics)? {
+        Some(events) => (Some(events.outbox), Some(events.deliverer)),
+        None => (None, None),
+    };
+    let service = build_service(config, console, inbox.clone(), outbox, &metrics)?;
     let access = build_access(config)?;
     Ok(Checked {
         service,
@@ -76,6 +85,7 @@ fn check_with_inbox(
             metrics,
             sms_chain: SmsChain(sms_chain(config)),
             inbox,
+            deliverer,
         },
     })
 }
@@ -182,7 +192,11 @@ impl Application {
             metrics,
             sms_chain,
             inbox,
+            deliverer,
         } = self.parts;
+        // Delivery runs beside the servers and ends with them; what it had
+        // in hand another instance (or the next start) delivers.
+        let delivering = deliverer.map(|d| tokio::spawn(d.run()));
         let metrics_elsewhere = self.metrics_listener.is_some();
         let acceptor = http::server::idle::IdleClosingAcceptor::new(self.acceptor, self.idle_timeout);
         let main = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
@@ -216,7 +230,7 @@ impl Application {
             main.and(side)
         };
         tokio::pin!(servers);
-        tokio::select! {
+        let result = tokio::select! {
             result = &mut servers => result,
             () = shutdown => {
                 let _ = stop.send(true);
@@ -225,7 +239,11 @@ impl Application {
                 }
                 servers.await
             }
+        };
+        if let Some(delivering) = delivering {
+            delivering.abort();
         }
+        result
     }
 }
 

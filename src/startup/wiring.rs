@@ -16,7 +16,7 @@ use crate::domain::{
     Autofill, ClientPrefixes, Code, CodeHasher, DestinationPolicy, GuessBudget, HashKey, MessageTemplate,
     OtpPolicy, Phone, PolicyError, PrefixError, Quota, SendLimits, TemplateError,
 };
-use crate::ports::OtpStore;
+use crate::ports::{EventOutbox, OtpStore};
 use crate::service::{Guards, OtpService};
 
 use super::sms::{build_sms, webhook_keys};
@@ -31,6 +31,7 @@ pub(super) fn build_service(
     config: &Config,
     console: ConsoleOut,
     inbox: Option<Arc<Inbox>>,
+    events: Option<Arc<dyn EventOutbox>>,
     metrics: &Arc<Metrics>,
 ) -> Result<OtpService, ConfigError> {
     let policy =
@@ -41,7 +42,7 @@ pub(super) fn build_service(
             };
             ConfigError::new(key, e)
         })?;
-    Ok(OtpService::new(
+    let service = OtpService::new(
         build_store(config, metrics)?,
         build_sms(config, console, inbox, metrics)?,
         build_hasher(config)?,
@@ -50,7 +51,11 @@ pub(super) fn build_service(
     )
     .with_templates(super::languages::build_templates(config, policy.ttl())?)
     .with_test_numbers(build_test_numbers(config)?)
-    .with_guards(build_guards(config)?))
+    .with_guards(build_guards(config)?);
+    Ok(match events {
+        Some(outbox) => service.with_events(outbox),
+        None => service,
+    })
 }
 
 fn build_guards(config: &Config) -> Result<Guards, ConfigError> {

@@ -511,3 +511,182 @@ async fn unlock_lets_a_blocked_phone_guess_again() {
     let (ok, _, stderr) = otpd(&["unlock", PHONE], &[]);
     assert!(!ok && stderr.contains("memory store"), "{stderr}");
 }
+
+/// Events through the real binary on Redis: an instance killed while it
+/// delivers has its delivery taken over by another; the CLI lists dead
+/// letters, replays them, and enables an endpoint a 410 disabled; no code
+/// and no secret in any log line.
+#[tokio::test]
+async fn events_survive_a_killed_instance_and_the_cli_manages_dead_letters() {
+    use wiremock::matchers::method as http_method;
+    let endpoint = MockServer::start().await;
+    Mock::given(http_method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(20)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&endpoint)
+        .await;
+    Mock::given(http_method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .with_priority(2)
+        .mount(&endpoint)
+        .await;
+    let env = [
+        ("OTPD_STORE__URL", redis_url()),
+        ("OTPD_STORE__KEY_PREFIX", unique_prefix()),
+        ("OTPD_OTP__HASH_KEYS", "events-test-key-0123456789".into()),
+        (
+            "OTPD_EVENTS__ENDPOINTS__APP__URL",
+            format!("{}/hooks", endpoint.uri()),
+        ),
+        (
+            "OTPD_EVENTS__ENDPOINTS__APP__SECRETS",
+            crate::events::SECRET.into(),
+        ),
+        (
+            "OTPD_EVENTS__ENDPOINTS__APP__TYPES",
+            "verification.approved".into(),
+        ),
+        ("OTPD_EVENTS__TIMEOUT_MS", "1500".into()),
+        ("OTPD_EVENTS__RETRY_SCHEDULE_SECS", String::new()),
+        ("OTPD_LOG__LEVEL", "debug".into()),
+    ];
+    let cli_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut first = Running::start(&env).await;
+    first.post("/v1/otp", json!({"phone": PHONE}), None).await;
+    let code = code_in(&first.stdout.recv_timeout(Duration::from_secs(5)).unwrap());
+    let approved = first
+        .post("/v1/otp/verify", json!({"phone": PHONE, "code": code}), None)
+        .await;
+    assert_eq!(approved.status(), 200);
+    // The first instance has the delivery in hand (the endpoint holds it)...
+    let started = Instant::now();
+    while endpoint.received_requests().await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no delivery began");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = first.stderr();
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    // ...and dies; another takes it over once it has been idle too long.
+    let second = Running::start(&env).await;
+    let started = Instant::now();
+    let delivered = loop {
+        let requests = endpoint.received_requests().await.unwrap();
+        if requests.len() >= 2 {
+            break requests;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the delivery was never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let payloads: Vec<_> = delivered.iter().map(crate::events::verified).collect();
+    assert_eq!(
+        payloads[0]["id"], payloads[1]["id"],
+        "the same event, delivered again"
+    );
+    assert_eq!(payloads[1]["type"], "verification.approved");
+
+    // A failing endpoint, no retries: the next event is a dead letter.
+    endpoint.reset().await;
+    Mock::given(http_method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&endpoint)
+        .await;
+    second
+        .post("/v1/otp", json!({"phone": "+14155552672"}), None)
+        .await;
+    let code = code_in(&second.stdout.recv_timeout(Duration::from_secs(5)).unwrap());
+    second
+        .post(
+            "/v1/otp/verify",
+            json!({"phone": "+14155552672", "code": code}),
+            None,
+        )
+        .await;
+    let started = Instant::now();
+    let listed = loop {
+        let (ok, stdout, stderr) = otpd(&["events", "dead"], &cli_env);
+        assert!(ok, "{stderr}");
+        if stdout.contains("HTTP 500") {
+            break stdout;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no dead letter: {stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(listed.contains("verification.approved\tapp"), "{listed}");
+    assert!(!listed.contains(&code), "no code in a dead letter: {listed}");
+
+    // Replayed to an endpoint that works again.
+    endpoint.reset().await;
+    Mock::given(http_method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&endpoint)
+        .await;
+    let (ok, stdout, stderr) = otpd(&["events", "replay"], &cli_env);
+    assert!(
+        ok && stdout.contains("1 dead letters queued again"),
+        "{stdout}{stderr}"
+    );
+    let started = Instant::now();
+    while endpoint.received_requests().await.unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the replay was not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, stdout, _) = otpd(&["events", "dead"], &cli_env);
+    assert!(
+        ok && !stdout.contains("evt_"),
+        "replayed letters leave the list: {stdout}"
+    );
+
+    // 410 disables the endpoint; the CLI enables it again.
+    endpoint.reset().await;
+    Mock::given(http_method("POST"))
+        .respond_with(ResponseTemplate::new(410))
+        .mount(&endpoint)
+        .await;
+    second
+        .post("/v1/otp", json!({"phone": "+14155552673"}), None)
+        .await;
+    let code = code_in(&second.stdout.recv_timeout(Duration::from_secs(5)).unwrap());
+    second
+        .post(
+            "/v1/otp/verify",
+            json!({"phone": "+14155552673", "code": code}),
+            None,
+        )
+        .await;
+    let started = Instant::now();
+    loop {
+        let (_, stdout, _) = otpd(&["events", "dead"], &cli_env);
+        if stdout.contains("410") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "410 not recorded: {stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, stdout, _) = otpd(&["events", "enable", "app"], &cli_env);
+    assert!(ok && stdout.contains("app: enabled again"), "{stdout}");
+    let (ok, stdout, _) = otpd(&["events", "enable", "app"], &cli_env);
+    assert!(ok && stdout.contains("was not disabled"), "{stdout}");
+
+    let logs = logs + &second.stderr();
+    assert!(
+        !logs.contains(crate::events::SECRET) && !logs.contains("whsec_"),
+        "a secret in the logs"
+    );
+    assert!(!logs.contains(&code), "a code in the logs");
+    let (ok, _, stderr) = otpd(&["events", "dead"], &[]);
+    assert!(!ok && stderr.contains("memory store"), "{stderr}");
+}

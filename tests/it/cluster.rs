@@ -88,6 +88,29 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     let (a, b) = (spawn_app(config.clone()).await, spawn_app(config).await);
     crate::hardening::guesses_across_thirty_codes(&a, &b).await;
 
+    // Events kept in shard streams spread over the cluster's masters.
+    let endpoint = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(204))
+        .mount(&endpoint)
+        .await;
+    let mut config = redis_config();
+    config.store.url = StoreUrl(cluster.url());
+    config.store.timeout_ms = 1000;
+    let app = spawn_app(crate::events::with_events(config, &endpoint, &[1])).await;
+    for phone in ["+14155550201", "+14155550202", "+14155550203"] {
+        assert_eq!(app.send(phone).await.status, 202);
+        let code = app.outbox.last_code(phone);
+        assert_eq!(app.verify(phone, &code).await.status, 200);
+    }
+    let approved = ["verification.approved"; 3];
+    let got = crate::events::wait_for(&endpoint, &approved).await;
+    assert_eq!(
+        got.iter().filter(|p| p["type"] == "verification.created").count(),
+        3
+    );
+    drop(app);
+
     // The service on the cluster, with every limit on.
     let mut config = redis_config();
     config.store.url = StoreUrl(cluster.url());

@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod dev_pages;
 mod dropin;
+mod events;
 mod faults;
 mod hardening;
 mod helpers;

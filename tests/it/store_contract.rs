@@ -91,7 +91,8 @@ pub async fn wrong_codes_use_attempts_then_lock(store: Arc<dyn OtpStore>) {
                 .await
                 .unwrap(),
             VerifyOutcome::Mismatch {
-                attempts_remaining: remaining
+                attempts_remaining: remaining,
+                phone_blocked: false
             }
         );
     }
@@ -129,7 +130,8 @@ pub async fn a_new_code_replaces_the_pending_one(store: Arc<dyn OtpStore>) {
             .await
             .unwrap(),
         VerifyOutcome::Mismatch {
-            attempts_remaining: 1
+            attempts_remaining: 1,
+            phone_blocked: false
         }
     );
     assert_eq!(
@@ -305,7 +307,8 @@ pub async fn a_resend_inside_the_cooldown_is_refused_and_changes_nothing(store: 
             .await
             .unwrap(),
         VerifyOutcome::Mismatch {
-            attempts_remaining: 4
+            attempts_remaining: 4,
+            phone_blocked: false
         }
     );
 }
@@ -497,12 +500,19 @@ pub async fn after_the_most_in_a_row_only_clearing_lets_the_phone_guess(store: A
     let p = phone(41);
     let (otp, right) = pending(&p, "135790", TTL, 10);
     put(&store, &p, &otp).await;
-    for _ in 0..4 {
+    for n in 1..=4 {
         let outcome = store
             .verify_and_consume(&p, &guess(&p, "000000"), &budget)
             .await
             .unwrap();
-        assert!(matches!(outcome, VerifyOutcome::Mismatch { .. }), "{outcome:?}");
+        let VerifyOutcome::Mismatch { phone_blocked, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(
+            phone_blocked,
+            n == 4,
+            "the 4th wrong guess in a row blocks the phone"
+        );
         tokio::time::sleep(Duration::from_millis(80)).await;
     }
     let blocked = throttled_for(store.verify_and_consume(&p, &right, &budget).await.unwrap());

@@ -14,7 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::helpers::{memory_config, redis_config, spawn_app, Reply, TestApp};
 
 const PHONE: &str = "+14155552671";
-const PUBLIC: &str = "https://otp.example.com";
+pub const PUBLIC: &str = "https://otp.example.com";
 const PLIVO_TOKEN: &str = "plivo-token-for-reports";
 const TWILIO_TOKEN: &str = "twilio-token-for-reports";
 
@@ -41,7 +41,7 @@ fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
     BASE64.encode(mac.finalize().into_bytes())
 }
 
-async fn plivo_app(mut config: Config, vendor: &MockServer, uuid: &str) -> TestApp {
+pub async fn plivo_app(mut config: Config, vendor: &MockServer, uuid: &str) -> TestApp {
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(202).set_body_json(json!({
             "api_id": "a", "message": "message(s) queued", "message_uuid": [uuid]
@@ -57,7 +57,7 @@ async fn plivo_app(mut config: Config, vendor: &MockServer, uuid: &str) -> TestA
     spawn_app(config).await
 }
 
-async fn plivo_report(app: &TestApp, params: &[(&str, &str)], signed_url: &str) -> Reply {
+pub async fn plivo_report(app: &TestApp, params: &[(&str, &str)], signed_url: &str) -> Reply {
     let nonce = "31627761595286130198";
     let signature = plivo_signature(signed_url, nonce, params);
     let response = app

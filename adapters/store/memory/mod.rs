@@ -213,13 +213,16 @@ impl OtpStore for MemoryStore {
                 state.counters.remove(&wait);
                 return Ok(VerifyOutcome::Approved);
             }
+            let mut phone_blocked = false;
             if !budget.is_off() {
                 self.room_for(state, state.new_keys([&fails, &wait]))?;
                 // Each wrong guess moves the count's memory on from now.
                 let n = state.count(&fails, now).0 + 1;
                 state.counters.insert(fails, n, now + budget.memory);
-                if let NextGuess::After(delay) = budget.after(n) {
-                    state.counters.insert(wait, 1, now + delay);
+                match budget.after(n) {
+                    NextGuess::After(delay) => state.counters.insert(wait, 1, now + delay),
+                    NextGuess::Blocked => phone_blocked = true,
+                    NextGuess::Now => {}
                 }
             }
             let Some(entry) = state.codes.get_mut(phone, now) else {
@@ -228,6 +231,7 @@ impl OtpStore for MemoryStore {
             entry.attempts -= 1;
             Ok(VerifyOutcome::Mismatch {
                 attempts_remaining: entry.attempts,
+                phone_blocked,
             })
         })
     }
@@ -287,27 +291,25 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError> {
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
         Ok(self.with_state(|state, now| {
             let key = (report.provider.clone(), report.message_id.clone());
-            let Some((phone, _)) = state.links.get(&key, now) else {
-                return false;
-            };
-            let phone = phone.clone();
-            let Some(delivery) = state.codes.get_mut(&phone, now).and_then(|e| e.delivery.as_mut()) else {
-                return false;
-            };
+            let phone = state.links.get(&key, now)?.0.clone();
+            let delivery = state
+                .codes
+                .get_mut(&phone, now)
+                .and_then(|e| e.delivery.as_mut())?;
             let same_message =
                 delivery.provider == report.provider && delivery.message_id == report.message_id;
             if !same_message || delivery.state.rank() >= report.state.rank() {
-                return false;
+                return None;
             }
             delivery.state = report.state;
             delivery.updated_at = report.at;
             if report.error_code.is_some() {
                 delivery.error_code.clone_from(&report.error_code);
             }
-            true
+            Some(phone)
         }))
     }
 }

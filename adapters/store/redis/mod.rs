@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 
-use self::connections::{Call, Connections};
+pub(crate) use self::connections::{Call, Connections};
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::{
@@ -206,8 +206,9 @@ impl OtpStore for RedisStore {
             [2, wait] => VerifyOutcome::Locked {
                 expires_in: wait_of(*wait),
             },
-            [3, left] => VerifyOutcome::Mismatch {
+            [3, left, blocked] => VerifyOutcome::Mismatch {
                 attempts_remaining: u32::try_from(*left).unwrap_or(0),
+                phone_blocked: *blocked == 1,
             },
             [4, wait] => VerifyOutcome::Throttled {
                 retry_after: wait_of(*wait),
@@ -294,11 +295,11 @@ impl OtpStore for RedisStore {
         self.command::<String>(redis::cmd("PING")).await.map(drop)
     }
 
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError> {
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
         let mut get = redis::cmd("GET");
         get.arg(self.link_key(&report.provider, &report.message_id));
         let Some(phone) = self.command::<Option<String>>(get).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let mut invocation = self.scripts.update_delivery.key(self.key_of(&phone));
         invocation
@@ -308,6 +309,8 @@ impl OtpStore for RedisStore {
             .arg(report.state.rank())
             .arg(record::field(report.error_code.as_deref().unwrap_or("")).as_ref())
             .arg(report.at);
-        Ok(self.run::<i64>(invocation).await? == 1)
+        let applied = self.run::<i64>(invocation).await? == 1;
+        // The link holds what this store wrote: an E.164 phone.
+        Ok(applied.then(|| Phone::parse(&phone).ok()).flatten())
     }
 }

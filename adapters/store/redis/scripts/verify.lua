@@ -6,7 +6,8 @@
 -- budget), ms a count is kept after its last wrong guess; then one
 -- candidate hash per hash key.
 -- Returns {0} not found, {1} approved, {2, ms left} locked, {3, attempts
--- left} mismatch, {4, ms to wait} the budget allows no guess now.
+-- left, 1 if the budget now blocks the phone else 0} mismatch, {4, ms to
+-- wait} the budget allows no guess now.
 local record = get_record(KEYS[1])
 if not record then
   return {0}
@@ -60,5 +61,8 @@ if most > 0 then
       redis.call('SET', KEYS[3], 1, 'PX', delay)
     end
   end
+  if fails >= most then
+    return {3, left, 1}
+  end
 end
-return {3, left}
+return {3, left, 0}

@@ -1,0 +1,188 @@
+//! The delivery worker: takes due jobs from the outbox, POSTs each to its
+//! endpoint signed as Standard Webhooks says, and settles it: 2xx done;
+//! 410 Gone disables the endpoint; a network error, a timeout or any other
+//! answer is tried again on the schedule, then kept as a dead letter. It
+//! runs beside the API, so a slow or dead endpoint costs the API nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::header::RETRY_AFTER;
+use reqwest::StatusCode;
+
+use super::queue::{Claimed, Queue};
+use super::signature::{signature_header, SigningKey};
+use crate::adapters::metrics::Metrics;
+use crate::ports::ErrorChain;
+
+/// Jobs delivered at once by one worker.
+const IN_FLIGHT: usize = 16;
+/// How long the worker waits for work when there is none here; another
+/// instance's jobs (and retries coming due) are seen at least this often.
+const IDLE: Duration = Duration::from_millis(250);
+/// How often the backlog gauges are read from the outbox.
+const GAUGE_EVERY: Duration = Duration::from_secs(10);
+
+/// Where one endpoint is and how its events are signed.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub keys: Vec<SigningKey>,
+}
+
+pub struct Deliverer {
+    pub queue: Arc<dyn Queue>,
+    pub endpoints: HashMap<String, Endpoint>,
+    pub http: reqwest::Client,
+    /// The wait before each retry; its length is the number of retries.
+    pub schedule: Vec<Duration>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Delivered,
+    Gone,
+    Failed {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Deliverer {
+    /// Delivers until the process ends.
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        let mut gauges_at = Instant::now();
+        loop {
+            if gauges_at.elapsed() >= GAUGE_EVERY {
+                gauges_at = Instant::now();
+                if let Ok((waiting, dead)) = this.queue.sizes().await {
+                    this.metrics.event_backlog(waiting, dead);
+                }
+            }
+            let jobs = match this.queue.take(IN_FLIGHT).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(error = %ErrorChain(&e), "events: could not take jobs");
+                    Vec::new()
+                }
+            };
+            if jobs.is_empty() {
+                this.queue.wait(IDLE).await;
+                continue;
+            }
+            let disabled = this.queue.disabled().await.unwrap_or_default();
+            futures_util::stream::iter(jobs)
+                .for_each_concurrent(IN_FLIGHT, |job| {
+                    let this = Arc::clone(&this);
+                    let off = disabled.contains(&job.job.endpoint);
+                    async move { this.settle(job, off).await }
+                })
+                .await;
+        }
+    }
+
+    async fn settle(&self, claimed: Claimed, disabled: bool) {
+        let job = &claimed.job;
+        let endpoint = self.endpoints.get(&job.endpoint);
+        let settled = match (endpoint, disabled) {
+            (None, _) => {
+                self.queue
+                    .dead(&claimed, "the endpoint is no longer configured")
+                    .await
+            }
+            (Some(_), true) => {
+                self.queue
+                    .dead(&claimed, "the endpoint is disabled (410 Gone)")
+                    .await
+            }
+            (Some(endpoint), false) => {
+                let started = Instant::now();
+                let outcome = self.attempt(endpoint, &claimed).await;
+                let label = match &outcome {
+                    Outcome::Delivered => "delivered",
+                    Outcome::Gone => "gone",
+                    Outcome::Failed { .. } => "failed",
+                };
+                self.metrics
+                    .event_delivery(&job.endpoint, label, started.elapsed());
+                match outcome {
+                    Outcome::Delivered => self.queue.done(&claimed).await,
+                    Outcome::Gone => {
+                        tracing::warn!(endpoint = %job.endpoint, event = %job.event_id, "events: the endpoint answered 410 Gone; it is disabled until `otpd events enable`");
+                        let disabled = self.queue.disable(&job.endpoint).await;
+                        let dead = self.queue.dead(&claimed, "the endpoint answered 410 Gone").await;
+                        disabled.and(dead)
+                    }
+                    Outcome::Failed { reason, retry_after } => {
+                        let next = self.schedule.get(job.attempt as usize).copied();
+                        tracing::warn!(
+                            endpoint = %job.endpoint,
+                            event = %job.event_id,
+                            attempt = job.attempt + 1,
+                            reason = %reason,
+                            retry_in_secs = next.map(|d| d.as_secs()),
+                            "events: a delivery failed"
+                        );
+                        match next {
+                            Some(wait) => {
+                                let wait = retry_after.map_or(wait, |asked| asked.clamp(wait, wait * 4));
+                                self.queue.retry(&claimed, jitter(wait)).await
+                            }
+                            None => {
+                                self.metrics.event_dead_letter(&job.endpoint);
+                                self.queue.dead(&claimed, &reason).await
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(e) = settled {
+            // The job stays claimed; another worker takes it over when it
+            // has been idle long enough (at least once, never lost).
+            tracing::warn!(error = %ErrorChain(&e), event = %job.event_id, "events: could not settle a job");
+        }
+    }
+
+    async fn attempt(&self, endpoint: &Endpoint, claimed: &Claimed) -> Outcome {
+        let job = &claimed.job;
+        let timestamp = super::unix_now();
+        let signature = signature_header(&endpoint.keys, &job.event_id, timestamp, job.body.as_bytes());
+        let sent = self
+            .http
+            .post(&endpoint.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &job.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(job.body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => Outcome::Delivered,
+            Ok(response) if response.status() == StatusCode::GONE => Outcome::Gone,
+            Ok(response) => Outcome::Failed {
+                reason: format!("HTTP {}", response.status().as_u16()),
+                retry_after: response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs),
+            },
+            Err(e) => Outcome::Failed {
+                reason: ErrorChain(&e.without_url()).to_string(),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+/// Up to a tenth more, so retries of many failed jobs don't arrive at once.
+fn jitter(wait: Duration) -> Duration {
+    wait + wait.mul_f64(rand::random::<f64>() / 10.0)
+}

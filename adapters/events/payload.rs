@@ -1,0 +1,127 @@
+//! An event as the app receives it: the Standard Webhooks shape, `type`,
+//! `timestamp` and `data`, with the event's `id` beside them (the same as the
+//! `webhook-id` header, which the app deduplicates on). Nothing here can hold
+//! a code, a hash or a key: `Event` has none.
+
+use serde_json::{json, Map, Value};
+
+use crate::domain::{Event, EventKind};
+
+/// The JSON body, made once when the event is kept and sent as it is on
+/// every attempt (the signature covers these exact bytes).
+pub fn body(event: &Event) -> String {
+    let mut data = Map::new();
+    data.insert("phone".into(), json!(event.phone.as_str()));
+    data.insert("country".into(), json!(event.phone.region()));
+    if let Some(id) = &event.verification_id {
+        data.insert("verification_id".into(), json!(id));
+    }
+    match &event.kind {
+        EventKind::Created | EventKind::SendFailed | EventKind::Approved | EventKind::Canceled => {}
+        EventKind::CodeSent { provider, message_id } => {
+            data.insert("provider".into(), json!(provider));
+            data.insert("message_id".into(), json!(message_id));
+        }
+        EventKind::GuessFailed { attempts_remaining } => {
+            data.insert("attempts_remaining".into(), json!(attempts_remaining));
+        }
+        EventKind::Locked { reason } => {
+            data.insert("reason".into(), json!(reason.as_str()));
+        }
+        EventKind::DeliveryUpdated {
+            provider,
+            message_id,
+            state,
+            error_code,
+        } => {
+            data.insert("provider".into(), json!(provider));
+            data.insert("message_id".into(), json!(message_id));
+            data.insert("state".into(), json!(state.as_str()));
+            data.insert("error_code".into(), json!(error_code));
+        }
+    }
+    json!({
+        "type": event.kind.name(),
+        "id": event.id,
+        "timestamp": timestamp(event.at_ms),
+        "data": Value::Object(data),
+    })
+    .to_string()
+}
+
+/// RFC 3339 in UTC with milliseconds: `2026-12-01T10:00:00.123Z`.
+pub fn timestamp(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        unix_ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 as a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DeliveryState, LockReason, Phone};
+
+    fn event(kind: EventKind) -> Event {
+        let phone = Phone::parse("+14155552671").unwrap();
+        Event::new(phone, None, kind, 1_795_601_234_567)
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(timestamp(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(timestamp(1_795_601_234_567), "2026-11-25T10:07:14.567Z");
+    }
+
+    #[test]
+    fn each_kind_carries_what_it_needs() {
+        let sent: Value = serde_json::from_str(&body(&event(EventKind::CodeSent {
+            provider: "twilio".into(),
+            message_id: "SM1".into(),
+        })))
+        .unwrap();
+        assert_eq!(sent["type"], "verification.code_sent");
+        assert!(sent["id"].as_str().unwrap().starts_with("evt_"));
+        assert_eq!(sent["timestamp"], "2026-11-25T10:07:14.567Z");
+        assert_eq!(
+            sent["data"],
+            json!({"phone": "+14155552671", "country": "US", "provider": "twilio", "message_id": "SM1"})
+        );
+        let locked: Value = serde_json::from_str(&body(&event(EventKind::Locked {
+            reason: LockReason::GuessBudget,
+        })))
+        .unwrap();
+        assert_eq!(locked["data"]["reason"], "guess_budget");
+        let delivered: Value = serde_json::from_str(&body(&event(EventKind::DeliveryUpdated {
+            provider: "plivo".into(),
+            message_id: "u-1".into(),
+            state: DeliveryState::Undelivered,
+            error_code: Some("30003".into()),
+        })))
+        .unwrap();
+        assert_eq!(delivered["data"]["state"], "undelivered");
+        assert_eq!(delivered["data"]["error_code"], "30003");
+    }
+}

@@ -1,0 +1,410 @@
+//! The outbox on Redis, shared by every instance: Redis Streams with one
+//! consumer group. Jobs spread over `shards` streams, each under its own hash
+//! tag (`otp:events:{3}`) with its retries (a sorted set by due time) and its
+//! dead letters (a capped stream) beside it, so each step touches one slot
+//! and the shards spread over a cluster's masters.
+//!
+//! A job is XADDed before the API call answers; a worker XREADGROUPs it,
+//! delivers, and settles it with one script (XACK and XDEL, and a ZADD for a
+//! retry or an XADD to the dead letters). A worker that dies holding jobs
+//! leaves them pending; another claims them (XAUTOCLAIM) once they have been
+//! idle longer than a delivery can take. Delivery is at least once: a job
+//! delivered just before its worker died is delivered again.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+use redis::Script;
+use tokio::sync::Notify;
+
+use super::queue::{Claimed, DeadLetter, Fanout, Job, Queue};
+use crate::adapters::store::{Call, Connections};
+use crate::domain::Event;
+use crate::ports::{EventOutbox, OutboxError, StoreError};
+
+const GROUP: &str = "otpd";
+/// Dead letters kept per shard (about: trimmed by whole stream nodes).
+const DEAD_KEPT: usize = 10_000;
+/// Retries moved per shard per promotion.
+const PROMOTE_AT_ONCE: usize = 100;
+const PROMOTE_EVERY: Duration = Duration::from_secs(1);
+
+pub struct RedisOutbox {
+    connections: Connections,
+    prefix: String,
+    shards: usize,
+    fanout: Fanout,
+    /// Jobs each shard may hold: the outbox's bound over the shards.
+    per_shard: usize,
+    /// This worker's name in the group.
+    consumer: String,
+    /// A claimed job idle this long is taken over from its worker.
+    claim_after: Duration,
+    scripts: Scripts,
+    timers: Mutex<Timers>,
+    /// Where the next read starts, so no shard waits behind the others.
+    next_shard: AtomicUsize,
+    added: Notify,
+}
+
+struct Scripts {
+    publish: Script,
+    settle: Script,
+    promote: Script,
+    group: Script,
+}
+
+#[derive(Default)]
+struct Timers {
+    groups_made: bool,
+    promoted: Option<Instant>,
+    claimed: Option<Instant>,
+}
+
+impl RedisOutbox {
+    pub fn new(
+        connections: Connections,
+        prefix: &str,
+        shards: usize,
+        fanout: Fanout,
+        max_jobs: usize,
+        claim_after: Duration,
+    ) -> Self {
+        let shards = shards.max(1);
+        Self {
+            connections,
+            prefix: prefix.to_owned(),
+            shards,
+            fanout,
+            per_shard: max_jobs.div_ceil(shards),
+            consumer: format!("otpd-{}", hex::encode(rand::random::<[u8; 6]>())),
+            claim_after,
+            scripts: Scripts {
+                publish: Script::new(include_str!("scripts/publish.lua")),
+                settle: Script::new(include_str!("scripts/settle.lua")),
+                promote: Script::new(include_str!("scripts/promote.lua")),
+                group: Script::new(include_str!("scripts/group.lua")),
+            },
+            timers: Mutex::default(),
+            next_shard: AtomicUsize::new(0),
+            added: Notify::new(),
+        }
+    }
+
+    fn stream(&self, shard: usize) -> String {
+        format!("{}events:{{{shard}}}", self.prefix)
+    }
+
+    fn retries(&self, shard: usize) -> String {
+        format!("{}events:{{{shard}}}:retry", self.prefix)
+    }
+
+    fn dead(&self, shard: usize) -> String {
+        format!("{}events:{{{shard}}}:dead", self.prefix)
+    }
+
+    fn disabled_key(&self) -> String {
+        format!("{}events:disabled", self.prefix)
+    }
+
+    /// The shard of an API call's events: by phone, so they go in one step.
+    fn shard_of(&self, events: &[Event]) -> usize {
+        let phone = events.first().map_or("", |e| e.phone.as_str());
+        let hash = phone.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        usize::try_from(hash % self.shards as u64).unwrap_or(0)
+    }
+
+    async fn command<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        self.connections.call(Call::Command(cmd)).await
+    }
+
+    /// Which maintenance is due now, marking it done.
+    fn due(&self) -> (bool, bool, bool) {
+        let mut timers = self
+            .timers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let make_groups = !timers.groups_made;
+        let promote = timers.promoted.is_none_or(|t| t.elapsed() >= PROMOTE_EVERY);
+        if promote {
+            timers.promoted = Some(Instant::now());
+        }
+        // Looking twice per claim period finds a lost job within 1.5 periods.
+        let claim = timers.claimed.is_none_or(|t| t.elapsed() >= self.claim_after / 2);
+        if claim {
+            timers.claimed = Some(Instant::now());
+        }
+        (make_groups, promote, claim)
+    }
+
+    fn set_groups_made(&self, made: bool) {
+        self.timers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .groups_made = made;
+    }
+
+    async fn make_groups(&self) -> Result<(), StoreError> {
+        for shard in 0..self.shards {
+            let mut invocation = self.scripts.group.key(self.stream(shard));
+            invocation.arg(GROUP);
+            let _: i64 = self.connections.call(Call::Script(invocation)).await?;
+        }
+        Ok(())
+    }
+
+    async fn promote(&self, shard: usize) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.promote.key(self.stream(shard));
+        invocation
+            .key(self.retries(shard))
+            .arg(super::unix_now_ms())
+            .arg(PROMOTE_AT_ONCE);
+        let _: i64 = self.connections.call(Call::Script(invocation)).await?;
+        Ok(())
+    }
+
+    async fn claim_idle(&self, shard: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
+        let mut cmd = redis::cmd("XAUTOCLAIM");
+        cmd.arg(self.stream(shard))
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(u64::try_from(self.claim_after.as_millis()).unwrap_or(u64::MAX))
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(max);
+        let reply: StreamAutoClaimReply = self.command(cmd).await?;
+        Ok(self.claimed(shard, reply.claimed))
+    }
+
+    async fn read(&self, shard: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(max)
+            .arg("STREAMS")
+            .arg(self.stream(shard))
+            .arg(">");
+        let reply: Option<StreamReadReply> = self.command(cmd).await?;
+        let ids = reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .collect();
+        Ok(self.claimed(shard, ids))
+    }
+
+    /// Entries as claimed jobs, less any that isn't one (otpd never writes
+    /// such an entry).
+    fn claimed(&self, shard: usize, ids: Vec<StreamId>) -> Vec<Claimed> {
+        ids.into_iter()
+            .filter_map(|entry| {
+                let job = entry.get::<String>("j").and_then(|j| Job::decode(&j))?;
+                Some(Claimed {
+                    job,
+                    token: format!("{shard}/{}", entry.id),
+                })
+            })
+            .collect()
+    }
+
+    async fn settle(&self, claimed: &Claimed, how: Settle<'_>) -> Result<(), StoreError> {
+        let Some((shard, id)) = claimed
+            .token
+            .split_once('/')
+            .and_then(|(s, id)| Some((s.parse::<usize>().ok()?, id)))
+        else {
+            return Ok(());
+        };
+        let mut invocation = self.scripts.settle.key(self.stream(shard));
+        invocation
+            .key(self.retries(shard))
+            .key(self.dead(shard))
+            .arg(GROUP)
+            .arg(id);
+        match how {
+            Settle::Done => invocation.arg("done"),
+            Settle::Retry { due_ms, job } => invocation.arg("retry").arg(due_ms).arg(job.encode()),
+            Settle::Dead(letter) => invocation
+                .arg("dead")
+                .arg(DEAD_KEPT)
+                .arg(serde_json::to_string(&letter).unwrap_or_default()),
+        };
+        let _: i64 = self.connections.call(Call::Script(invocation)).await?;
+        Ok(())
+    }
+
+    async fn dead_entries(&self, shard: usize) -> Result<Vec<(String, DeadLetter)>, StoreError> {
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(self.dead(shard)).arg("-").arg("+");
+        let reply: StreamRangeReply = self.command(cmd).await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let letter = serde_json::from_str(&entry.get::<String>("d")?).ok()?;
+                Some((entry.id, letter))
+            })
+            .collect())
+    }
+}
+
+enum Settle<'a> {
+    Done,
+    Retry { due_ms: u64, job: &'a Job },
+    Dead(DeadLetter),
+}
+
+#[async_trait]
+impl EventOutbox for RedisOutbox {
+    async fn publish(&self, events: &[Event]) -> Result<(), OutboxError> {
+        let jobs = self.fanout.jobs(events);
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let shard = self.shard_of(events);
+        let mut invocation = self.scripts.publish.key(self.stream(shard));
+        invocation.key(self.retries(shard)).arg(self.per_shard);
+        for job in &jobs {
+            invocation.arg(job.encode());
+        }
+        let kept: i64 = self.connections.call(Call::Script(invocation)).await?;
+        if kept < 0 {
+            return Err(OutboxError::Full(self.per_shard * self.shards));
+        }
+        self.added.notify_one();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Queue for RedisOutbox {
+    async fn take(&self, max: usize) -> Result<Vec<Claimed>, StoreError> {
+        let (make_groups, promote, claim) = self.due();
+        if make_groups {
+            self.make_groups().await?;
+            self.set_groups_made(true);
+        }
+        let first = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards;
+        let mut taken = Vec::new();
+        for shard in (0..self.shards).map(|i| (first + i) % self.shards) {
+            if promote {
+                self.promote(shard).await?;
+            }
+            if claim && taken.len() < max {
+                taken.extend(self.claim_idle(shard, max - taken.len()).await?);
+            }
+            if taken.len() < max {
+                match self.read(shard, max - taken.len()).await {
+                    Ok(read) => taken.extend(read),
+                    Err(e) => {
+                        // Perhaps the stream and its group were deleted:
+                        // they are made again on the next take.
+                        self.set_groups_made(false);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    async fn done(&self, claimed: &Claimed) -> Result<(), StoreError> {
+        self.settle(claimed, Settle::Done).await
+    }
+
+    async fn retry(&self, claimed: &Claimed, wait: Duration) -> Result<(), StoreError> {
+        let next = Job {
+            attempt: claimed.job.attempt + 1,
+            ..claimed.job.clone()
+        };
+        let due_ms = super::unix_now_ms() + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.settle(claimed, Settle::Retry { due_ms, job: &next }).await
+    }
+
+    async fn dead(&self, claimed: &Claimed, reason: &str) -> Result<(), StoreError> {
+        let letter = DeadLetter {
+            job: claimed.job.clone(),
+            reason: reason.to_owned(),
+            at: super::unix_now(),
+        };
+        self.settle(claimed, Settle::Dead(letter)).await
+    }
+
+    async fn disabled(&self) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("HKEYS");
+        cmd.arg(self.disabled_key());
+        self.command(cmd).await
+    }
+
+    async fn disable(&self, endpoint: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(self.disabled_key()).arg(endpoint).arg(super::unix_now());
+        self.command::<i64>(cmd).await.map(drop)
+    }
+
+    async fn enable(&self, endpoint: &str) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("HDEL");
+        cmd.arg(self.disabled_key()).arg(endpoint);
+        Ok(self.command::<i64>(cmd).await? > 0)
+    }
+
+    async fn sizes(&self) -> Result<(u64, u64), StoreError> {
+        let (mut waiting, mut dead) = (0, 0);
+        for shard in 0..self.shards {
+            let mut xlen = redis::cmd("XLEN");
+            xlen.arg(self.stream(shard));
+            let mut zcard = redis::cmd("ZCARD");
+            zcard.arg(self.retries(shard));
+            let mut dlen = redis::cmd("XLEN");
+            dlen.arg(self.dead(shard));
+            waiting += self.command::<u64>(xlen).await? + self.command::<u64>(zcard).await?;
+            dead += self.command::<u64>(dlen).await?;
+        }
+        Ok((waiting, dead))
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut letters = Vec::new();
+        for shard in 0..self.shards {
+            letters.extend(self.dead_entries(shard).await?.into_iter().map(|(_, l)| l));
+        }
+        letters.sort_by_key(|l| l.at);
+        Ok(letters)
+    }
+
+    async fn replay(&self, event_id: Option<&str>) -> Result<usize, StoreError> {
+        let mut replayed = 0;
+        for shard in 0..self.shards {
+            for (id, letter) in self.dead_entries(shard).await? {
+                if event_id.is_some_and(|e| e != letter.job.event_id) {
+                    continue;
+                }
+                // Added before it is removed: a failure between the two
+                // delivers it twice rather than never (at least once).
+                let job = Job {
+                    attempt: 0,
+                    ..letter.job
+                };
+                let mut add = redis::cmd("XADD");
+                add.arg(self.stream(shard)).arg("*").arg("j").arg(job.encode());
+                let _: String = self.command(add).await?;
+                let mut del = redis::cmd("XDEL");
+                del.arg(self.dead(shard)).arg(&id);
+                let _: i64 = self.command(del).await?;
+                replayed += 1;
+            }
+        }
+        Ok(replayed)
+    }
+
+    async fn wait(&self, idle: Duration) {
+        let _ = tokio::time::timeout(idle, self.added.notified()).await;
+    }
+}

@@ -1,0 +1,105 @@
+//! What happened to a phone's verification, as the app is told of it. An
+//! event names the phone and what the kind needs; never a code, its hash,
+//! a key or a token, so nothing in an event can help anyone verify.
+
+use super::{DeliveryState, Phone};
+
+/// One event: a unique id (`evt_` and 128 random bits in hex), when it
+/// happened, the phone in E.164, its verification when it has one, and the
+/// kind with its own fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    pub phone: Phone,
+    pub verification_id: Option<String>,
+    pub kind: EventKind,
+}
+
+/// Why a verification takes no more guesses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockReason {
+    /// The code's own attempts are used up.
+    Attempts,
+    /// The phone's guess budget holds it off (growing waits, then a block).
+    GuessBudget,
+}
+
+impl Event {
+    /// A new event with a fresh id.
+    pub fn new(phone: Phone, verification_id: Option<String>, kind: EventKind, at_ms: u64) -> Self {
+        Self {
+            id: format!("evt_{}", hex::encode(rand::random::<[u8; 16]>())),
+            at_ms,
+            phone,
+            verification_id,
+            kind,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A new verification started with this send.
+    Created,
+    /// A code went to a provider.
+    CodeSent {
+        provider: String,
+        message_id: String,
+    },
+    /// No provider took the SMS; no code is pending from it.
+    SendFailed,
+    Approved,
+    GuessFailed {
+        attempts_remaining: u32,
+    },
+    Locked {
+        reason: LockReason,
+    },
+    Canceled,
+    /// A provider's signed report moved the SMS's state forward.
+    DeliveryUpdated {
+        provider: String,
+        message_id: String,
+        state: DeliveryState,
+        error_code: Option<String>,
+    },
+}
+
+/// Every event type's name, stable once shipped: what endpoints subscribe to.
+pub const EVENT_TYPES: [&str; 8] = [
+    "verification.created",
+    "verification.code_sent",
+    "verification.send_failed",
+    "verification.approved",
+    "verification.guess_failed",
+    "verification.locked",
+    "verification.canceled",
+    "verification.delivery_updated",
+];
+
+impl EventKind {
+    /// The type's name, one of [`EVENT_TYPES`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Created => EVENT_TYPES[0],
+            Self::CodeSent { .. } => EVENT_TYPES[1],
+            Self::SendFailed => EVENT_TYPES[2],
+            Self::Approved => EVENT_TYPES[3],
+            Self::GuessFailed { .. } => EVENT_TYPES[4],
+            Self::Locked { .. } => EVENT_TYPES[5],
+            Self::Canceled => EVENT_TYPES[6],
+            Self::DeliveryUpdated { .. } => EVENT_TYPES[7],
+        }
+    }
+}
+
+impl LockReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Attempts => "attempts",
+            Self::GuessBudget => "guess_budget",
+        }
+    }
+}
