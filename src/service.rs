@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::domain::{
     Bucket, ClientPrefixes, Code, CodeHasher, DeliveryReport, DeliveryState, DestinationError,
-    DestinationPolicy, Event, EventKind, GuessBudget, Issued, LockReason, MessageTemplate, OtpPolicy,
-    OtpStatus, Phone, Quota, SendLimits, SmsReceipt, Taken, VerifyOutcome,
+    DestinationPolicy, Event, EventKind, GuessBudget, Issued, Locale, LockReason, MessageTemplate, OtpPolicy,
+    OtpStatus, Phone, Quota, SendLimits, SmsReceipt, Taken, Templates, VerifyOutcome,
 };
 use crate::ports::{ErrorChain, EventOutbox, OtpStore, SmsError, SmsSender, StoreError};
 
@@ -25,6 +25,8 @@ pub struct OtpService {
     hasher: CodeHasher,
     policy: OtpPolicy,
     template: MessageTemplate,
+    /// By locale and country; without them, every message uses `template`.
+    templates: Templates,
     test_numbers: HashMap<Phone, Code>,
     guards: Guards,
     /// Where events go; none configured, none are made.
@@ -115,6 +117,7 @@ impl OtpService {
             hasher,
             policy,
             template,
+            templates: Templates::default(),
             test_numbers: HashMap::new(),
             guards: Guards::default(),
             events: None,
@@ -150,6 +153,12 @@ impl OtpService {
         self
     }
 
+    /// Templates by locale and the language each country reads.
+    pub fn with_templates(mut self, templates: Templates) -> Self {
+        self.templates = templates;
+        self
+    }
+
     /// Numbers whose code is fixed and never texted (app-store review,
     /// end-to-end tests). Their codes follow every other rule.
     pub fn with_test_numbers(mut self, test_numbers: HashMap<Phone, Code>) -> Self {
@@ -164,8 +173,22 @@ impl OtpService {
     ///
     /// # Errors
     /// [`SendError`] when the store or the SMS provider fails.
-    #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
     pub async fn send(&self, phone: &Phone, client: IpAddr) -> Result<Sent, SendError> {
+        self.send_in(phone, client, None).await
+    }
+
+    /// [`OtpService::send`] in the language `locale` names; without one, in
+    /// the destination country's (see [`Templates::pick`]).
+    ///
+    /// # Errors
+    /// [`SendError`] when the store or the SMS provider fails.
+    #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
+    pub async fn send_in(
+        &self,
+        phone: &Phone,
+        client: IpAddr,
+        locale: Option<&Locale>,
+    ) -> Result<Sent, SendError> {
         self.guards.destinations.check(phone)?;
         let buckets = [
             (
@@ -223,7 +246,11 @@ impl OtpService {
         let sent = if fixed.is_some() {
             Ok(test_number_receipt())
         } else {
-            let text = self.template.render(&code, self.policy.ttl());
+            let template = self
+                .templates
+                .pick(locale, phone.region())
+                .unwrap_or(&self.template);
+            let text = template.render(&code, self.policy.ttl());
             self.sms.send(phone, &text, &local_id).await
         };
         match sent {

@@ -20,6 +20,7 @@ pub struct Metrics {
     http_requests: HistogramVec,
     provider_calls: HistogramVec,
     delivery_reports: IntCounterVec,
+    vendor_sends: IntCounterVec,
     events: IntCounterVec,
     event_deliveries: HistogramVec,
     event_dead_letters: IntCounterVec,
@@ -87,6 +88,12 @@ impl Metrics {
             "Signed delivery reports taken, by provider and state.",
             &["provider", "state"],
         );
+        // Countries are ISO codes (about 250) or `none`: a bounded label.
+        let vendor_sends = counter(
+            "otpd_sms_vendor_sends_total",
+            "Messages handed to SMS vendors, retries included once, by vendor, destination country and outcome.",
+            &["provider", "country", "outcome"],
+        );
         let http_requests = histogram(
             "otpd_http_request_duration_seconds",
             "HTTP requests, by route, method and status.",
@@ -112,6 +119,7 @@ impl Metrics {
             http_requests,
             provider_calls,
             delivery_reports,
+            vendor_sends,
             events,
             event_deliveries,
             event_dead_letters,
@@ -170,6 +178,12 @@ impl Metrics {
         self.provider_calls
             .with_label_values(&[provider, outcome])
             .observe(took.as_secs_f64());
+    }
+
+    pub fn vendor_send(&self, provider: &str, country: &str, outcome: &str) {
+        self.vendor_sends
+            .with_label_values(&[provider, country, outcome])
+            .inc();
     }
 
     pub fn delivery_report(&self, provider: &str, state: &str) {

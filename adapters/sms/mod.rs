@@ -1,18 +1,27 @@
 //! `SmsSender` adapters: the console (and its local inbox) for local work,
 //! one folder per vendor for real messages, all sent through one
-//! [`VendorSender`], and a failover that chains two senders.
+//! [`VendorSender`], a failover that chains two senders, and routes that
+//! pick a chain by the destination.
 
 mod console;
 mod failover;
+pub mod http;
 mod inbox;
+pub mod infobip;
 pub mod plivo;
 mod retry;
+mod routing;
 mod signing;
+pub mod sinch;
+pub mod sns;
+pub mod telnyx;
 pub mod twilio;
 mod vendor;
+pub mod vonage;
 
 pub use console::{ConsoleOut, ConsoleSender};
 pub use failover::Failover;
 pub use inbox::{Inbox, InboxMessage};
 pub use retry::{AttemptError, RetryPolicy};
+pub use routing::Routes;
 pub use vendor::{ReportFields, Vendor, VendorSender};

@@ -29,10 +29,14 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
     const REPORT: ReportFields;
 
     /// Its section of the settings.
-    type Settings;
+    type Settings: Clone;
     /// Its API's answer, success or error; a body that doesn't read as one
     /// counts as the default.
     type Reply: DeserializeOwned + Default + Send;
+    /// Whether a success status may still carry a refusal in its body (as
+    /// Vonage's always-200 answers do): then a success without a message id
+    /// is read by [`Vendor::refusal`].
+    const ERRORS_IN_SUCCESS: bool = false;
 
     /// Checks, at start, that the settings can send.
     ///
@@ -44,19 +48,37 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
     /// one from partial settings).
     fn new(settings: &Self::Settings) -> Self;
 
-    /// The secret its delivery reports are signed with, and its setting.
-    fn report_key(settings: &Self::Settings) -> (&'static str, &Secret);
+    /// The settings with `sender` as the sender (a route's own, for one
+    /// country): a number, a short code or an alphanumeric sender id.
+    fn set_sender(settings: &mut Self::Settings, sender: &str);
+
+    /// The secret its delivery reports are signed with, and its setting;
+    /// `None` for a vendor whose reports otpd doesn't take.
+    fn report_key(settings: &Self::Settings) -> Option<(&'static str, &Secret)>;
 
     /// The request that sends `text` to `to`, asking for delivery reports
-    /// at `callback` when given.
-    fn request(&self, http: &Client, to: &Phone, text: &SmsText, callback: Option<&str>) -> RequestBuilder;
+    /// at `callback` when given; `local_id` is otpd's own name for it.
+    fn request(
+        &self,
+        http: &Client,
+        to: &Phone,
+        text: &SmsText,
+        local_id: &str,
+        callback: Option<&str>,
+    ) -> RequestBuilder;
+
+    /// Reads an answer's body: JSON unless the vendor answers otherwise (SNS
+    /// answers XML); a body that doesn't read counts as the default.
+    fn parse_reply(body: &[u8]) -> Self::Reply {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
 
     /// The message id a successful reply names.
-    fn message_id(reply: Self::Reply) -> Option<String>;
+    fn message_id(&self, reply: &Self::Reply) -> Option<String>;
 
     /// What a reply that isn't success means: a refused number, worth
     /// another try (see [`status_error`]), or final.
-    fn refusal(status: StatusCode, reply: Self::Reply) -> AttemptError;
+    fn refusal(&self, status: StatusCode, reply: Self::Reply) -> AttemptError;
 
     /// The state a report's status names; `None` for one not tracked.
     fn delivery_state(status: &str) -> Option<DeliveryState>;
@@ -101,31 +123,50 @@ impl<V: Vendor> VendorSender<V> {
         }
     }
 
-    async fn attempt(&self, to: &Phone, text: &SmsText) -> Result<String, AttemptError> {
+    async fn attempt(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<String, AttemptError> {
         let response = self
             .vendor
-            .request(&self.http, to, text, self.status_callback.as_deref())
+            .request(&self.http, to, text, local_id, self.status_callback.as_deref())
             .send()
             .await
             .map_err(transport_error)?;
         let status = response.status();
-        let reply: V::Reply = response.json().await.unwrap_or_default();
+        let reply = response
+            .bytes()
+            .await
+            .map(|body| V::parse_reply(&body))
+            .unwrap_or_default();
         if status.is_success() {
-            return V::message_id(reply)
-                .ok_or_else(|| AttemptError::Permanent(format!("{status} without a {}", V::ID_FIELD)));
+            if let Some(id) = self.vendor.message_id(&reply) {
+                return Ok(id);
+            }
+            if !V::ERRORS_IN_SUCCESS {
+                return Err(AttemptError::Permanent(format!(
+                    "{status} without a {}",
+                    V::ID_FIELD
+                )));
+            }
         }
-        Err(V::refusal(status, reply))
+        Err(self.vendor.refusal(status, reply))
     }
 }
 
 #[async_trait]
 impl<V: Vendor> SmsSender for VendorSender<V> {
-    async fn send(&self, to: &Phone, text: &SmsText, _local_id: &str) -> Result<SmsReceipt, SmsError> {
+    async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError> {
         let tracked = self.status_callback.is_some();
-        send_with_retries(V::NAME, &self.policy, tracked, &self.metrics, || {
-            self.attempt(to, text)
+        let sent = send_with_retries(V::NAME, &self.policy, tracked, &self.metrics, || {
+            self.attempt(to, text, local_id)
         })
-        .await
+        .await;
+        let outcome = match &sent {
+            Ok(_) => "sent",
+            Err(SmsError::Rejected { .. }) => "rejected",
+            Err(SmsError::Failed { .. }) => "failed",
+        };
+        self.metrics
+            .vendor_send(V::NAME, to.region().unwrap_or("none"), outcome);
+        sent
     }
 }
 

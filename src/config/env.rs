@@ -104,6 +104,20 @@ pub fn string_map<'de, D: Deserializer<'de>, T: From<String>>(
     }
 }
 
+/// A list of tables given as a list, or as one JSON array (how a list of
+/// tables arrives from the environment: `OTPD_SMS__ROUTES='[{...}]'`). Read
+/// through a JSON value either way, so a bad entry's error says what is
+/// wrong rather than that no form matched.
+pub fn list_or_json<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    de: D,
+) -> Result<Vec<T>, D::Error> {
+    let value = match serde_json::Value::deserialize(de)? {
+        serde_json::Value::String(text) => serde_json::from_str(&text).map_err(serde::de::Error::custom)?,
+        value => value,
+    };
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
+}
+
 /// A list of whole numbers given as a list, or as one comma-separated string.
 pub fn number_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u64>, D::Error> {
     #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 mod env;
 mod secrets;
 mod sections;
+mod vendors;
 
 use std::fmt;
 use std::path::Path;
@@ -14,6 +15,7 @@ use figment::Figment;
 use self::env::RawEnv;
 pub use self::secrets::{Secret, StoreUrl};
 pub use self::sections::*;
+pub use self::vendors::*;
 
 pub const ENV_PREFIX: &str = "OTPD_";
 pub const DEFAULT_FILE: &str = "otpd.toml";

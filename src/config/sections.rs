@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::env::{number_list, string_list, string_map};
+use super::env::{list_or_json, number_list, string_list, string_map};
 use super::secrets::{Secret, StoreUrl};
+use super::vendors::{
+    HttpVendorConfig, InfobipConfig, RouteConfig, SinchConfig, SnsConfig, TelnyxConfig, VonageConfig,
+};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -87,6 +90,14 @@ pub struct SmsConfig {
     pub retries: u32,
     /// The message, with `{code}`, `{minutes}` and `{app}`.
     pub template: String,
+    /// Templates by locale (`fr`, `pt-BR`), over the built-in ones; an
+    /// empty one turns that locale's built-in template off.
+    #[serde(deserialize_with = "string_map")]
+    pub templates: BTreeMap<String, String>,
+    /// ISO country -> locale its numbers get, over the built-in map; an
+    /// empty one leaves that country to `template`.
+    #[serde(deserialize_with = "string_map")]
+    pub country_locales: BTreeMap<String, String>,
     /// What `{app}` becomes.
     pub app_name: String,
     /// Android SMS Retriever app hash (11 characters): adds its line.
@@ -103,8 +114,18 @@ pub struct SmsConfig {
     /// may be texted: non-geographic, personal and pager numbers.
     #[serde(deserialize_with = "string_list")]
     pub allowed_special_prefixes: Vec<String>,
+    /// Vendor chains by destination country or E.164 prefix; the rest go
+    /// by `provider` and `fallback`.
+    #[serde(deserialize_with = "list_or_json")]
+    pub routes: Vec<RouteConfig>,
     pub plivo: PlivoConfig,
     pub twilio: TwilioConfig,
+    pub vonage: VonageConfig,
+    pub telnyx: TelnyxConfig,
+    pub sinch: SinchConfig,
+    pub infobip: InfobipConfig,
+    pub sns: SnsConfig,
+    pub http: HttpVendorConfig,
 }
 
 /// Abuse limits; each one set to 0 is off.
@@ -217,6 +238,14 @@ pub enum SmsProvider {
     Console,
     Plivo,
     Twilio,
+    Vonage,
+    Telnyx,
+    Sinch,
+    Infobip,
+    /// Amazon SNS.
+    Sns,
+    /// Any vendor, by `sms.http`.
+    Http,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,14 +341,23 @@ impl Default for SmsConfig {
             timeout_ms: 5000,
             retries: 2,
             template: crate::domain::MessageTemplate::DEFAULT.into(),
+            templates: BTreeMap::new(),
+            country_locales: BTreeMap::new(),
             app_name: "otpd".into(),
             android_app_hash: None,
             webotp_domain: None,
             allowed_countries: Vec::new(),
             denied_countries: Vec::new(),
             allowed_special_prefixes: Vec::new(),
+            routes: Vec::new(),
             plivo: PlivoConfig::default(),
             twilio: TwilioConfig::default(),
+            vonage: VonageConfig::default(),
+            telnyx: TelnyxConfig::default(),
+            sinch: SinchConfig::default(),
+            infobip: InfobipConfig::default(),
+            sns: SnsConfig::default(),
+            http: HttpVendorConfig::default(),
         }
     }
 }

@@ -185,6 +185,12 @@ impl SmsText {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the text is all GSM-7; if not, it goes as UCS-2 (some vendors
+    /// must be told so).
+    pub fn is_gsm7(&self) -> bool {
+        gsm7_septets(&self.0).is_some()
+    }
 }
 
 impl fmt::Debug for SmsText {

@@ -4,6 +4,8 @@
 mod dev;
 mod events;
 mod exposure;
+mod languages;
+mod routes;
 mod sms;
 mod wiring;
 

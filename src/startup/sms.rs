@@ -7,19 +7,31 @@ use std::time::Duration;
 
 use crate::adapters::http::handlers::webhooks::{report_url, WebhookKeys};
 use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::http::HttpVendor;
+use crate::adapters::sms::infobip::Infobip;
 use crate::adapters::sms::plivo::Plivo;
+use crate::adapters::sms::sinch::Sinch;
+use crate::adapters::sms::sns::Sns;
+use crate::adapters::sms::telnyx::Telnyx;
 use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::vonage::Vonage;
 use crate::adapters::sms::{ConsoleOut, ConsoleSender, Failover, Inbox, RetryPolicy, Vendor, VendorSender};
 use crate::config::{Config, ConfigError, Secret, SmsConfig, SmsProvider};
 use crate::ports::SmsSender;
 
 /// The vendors, by the setting that names them: the one list of them.
 /// `None` for the console, which is no vendor.
-fn vendor(kind: SmsProvider, sms: &SmsConfig) -> Option<Box<dyn Chosen + '_>> {
+pub(super) fn vendor(kind: SmsProvider, sms: &SmsConfig) -> Option<Box<dyn Chosen + '_>> {
     Some(match kind {
         SmsProvider::Console => return None,
         SmsProvider::Plivo => chosen::<Plivo>(&sms.plivo),
         SmsProvider::Twilio => chosen::<Twilio>(&sms.twilio),
+        SmsProvider::Vonage => chosen::<Vonage>(&sms.vonage),
+        SmsProvider::Telnyx => chosen::<Telnyx>(&sms.telnyx),
+        SmsProvider::Sinch => chosen::<Sinch>(&sms.sinch),
+        SmsProvider::Infobip => chosen::<Infobip>(&sms.infobip),
+        SmsProvider::Sns => chosen::<Sns>(&sms.sns),
+        SmsProvider::Http => chosen::<HttpVendor>(&sms.http),
     })
 }
 
@@ -28,8 +40,12 @@ fn chosen<V: Vendor>(settings: &V::Settings) -> Box<dyn Chosen + '_> {
 }
 
 /// A vendor with its settings, its type forgotten so that one list holds them.
-trait Chosen {
-    fn sender(&self, shared: &Shared) -> Result<Arc<dyn SmsSender>, ConfigError>;
+pub(super) trait Chosen {
+    /// Its name, as in `sms.<name>`.
+    fn name(&self) -> &'static str;
+
+    /// Its sender, with `sender` instead of its settings' own when given.
+    fn sender(&self, shared: &Shared, sender: Option<&str>) -> Result<Arc<dyn SmsSender>, ConfigError>;
 
     /// Its name and the key its reports are signed with, when it has one.
     ///
@@ -39,7 +55,7 @@ trait Chosen {
 }
 
 /// What every vendor's sender is built with.
-struct Shared<'a> {
+pub(super) struct Shared<'a> {
     http: reqwest::Client,
     policy: RetryPolicy,
     public_url: Option<&'a str>,
@@ -49,19 +65,32 @@ struct Shared<'a> {
 struct With<'a, V: Vendor>(&'a V::Settings, PhantomData<V>);
 
 impl<V: Vendor> Chosen for With<'_, V> {
-    fn sender(&self, shared: &Shared) -> Result<Arc<dyn SmsSender>, ConfigError> {
+    fn name(&self) -> &'static str {
+        V::NAME
+    }
+
+    fn sender(&self, shared: &Shared, sender: Option<&str>) -> Result<Arc<dyn SmsSender>, ConfigError> {
         V::check(self.0)?;
+        let mut settings = self.0.clone();
+        if let Some(sender) = sender {
+            V::set_sender(&mut settings, sender);
+        }
+        let callback = V::report_key(self.0)
+            .and(shared.public_url)
+            .map(|base| report_url(base, V::NAME));
         Ok(Arc::new(VendorSender::<V>::new(
-            self.0,
+            &settings,
             shared.http.clone(),
             shared.policy,
-            shared.public_url.map(|base| report_url(base, V::NAME)),
+            callback,
             Arc::clone(shared.metrics),
         )))
     }
 
     fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, Secret)>, ConfigError> {
-        let (setting, key) = V::report_key(self.0);
+        let Some((setting, key)) = V::report_key(self.0) else {
+            return Ok(None);
+        };
         if !key.is_empty() {
             return Ok(Some((V::NAME, key.clone())));
         }
@@ -106,17 +135,21 @@ pub(super) fn build_sms(
     let mut console = Some(console);
     let mut build = |kind: SmsProvider| -> Result<Arc<dyn SmsSender>, ConfigError> {
         match vendor(kind, sms) {
-            Some(vendor) => vendor.sender(&shared),
+            Some(vendor) => vendor.sender(&shared, None),
             None => Ok(Arc::new(
                 ConsoleSender::new(console.take().unwrap_or(ConsoleOut::Stdout)).with_inbox(inbox.clone()),
             )),
         }
     };
     let primary = build(sms.provider)?;
-    Ok(match sms.fallback {
+    let default = match sms.fallback {
         Some(kind) => Arc::new(Failover::new(primary, build(kind)?)),
         None => primary,
-    })
+    };
+    if sms.routes.is_empty() {
+        return Ok(default);
+    }
+    Ok(Arc::new(super::routes::build(sms, &shared, default)?))
 }
 
 /// The keys of the vendors in use, whose reports are taken when
@@ -125,7 +158,12 @@ pub(super) fn webhook_keys(config: &Config) -> Result<WebhookKeys, ConfigError> 
     let sms = &config.sms;
     let public_url = public_url(config)?;
     let mut tokens = std::collections::BTreeMap::new();
-    for kind in [Some(sms.provider), sms.fallback].into_iter().flatten() {
+    let routed = sms.routes.iter().flat_map(|r| r.vendors.iter().copied());
+    for kind in [Some(sms.provider), sms.fallback]
+        .into_iter()
+        .flatten()
+        .chain(routed)
+    {
         if let Some((name, key)) = vendor(kind, sms)
             .map(|v| v.report_key(public_url))
             .transpose()?

@@ -11,7 +11,7 @@ use crate::adapters::http::extract::client_ip::TrustedProxies;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
-use crate::config::{Config, ConfigError, LimitsConfig};
+use crate::config::{Config, ConfigError, LimitsConfig, SmsConfig};
 use crate::domain::{
     Autofill, ClientPrefixes, Code, CodeHasher, DestinationPolicy, GuessBudget, HashKey, MessageTemplate,
     OtpPolicy, Phone, PolicyError, PrefixError, Quota, SendLimits, TemplateError,
@@ -49,6 +49,7 @@ pub(super) fn build_service(
         policy,
         build_template(config, policy.ttl())?,
     )
+    .with_templates(super::languages::build_templates(config, policy.ttl())?)
     .with_test_numbers(build_test_numbers(config)?)
     .with_guards(build_guards(config)?);
     Ok(match events {
@@ -137,13 +138,17 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
     })
 }
 
-fn build_template(config: &Config, ttl: Duration) -> Result<MessageTemplate, ConfigError> {
-    let sms = &config.sms;
-    let autofill = Autofill {
+/// The autofill lines the settings ask for, on every template.
+pub(super) fn autofill(sms: &SmsConfig) -> Autofill {
+    Autofill {
         android_app_hash: sms.android_app_hash.clone().filter(|h| !h.is_empty()),
         webotp_domain: sms.webotp_domain.clone().filter(|d| !d.is_empty()),
-    };
-    let template = MessageTemplate::parse(&sms.template, &sms.app_name, autofill).map_err(|e| {
+    }
+}
+
+fn build_template(config: &Config, ttl: Duration) -> Result<MessageTemplate, ConfigError> {
+    let sms = &config.sms;
+    let template = MessageTemplate::parse(&sms.template, &sms.app_name, autofill(sms)).map_err(|e| {
         let key = match e {
             TemplateError::AppHash => "sms.android_app_hash",
             TemplateError::WebOtpDomain => "sms.webotp_domain",

@@ -209,4 +209,6 @@ fn the_documented_example_loads() {
     let config = Config::load_from(Some(file.path()), &[]).unwrap();
     assert_eq!(config.sms.fallback, Some(otpd::config::SmsProvider::Plivo));
     assert_eq!(config.limits.sends_per_hour, 2000);
+    assert_eq!(config.sms.routes.len(), 2);
+    assert_eq!(config.sms.routes[0].senders["vonage"], "ACMEOT");
 }

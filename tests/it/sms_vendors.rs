@@ -12,43 +12,43 @@ use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::{memory_config, spawn_app, TestApp};
 
-const PHONE: &str = "+14155552671";
+pub(crate) const PHONE: &str = "+14155552671";
 const PLIVO_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
 const PLIVO_TOKEN: &str = "plivo-token-secret";
 const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TWILIO_TOKEN: &str = "twilio-token-secret";
-const PLIVO_PATH: &str = "/v1/Account/MAXXXXXXXXXXXXXXXXXX/Message/";
-const TWILIO_PATH: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
+pub(crate) const PLIVO_PATH: &str = "/v1/Account/MAXXXXXXXXXXXXXXXXXX/Message/";
+pub(crate) const TWILIO_PATH: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
 }
 
-fn with_plivo(config: &mut Config, server: &MockServer) {
+pub(crate) fn with_plivo(config: &mut Config, server: &MockServer) {
     config.sms.plivo.auth_id = PLIVO_ID.into();
     config.sms.plivo.auth_token = Secret::new(PLIVO_TOKEN);
     config.sms.plivo.src = "14155550000".into();
     config.sms.plivo.base_url = server.uri();
 }
 
-fn with_twilio(config: &mut Config, server: &MockServer) {
+pub(crate) fn with_twilio(config: &mut Config, server: &MockServer) {
     config.sms.twilio.account_sid = TWILIO_SID.into();
     config.sms.twilio.auth_token = Secret::new(TWILIO_TOKEN);
     config.sms.twilio.from = "+14155550000".into();
     config.sms.twilio.base_url = server.uri();
 }
 
-fn config_for(provider: SmsProvider) -> Config {
+pub(crate) fn config_for(provider: SmsProvider) -> Config {
     let mut config = memory_config();
     config.sms.provider = provider;
     config.sms.timeout_ms = 2000;
     config
 }
 
-fn plivo_accepted(uuid: &str) -> ResponseTemplate {
+pub(crate) fn plivo_accepted(uuid: &str) -> ResponseTemplate {
     ResponseTemplate::new(202).set_body_json(json!({
         "api_id": "db342550-7f1d-11e1-8ea7-1231380bc196",
         "message": "message(s) queued",
@@ -56,16 +56,16 @@ fn plivo_accepted(uuid: &str) -> ResponseTemplate {
     }))
 }
 
-fn plivo_error(status: u16, error: &str) -> ResponseTemplate {
+pub(crate) fn plivo_error(status: u16, error: &str) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .set_body_json(json!({"api_id": "97ceeb52-58b6-11e1-86da-77300b68f8bb", "error": error}))
 }
 
-fn twilio_created(sid: &str) -> ResponseTemplate {
+pub(crate) fn twilio_created(sid: &str) -> ResponseTemplate {
     ResponseTemplate::new(201).set_body_json(json!({"sid": sid, "status": "queued", "to": PHONE}))
 }
 
-fn twilio_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
+pub(crate) fn twilio_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({
         "code": code,
         "message": message,
@@ -75,10 +75,10 @@ fn twilio_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
 }
 
 /// The form body, field by field, exactly these fields.
-struct FormBody(BTreeMap<String, String>);
+pub(crate) struct FormBody(BTreeMap<String, String>);
 
 impl FormBody {
-    fn of(pairs: &[(&str, &str)]) -> Self {
+    pub(crate) fn of(pairs: &[(&str, &str)]) -> Self {
         Self(
             pairs
                 .iter()
@@ -96,7 +96,7 @@ impl Match for FormBody {
 }
 
 /// The text of the message the vendor got, for the `otp` to be read from.
-fn sent_text(request: &Request) -> String {
+pub(crate) fn sent_text(request: &Request) -> String {
     match serde_json::from_slice::<Value>(&request.body) {
         Ok(json) => json["text"].as_str().unwrap().to_owned(),
         Err(_) => url::form_urlencoded::parse(&request.body)
@@ -106,12 +106,12 @@ fn sent_text(request: &Request) -> String {
     }
 }
 
-async fn requests_to(server: &MockServer) -> Vec<Request> {
+pub(crate) async fn requests_to(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap_or_default()
 }
 
 /// The text otpd renders for `code` with the default template.
-fn default_text(code: &str) -> String {
+pub(crate) fn default_text(code: &str) -> String {
     format!("Your otpd verification code is {code}. It expires in 3 minutes.")
 }
 

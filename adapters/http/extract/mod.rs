@@ -4,4 +4,5 @@
 pub mod auth;
 pub mod client_ip;
 pub mod legacy_form;
+pub mod raw_json;
 pub mod strict_string;

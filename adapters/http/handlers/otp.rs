@@ -10,9 +10,9 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use crate::adapters::http::extract::auth::ApiAuth;
 use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::strict_string::{CodeText, PhoneText};
-use crate::adapters::http::problem::{ApiError, Problem};
+use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, DeliveryState, Phone};
+use crate::domain::{Code, DeliveryState, Locale, Phone};
 
 pub struct OtpApi;
 
@@ -20,6 +20,11 @@ pub struct OtpApi;
 pub struct SendRequest {
     /// The phone in international form, e.g. `+14155552671`; spaces and dashes are fine.
     phone: PhoneText,
+    /// The message's language, a tag such as `fr`, `pt-BR` or `zh-Hans`;
+    /// without it, the destination country's language, else the default
+    /// template. A locale without a template gets the default one.
+    #[oai(validator(max_length = 16))]
+    locale: Option<String>,
 }
 
 #[derive(Object)]
@@ -145,7 +150,17 @@ impl OtpApi {
         body: Json<SendRequest>,
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
-        let sent = shared.service.send(&phone, client.0).await.map_err(Problem::from);
+        let locale = body
+            .locale
+            .as_deref()
+            .map(Locale::parse)
+            .transpose()
+            .map_err(|e| Problem::new(ProblemCode::InvalidRequest, e.to_string()))?;
+        let sent = shared
+            .service
+            .send_in(&phone, client.0, locale.as_ref())
+            .await
+            .map_err(Problem::from);
         shared.metrics.answered_send(&sent);
         let sent = sent?;
         Ok(SendResponse::Accepted(Json(SendBody {

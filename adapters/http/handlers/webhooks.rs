@@ -1,7 +1,9 @@
-//! Delivery reports from Plivo and Twilio. Each is signed with the account's
-//! auth token over the URL the vendor was given (`http.public_url` + path,
-//! whatever Host the request came with); an unsigned or forged one is
-//! refused and nothing is recorded.
+//! Delivery reports from Plivo, Twilio, Vonage and Telnyx. Plivo and Twilio
+//! sign with the account's auth token over the URL the vendor was given
+//! (`http.public_url` + path, whatever Host the request came with); Vonage
+//! signs the receipt's fields with the signature secret; Telnyx signs the
+//! raw body with its Ed25519 key. An unsigned or forged report is refused
+//! and nothing is recorded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,10 +13,13 @@ use poem::web::Data;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use crate::adapters::http::extract::raw_json::RawJson;
 use crate::adapters::http::problem::{Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
 use crate::adapters::sms::plivo::Plivo;
+use crate::adapters::sms::telnyx::{self, Telnyx};
 use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::vonage::Vonage;
 use crate::adapters::sms::Vendor;
 use crate::config::Secret;
 
@@ -61,7 +66,7 @@ pub enum WebhookError {
     /// The body is over 16 KiB.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
-    /// The body is not form-encoded.
+    /// The body is not form-encoded (JSON for Telnyx).
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
     /// The store did not answer; the vendor will retry.
@@ -175,5 +180,52 @@ impl WebhookApi {
         form: Form<BTreeMap<String, String>>,
     ) -> Result<WebhookResponse, WebhookError> {
         take::<Twilio>(&shared, headers, form.0).await
+    }
+
+    /// Vonage delivery receipt
+    ///
+    /// Vonage's SMS API delivery receipt, posted as a form (set the account's
+    /// webhook method to POST), signed with `sig` and `timestamp`: the
+    /// account's signature secret with the SHA-256 HMAC method. Needs no API
+    /// key: the signature is its authentication.
+    #[oai(path = "/vonage", method = "post", operation_id = "vonage_delivery_report")]
+    async fn vonage(
+        &self,
+        shared: Data<&Arc<Shared>>,
+        headers: &HeaderMap,
+        /// `messageId`, `status`, `err-code`, `timestamp`, `sig` and whatever else Vonage sends.
+        form: Form<BTreeMap<String, String>>,
+    ) -> Result<WebhookResponse, WebhookError> {
+        take::<Vonage>(&shared, headers, form.0).await
+    }
+
+    /// Telnyx delivery report
+    ///
+    /// Telnyx's `message.sent` and `message.finalized` webhooks, signed with
+    /// `telnyx-signature-ed25519` over `telnyx-timestamp|body`. Needs no
+    /// API key: the signature is its authentication.
+    #[oai(path = "/telnyx", method = "post", operation_id = "telnyx_delivery_report")]
+    async fn telnyx(
+        &self,
+        shared: Data<&Arc<Shared>>,
+        headers: &HeaderMap,
+        /// The event: `data.payload.id`, `data.payload.to[0].status`, `data.payload.errors[0].code`.
+        body: RawJson,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let payload = &body.value["data"]["payload"];
+        let field = |value: &serde_json::Value| value.as_str().map(str::to_owned);
+        let fields = Telnyx::REPORT;
+        let mut params = BTreeMap::new();
+        for (name, value) in [
+            (fields.message_id, field(&payload["id"])),
+            (fields.status, field(&payload["to"][0]["status"])),
+            (fields.error_code, field(&payload["errors"][0]["code"])),
+        ] {
+            if let Some(value) = value {
+                params.insert(name.to_owned(), value);
+            }
+        }
+        params.insert(telnyx::RAW_BODY.to_owned(), body.raw);
+        take::<Telnyx>(&shared, headers, params).await
     }
 }

@@ -61,11 +61,22 @@ impl Vendor for Plivo {
         }
     }
 
-    fn report_key(config: &PlivoConfig) -> (&'static str, &Secret) {
-        ("sms.plivo.auth_token", &config.auth_token)
+    fn set_sender(config: &mut PlivoConfig, sender: &str) {
+        config.src = sender.to_owned();
     }
 
-    fn request(&self, http: &Client, to: &Phone, text: &SmsText, callback: Option<&str>) -> RequestBuilder {
+    fn report_key(config: &PlivoConfig) -> Option<(&'static str, &Secret)> {
+        Some(("sms.plivo.auth_token", &config.auth_token))
+    }
+
+    fn request(
+        &self,
+        http: &Client,
+        to: &Phone,
+        text: &SmsText,
+        _local_id: &str,
+        callback: Option<&str>,
+    ) -> RequestBuilder {
         let mut body = json!({
             "src": self.src,
             "dst": to.as_str().trim_start_matches('+'),
@@ -80,11 +91,11 @@ impl Vendor for Plivo {
             .json(&body)
     }
 
-    fn message_id(reply: Reply) -> Option<String> {
-        reply.message_uuid.into_iter().next()
+    fn message_id(&self, reply: &Reply) -> Option<String> {
+        reply.message_uuid.first().cloned()
     }
 
-    fn refusal(status: StatusCode, reply: Reply) -> AttemptError {
+    fn refusal(&self, status: StatusCode, reply: Reply) -> AttemptError {
         let error = reply.error.unwrap_or_else(|| "no error text".into());
         // Plivo names the parameter it refuses; a refused `dst` is the number.
         if status.as_u16() == 400 && error.to_ascii_lowercase().contains("dst") {

@@ -91,12 +91,26 @@ impl Vendor for Twilio {
         }
     }
 
-    /// Reports are signed with the auth token even when an API key sends.
-    fn report_key(config: &TwilioConfig) -> (&'static str, &Secret) {
-        ("sms.twilio.auth_token", &config.auth_token)
+    /// A route's sender is a number or sender id: it replaces the Messaging
+    /// Service, which would pick its own.
+    fn set_sender(config: &mut TwilioConfig, sender: &str) {
+        config.from = sender.to_owned();
+        config.messaging_service_sid.clear();
     }
 
-    fn request(&self, http: &Client, to: &Phone, text: &SmsText, callback: Option<&str>) -> RequestBuilder {
+    /// Reports are signed with the auth token even when an API key sends.
+    fn report_key(config: &TwilioConfig) -> Option<(&'static str, &Secret)> {
+        Some(("sms.twilio.auth_token", &config.auth_token))
+    }
+
+    fn request(
+        &self,
+        http: &Client,
+        to: &Phone,
+        text: &SmsText,
+        _local_id: &str,
+        callback: Option<&str>,
+    ) -> RequestBuilder {
         let mut form = vec![("To", to.as_str()), ("Body", text.as_str())];
         form.push(match &self.sender {
             Sender::From(from) => ("From", from.as_str()),
@@ -110,11 +124,11 @@ impl Vendor for Twilio {
             .form(&form)
     }
 
-    fn message_id(reply: Reply) -> Option<String> {
-        reply.sid
+    fn message_id(&self, reply: &Reply) -> Option<String> {
+        reply.sid.clone()
     }
 
-    fn refusal(status: StatusCode, reply: Reply) -> AttemptError {
+    fn refusal(&self, status: StatusCode, reply: Reply) -> AttemptError {
         let message = reply.message.unwrap_or_else(|| "no error message".into());
         match reply.code {
             Some(code) if NUMBER_REJECTED.contains(&code) => AttemptError::Rejected {

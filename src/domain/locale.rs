@@ -1,0 +1,251 @@
+//! Languages: a `Locale` parsed strictly, the built-in templates, which
+//! language each country reads by default, and the choice of template for
+//! one send.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::MessageTemplate;
+
+/// Longest locale taken (`zh-Hans`, `pt-BR`, `es-419`).
+const MAX_LEN: usize = 16;
+
+/// A BCP 47 tag of the form `language[-Script][-REGION]`, in canonical case:
+/// `pt-BR`, `zh-Hans`, `sr-Latn-RS`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Locale(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the locale must be a language tag such as en, pt-BR or zh-Hans (language[-Script][-REGION])")]
+pub struct LocaleError;
+
+impl Locale {
+    /// # Errors
+    /// [`LocaleError`] for anything but `language[-Script][-REGION]`.
+    pub fn parse(raw: &str) -> Result<Self, LocaleError> {
+        if raw.is_empty() || raw.len() > MAX_LEN || !raw.is_ascii() {
+            return Err(LocaleError);
+        }
+        let mut parts = raw.split(['-', '_']);
+        let language = parts.next().unwrap_or_default();
+        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(LocaleError);
+        }
+        let mut tag = language.to_ascii_lowercase();
+        let (mut script_seen, mut region_seen) = (false, false);
+        for part in parts {
+            let alpha = part.bytes().all(|b| b.is_ascii_alphabetic());
+            if part.len() == 4 && alpha && !script_seen && !region_seen {
+                script_seen = true;
+                tag.push('-');
+                tag.push_str(&part[..1].to_ascii_uppercase());
+                tag.push_str(&part[1..].to_ascii_lowercase());
+            } else if !region_seen
+                && ((part.len() == 2 && alpha)
+                    || (part.len() == 3 && part.bytes().all(|b| b.is_ascii_digit())))
+            {
+                region_seen = true;
+                tag.push('-');
+                tag.push_str(&part.to_ascii_uppercase());
+            } else {
+                return Err(LocaleError);
+            }
+        }
+        Ok(Self(tag))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The language alone: `pt` for `pt-BR`.
+    pub fn language(&self) -> Locale {
+        Self(self.0.split('-').next().unwrap_or_default().to_owned())
+    }
+}
+
+impl fmt::Display for Locale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The built-in templates, by locale; English is `sms.template` itself.
+/// Each fits one segment with a 16-character app name and a 2-digit
+/// minute count (a test renders every one).
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("es", "{app}: tu código es {code}. Caduca en {minutes} min."),
+    ("pt", "{app}: seu código é {code}. Expira em {minutes} min."),
+    (
+        "fr",
+        "{app} : votre code est {code}. Il expire dans {minutes} min.",
+    ),
+    (
+        "de",
+        "{app}: Ihr Code lautet {code}. Er ist {minutes} Minuten gültig.",
+    ),
+    ("it", "{app}: il tuo codice è {code}. Scade tra {minutes} minuti."),
+    (
+        "nl",
+        "{app}: je code is {code}. Deze is {minutes} minuten geldig.",
+    ),
+    ("ru", "{app}: ваш код {code}. Действует {minutes} мин."),
+    ("uk", "{app}: ваш код {code}. Дійсний {minutes} хв."),
+    ("pl", "{app}: Twój kod to {code}. Ważny przez {minutes} min."),
+    (
+        "tr",
+        "{app} doğrulama kodunuz: {code}. {minutes} dakika geçerlidir.",
+    ),
+    ("ar", "{app}: رمز التحقق هو {code}. صالح لمدة {minutes} دقائق."),
+    ("hi", "{app}: आपका कोड {code} है। यह {minutes} मिनट तक मान्य है।"),
+    ("bn", "{app}: আপনার কোড {code}। {minutes} মিনিট পর্যন্ত বৈধ।"),
+    (
+        "id",
+        "{app}: kode verifikasi Anda {code}. Berlaku {minutes} menit.",
+    ),
+    (
+        "ms",
+        "{app}: kod pengesahan anda ialah {code}. Sah selama {minutes} minit.",
+    ),
+    ("vi", "{app}: mã của bạn là {code}. Hết hạn sau {minutes} phút."),
+    ("th", "{app}: รหัสของคุณคือ {code} ใช้ได้ {minutes} นาที"),
+    ("ja", "{app}の認証コードは{code}です。有効期限は{minutes}分です。"),
+    (
+        "ko",
+        "[{app}] 인증번호는 {code}입니다. {minutes}분 안에 입력해 주세요.",
+    ),
+    ("zh-Hans", "您的{app}验证码是{code}，{minutes}分钟内有效。"),
+    ("zh-Hant", "您的{app}驗證碼是{code}，{minutes}分鐘內有效。"),
+    (
+        "sw",
+        "{app}: msimbo wako ni {code}. Unaisha baada ya dakika {minutes}.",
+    ),
+    ("fa", "{app}: کد تأیید شما {code} است. اعتبار: {minutes} دقیقه"),
+];
+
+/// The language each country reads by default, where one language clearly
+/// serves (multilingual countries, and those where SMS codes usually come in
+/// English, such as India, are left to `sms.template` unless mapped).
+pub const COUNTRY_LOCALES: &[(&str, &[&str])] = &[
+    (
+        "es",
+        &[
+            "ES", "MX", "AR", "CO", "CL", "PE", "VE", "EC", "GT", "CU", "BO", "DO", "HN", "PY", "SV", "NI",
+            "CR", "PA", "UY", "GQ",
+        ],
+    ),
+    ("pt", &["BR", "PT", "AO", "MZ", "GW", "ST", "TL"]),
+    (
+        "fr",
+        &[
+            "FR", "MC", "SN", "CI", "ML", "BF", "NE", "TG", "BJ", "GA", "CG", "CD", "GN", "PF", "NC",
+        ],
+    ),
+    ("de", &["DE", "AT", "LI"]),
+    ("it", &["IT", "SM", "VA"]),
+    ("nl", &["NL", "SR"]),
+    ("ru", &["RU", "BY", "KZ", "KG"]),
+    ("uk", &["UA"]),
+    ("pl", &["PL"]),
+    ("tr", &["TR"]),
+    (
+        "ar",
+        &[
+            "SA", "AE", "EG", "IQ", "JO", "KW", "LB", "LY", "MA", "OM", "QA", "SY", "TN", "YE", "BH", "DZ",
+            "SD", "PS",
+        ],
+    ),
+    ("bn", &["BD"]),
+    ("id", &["ID"]),
+    ("ms", &["MY", "BN"]),
+    ("vi", &["VN"]),
+    ("th", &["TH"]),
+    ("ja", &["JP"]),
+    ("ko", &["KR"]),
+    ("zh-Hans", &["CN"]),
+    ("zh-Hant", &["TW", "HK", "MO"]),
+    ("sw", &["TZ"]),
+    ("fa", &["IR"]),
+];
+
+/// The templates by locale and the country map, built at start.
+#[derive(Debug, Clone, Default)]
+pub struct Templates {
+    by_locale: HashMap<Locale, MessageTemplate>,
+    by_country: HashMap<String, Locale>,
+}
+
+impl Templates {
+    pub fn new(by_locale: HashMap<Locale, MessageTemplate>, by_country: HashMap<String, Locale>) -> Self {
+        Self {
+            by_locale,
+            by_country,
+        }
+    }
+
+    /// The template for a send: the locale asked for (exactly, then its
+    /// language), else the destination country's language, else `None`
+    /// (the default template).
+    pub fn pick(&self, asked: Option<&Locale>, country: Option<&str>) -> Option<&MessageTemplate> {
+        let find = |locale: &Locale| {
+            self.by_locale
+                .get(locale)
+                .or_else(|| self.by_locale.get(&locale.language()))
+        };
+        if let Some(locale) = asked {
+            return find(locale);
+        }
+        find(self.by_country.get(country?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locales_are_parsed_strictly_into_canonical_case() {
+        for (raw, canonical) in [
+            ("en", "en"),
+            ("PT-br", "pt-BR"),
+            ("zh-hans", "zh-Hans"),
+            ("zh_Hant_TW", "zh-Hant-TW"),
+            ("es-419", "es-419"),
+            ("fil", "fil"),
+        ] {
+            assert_eq!(Locale::parse(raw).unwrap().as_str(), canonical, "{raw}");
+        }
+        for bad in [
+            "",
+            "e",
+            "english",
+            "en-",
+            "en-GB-GB",
+            "en-US-Hans",
+            "fr-1",
+            "日本",
+            "en GB",
+            "x-12345678901234",
+        ] {
+            assert_eq!(Locale::parse(bad), Err(LocaleError), "{bad}");
+        }
+        assert_eq!(Locale::parse("pt-BR").unwrap().language().as_str(), "pt");
+    }
+
+    #[test]
+    fn every_built_in_locale_and_mapped_language_is_canonical_and_known() {
+        for (locale, _) in BUILT_IN {
+            assert_eq!(Locale::parse(locale).unwrap().as_str(), *locale);
+        }
+        for (locale, countries) in COUNTRY_LOCALES {
+            assert!(BUILT_IN.iter().any(|(l, _)| l == locale), "{locale}");
+            for country in *countries {
+                let claimed = COUNTRY_LOCALES
+                    .iter()
+                    .filter(|(_, cs)| cs.contains(country))
+                    .count();
+                assert_eq!(claimed, 1, "{country} mapped twice");
+            }
+        }
+    }
+}
