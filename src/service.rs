@@ -1,4 +1,6 @@
-//! The use cases: send a code, verify a code, report a pending code's status.
+//! The use cases: send a code (starting or continuing a verification),
+//! verify a code by phone or by verification, read, cancel or approve a
+//! verification, report a pending code's status.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -6,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Bucket, ClientPrefixes, Code, CodeHasher, DeliveryReport, DeliveryState, DestinationError,
-    DestinationPolicy, GuessBudget, Issued, MessageTemplate, OtpPolicy, OtpStatus, Phone, Quota, SendLimits,
-    SmsReceipt, Taken, VerifyOutcome,
+    Bucket, ClientPrefixes, Code, CodeHasher, Delivery, DeliveryReport, DeliveryState, DestinationError,
+    DestinationPolicy, GuessBudget, MessageTemplate, Opened, OtpPolicy, Phone, Quota, Resend, SendLimits,
+    SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
 };
 use crate::ports::{ErrorChain, OtpStore, SmsError, SmsSender, StoreError};
 
@@ -59,6 +61,34 @@ pub struct Sent {
     /// When the next code for this phone may be asked for.
     pub resend_after: Duration,
     pub receipt: SmsReceipt,
+    /// The verification the code belongs to, new or kept.
+    pub verification: Verification,
+}
+
+/// Which verification a guess is for.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Whichever the phone has.
+    Phone(Phone),
+    Id(VerificationId),
+}
+
+/// A guess that was heard: right (the verification is over) or wrong (one
+/// attempt used).
+#[derive(Debug, Clone)]
+pub struct Guessed {
+    pub phone: Phone,
+    pub approved: bool,
+    /// Before a right guess ended it, or after a wrong one.
+    pub verification: Verification,
+}
+
+/// How an app ends a verification itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Cancel,
+    /// It verified the user another way.
+    Approve,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +170,21 @@ impl OtpService {
     /// [`SendError`] when the store or the SMS provider fails.
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
     pub async fn send(&self, phone: &Phone, client: IpAddr) -> Result<Sent, SendError> {
+        self.send_as(phone, client, Resend::Replaces).await
+    }
+
+    /// Sends a code for the phone's verification: a pending one is kept
+    /// (same id, its attempts left, its earlier codes live until their own
+    /// expiry), otherwise a new one starts. Otherwise as [`OtpService::send`].
+    ///
+    /// # Errors
+    /// [`SendError`] when a rule refuses it, or the store or the SMS provider fails.
+    #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
+    pub async fn start(&self, phone: &Phone, client: IpAddr) -> Result<Sent, SendError> {
+        self.send_as(phone, client, Resend::Keeps).await
+    }
+
+    async fn send_as(&self, phone: &Phone, client: IpAddr, resend: Resend) -> Result<Sent, SendError> {
         self.guards.destinations.check(phone)?;
         let buckets = [
             (
@@ -173,27 +218,30 @@ impl OtpService {
             None => self.sms.receipt_ahead(&local_id),
         };
         let sent_at = unix_now();
-        let mut pending = self.policy.pending(self.hasher.hash(phone, &code));
+        let mut pending = self.policy.pending(self.hasher.hash(phone, &code)).sent(sent_at);
         if let Some(receipt) = &ahead {
             pending = pending.with_receipt(receipt, sent_at);
         }
-        let refused = match self.store.issue(phone, &pending, &self.guards.send).await {
-            Ok(Issued::Stored) => None,
-            Ok(Issued::TooSoon { retry_after }) => Some(SendError::Limited {
+        let refused = match self.store.open(phone, &pending, &self.guards.send, resend).await {
+            Ok(Opened::Stored(verification)) => Ok(verification),
+            Ok(Opened::TooSoon { retry_after }) => Err(SendError::Limited {
                 limit: Limit::ResendTooSoon,
                 retry_after,
             }),
-            Ok(Issued::QuotaExceeded { retry_after }) => Some(SendError::Limited {
+            Ok(Opened::QuotaExceeded { retry_after }) => Err(SendError::Limited {
                 limit: Limit::PhoneQuota,
                 retry_after,
             }),
-            Err(e) => Some(e.into()),
+            Err(e) => Err(e.into()),
         };
-        if let Some(refused) = refused {
-            // Nothing was sent, so the client and the service keep their budget.
-            self.give_back(&taken).await;
-            return Err(refused);
-        }
+        let mut verification = match refused {
+            Ok(verification) => verification,
+            Err(refused) => {
+                // Nothing was sent, so the client and the service keep their budget.
+                self.give_back(&taken).await;
+                return Err(refused);
+            }
+        };
         let sent = if fixed.is_some() {
             Ok(test_number_receipt())
         } else {
@@ -213,11 +261,13 @@ impl OtpService {
                     if let Err(e) = noted.await {
                         tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "could not record the delivery");
                     }
+                    verification.delivery = Some(Delivery::queued(&receipt, sent_at));
                 }
                 Ok(Sent {
                     expires_in: self.policy.ttl(),
                     resend_after: self.guards.send.resend_after,
                     receipt,
+                    verification,
                 })
             }
             Err(sms_error) => {
@@ -252,6 +302,75 @@ impl OtpService {
             VerifyOutcome::NotFound => Err(VerifyError::NotFound),
             VerifyOutcome::Throttled { retry_after } => Err(VerifyError::GuessBudget { retry_after }),
         }
+    }
+
+    /// Checks `code` against a verification, by phone or by id (one more
+    /// store round trip, to find its phone). A wrong code is an answer, not
+    /// an error: it says how many attempts are left.
+    ///
+    /// # Errors
+    /// [`VerifyError`] for a locked or missing verification, a limit, or a
+    /// store failure; never [`VerifyError::Mismatch`].
+    pub async fn check(&self, target: &Target, code: &Code, client: IpAddr) -> Result<Guessed, VerifyError> {
+        let bucket = Bucket::VerifiesFrom(self.guards.client_prefixes.client(client));
+        if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.verifies_per_ip).await? {
+            return Err(VerifyError::Limited { retry_after });
+        }
+        let (phone, id) = match target {
+            Target::Phone(phone) => (phone.clone(), None),
+            Target::Id(id) => match self.store.find(id).await? {
+                Some(phone) => (phone, Some(id)),
+                None => return Err(VerifyError::NotFound),
+            },
+        };
+        let candidates = self.hasher.candidates(&phone, code);
+        let checked = self
+            .store
+            .check(&phone, id, &candidates, &self.guards.guesses)
+            .await?;
+        let approved = match checked.outcome {
+            VerifyOutcome::Approved => true,
+            VerifyOutcome::Mismatch { .. } => false,
+            VerifyOutcome::Locked { expires_in } => return Err(VerifyError::Locked { expires_in }),
+            VerifyOutcome::NotFound => return Err(VerifyError::NotFound),
+            VerifyOutcome::Throttled { retry_after } => return Err(VerifyError::GuessBudget { retry_after }),
+        };
+        let verification = checked.verification.ok_or(VerifyError::NotFound)?;
+        Ok(Guessed {
+            phone,
+            approved,
+            verification,
+        })
+    }
+
+    /// A pending verification by its id, with its phone. Ids can't be
+    /// guessed, so, unlike [`OtpService::status`], no quota guards it.
+    ///
+    /// # Errors
+    /// [`StatusError::NotFound`] for an unknown, ended, expired or locked
+    /// verification, or a store failure.
+    pub async fn fetch(&self, id: &VerificationId) -> Result<(Phone, Verification), StatusError> {
+        let phone = self.store.find(id).await?.ok_or(StatusError::NotFound)?;
+        match self.store.status(&phone).await? {
+            Some(v) if v.id == *id && v.attempts_remaining > 0 => Ok((phone, v)),
+            _ => Err(StatusError::NotFound),
+        }
+    }
+
+    /// Ends a pending verification, as the app says; returns it as it was.
+    ///
+    /// # Errors
+    /// [`StatusError::NotFound`] for an unknown, ended, expired or locked
+    /// verification, or a store failure.
+    pub async fn end(
+        &self,
+        id: &VerificationId,
+        ending: Ending,
+    ) -> Result<(Phone, Verification), StatusError> {
+        let phone = self.store.find(id).await?.ok_or(StatusError::NotFound)?;
+        let ended = self.store.end(&phone, id).await?.ok_or(StatusError::NotFound)?;
+        tracing::debug!(phone = %phone.masked(), ?ending, "verification ended");
+        Ok((phone, ended))
     }
 
     /// Takes one from `bucket` unless `quota` is off.
@@ -316,7 +435,7 @@ impl OtpService {
     /// [`StatusError::NotFound`] when no code is pending,
     /// [`StatusError::Limited`] past the client's quota, or a store failure.
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
-    pub async fn status(&self, phone: &Phone, client: IpAddr) -> Result<OtpStatus, StatusError> {
+    pub async fn status(&self, phone: &Phone, client: IpAddr) -> Result<Verification, StatusError> {
         let bucket = Bucket::LookupsFrom(self.guards.client_prefixes.client(client));
         if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.lookups_per_ip).await? {
             return Err(StatusError::Limited { retry_after });

@@ -10,6 +10,7 @@ mod limits;
 mod message;
 mod otp;
 mod phone;
+mod verification;
 
 pub use code::{Code, CodeError};
 pub use delivery::{Delivery, DeliveryReport, DeliveryState};
@@ -18,5 +19,9 @@ pub use guesses::{GuessBudget, NextGuess};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
 pub use limits::{Bucket, ClientNet, ClientPrefixes, Issued, PrefixError, Quota, SendLimits, Taken};
 pub use message::{Autofill, MessageTemplate, SmsText, TemplateError};
-pub use otp::{OtpPolicy, OtpStatus, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
+pub use otp::{OtpPolicy, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{NumberKind, Phone, PhoneError};
+pub use verification::{
+    Checked, Opened, Resend, Verification, VerificationId, VerificationIdError, MAX_LIVE_CODES,
+    MAX_SEND_TIMES, VERIFICATION_ID_LEN,
+};

@@ -38,9 +38,13 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     let key = format!("{prefix}{{{PHONE}}}");
     assert_eq!(keys, std::slice::from_ref(&key));
 
-    // The record: the HMAC, the attempts left, then the console's receipt.
+    // The record: the verification's id, its one code's HMAC and expiry
+    // (0: with the key), the attempts left, then the console's receipt.
     let record: Vec<u8> = conn.get(&key).await.unwrap();
-    let (stored, rest) = record.split_at(64);
+    assert!(record.starts_with(b"VE"));
+    assert_eq!(record[34], b'1');
+    let (stored, rest) = record[35..].split_at(64);
+    let rest = rest.strip_prefix(b"0000000000000".as_slice()).unwrap();
     let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(HASH_KEY.as_bytes()).unwrap();
     mac.update(format!("{PHONE}:{code}").as_bytes());
     assert_eq!(stored, mac.finalize().into_bytes().as_slice());
@@ -51,8 +55,13 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     );
     let rest = String::from_utf8(rest.to_vec()).unwrap();
     let fields: Vec<&str> = rest.split('\n').collect();
-    assert_eq!(fields[..2], ["5", "console"], "{rest:?}");
-    assert_eq!(fields[3..5], ["queued", "0"], "{rest:?}");
+    assert_eq!(
+        (fields[0], fields[2], fields[4]),
+        ("5", "1", "console"),
+        "{rest:?}"
+    );
+    assert_eq!(fields[1], fields[3], "created at its one send: {rest:?}");
+    assert_eq!(fields[6..8], ["queued", "0"], "{rest:?}");
     // Nothing in the record is the code itself.
     assert!(
         !record.windows(6).any(|w| w == code.as_bytes()),
