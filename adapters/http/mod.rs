@@ -17,7 +17,7 @@ use self::extract::auth::{self, ApiKeys};
 use self::extract::client_ip::TrustedProxies;
 use self::handlers::ops::{self, SmsChain};
 use self::handlers::webhooks::WebhookKeys;
-use self::handlers::{documents, dropin, otp, webhooks};
+use self::handlers::{documents, dropin, otp, verifications, webhooks};
 use self::server::route_table::{self, RouteTable};
 use self::server::{body_limit, dispatch, each_request};
 use crate::adapters::metrics::Metrics;
@@ -39,12 +39,27 @@ pub enum ApiTags {
     Operations,
 }
 
-pub type Spec = OpenApiService<(otp::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi), ()>;
+pub type Spec = OpenApiService<
+    (
+        otp::OtpApi,
+        verifications::VerificationApi,
+        webhooks::WebhookApi,
+        dropin::DropInApi,
+        ops::OpsApi,
+    ),
+    (),
+>;
 
 /// The API description; the committed `openapi.yaml` is `spec().spec_yaml()`.
 pub fn spec() -> Spec {
     OpenApiService::new(
-        (otp::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi),
+        (
+            otp::OtpApi,
+            verifications::VerificationApi,
+            webhooks::WebhookApi,
+            dropin::DropInApi,
+            ops::OpsApi,
+        ),
         "otpd",
         env!("CARGO_PKG_VERSION"),
     )

@@ -18,4 +18,5 @@ mod redis_store;
 mod sms_vendors;
 mod spec;
 mod store_contract;
+mod verifications;
 mod webhooks;

@@ -34,9 +34,14 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     let code = app.outbox.last_code(PHONE);
 
     let mut conn = redis().await;
-    let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    let mut keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    keys.sort();
     let key = format!("{prefix}{{{PHONE}}}");
-    assert_eq!(keys, std::slice::from_ref(&key));
+    let id = app.get(&format!("/v1/otp/{PHONE}")).await.body["verification_id"].clone();
+    let link = format!("{prefix}ve:{{{}}}", id.as_str().unwrap());
+    assert_eq!(keys, [link.clone(), key.clone()]);
+    let linked: String = conn.get(&link).await.unwrap();
+    assert_eq!(linked, PHONE, "the id's link names the phone, and nothing else");
 
     // The record: the verification's id, its one code's HMAC and expiry
     // (0: with the key), the attempts left, then the console's receipt.
@@ -177,8 +182,9 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
 
     let sent = app.send(PHONE).await;
     assert_eq!(sent.status, 202, "{}", sent.body);
-    // With no cooldown or quota there is nothing to check: one SET.
-    assert_eq!(commands(&own), counts(&[("set", 1)]));
+    // With no cooldown or quota: the id's link and the script, sent together
+    // (one round trip); the script reads the phone's record and writes it.
+    assert_eq!(commands(&own), counts(&[("evalsha", 1), ("get", 1), ("set", 2)]));
     // The one write held the delivery too.
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     assert_eq!(status.body["delivery"]["provider"], "console");
@@ -205,8 +211,12 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(app.send("+14155550101").await.status, 202);
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     assert_eq!(app.send("+14155550102").await.status, 202);
-    // The cooldown's PTTL, then the SETs of the code and the cooldown.
-    assert_eq!(commands(&own), counts(&[("evalsha", 1), ("pttl", 1), ("set", 2)]));
+    // Beside the id's link: the cooldown's PTTL, the phone's record, then
+    // the SETs of the verification and the cooldown.
+    assert_eq!(
+        commands(&own),
+        counts(&[("evalsha", 1), ("get", 1), ("pttl", 1), ("set", 3)])
+    );
 
     // With the guess budget on (the default), a verify is still one script:
     // the wait's PTTL and the count's GET join the code's GET and DEL.

@@ -5,4 +5,5 @@ pub mod documents;
 pub mod dropin;
 pub mod ops;
 pub mod otp;
+pub mod verifications;
 pub mod webhooks;

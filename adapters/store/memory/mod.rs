@@ -218,6 +218,7 @@ impl OtpStore for MemoryStore {
                 return None;
             }
             let verification = entry.view(expires_at - now);
+            state.ids.forget(id);
             state.codes.remove(phone);
             Some(verification)
         }))
@@ -295,6 +296,7 @@ impl OtpStore for MemoryStore {
                 .fold(false, |found, m| m | found);
             if matched {
                 let verification = entry.view(expires_at - now);
+                state.ids.forget(&verification.id);
                 state.codes.remove(phone);
                 state.counters.remove(&fails);
                 state.counters.remove(&wait);
