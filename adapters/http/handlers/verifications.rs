@@ -92,7 +92,7 @@ impl VerificationApi {
         #[oai(validator(max_length = 64))]
         id: Path<String>,
     ) -> Result<VerificationResponse, ApiError> {
-        let id = parse_id(&id)?;
+        let id = VerificationId::parse(&id).map_err(not_found)?;
         let (phone, v) = shared.service.fetch(&id).await.map_err(Problem::from)?;
         Ok(VerificationResponse::Found(Json(VerificationBody::new(
             &phone,
@@ -118,7 +118,7 @@ impl VerificationApi {
         #[oai(validator(max_length = 64))]
         id: Path<String>,
     ) -> Result<VerificationResponse, ApiError> {
-        let id = parse_id(&id)?;
+        let id = VerificationId::parse(&id).map_err(not_found)?;
         let (phone, v) = shared
             .service
             .end(&id, Ending::Cancel)
