@@ -68,8 +68,8 @@ pub enum VerificationResponse {
 }
 
 /// A malformed id names nothing: 404, and the store is not asked.
-fn parse_id(raw: &str) -> Result<VerificationId, ApiError> {
-    VerificationId::parse(raw).map_err(|_| Problem::new(ProblemCode::NotFound, "no such verification").into())
+fn not_found(_: crate::domain::VerificationIdError) -> Problem {
+    Problem::new(ProblemCode::NotFound, "no such verification")
 }
 
 #[OpenApi(prefix_path = "/v1", tag = "ApiTags::Otp")]
