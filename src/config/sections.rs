@@ -18,6 +18,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub twilio_verify: TwilioVerifyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -321,4 +322,20 @@ impl Default for SmsConfig {
             twilio: TwilioConfig::default(),
         }
     }
+}
+
+/// The Twilio Verify v2 API (`/v2/Services/...`): off until an account and a
+/// service are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioVerifyConfig {
+    /// The account SID clients sign in with (`AC` and 32 hex digits).
+    pub account_sid: String,
+    /// Auth tokens clients may sign in with; several, for rotation.
+    #[serde(deserialize_with = "string_list")]
+    pub auth_tokens: Vec<Secret>,
+    /// Service SIDs (`VA` and 32 hex digits) served, each with its
+    /// friendly name.
+    #[serde(deserialize_with = "string_map")]
+    pub services: BTreeMap<String, String>,
 }

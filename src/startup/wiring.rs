@@ -8,6 +8,8 @@ use std::time::Duration;
 use crate::adapters::http;
 use crate::adapters::http::extract::auth::ApiKeys;
 use crate::adapters::http::extract::client_ip::TrustedProxies;
+use crate::adapters::http::extract::twilio_auth::{is_sid, TwilioCredentials};
+use crate::adapters::http::handlers::twilio_verify::TwilioSurface;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
@@ -129,7 +131,36 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
         trusted_proxies,
         webhook_keys,
         body_timeout: Duration::from_millis(config.http.body_timeout_ms.max(1)),
+        twilio: twilio_surface(config)?.map(Arc::new),
     })
+}
+
+/// The Twilio Verify API: off while nothing of it is set; once anything is,
+/// the account, a token and a service are all needed.
+fn twilio_surface(config: &Config) -> Result<Option<TwilioSurface>, ConfigError> {
+    let twilio = &config.twilio_verify;
+    if twilio.account_sid.is_empty() && twilio.auth_tokens.is_empty() && twilio.services.is_empty() {
+        return Ok(None);
+    }
+    let credentials = TwilioCredentials::new(&twilio.account_sid, &twilio.auth_tokens)
+        .map_err(|(key, reason)| ConfigError::new(format!("twilio_verify.{key}"), reason))?;
+    if twilio.services.is_empty() {
+        return Err(ConfigError::new(
+            "twilio_verify.services",
+            "at least one service is needed",
+        ));
+    }
+    if let Some(bad) = twilio.services.keys().find(|sid| !is_sid("VA", sid)) {
+        return Err(ConfigError::new(
+            "twilio_verify.services",
+            format!("{bad:?} is not VA and 32 hex digits"),
+        ));
+    }
+    Ok(Some(TwilioSurface {
+        credentials,
+        services: twilio.services.clone(),
+        public_url: super::sms::public_url(config)?.map(str::to_owned),
+    }))
 }
 
 fn build_template(config: &Config, ttl: Duration) -> Result<MessageTemplate, ConfigError> {

@@ -18,5 +18,6 @@ mod redis_store;
 mod sms_vendors;
 mod spec;
 mod store_contract;
+mod twilio_verify;
 mod verifications;
 mod webhooks;

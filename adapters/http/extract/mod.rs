@@ -5,3 +5,4 @@ pub mod auth;
 pub mod client_ip;
 pub mod legacy_form;
 pub mod strict_string;
+pub mod twilio_auth;

@@ -5,5 +5,6 @@ pub mod documents;
 pub mod dropin;
 pub mod ops;
 pub mod otp;
+pub mod twilio_verify;
 pub mod verifications;
 pub mod webhooks;

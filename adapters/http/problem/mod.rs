@@ -3,6 +3,7 @@
 
 mod errors;
 mod responses;
+pub mod twilio;
 
 use std::time::Duration;
 

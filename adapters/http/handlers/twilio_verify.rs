@@ -1,0 +1,431 @@
+//! Twilio Verify v2, on the wire: the four operations the official SDKs
+//! call for SMS codes (create, check, fetch, update), form-encoded in and
+//! snake_case JSON out, signed in with HTTP Basic, answering Twilio's error
+//! body. They drive the same use cases as `/v1`. Off (404) until
+//! `twilio_verify` is configured.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use sha2::{Digest, Sha256};
+
+use crate::adapters::http::extract::client_ip::ClientIp;
+use crate::adapters::http::extract::twilio_auth::{TwilioBasic, TwilioCredentials};
+use crate::adapters::http::problem::twilio::TwilioError;
+use crate::adapters::http::problem::Problem;
+use crate::adapters::http::{ApiTags, Shared};
+use crate::domain::{Code, Phone, Verification, VerificationId};
+use crate::service::{Ending, Target};
+
+/// What the Twilio operations serve: who may sign in, which services exist.
+#[derive(Debug, Clone)]
+pub struct TwilioSurface {
+    pub credentials: TwilioCredentials,
+    /// Service SIDs served and their friendly names.
+    pub services: BTreeMap<String, String>,
+    /// `http.public_url`, for each verification's `url`.
+    pub public_url: Option<String>,
+}
+
+pub struct TwilioVerifyApi;
+
+/// `Channel` and `To` are needed; the rest is accepted and ignored where it
+/// doesn't apply, like any field Twilio added later.
+#[derive(Object, serde::Deserialize, Debug)]
+#[oai(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateForm {
+    /// The phone in E.164.
+    to: Option<String>,
+    /// Only `sms` is served.
+    channel: Option<String>,
+    /// Accepted; the SMS is in the operator's template.
+    locale: Option<String>,
+    /// Accepted; the SMS names the service's configured friendly name.
+    custom_friendly_name: Option<String>,
+    /// Not served: otpd makes every code itself (400 / 60200).
+    custom_code: Option<String>,
+    /// Accepted; set `sms.android_app_hash` instead.
+    app_hash: Option<String>,
+}
+
+#[derive(Object, serde::Deserialize, Debug)]
+#[oai(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
+pub struct CheckForm {
+    /// The code the user typed.
+    code: Option<String>,
+    /// The phone, for its pending verification.
+    to: Option<String>,
+    /// Or the verification itself.
+    verification_sid: Option<String>,
+}
+
+#[derive(Object, serde::Deserialize, Debug)]
+#[oai(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateForm {
+    /// `canceled` or `approved`.
+    status: Option<String>,
+}
+
+#[derive(Object, Debug)]
+pub struct SendCodeAttempt {
+    time: String,
+    channel: String,
+    /// `VL` and 32 hex digits.
+    attempt_sid: String,
+}
+
+/// A verification, as Twilio describes one.
+#[derive(Object, Debug)]
+pub struct VerificationObject {
+    sid: String,
+    service_sid: String,
+    account_sid: String,
+    to: String,
+    channel: String,
+    /// `pending`, `approved` or `canceled`.
+    status: String,
+    valid: bool,
+    lookup: serde_json::Value,
+    amount: Option<String>,
+    payee: Option<String>,
+    send_code_attempts: Vec<SendCodeAttempt>,
+    date_created: String,
+    date_updated: String,
+    sna: Option<serde_json::Value>,
+    url: Option<String>,
+}
+
+/// A check's answer; a wrong code is `pending` and not valid, not an error.
+#[derive(Object, Debug)]
+pub struct VerificationCheckObject {
+    sid: String,
+    service_sid: String,
+    account_sid: String,
+    to: String,
+    channel: String,
+    status: String,
+    valid: bool,
+    amount: Option<String>,
+    payee: Option<String>,
+    date_created: String,
+    date_updated: String,
+    sna_attempts_error_codes: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedResponse {
+    /// The code was stored and the SMS handed over: a new verification, or
+    /// the pending one kept.
+    #[oai(status = 201)]
+    Created(Json<VerificationObject>),
+}
+
+#[derive(ApiResponse)]
+pub enum VerificationResponse {
+    #[oai(status = 200)]
+    Ok(Json<VerificationObject>),
+}
+
+#[derive(ApiResponse)]
+pub enum CheckResponse {
+    /// Right (`approved`) or wrong (`pending`, one attempt used).
+    #[oai(status = 200)]
+    Ok(Json<VerificationCheckObject>),
+}
+
+/// The surface, the sign-in and the service, checked in that order.
+fn admit<'a>(
+    shared: &'a Shared,
+    auth: &TwilioBasic,
+    service: &str,
+    resource: &str,
+) -> Result<&'a TwilioSurface, TwilioError> {
+    let surface = shared
+        .twilio
+        .as_deref()
+        .ok_or_else(|| TwilioError::not_found(resource))?;
+    if !surface.credentials.admits(&auth.0) {
+        return Err(TwilioError::unauthorized());
+    }
+    if !surface.services.contains_key(service) {
+        return Err(TwilioError::not_found(resource));
+    }
+    Ok(surface)
+}
+
+/// Unix seconds as Twilio writes them: `2026-12-01T10:00:00Z`.
+pub fn iso8601(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// A send's SID, the same each time it is shown: `VL` and 32 hex digits
+/// of a digest of the verification's id and the send's place.
+fn attempt_sid(id: &VerificationId, n: usize) -> String {
+    let digest = Sha256::digest(format!("{id}:{n}").as_bytes());
+    format!("VL{}", hex::encode(&digest[..16]))
+}
+
+impl VerificationObject {
+    fn new(surface: &TwilioSurface, service: &str, phone: &Phone, v: &Verification, status: &str) -> Self {
+        let first = v.sends as usize - v.send_times.len().min(v.sends as usize);
+        Self {
+            sid: v.id.to_string(),
+            service_sid: service.to_owned(),
+            account_sid: surface.credentials.account_sid().to_owned(),
+            to: phone.as_str().to_owned(),
+            channel: "sms".into(),
+            status: status.into(),
+            valid: status == "approved",
+            lookup: serde_json::json!({}),
+            amount: None,
+            payee: None,
+            send_code_attempts: v
+                .send_times
+                .iter()
+                .enumerate()
+                .map(|(i, at)| SendCodeAttempt {
+                    time: iso8601(*at),
+                    channel: "sms".into(),
+                    attempt_sid: attempt_sid(&v.id, first + i),
+                })
+                .collect(),
+            date_created: iso8601(v.created_at),
+            date_updated: iso8601(v.updated_at()),
+            sna: None,
+            url: surface.public_url.as_deref().map(|base| {
+                format!(
+                    "{}/v2/Services/{service}/Verifications/{}",
+                    base.trim_end_matches('/'),
+                    v.id
+                )
+            }),
+        }
+    }
+}
+
+fn parse_sid(raw: &str, resource: &str) -> Result<VerificationId, TwilioError> {
+    VerificationId::parse(raw).map_err(|_| TwilioError::not_found(resource))
+}
+
+#[OpenApi(tag = "ApiTags::TwilioVerify")]
+impl TwilioVerifyApi {
+    /// Create a verification (Twilio)
+    ///
+    /// Sends a code by SMS, as Twilio Verify's `Verifications` create; a
+    /// pending verification for `To` is kept, as `/v1` keeps it.
+    #[oai(
+        path = "/v2/Services/:service_sid/Verifications",
+        method = "post",
+        operation_id = "twilio_create_verification"
+    )]
+    async fn create(
+        &self,
+        auth: TwilioBasic,
+        shared: Data<&Arc<Shared>>,
+        client: ClientIp,
+        #[oai(validator(max_length = 64))] service_sid: Path<String>,
+        form: Form<CreateForm>,
+    ) -> Result<CreatedResponse, TwilioError> {
+        let resource = format!("/Services/{}/Verifications", service_sid.0);
+        let surface = admit(&shared, &auth, &service_sid, &resource)?;
+        let to = form.to.as_deref().ok_or_else(|| TwilioError::invalid("To"))?;
+        match form.channel.as_deref() {
+            Some("sms") => {}
+            _ => return Err(TwilioError::invalid("Channel")),
+        }
+        if form.custom_code.is_some() {
+            return Err(TwilioError::invalid("CustomCode"));
+        }
+        let phone = Phone::parse(to).map_err(|_| TwilioError::invalid("To"))?;
+        let sent = shared
+            .service
+            .start(&phone, client.0)
+            .await
+            .map_err(Problem::from);
+        shared.metrics.answered_send(&sent);
+        let sent = sent?;
+        Ok(CreatedResponse::Created(Json(VerificationObject::new(
+            surface,
+            &service_sid,
+            &phone,
+            &sent.verification,
+            "pending",
+        ))))
+    }
+
+    /// Check a code (Twilio)
+    ///
+    /// As Twilio Verify's `VerificationCheck`: a right code answers
+    /// `approved` and ends the verification; a wrong one `pending`.
+    #[oai(
+        path = "/v2/Services/:service_sid/VerificationCheck",
+        method = "post",
+        operation_id = "twilio_check_verification"
+    )]
+    async fn check(
+        &self,
+        auth: TwilioBasic,
+        shared: Data<&Arc<Shared>>,
+        client: ClientIp,
+        #[oai(validator(max_length = 64))] service_sid: Path<String>,
+        form: Form<CheckForm>,
+    ) -> Result<CheckResponse, TwilioError> {
+        let resource = format!("/Services/{}/VerificationCheck", service_sid.0);
+        let surface = admit(&shared, &auth, &service_sid, &resource)?;
+        let code = form.code.as_deref().ok_or_else(|| TwilioError::invalid("Code"))?;
+        let code = Code::parse(code).map_err(|_| TwilioError::invalid("Code"))?;
+        let target = match (&form.verification_sid, &form.to) {
+            (Some(sid), _) => Target::Id(parse_sid(sid, &resource)?),
+            (None, Some(to)) => Target::Phone(Phone::parse(to).map_err(|_| TwilioError::invalid("To"))?),
+            (None, None) => {
+                // otpd's own choice: no public source names a code for this.
+                return Err(TwilioError::new(
+                    StatusCode::BAD_REQUEST,
+                    60221,
+                    "Either a 'To' or 'VerificationSid' parameter is required",
+                    None,
+                ));
+            }
+        };
+        let checked = shared
+            .service
+            .check(&target, &code, client.0)
+            .await
+            .map_err(Problem::from);
+        shared
+            .metrics
+            .answered_verification(&checked.as_ref().map(drop).map_err(Clone::clone));
+        let guessed = checked?;
+        let v = &guessed.verification;
+        let status = if guessed.approved { "approved" } else { "pending" };
+        Ok(CheckResponse::Ok(Json(VerificationCheckObject {
+            sid: v.id.to_string(),
+            service_sid: service_sid.0,
+            account_sid: surface.credentials.account_sid().to_owned(),
+            to: guessed.phone.as_str().to_owned(),
+            channel: "sms".into(),
+            status: status.into(),
+            valid: guessed.approved,
+            amount: None,
+            payee: None,
+            date_created: iso8601(v.created_at),
+            date_updated: iso8601(v.updated_at()),
+            sna_attempts_error_codes: None,
+        })))
+    }
+
+    /// Fetch a verification (Twilio)
+    #[oai(
+        path = "/v2/Services/:service_sid/Verifications/:sid",
+        method = "get",
+        operation_id = "twilio_fetch_verification"
+    )]
+    async fn fetch(
+        &self,
+        auth: TwilioBasic,
+        shared: Data<&Arc<Shared>>,
+        #[oai(validator(max_length = 64))] service_sid: Path<String>,
+        #[oai(validator(max_length = 64))] sid: Path<String>,
+    ) -> Result<VerificationResponse, TwilioError> {
+        let resource = format!("/Services/{}/Verifications/{}", service_sid.0, sid.0);
+        let surface = admit(&shared, &auth, &service_sid, &resource)?;
+        let id = parse_sid(&sid, &resource)?;
+        let (phone, v) = shared.service.fetch(&id).await.map_err(|e| match e {
+            crate::service::StatusError::NotFound => TwilioError::not_found(&resource),
+            e => Problem::from(e).into(),
+        })?;
+        Ok(VerificationResponse::Ok(Json(VerificationObject::new(
+            surface,
+            &service_sid,
+            &phone,
+            &v,
+            "pending",
+        ))))
+    }
+
+    /// Update a verification (Twilio)
+    ///
+    /// `Status=canceled` ends it; `Status=approved` ends it as approved
+    /// (the app verified the user another way). Either way it answers 404
+    /// from then on.
+    #[oai(
+        path = "/v2/Services/:service_sid/Verifications/:sid",
+        method = "post",
+        operation_id = "twilio_update_verification"
+    )]
+    async fn update(
+        &self,
+        auth: TwilioBasic,
+        shared: Data<&Arc<Shared>>,
+        #[oai(validator(max_length = 64))] service_sid: Path<String>,
+        #[oai(validator(max_length = 64))] sid: Path<String>,
+        form: Form<UpdateForm>,
+    ) -> Result<VerificationResponse, TwilioError> {
+        let resource = format!("/Services/{}/Verifications/{}", service_sid.0, sid.0);
+        let surface = admit(&shared, &auth, &service_sid, &resource)?;
+        let (ending, status) = match form.status.as_deref() {
+            Some("canceled") => (Ending::Cancel, "canceled"),
+            Some("approved") => (Ending::Approve, "approved"),
+            _ => return Err(TwilioError::invalid("Status")),
+        };
+        let id = parse_sid(&sid, &resource)?;
+        let (phone, v) = shared.service.end(&id, ending).await.map_err(|e| match e {
+            crate::service::StatusError::NotFound => TwilioError::not_found(&resource),
+            e => Problem::from(e).into(),
+        })?;
+        Ok(VerificationResponse::Ok(Json(VerificationObject::new(
+            surface,
+            &service_sid,
+            &phone,
+            &v,
+            status,
+        ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_iso_8601_utc_to_the_second() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_796_119_200), "2026-12-01T10:00:00Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn attempt_sids_are_stable_and_twilio_shaped() {
+        let id = VerificationId::generate();
+        assert_eq!(attempt_sid(&id, 0), attempt_sid(&id, 0));
+        assert_ne!(attempt_sid(&id, 0), attempt_sid(&id, 1));
+        assert!(crate::adapters::http::extract::twilio_auth::is_sid(
+            "VL",
+            &attempt_sid(&id, 3)
+        ));
+    }
+}
