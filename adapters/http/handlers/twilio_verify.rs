@@ -311,15 +311,16 @@ impl TwilioVerifyApi {
                 ));
             }
         };
-        let checked = shared
-            .service
-            .check(&target, &code, client.0)
-            .await
-            .map_err(Problem::from);
+        let checked = shared.service.check(&target, &code, client.0).await;
+        let not_found = matches!(checked, Err(crate::service::VerifyError::NotFound));
+        let checked = checked.map_err(Problem::from);
         shared
             .metrics
             .answered_verification(&checked.as_ref().map(drop).map_err(Clone::clone));
-        let guessed = checked?;
+        let guessed = checked.map_err(|p| match not_found {
+            true => TwilioError::not_found(&resource),
+            false => p.into(),
+        })?;
         let v = &guessed.verification;
         let status = if guessed.approved { "approved" } else { "pending" };
         Ok(CheckResponse::Ok(Json(VerificationCheckObject {
