@@ -6,8 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Bucket, Checked, CodeHash, DeliveryReport, GuessBudget, Issued, Opened, PendingOtp, Phone, Quota, Resend,
-    SendLimits, SmsReceipt, SmsText, Taken, Verification, VerificationId, VerifyOutcome,
+    Bucket, Checked, Claim, CodeHash, DeliveryReport, GuessBudget, Idempotency, Issued, Opened, PendingOtp,
+    Phone, Quota, Resend, SendLimits, SmsReceipt, SmsText, Taken, Verification, VerificationId,
+    VerifyOutcome,
 };
 
 /// Where pending codes live. Every method is one atomic step, so any number of
@@ -154,6 +155,33 @@ pub trait OtpStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn update_delivery(&self, report: &DeliveryReport) -> Result<bool, StoreError>;
+
+    /// Claims an idempotency key for a request in one atomic step: the
+    /// first claim holds it for `hold` (while it is answered); a later one
+    /// learns whether it is still held, was used for another request, or
+    /// what the first answer was.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError>;
+
+    /// Keeps the answer of a claimed request for `window`, for its retries.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn settle(
+        &self,
+        idempotency: &Idempotency,
+        answer: &str,
+        window: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Lets a claimed key go unanswered (the request failed), so a retry
+    /// may try again.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError>;
 
     /// Checks that the store answers.
     ///

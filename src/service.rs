@@ -8,15 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Bucket, ClientPrefixes, Code, CodeHasher, Delivery, DeliveryReport, DeliveryState, DestinationError,
-    DestinationPolicy, GuessBudget, MessageTemplate, Opened, OtpPolicy, Phone, Quota, Resend, SendLimits,
-    SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
+    Bucket, Claim, ClientPrefixes, Code, CodeHasher, Delivery, DeliveryReport, DeliveryState,
+    DestinationError, DestinationPolicy, GuessBudget, Idempotency, MessageTemplate, Opened, OtpPolicy, Phone,
+    Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
 };
 use crate::ports::{ErrorChain, OtpStore, SmsError, SmsSender, StoreError};
 
 /// How long after a code expires a provider's report of its SMS is still
 /// taken; reports trail the message by seconds to minutes.
 const REPORT_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a first request holds its idempotency key while it is being
+/// answered: well past any send (store and SMS timeouts, retries included),
+/// and short enough that a request lost in a crash frees its key soon.
+const IDEMPOTENCY_HOLD: Duration = Duration::from_secs(300);
 
 /// The provider named for codes of test numbers, which are never texted.
 pub const TEST_NUMBER_PROVIDER: &str = "test-number";
@@ -29,6 +34,7 @@ pub struct OtpService {
     template: MessageTemplate,
     test_numbers: HashMap<Phone, Code>,
     guards: Guards,
+    idempotency_window: Duration,
 }
 
 /// Everything that stands between a request and an SMS or a guess.
@@ -145,6 +151,7 @@ impl OtpService {
             template,
             test_numbers: HashMap::new(),
             guards: Guards::default(),
+            idempotency_window: Duration::from_secs(86_400),
         }
     }
 
@@ -152,6 +159,41 @@ impl OtpService {
     pub fn with_guards(mut self, guards: Guards) -> Self {
         self.guards = guards;
         self
+    }
+
+    /// How long a send's answer is kept for retries with its idempotency key.
+    pub fn with_idempotency_window(mut self, window: Duration) -> Self {
+        self.idempotency_window = window;
+        self
+    }
+
+    /// Claims an idempotency key before a send: [`Claim::Fresh`] lets the
+    /// send go ahead (then [`OtpService::settle`] or
+    /// [`OtpService::release`]); anything else says why it must not.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    pub async fn claim(&self, idempotency: &Idempotency) -> Result<Claim, StoreError> {
+        self.store.claim(idempotency, IDEMPOTENCY_HOLD).await
+    }
+
+    /// Keeps a send's answer for its retries. A failure is logged, not
+    /// returned: the code is out, and the answer must reach the client.
+    pub async fn settle(&self, idempotency: &Idempotency, answer: &str) {
+        if let Err(e) = self
+            .store
+            .settle(idempotency, answer, self.idempotency_window)
+            .await
+        {
+            tracing::warn!(error = %ErrorChain(&e), "could not keep an idempotent answer");
+        }
+    }
+
+    /// Frees a key whose send failed, so a retry may send.
+    pub async fn release(&self, idempotency: &Idempotency) {
+        if let Err(e) = self.store.release(idempotency).await {
+            tracing::warn!(error = %ErrorChain(&e), "could not free an idempotency key");
+        }
     }
 
     /// Numbers whose code is fixed and never texted (app-store review,

@@ -38,6 +38,9 @@ pub struct HttpConfig {
     pub body_timeout_ms: u64,
     /// A connection that sends and receives nothing this long is closed.
     pub idle_timeout_secs: u64,
+    /// How long a send's answer is replayed to a retry with its
+    /// `Idempotency-Key`.
+    pub idempotency_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -277,6 +280,7 @@ impl Default for HttpConfig {
             shutdown_grace_secs: 10,
             body_timeout_ms: 10_000,
             idle_timeout_secs: 60,
+            idempotency_window_secs: 86_400,
         }
     }
 }

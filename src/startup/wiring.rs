@@ -51,7 +51,18 @@ pub(super) fn build_service(
         build_template(config, policy.ttl())?,
     )
     .with_test_numbers(build_test_numbers(config)?)
-    .with_guards(build_guards(config)?))
+    .with_guards(build_guards(config)?)
+    .with_idempotency_window(idempotency_window(config)?))
+}
+
+fn idempotency_window(config: &Config) -> Result<Duration, ConfigError> {
+    match config.http.idempotency_window_secs {
+        1..=604_800 => Ok(Duration::from_secs(config.http.idempotency_window_secs)),
+        _ => Err(ConfigError::new(
+            "http.idempotency_window_secs",
+            "must be between 1 second and 7 days",
+        )),
+    }
 }
 
 fn build_guards(config: &Config) -> Result<Guards, ConfigError> {

@@ -188,3 +188,87 @@ async fn bad_ids_and_missing_parameters_are_refused_without_the_store() {
         .await
         .assert_problem(400, "invalid_request");
 }
+
+async fn send_with_key(app: &TestApp, phone: &str, key: &str) -> crate::helpers::Reply {
+    app.post_json_with("/v1/otp", json!({ "phone": phone }), &[("idempotency-key", key)])
+        .await
+}
+
+async fn an_idempotent_retry_sends_once(config: Config) {
+    let app = spawn_app(config).await;
+    let first = send_with_key(&app, PHONE, "order-42").await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let retry = send_with_key(&app, PHONE, "order-42").await;
+    assert_eq!(
+        (retry.status, &retry.body),
+        (202, &first.body),
+        "the first answer, again"
+    );
+    assert_eq!(app.outbox.lines().len(), 1, "and no second SMS");
+
+    send_with_key(&app, "+14155552672", "order-42")
+        .await
+        .assert_problem(422, "idempotency_key_reused");
+    send_with_key(&app, PHONE, &"k".repeat(256))
+        .await
+        .assert_problem(400, "invalid_request");
+    // Another key is another send, of the same verification.
+    let other = send_with_key(&app, PHONE, "order-43").await;
+    assert_eq!(other.body["verification_id"], first.body["verification_id"]);
+    assert_eq!(other.body["sends"], 2);
+    assert_eq!(app.outbox.lines().len(), 2);
+
+    // Twenty at once: one SMS; the rest are told to wait or get its answer.
+    let racers = (0..20).map(|_| send_with_key(&app, "+14155552673", "race"));
+    let replies = futures_util::future::join_all(racers).await;
+    let sent: Vec<_> = replies.iter().filter(|r| r.status == 202).collect();
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|r| r.body == sent[0].body));
+    for r in replies.iter().filter(|r| r.status != 202) {
+        r.assert_problem(409, "idempotency_key_in_use");
+    }
+    let texted = app
+        .outbox
+        .lines()
+        .iter()
+        .filter(|l| l.contains("+14155552673"))
+        .count();
+    assert_eq!(texted, 1);
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_sends_once_on_memory() {
+    an_idempotent_retry_sends_once(memory_config()).await;
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_sends_once_on_redis() {
+    an_idempotent_retry_sends_once(redis_config()).await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_each_callers_own() {
+    let mut config = memory_config();
+    config.auth.api_keys = vec![
+        otpd::config::Secret::new("first-key-0123456789"),
+        otpd::config::Secret::new("second-key-0123456789"),
+    ];
+    let app = spawn_app(config).await;
+    let app = &app;
+    let send = |key: &'static str| async move {
+        app.post_json_with(
+            "/v1/otp",
+            json!({ "phone": PHONE }),
+            &[("idempotency-key", "same"), ("x-api-key", key)],
+        )
+        .await
+    };
+    assert_eq!(send("first-key-0123456789").await.status, 202);
+    assert_eq!(
+        send("second-key-0123456789").await.body["sends"],
+        2,
+        "not the first caller's answer"
+    );
+    assert_eq!(send("first-key-0123456789").await.body["sends"], 1);
+    assert_eq!(app.outbox.lines().len(), 2);
+}

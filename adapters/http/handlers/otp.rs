@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
-use crate::adapters::http::extract::auth::ApiAuth;
+use crate::adapters::http::extract::auth::{ApiAuth, BearerKey, HeaderKey};
 use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::strict_string::{CodeText, PhoneText, VerificationIdText};
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, DeliveryState, Phone, VerificationId};
+use crate::domain::{Claim, Code, DeliveryState, Idempotency, IdempotencyKey, Phone, VerificationId};
 use crate::service::Target;
 
 pub struct OtpApi;
@@ -170,30 +171,63 @@ impl OtpApi {
     #[oai(path = "/otp", method = "post", operation_id = "send_otp")]
     async fn send(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
+        /// Makes a retry safe: a retry with the same key within
+        /// `http.idempotency_window_secs` gets the first answer and sends
+        /// nothing; the same key with another body is 422, and while the
+        /// first is still being answered, 409. Keys are the caller's own
+        /// (scoped to its API key). 1 to 255 printable ASCII characters.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
         body: Json<SendRequest>,
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
-        let sent = shared
-            .service
-            .start(&phone, client.0)
-            .await
-            .map_err(Problem::from);
-        shared.metrics.answered_send(&sent);
-        let sent = sent?;
-        Ok(SendResponse::Accepted(Json(SendBody {
-            status: OtpState::Pending,
-            verification_id: sent.verification.id.to_string(),
-            sends: sent.verification.sends,
-            attempts_remaining: sent.verification.attempts_remaining,
-            phone: phone.as_str().to_owned(),
-            expires_in: sent.expires_in.as_secs(),
-            resend_after: sent.resend_after.as_secs(),
-            provider: sent.receipt.provider,
-            message_id: sent.receipt.message_id,
-        })))
+        let Some(key) = idempotency_key.0 else {
+            return send(&shared, &phone, client.0)
+                .await
+                .map(|b| SendResponse::Accepted(Json(b)));
+        };
+        let key = IdempotencyKey::parse(&key)
+            .map_err(|e| Problem::new(ProblemCode::InvalidRequest, e.to_string()))?;
+        let idempotency = Idempotency::new(
+            &scope(&auth, client.0),
+            &key,
+            &format!("send_otp\n{}", body.phone.0),
+        );
+        match shared.service.claim(&idempotency).await.map_err(Problem::from)? {
+            Claim::Fresh => {}
+            Claim::Answered(answer) => {
+                let replayed = SendBody::parse_from_json_string(&answer)
+                    .map_err(|_| Problem::new(ProblemCode::Internal, "a kept answer could not be read"))?;
+                return Ok(SendResponse::Accepted(Json(replayed)));
+            }
+            Claim::InFlight => {
+                return Err(Problem::new(
+                    ProblemCode::IdempotencyKeyInUse,
+                    "a request with this Idempotency-Key is still being answered; retry later",
+                )
+                .into())
+            }
+            Claim::Reused => {
+                return Err(Problem::new(
+                    ProblemCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was used for a request with another body",
+                )
+                .into())
+            }
+        }
+        match send(&shared, &phone, client.0).await {
+            Ok(body) => {
+                shared.service.settle(&idempotency, &body.to_json_string()).await;
+                Ok(SendResponse::Accepted(Json(body)))
+            }
+            Err(e) => {
+                shared.service.release(&idempotency).await;
+                Err(e)
+            }
+        }
     }
 
     /// Verify a code
@@ -270,4 +304,34 @@ impl OtpApi {
 /// Whole seconds left, rounded up: a client never gives up too early.
 pub fn seconds_left(d: std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Sends a code, as the send operation answers it.
+async fn send(shared: &Shared, phone: &Phone, client: std::net::IpAddr) -> Result<SendBody, ApiError> {
+    let sent = shared.service.start(phone, client).await.map_err(Problem::from);
+    shared.metrics.answered_send(&sent);
+    let sent = sent?;
+    Ok(SendBody {
+        status: OtpState::Pending,
+        verification_id: sent.verification.id.to_string(),
+        sends: sent.verification.sends,
+        attempts_remaining: sent.verification.attempts_remaining,
+        phone: phone.as_str().to_owned(),
+        expires_in: sent.expires_in.as_secs(),
+        resend_after: sent.resend_after.as_secs(),
+        provider: sent.receipt.provider,
+        message_id: sent.receipt.message_id,
+    })
+}
+
+/// Whose idempotency keys these are: the caller's API key (as a digest),
+/// or, on an open service, its address.
+fn scope(auth: &ApiAuth, client: std::net::IpAddr) -> String {
+    use sha2::{Digest, Sha256};
+    let key = match auth {
+        ApiAuth::Bearer(BearerKey(bearer)) => &bearer.token,
+        ApiAuth::Header(HeaderKey(header)) => &header.key,
+        ApiAuth::Open => return format!("anonymous:{client}"),
+    };
+    format!("key:{}", hex::encode(Sha256::digest(key.as_bytes())))
 }

@@ -128,6 +128,9 @@ fn twilio_of(p: &Problem) -> (StatusCode, u32, String) {
         ProblemCode::InvalidPhone | ProblemCode::PhoneRejected => {
             (StatusCode::BAD_REQUEST, 60200, "Invalid parameter: To".into())
         }
+        ProblemCode::IdempotencyKeyInUse | ProblemCode::IdempotencyKeyReused => {
+            (status, 60200, "Invalid parameter: Idempotency-Key".into())
+        }
         ProblemCode::InvalidCodeFormat | ProblemCode::CodeMismatch => {
             (StatusCode::BAD_REQUEST, 60200, "Invalid parameter: Code".into())
         }

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 
 use self::expiring::Expiring;
 use crate::domain::{
-    Bucket, Checked, CodeHash, Delivery, DeliveryReport, GuessBudget, NextGuess, Opened, PendingOtp, Phone,
-    Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
-    MAX_LIVE_CODES, MAX_SEND_TIMES,
+    Bucket, Checked, Claim, CodeHash, Delivery, DeliveryReport, GuessBudget, Idempotency, NextGuess, Opened,
+    PendingOtp, Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId,
+    VerifyOutcome, MAX_LIVE_CODES, MAX_SEND_TIMES,
 };
 use crate::ports::{OtpStore, StoreError};
 
@@ -31,6 +31,9 @@ struct State {
     links: Expiring<(String, String), Phone>,
     /// A verification's id -> its phone, for calls by id.
     ids: Expiring<VerificationId, Phone>,
+    /// An idempotency key's slot -> the request's fingerprint and, once
+    /// answered, the answer.
+    claims: Expiring<String, (String, Option<String>)>,
 }
 
 /// A verification; it expires with its newest code.
@@ -91,12 +94,17 @@ impl MemoryStore {
         state.counters.sweep(now);
         state.links.sweep(now);
         state.ids.sweep(now);
+        state.claims.sweep(now);
         f(&mut state, now)
     }
 
     /// Refuses a step that needs `new` more keys than there is room for.
     fn room_for(&self, state: &State, new: usize) -> Result<(), StoreError> {
-        let held = state.codes.len() + state.counters.len() + state.links.len() + state.ids.len();
+        let held = state.codes.len()
+            + state.counters.len()
+            + state.links.len()
+            + state.ids.len()
+            + state.claims.len();
         if held + new > self.max_entries {
             return Err(StoreError::Full(self.max_entries));
         }
@@ -386,6 +394,42 @@ impl OtpStore for MemoryStore {
             }
             Ok(())
         })
+    }
+
+    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
+        self.with_state(|state, now| {
+            Ok(match state.claims.get(&idempotency.slot, now) {
+                None => {
+                    self.room_for(state, usize::from(!state.claims.has_slot(&idempotency.slot)))?;
+                    let held = (idempotency.fingerprint.clone(), None);
+                    state.claims.insert(idempotency.slot.clone(), held, now + hold);
+                    Claim::Fresh
+                }
+                Some(((fingerprint, _), _)) if *fingerprint != idempotency.fingerprint => Claim::Reused,
+                Some(((_, None), _)) => Claim::InFlight,
+                Some(((_, Some(answer)), _)) => Claim::Answered(answer.clone()),
+            })
+        })
+    }
+
+    async fn settle(
+        &self,
+        idempotency: &Idempotency,
+        answer: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        self.with_state(|state, now| {
+            let answered = (idempotency.fingerprint.clone(), Some(answer.to_owned()));
+            state
+                .claims
+                .insert(idempotency.slot.clone(), answered, now + window);
+        });
+        Ok(())
+    }
+
+    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError> {
+        self.with_state(|state, _| state.claims.remove(&idempotency.slot));
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -18,8 +18,8 @@ use self::connections::{Call, Connections};
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::{
-    Bucket, Checked, CodeHash, Delivery, DeliveryReport, GuessBudget, Opened, PendingOtp, Phone, Quota,
-    Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
+    Bucket, Checked, Claim, CodeHash, Delivery, DeliveryReport, GuessBudget, Idempotency, Opened, PendingOtp,
+    Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
 };
 use crate::ports::{OtpStore, StoreError};
 
@@ -39,6 +39,7 @@ struct Scripts {
     withdraw: Script,
     record_delivery: Script,
     update_delivery: Script,
+    claim: Script,
 }
 
 /// A script that reads a code's record: the layout's Lua side
@@ -77,6 +78,7 @@ impl RedisStore {
                 withdraw: reading_records!("scripts/withdraw.lua"),
                 record_delivery: reading_records!("scripts/record_delivery.lua"),
                 update_delivery: reading_records!("scripts/update_delivery.lua"),
+                claim: Script::new(include_str!("scripts/claim.lua")),
             },
         })
     }
@@ -101,6 +103,11 @@ impl RedisStore {
     /// id is known to a call by id.
     fn id_key(&self, id: &VerificationId) -> String {
         format!("{}ve:{{{id}}}", self.key_prefix)
+    }
+
+    /// An idempotency key's claim, in its own slot.
+    fn claim_key(&self, idempotency: &Idempotency) -> String {
+        format!("{}idem:{{{}}}", self.key_prefix, idempotency.slot)
     }
 
     fn bucket_key(&self, bucket: Bucket) -> String {
@@ -354,6 +361,40 @@ impl OtpStore for RedisStore {
             self.command::<()>(set).await?;
         }
         Ok(())
+    }
+
+    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
+        let mut invocation = self.scripts.claim.key(self.claim_key(idempotency));
+        invocation.arg(&idempotency.fingerprint).arg(millis(hold));
+        let reply: Vec<Value> = self.run(invocation).await?;
+        Ok(match reply.as_slice() {
+            [Value::Int(0)] => Claim::Fresh,
+            [Value::Int(1)] => Claim::InFlight,
+            [Value::Int(3), Value::BulkString(answer)] => {
+                Claim::Answered(String::from_utf8_lossy(answer).into_owned())
+            }
+            _ => Claim::Reused,
+        })
+    }
+
+    async fn settle(
+        &self,
+        idempotency: &Idempotency,
+        answer: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.claim_key(idempotency))
+            .arg(format!("1{}{answer}", idempotency.fingerprint))
+            .arg("PX")
+            .arg(millis(window));
+        self.command::<()>(set).await
+    }
+
+    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError> {
+        let mut del = redis::cmd("DEL");
+        del.arg(self.claim_key(idempotency));
+        self.command::<i64>(del).await.map(drop)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
