@@ -212,7 +212,7 @@ impl OtpService {
     /// [`SendError`] when the store or the SMS provider fails.
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
     pub async fn send(&self, phone: &Phone, client: IpAddr) -> Result<Sent, SendError> {
-        self.send_as(phone, client, Resend::Replaces).await
+        self.send_as(phone, client, Resend::Replaces, None).await
     }
 
     /// Sends a code for the phone's verification: a pending one is kept
@@ -223,10 +223,26 @@ impl OtpService {
     /// [`SendError`] when a rule refuses it, or the store or the SMS provider fails.
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
     pub async fn start(&self, phone: &Phone, client: IpAddr) -> Result<Sent, SendError> {
-        self.send_as(phone, client, Resend::Keeps).await
+        self.send_as(phone, client, Resend::Keeps, None).await
     }
 
-    async fn send_as(&self, phone: &Phone, client: IpAddr, resend: Resend) -> Result<Sent, SendError> {
+    /// [`OtpService::start`], with the SMS naming `app` instead of the
+    /// configured app (a Twilio Verify service's friendly name).
+    ///
+    /// # Errors
+    /// [`SendError`] when a rule refuses it, or the store or the SMS provider fails.
+    #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
+    pub async fn start_for(&self, phone: &Phone, client: IpAddr, app: &str) -> Result<Sent, SendError> {
+        self.send_as(phone, client, Resend::Keeps, Some(app)).await
+    }
+
+    async fn send_as(
+        &self,
+        phone: &Phone,
+        client: IpAddr,
+        resend: Resend,
+        app: Option<&str>,
+    ) -> Result<Sent, SendError> {
         self.guards.destinations.check(phone)?;
         let buckets = [
             (
@@ -287,7 +303,10 @@ impl OtpService {
         let sent = if fixed.is_some() {
             Ok(test_number_receipt())
         } else {
-            let text = self.template.render(&code, self.policy.ttl());
+            let text = match app {
+                Some(app) => self.template.for_app(app).render(&code, self.policy.ttl()),
+                None => self.template.render(&code, self.policy.ttl()),
+            };
             self.sms.send(phone, &text, &local_id).await
         };
         match sent {

@@ -167,6 +167,15 @@ fn twilio_surface(config: &Config) -> Result<Option<TwilioSurface>, ConfigError>
             format!("{bad:?} is not VA and 32 hex digits"),
         ));
     }
+    // Each friendly name is its service's `{app}`: its SMS must still fit.
+    let ttl = Duration::from_secs(config.otp.ttl_secs);
+    let template = build_template(config, ttl)?;
+    for (sid, name) in &twilio.services {
+        template
+            .for_app(name)
+            .check_single_segment(ttl)
+            .map_err(|e| ConfigError::new("twilio_verify.services", format!("{sid}: {e}")))?;
+    }
     Ok(Some(TwilioSurface {
         credentials,
         services: twilio.services.clone(),

@@ -123,6 +123,14 @@ async fn the_whole_flow(config: Config) {
         format!("https://otpd.example.com/v2/Services/{SERVICE}/Verifications/{sid}")
     );
     let first = app.outbox.last_code(PHONE);
+    assert!(
+        app.outbox
+            .lines()
+            .last()
+            .unwrap()
+            .contains("Your Acme verification code"),
+        "the service's friendly name is the SMS's app"
+    );
 
     // A wrong code is an answer, not an error.
     let missed = check(&app, &[("To", PHONE), ("Code", &wrong(&first))]).await;

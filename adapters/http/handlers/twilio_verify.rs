@@ -46,7 +46,8 @@ pub struct CreateForm {
     channel: Option<String>,
     /// Accepted; the SMS is in the operator's template.
     locale: Option<String>,
-    /// Accepted; the SMS names the service's configured friendly name.
+    /// Accepted; the SMS names the service's configured friendly name as
+    /// its `{app}`.
     custom_friendly_name: Option<String>,
     /// Not served: otpd makes every code itself (400 / 60200).
     custom_code: Option<String>,
@@ -261,9 +262,10 @@ impl TwilioVerifyApi {
             return Err(TwilioError::invalid("CustomCode"));
         }
         let phone = Phone::parse(to).map_err(|_| TwilioError::invalid("To"))?;
+        let app = surface.services.get(&service_sid.0).map_or("", String::as_str);
         let sent = shared
             .service
-            .start(&phone, client.0)
+            .start_for(&phone, client.0, app)
             .await
             .map_err(Problem::from);
         shared.metrics.answered_send(&sent);
