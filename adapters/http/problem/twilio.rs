@@ -41,6 +41,12 @@ pub enum TwilioError {
     /// made, approved, cancelled, expired or locked).
     #[oai(status = 404)]
     NotFound(Json<TwilioErrorBody>),
+    /// 60200: the body is over 16 KiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<TwilioErrorBody>),
+    /// 60200: the body is not form-encoded.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<TwilioErrorBody>),
     /// 60202 max check attempts, 60203 max send attempts, 20429 another
     /// limit; `Retry-After` says when to try again.
     #[oai(status = 429)]
@@ -63,6 +69,8 @@ impl TwilioError {
             StatusCode::UNAUTHORIZED => Self::Unauthorized(body),
             StatusCode::FORBIDDEN => Self::Forbidden(body),
             StatusCode::NOT_FOUND => Self::NotFound(body),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(body),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(body),
             StatusCode::TOO_MANY_REQUESTS => Self::TooManyRequests(body, retry_after),
             _ => Self::Unavailable(body),
         }
