@@ -175,6 +175,7 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     // The first calls load the scripts; count from a warm start.
     let code = {
         assert_eq!(app.send("+14155550100").await.status, 202);
+        assert_eq!(app.send("+14155550100").await.status, 202);
         app.outbox.last_code("+14155550100")
     };
     assert_eq!(app.verify("+14155550100", &wrong(&code)).await.status, 422);
@@ -182,14 +183,32 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
 
     let sent = app.send(PHONE).await;
     assert_eq!(sent.status, 202, "{}", sent.body);
-    // With no cooldown or quota: the id's link and the script, sent together
-    // (one round trip); the script reads the phone's record and writes it.
-    assert_eq!(commands(&own), counts(&[("evalsha", 1), ("get", 1), ("set", 2)]));
+    // With no cooldown or quota there is nothing to check: the id's link and
+    // the new verification (SET NX), two SETs written together, one round trip.
+    assert_eq!(commands(&own), counts(&[("set", 2)]));
     // The one write held the delivery too.
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     assert_eq!(status.body["delivery"]["provider"], "console");
     assert_eq!(status.body["delivery"]["message_id"], sent.body["message_id"]);
     assert_eq!(status.body["delivery"]["state"], "queued");
+
+    assert_eq!(app.send("+14155550109").await.status, 202);
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(app.send("+14155550109").await.status, 202);
+    // A resend: the NX write finds the verification, so the script keeps it
+    // (reading Redis's clock and the first code's life, to give each code its
+    // own expiry), and the kept id's link lives on with the new code.
+    assert_eq!(
+        commands(&own),
+        counts(&[
+            ("evalsha", 1),
+            ("get", 1),
+            ("pexpire", 1),
+            ("pttl", 1),
+            ("set", 3),
+            ("time", 1)
+        ])
+    );
 
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     let code = app.outbox.last_code(PHONE);

@@ -172,14 +172,37 @@ impl OtpStore for RedisStore {
         let key = self.key(phone);
         let record = record::encode(otp);
         let ttl = millis(otp.ttl);
+        let stored = |record: &[u8]| {
+            record::decode(record, otp.ttl)
+                .map(Opened::Stored)
+                .ok_or_else(|| unreadable("a new record"))
+        };
         if limits.is_off() && resend == Resend::Replaces {
             // Nothing to check or keep: the write is the whole operation.
             let mut set = redis::cmd("SET");
             set.arg(&key).arg(&record).arg("PX").arg(ttl);
             self.command::<()>(set).await?;
-            return Ok(Opened::Stored(
-                record::decode(&record, otp.ttl).ok_or_else(|| unreadable("a new record"))?,
-            ));
+            return stored(&record);
+        }
+        let mut link = redis::cmd("SET");
+        link.arg(self.id_key(&otp.id))
+            .arg(phone.as_str())
+            .arg("PX")
+            .arg(ttl);
+        let pipelined = limits.is_off() && !self.connections.is_cluster();
+        if pipelined {
+            // Nothing to check, and most sends find no verification to keep:
+            // the id's link and the new record with NX, written together in
+            // one round trip, as plain SETs. A record already there (a
+            // resend) is the script's to keep or replace, below.
+            let mut new = redis::cmd("SET");
+            new.arg(&key).arg(&record).arg("NX").arg("PX").arg(ttl);
+            let mut both = redis::pipe();
+            both.add_command(link.clone()).ignore().add_command(new);
+            let (created,): (Option<String>,) = self.connections.call(Call::Pipeline(both)).await?;
+            if created.is_some() {
+                return stored(&record);
+            }
         }
         let mut invocation = self.scripts.issue.key(&key);
         invocation
@@ -195,17 +218,12 @@ impl OtpStore for RedisStore {
             })
             .arg(millis(limits.per_phone.window))
             .arg(u8::from(resend == Resend::Keeps));
-        let reply: Vec<Value> = if resend == Resend::Keeps {
+        let reply: Vec<Value> = if resend == Resend::Keeps && !pipelined {
             // The new id's link goes with the script, on one connection: one
             // round trip. If the script keeps a pending verification instead,
             // or refuses, the link leads to no verification of that id and
             // expires unused.
-            let mut set = redis::cmd("SET");
-            set.arg(self.id_key(&otp.id))
-                .arg(phone.as_str())
-                .arg("PX")
-                .arg(ttl);
-            let (linked, reply) = tokio::join!(self.command::<()>(set), self.run(invocation));
+            let (linked, reply) = tokio::join!(self.command::<()>(link), self.run(invocation));
             linked?;
             reply?
         } else {
