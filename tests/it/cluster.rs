@@ -79,6 +79,7 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     contract::a_locked_or_replaced_verification_is_not_kept(store(&cluster)).await;
     contract::withdrawing_a_resend_keeps_the_earlier_code(store(&cluster)).await;
     contract::concurrent_resends_keep_one_verification(store(&cluster)).await;
+    contract::an_idempotency_key_is_claimed_once_then_answers(store(&cluster)).await;
     let prefix = unique_prefix();
     contract::wrong_guesses_count_across_codes_and_instances(
         contract::redis_store_at(&cluster.url(), &prefix),

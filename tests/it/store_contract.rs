@@ -7,8 +7,9 @@ use otpd::adapters::store::{MemoryStore, RedisStore};
 use std::net::IpAddr;
 
 use otpd::domain::{
-    Bucket, ClientPrefixes, Code, CodeHash, CodeHasher, GuessBudget, HashKey, Issued, Opened, OtpPolicy,
-    PendingOtp, Phone, Quota, Resend, SendLimits, Taken, Verification, VerificationId, VerifyOutcome,
+    Bucket, Claim, ClientPrefixes, Code, CodeHash, CodeHasher, GuessBudget, HashKey, Idempotency,
+    IdempotencyKey, Issued, Opened, OtpPolicy, PendingOtp, Phone, Quota, Resend, SendLimits, Taken,
+    Verification, VerificationId, VerifyOutcome,
 };
 use otpd::ports::OtpStore;
 
@@ -737,6 +738,30 @@ pub async fn concurrent_resends_keep_one_verification(store: Arc<dyn OtpStore>) 
     ));
 }
 
+pub async fn an_idempotency_key_is_claimed_once_then_answers(store: Arc<dyn OtpStore>) {
+    let key = IdempotencyKey::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+    let first = Idempotency::new("caller", &key, "send +14155550170");
+    let other_body = Idempotency::new("caller", &key, "send +14155550171");
+    let hold = Duration::from_secs(60);
+    assert_eq!(store.claim(&first, hold).await.unwrap(), Claim::Fresh);
+    assert_eq!(store.claim(&first, hold).await.unwrap(), Claim::InFlight);
+    assert_eq!(store.claim(&other_body, hold).await.unwrap(), Claim::Reused);
+    store.release(&first).await.unwrap();
+    assert_eq!(
+        store.claim(&first, hold).await.unwrap(),
+        Claim::Fresh,
+        "a failed send frees it"
+    );
+    store.settle(&first, "{\"sent\":1}", TTL).await.unwrap();
+    assert_eq!(
+        store.claim(&first, hold).await.unwrap(),
+        Claim::Answered("{\"sent\":1}".into())
+    );
+    assert_eq!(store.claim(&other_body, hold).await.unwrap(), Claim::Reused);
+    let elsewhere = Idempotency::new("another caller", &key, "send +14155550170");
+    assert_eq!(store.claim(&elsewhere, hold).await.unwrap(), Claim::Fresh);
+}
+
 macro_rules! contract_suite {
     ($adapter:ident, $make:expr) => {
         mod $adapter {
@@ -766,6 +791,7 @@ macro_rules! contract_suite {
                 a_locked_or_replaced_verification_is_not_kept,
                 withdrawing_a_resend_keeps_the_earlier_code,
                 concurrent_resends_keep_one_verification,
+                an_idempotency_key_is_claimed_once_then_answers,
             );
         }
     };

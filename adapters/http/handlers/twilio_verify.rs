@@ -36,7 +36,7 @@ pub struct TwilioVerifyApi;
 
 /// `Channel` and `To` are needed; the rest is accepted and ignored where it
 /// doesn't apply, like any field Twilio added later.
-#[derive(Object, serde::Deserialize, Debug)]
+#[derive(Object, serde::Deserialize)]
 #[oai(rename_all = "PascalCase")]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateForm {
@@ -55,7 +55,8 @@ pub struct CreateForm {
     app_hash: Option<String>,
 }
 
-#[derive(Object, serde::Deserialize, Debug)]
+/// No `Debug`: it holds a code.
+#[derive(Object, serde::Deserialize)]
 #[oai(rename_all = "PascalCase")]
 #[serde(rename_all = "PascalCase")]
 pub struct CheckForm {
@@ -67,7 +68,7 @@ pub struct CheckForm {
     verification_sid: Option<String>,
 }
 
-#[derive(Object, serde::Deserialize, Debug)]
+#[derive(Object, serde::Deserialize)]
 #[oai(rename_all = "PascalCase")]
 #[serde(rename_all = "PascalCase")]
 pub struct UpdateForm {
