@@ -351,3 +351,24 @@ async fn off_until_configured_and_the_api_key_does_not_apply() {
     );
     app.send(PHONE).await.assert_problem(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_create_safe_to_retry() {
+    let app = spawn_app(with_twilio(memory_config())).await;
+    let path = format!("/v2/Services/{SERVICE}/Verifications");
+    let create = |to: &'static str| {
+        let request = app
+            .client
+            .post(app.url(&path))
+            .basic_auth(ACCOUNT, Some(TOKEN))
+            .header("idempotency-key", "signup-7")
+            .form(&[("To", to), ("Channel", "sms")]);
+        async move { reply(request.send().await.unwrap()).await }
+    };
+    let first = create(PHONE).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let again = create(PHONE).await;
+    assert_eq!((again.status, &again.body), (201, &first.body));
+    assert_eq!(app.outbox.lines().len(), 1, "one SMS");
+    assert_twilio_error(&create("+14155552672").await, 422, 60200);
+}

@@ -3,6 +3,7 @@
 
 pub mod documents;
 pub mod dropin;
+pub mod idempotent;
 pub mod ops;
 pub mod otp;
 pub mod twilio_verify;

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::idempotent;
 use crate::adapters::http::extract::auth::{ApiAuth, BearerKey, HeaderKey};
 use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::strict_string::{CodeText, PhoneText, VerificationIdText};
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Claim, Code, DeliveryState, Idempotency, IdempotencyKey, Phone, VerificationId};
+use crate::domain::{Code, DeliveryState, Phone, VerificationId};
 use crate::service::Target;
 
 pub struct OtpApi;
@@ -184,50 +184,16 @@ impl OtpApi {
         body: Json<SendRequest>,
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
-        let Some(key) = idempotency_key.0 else {
-            return send(&shared, &phone, client.0)
-                .await
-                .map(|b| SendResponse::Accepted(Json(b)));
-        };
-        let key = IdempotencyKey::parse(&key)
-            .map_err(|e| Problem::new(ProblemCode::InvalidRequest, e.to_string()))?;
-        let idempotency = Idempotency::new(
-            &scope(&auth, client.0),
-            &key,
-            &format!("send_otp\n{}", body.phone.0),
+        let request = format!("send_otp\n{}", body.phone.0);
+        let scope = scope(&auth, client.0);
+        let sent = idempotent::once(
+            &shared,
+            idempotency_key.0.as_deref(),
+            &scope,
+            &request,
+            send(&shared, &phone, client.0),
         );
-        match shared.service.claim(&idempotency).await.map_err(Problem::from)? {
-            Claim::Fresh => {}
-            Claim::Answered(answer) => {
-                let replayed = SendBody::parse_from_json_string(&answer)
-                    .map_err(|_| Problem::new(ProblemCode::Internal, "a kept answer could not be read"))?;
-                return Ok(SendResponse::Accepted(Json(replayed)));
-            }
-            Claim::InFlight => {
-                return Err(Problem::new(
-                    ProblemCode::IdempotencyKeyInUse,
-                    "a request with this Idempotency-Key is still being answered; retry later",
-                )
-                .into())
-            }
-            Claim::Reused => {
-                return Err(Problem::new(
-                    ProblemCode::IdempotencyKeyReused,
-                    "this Idempotency-Key was used for a request with another body",
-                )
-                .into())
-            }
-        }
-        match send(&shared, &phone, client.0).await {
-            Ok(body) => {
-                shared.service.settle(&idempotency, &body.to_json_string()).await;
-                Ok(SendResponse::Accepted(Json(body)))
-            }
-            Err(e) => {
-                shared.service.release(&idempotency).await;
-                Err(e)
-            }
-        }
+        Ok(SendResponse::Accepted(Json(sent.await?)))
     }
 
     /// Verify a code

@@ -41,6 +41,13 @@ pub enum TwilioError {
     /// made, approved, cancelled, expired or locked).
     #[oai(status = 404)]
     NotFound(Json<TwilioErrorBody>),
+    /// 20409: the first request with this `Idempotency-Key` is still
+    /// being answered.
+    #[oai(status = 409)]
+    Conflict(Json<TwilioErrorBody>),
+    /// 60200: the `Idempotency-Key` was used for another request.
+    #[oai(status = 422)]
+    Unprocessable(Json<TwilioErrorBody>),
     /// 60200: the body is over 16 KiB.
     #[oai(status = 413)]
     PayloadTooLarge(Json<TwilioErrorBody>),
@@ -69,6 +76,8 @@ impl TwilioError {
             StatusCode::UNAUTHORIZED => Self::Unauthorized(body),
             StatusCode::FORBIDDEN => Self::Forbidden(body),
             StatusCode::NOT_FOUND => Self::NotFound(body),
+            StatusCode::CONFLICT => Self::Conflict(body),
+            StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(body),
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(body),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(body),
             StatusCode::TOO_MANY_REQUESTS => Self::TooManyRequests(body, retry_after),
@@ -136,9 +145,16 @@ fn twilio_of(p: &Problem) -> (StatusCode, u32, String) {
         ProblemCode::InvalidPhone | ProblemCode::PhoneRejected => {
             (StatusCode::BAD_REQUEST, 60200, "Invalid parameter: To".into())
         }
-        ProblemCode::IdempotencyKeyInUse | ProblemCode::IdempotencyKeyReused => {
-            (status, 60200, "Invalid parameter: Idempotency-Key".into())
-        }
+        ProblemCode::IdempotencyKeyInUse => (
+            StatusCode::CONFLICT,
+            20409,
+            "Conflict: a request with this Idempotency-Key is still being answered".into(),
+        ),
+        ProblemCode::IdempotencyKeyReused => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            60200,
+            "Invalid parameter: Idempotency-Key (used for another request)".into(),
+        ),
         ProblemCode::InvalidCodeFormat | ProblemCode::CodeMismatch => {
             (StatusCode::BAD_REQUEST, 60200, "Invalid parameter: Code".into())
         }

@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use poem::http::StatusCode;
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::idempotent;
 use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::twilio_auth::{TwilioBasic, TwilioCredentials};
 use crate::adapters::http::problem::twilio::TwilioError;
@@ -141,6 +142,11 @@ impl TwilioVerifyApi {
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
         #[oai(validator(max_length = 64))] service_sid: Path<String>,
+        /// Not Twilio's: as on `/v1`, a retry with the same key gets the
+        /// first answer and sends nothing (409 while it is answered, 422 for
+        /// another body). The Twilio SDKs send none.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
         form: Form<CreateForm>,
     ) -> Result<CreatedResponse, TwilioError> {
         let resource = format!("/Services/{}/Verifications", service_sid.0);
@@ -155,20 +161,26 @@ impl TwilioVerifyApi {
         }
         let phone = Phone::parse(to).map_err(|_| TwilioError::invalid("To"))?;
         let app = surface.services.get(&service_sid.0).map_or("", String::as_str);
-        let sent = shared
-            .service
-            .start_for(&phone, client.0, app)
-            .await
-            .map_err(Problem::from);
-        shared.metrics.answered_send(&sent);
-        let sent = sent?;
-        Ok(CreatedResponse::Created(Json(VerificationObject::new(
-            surface,
-            &service_sid,
-            &phone,
-            &sent.verification,
-            "pending",
-        ))))
+        let send = async {
+            let sent = shared
+                .service
+                .start_for(&phone, client.0, app)
+                .await
+                .map_err(Problem::from);
+            shared.metrics.answered_send(&sent);
+            Ok::<_, TwilioError>(VerificationObject::new(
+                surface,
+                &service_sid,
+                &phone,
+                &sent?.verification,
+                "pending",
+            ))
+        };
+        // The account's keys: one account signs in to this API.
+        let scope = format!("twilio:{}", surface.credentials.account_sid());
+        let request = format!("twilio_create\n{}\n{to}", service_sid.0);
+        let created = idempotent::once(&shared, idempotency_key.0.as_deref(), &scope, &request, send);
+        Ok(CreatedResponse::Created(Json(created.await?)))
     }
 
     /// Check a code (Twilio)
