@@ -6,23 +6,65 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Bucket, CodeHash, DeliveryReport, Event, GuessBudget, Issued, OtpStatus, PendingOtp, Phone, Quota,
-    SendLimits, SmsReceipt, SmsText, Taken, VerifyOutcome,
+    Bucket, Checked, Claim, CodeHash, DeliveryReport, Event, GuessBudget, Idempotency, Issued, Opened,
+    PendingOtp, Phone, Quota, Resend, SendLimits, SmsReceipt, SmsText, Taken, Verification, VerificationId,
+    VerifyOutcome,
 };
 
 /// Where pending codes live. Every method is one atomic step, so any number of
 /// service instances can share one store.
 #[async_trait]
 pub trait OtpStore: Send + Sync + 'static {
-    /// Stores `otp` as the phone's pending code, replacing any earlier one
-    /// (which stops working at once), unless `limits` forbid a new code for
-    /// this phone now; checking and storing are one atomic step. The store
-    /// expires the code after `otp.ttl`.
+    /// Stores `otp` as a code of the phone's verification unless `limits`
+    /// forbid a new code for this phone now; checking and storing are one
+    /// atomic step. A pending verification (attempts left) is kept when
+    /// `resend` says so: same id and attempts, one more send, the new code
+    /// live beside its earlier ones (at most [`crate::domain::MAX_LIVE_CODES`]),
+    /// each until its own `otp.ttl` is up. Otherwise `otp` starts a new
+    /// verification as `otp.id`, and earlier codes stop working at once.
+    /// A kept or new verification can then be found by its id.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
-    async fn issue(&self, phone: &Phone, otp: &PendingOtp, limits: &SendLimits)
-        -> Result<Issued, StoreError>;
+    async fn open(
+        &self,
+        phone: &Phone,
+        otp: &PendingOtp,
+        limits: &SendLimits,
+        resend: Resend,
+    ) -> Result<Opened, StoreError>;
+
+    /// [`OtpStore::open`] a new verification, replacing any pending one, as
+    /// the original routes always did.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn issue(
+        &self,
+        phone: &Phone,
+        otp: &PendingOtp,
+        limits: &SendLimits,
+    ) -> Result<Issued, StoreError> {
+        Ok(match self.open(phone, otp, limits, Resend::Replaces).await? {
+            Opened::Stored(_) => Issued::Stored,
+            Opened::TooSoon { retry_after } => Issued::TooSoon { retry_after },
+            Opened::QuotaExceeded { retry_after } => Issued::QuotaExceeded { retry_after },
+        })
+    }
+
+    /// The phone a verification went to, while it may be pending.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn find(&self, id: &VerificationId) -> Result<Option<Phone>, StoreError>;
+
+    /// Ends the phone's verification if it is `id` and still pending
+    /// (attempts left): a cancel, or an approval made elsewhere. Returns it
+    /// as it was.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError>;
 
     /// Takes one from `bucket` if it has fewer than `quota.limit` in the
     /// current window; the window starts with the first one taken.
@@ -37,12 +79,26 @@ pub trait OtpStore: Send + Sync + 'static {
     /// [`StoreError`] when the store can't be reached in time.
     async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError>;
 
-    /// Checks a guess against the pending code in one atomic step: when one of
-    /// `candidates` equals the stored hash the code is consumed and the
-    /// phone's wrong guesses are cleared; otherwise one attempt is used (with
-    /// none left the code is locked) and the phone's wrong guesses in a row
-    /// grow by one, as `budget` counts them ([`GuessBudget::after`]). While
-    /// the budget allows no guess, the guess is not checked.
+    /// Checks a guess against the phone's verification (only if it is `id`,
+    /// when given) in one atomic step: when one of `candidates` equals the
+    /// hash of one of its live codes it is consumed and the phone's wrong
+    /// guesses are cleared; otherwise one attempt is used (with none left it
+    /// is locked) and the phone's wrong guesses in a row grow by one, as
+    /// `budget` counts them ([`GuessBudget::after`]). While the budget
+    /// allows no guess, the guess is not checked. Every candidate is
+    /// compared with every live code, whichever matches.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn check(
+        &self,
+        phone: &Phone,
+        id: Option<&VerificationId>,
+        candidates: &[CodeHash],
+        budget: &GuessBudget,
+    ) -> Result<Checked, StoreError>;
+
+    /// [`OtpStore::check`] whichever verification the phone has.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
@@ -51,7 +107,9 @@ pub trait OtpStore: Send + Sync + 'static {
         phone: &Phone,
         candidates: &[CodeHash],
         budget: &GuessBudget,
-    ) -> Result<VerifyOutcome, StoreError>;
+    ) -> Result<VerifyOutcome, StoreError> {
+        Ok(self.check(phone, None, candidates, budget).await?.outcome)
+    }
 
     /// Forgets the phone's wrong guesses, as an approval would: for an
     /// operator to let its owner in again. Says whether there were any.
@@ -60,21 +118,22 @@ pub trait OtpStore: Send + Sync + 'static {
     /// [`StoreError`] when the store can't be reached in time.
     async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError>;
 
-    /// The pending code's remaining life and attempts, if there is one.
+    /// The phone's verification, locked or pending, if there is one.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
-    async fn status(&self, phone: &Phone) -> Result<Option<OtpStatus>, StoreError>;
+    async fn status(&self, phone: &Phone) -> Result<Option<Verification>, StoreError>;
 
-    /// Removes the pending code only if it is still the one hashed as `hash`,
-    /// so withdrawing a failed send never removes a newer code.
+    /// Takes back the code hashed as `hash` from the phone's verification,
+    /// and its send, so withdrawing a failed send never removes a newer
+    /// code; a verification left without codes is gone.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError>;
 
-    /// Notes who took the SMS for the pending code hashed as `hash`, as
-    /// `queued` at unix second `at`; a code replaced meanwhile is left alone.
+    /// Notes who took the SMS for the code hashed as `hash`, as `queued` at
+    /// unix second `at`, if it is still its verification's newest code.
     /// A tracked message is also linked to its phone for `link_ttl`, so the
     /// provider's reports can find it.
     ///
@@ -96,6 +155,33 @@ pub trait OtpStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError>;
+
+    /// Claims an idempotency key for a request in one atomic step: the
+    /// first claim holds it for `hold` (while it is answered); a later one
+    /// learns whether it is still held, was used for another request, or
+    /// what the first answer was.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError>;
+
+    /// Keeps the answer of a claimed request for `window`, for its retries.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn settle(
+        &self,
+        idempotency: &Idempotency,
+        answer: &str,
+        window: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Lets a claimed key go unanswered (the request failed), so a retry
+    /// may try again.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError>;
 
     /// Checks that the store answers.
     ///

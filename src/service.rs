@@ -1,4 +1,6 @@
-//! The use cases: send a code, verify a code, report a pending code's status.
+//! The use cases: send a code (starting or continuing a verification),
+//! verify a code by phone or by verification, read, cancel or approve a
+//! verification, report a pending code's status.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -6,15 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Bucket, ClientPrefixes, Code, CodeHasher, DeliveryReport, DeliveryState, DestinationError,
-    DestinationPolicy, Event, EventKind, GuessBudget, Issued, Locale, LockReason, MessageTemplate, OtpPolicy,
-    OtpStatus, Phone, Quota, SendLimits, SmsReceipt, Taken, Templates, VerifyOutcome,
+    Bucket, Claim, ClientPrefixes, Code, CodeHasher, Delivery, DeliveryReport, DeliveryState,
+    DestinationError, DestinationPolicy, Event, EventKind, GuessBudget, Idempotency, Locale, LockReason,
+    MessageTemplate, Opened, OtpPolicy, Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Templates,
+    Verification, VerificationId, VerifyOutcome,
 };
 use crate::ports::{ErrorChain, EventOutbox, OtpStore, SmsError, SmsSender, StoreError};
 
 /// How long after a code expires a provider's report of its SMS is still
 /// taken; reports trail the message by seconds to minutes.
 const REPORT_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a first request holds its idempotency key while it is being
+/// answered: well past any send (store and SMS timeouts, retries included),
+/// and short enough that a request lost in a crash frees its key soon.
+const IDEMPOTENCY_HOLD: Duration = Duration::from_secs(300);
 
 /// The provider named for codes of test numbers, which are never texted.
 pub const TEST_NUMBER_PROVIDER: &str = "test-number";
@@ -31,6 +39,7 @@ pub struct OtpService {
     guards: Guards,
     /// Where events go; none configured, none are made.
     events: Option<Arc<dyn EventOutbox>>,
+    idempotency_window: Duration,
 }
 
 /// Everything that stands between a request and an SMS or a guess.
@@ -63,6 +72,34 @@ pub struct Sent {
     /// When the next code for this phone may be asked for.
     pub resend_after: Duration,
     pub receipt: SmsReceipt,
+    /// The verification the code belongs to, new or kept.
+    pub verification: Verification,
+}
+
+/// Which verification a guess is for.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Whichever the phone has.
+    Phone(Phone),
+    Id(VerificationId),
+}
+
+/// A guess that was heard: right (the verification is over) or wrong (one
+/// attempt used).
+#[derive(Debug, Clone)]
+pub struct Guessed {
+    pub phone: Phone,
+    pub approved: bool,
+    /// Before a right guess ended it, or after a wrong one.
+    pub verification: Verification,
+}
+
+/// How an app ends a verification itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Cancel,
+    /// It verified the user another way.
+    Approve,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +158,7 @@ impl OtpService {
             test_numbers: HashMap::new(),
             guards: Guards::default(),
             events: None,
+            idempotency_window: Duration::from_secs(86_400),
         }
     }
 
@@ -133,14 +171,26 @@ impl OtpService {
     /// Keeps the events of one step in the outbox before the step answers.
     /// An outbox that fails or is full costs the events, never the step:
     /// the code was sent or consumed whatever the outbox says.
-    async fn emit(&self, phone: &Phone, kinds: impl IntoIterator<Item = EventKind>) {
+    async fn emit(
+        &self,
+        phone: &Phone,
+        verification: Option<&VerificationId>,
+        kinds: impl IntoIterator<Item = EventKind>,
+    ) {
         let Some(outbox) = &self.events else {
             return;
         };
         let at_ms = unix_now_ms();
         let events: Vec<Event> = kinds
             .into_iter()
-            .map(|kind| Event::new(phone.clone(), None, kind, at_ms))
+            .map(|kind| {
+                Event::new(
+                    phone.clone(),
+                    verification.map(|v| v.as_str().to_owned()),
+                    kind,
+                    at_ms,
+                )
+            })
             .collect();
         if let Err(e) = outbox.publish(&events).await {
             tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "events were not kept");
@@ -159,6 +209,41 @@ impl OtpService {
         self
     }
 
+    /// How long a send's answer is kept for retries with its idempotency key.
+    pub fn with_idempotency_window(mut self, window: Duration) -> Self {
+        self.idempotency_window = window;
+        self
+    }
+
+    /// Claims an idempotency key before a send: [`Claim::Fresh`] lets the
+    /// send go ahead (then [`OtpService::settle`] or
+    /// [`OtpService::release`]); anything else says why it must not.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    pub async fn claim(&self, idempotency: &Idempotency) -> Result<Claim, StoreError> {
+        self.store.claim(idempotency, IDEMPOTENCY_HOLD).await
+    }
+
+    /// Keeps a send's answer for its retries. A failure is logged, not
+    /// returned: the code is out, and the answer must reach the client.
+    pub async fn settle(&self, idempotency: &Idempotency, answer: &str) {
+        if let Err(e) = self
+            .store
+            .settle(idempotency, answer, self.idempotency_window)
+            .await
+        {
+            tracing::warn!(error = %ErrorChain(&e), "could not keep an idempotent answer");
+        }
+    }
+
+    /// Frees a key whose send failed, so a retry may send.
+    pub async fn release(&self, idempotency: &Idempotency) {
+        if let Err(e) = self.store.release(idempotency).await {
+            tracing::warn!(error = %ErrorChain(&e), "could not free an idempotency key");
+        }
+    }
+
     /// Numbers whose code is fixed and never texted (app-store review,
     /// end-to-end tests). Their codes follow every other rule.
     pub fn with_test_numbers(mut self, test_numbers: HashMap<Phone, Code>) -> Self {
@@ -174,19 +259,50 @@ impl OtpService {
     /// # Errors
     /// [`SendError`] when the store or the SMS provider fails.
     pub async fn send(&self, phone: &Phone, client: IpAddr) -> Result<Sent, SendError> {
-        self.send_in(phone, client, None).await
+        self.send_as(phone, client, Resend::Replaces, None, None).await
     }
 
-    /// [`OtpService::send`] in the language `locale` names; without one, in
-    /// the destination country's (see [`Templates::pick`]).
+    /// Sends a code for the phone's verification: a pending one is kept
+    /// (same id, its attempts left, its earlier codes live until their own
+    /// expiry), otherwise a new one starts. The SMS is in the language
+    /// `locale` names; without one, in the destination country's (see
+    /// [`Templates::pick`]). Otherwise as [`OtpService::send`].
     ///
     /// # Errors
-    /// [`SendError`] when the store or the SMS provider fails.
+    /// [`SendError`] when a rule refuses it, or the store or the SMS provider fails.
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
-    pub async fn send_in(
+    pub async fn start(
         &self,
         phone: &Phone,
         client: IpAddr,
+        locale: Option<&Locale>,
+    ) -> Result<Sent, SendError> {
+        self.send_as(phone, client, Resend::Keeps, None, locale).await
+    }
+
+    /// [`OtpService::start`], with the SMS naming `app` instead of the
+    /// configured app (a Twilio Verify service's friendly name).
+    ///
+    /// # Errors
+    /// [`SendError`] when a rule refuses it, or the store or the SMS provider fails.
+    #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
+    pub async fn start_for(
+        &self,
+        phone: &Phone,
+        client: IpAddr,
+        app: &str,
+        locale: Option<&Locale>,
+    ) -> Result<Sent, SendError> {
+        self.send_as(phone, client, Resend::Keeps, Some(app), locale)
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        phone: &Phone,
+        client: IpAddr,
+        resend: Resend,
+        app: Option<&str>,
         locale: Option<&Locale>,
     ) -> Result<Sent, SendError> {
         self.guards.destinations.check(phone)?;
@@ -222,27 +338,30 @@ impl OtpService {
             None => self.sms.receipt_ahead(&local_id),
         };
         let sent_at = unix_now();
-        let mut pending = self.policy.pending(self.hasher.hash(phone, &code));
+        let mut pending = self.policy.pending(self.hasher.hash(phone, &code)).sent(sent_at);
         if let Some(receipt) = &ahead {
             pending = pending.with_receipt(receipt, sent_at);
         }
-        let refused = match self.store.issue(phone, &pending, &self.guards.send).await {
-            Ok(Issued::Stored) => None,
-            Ok(Issued::TooSoon { retry_after }) => Some(SendError::Limited {
+        let refused = match self.store.open(phone, &pending, &self.guards.send, resend).await {
+            Ok(Opened::Stored(verification)) => Ok(verification),
+            Ok(Opened::TooSoon { retry_after }) => Err(SendError::Limited {
                 limit: Limit::ResendTooSoon,
                 retry_after,
             }),
-            Ok(Issued::QuotaExceeded { retry_after }) => Some(SendError::Limited {
+            Ok(Opened::QuotaExceeded { retry_after }) => Err(SendError::Limited {
                 limit: Limit::PhoneQuota,
                 retry_after,
             }),
-            Err(e) => Some(e.into()),
+            Err(e) => Err(e.into()),
         };
-        if let Some(refused) = refused {
-            // Nothing was sent, so the client and the service keep their budget.
-            self.give_back(&taken).await;
-            return Err(refused);
-        }
+        let mut verification = match refused {
+            Ok(verification) => verification,
+            Err(refused) => {
+                // Nothing was sent, so the client and the service keep their budget.
+                self.give_back(&taken).await;
+                return Err(refused);
+            }
+        };
         let sent = if fixed.is_some() {
             Ok(test_number_receipt())
         } else {
@@ -250,7 +369,10 @@ impl OtpService {
                 .templates
                 .pick(locale, phone.region())
                 .unwrap_or(&self.template);
-            let text = template.render(&code, self.policy.ttl());
+            let text = match app {
+                Some(app) => template.for_app(app).render(&code, self.policy.ttl()),
+                None => template.render(&code, self.policy.ttl()),
+            };
             self.sms.send(phone, &text, &local_id).await
         };
         match sent {
@@ -258,8 +380,9 @@ impl OtpService {
                 // A vendor's message id, or a fallback that took over, is news
                 // the stored code doesn't hold yet. Failing to note it must not
                 // fail the send: the code is out. The events go out beside it.
+                let news = ahead.as_ref() != Some(&receipt) || receipt.tracked;
                 let note = async {
-                    if ahead.as_ref() != Some(&receipt) || receipt.tracked {
+                    if news {
                         let link_ttl = self.policy.ttl() + REPORT_GRACE;
                         let noted =
                             self.store
@@ -269,49 +392,78 @@ impl OtpService {
                         }
                     }
                 };
-                let sent_events = [
-                    EventKind::Created,
-                    EventKind::CodeSent {
-                        provider: receipt.provider.clone(),
-                        message_id: receipt.message_id.clone(),
-                    },
-                ];
-                futures_util::future::join(note, self.emit(phone, sent_events)).await;
+                let mut sent_events = Vec::with_capacity(2);
+                if verification.sends == 1 {
+                    sent_events.push(EventKind::Created);
+                }
+                sent_events.push(EventKind::CodeSent {
+                    provider: receipt.provider.clone(),
+                    message_id: receipt.message_id.clone(),
+                });
+                let emitted = self.emit(phone, Some(&verification.id), sent_events);
+                futures_util::future::join(note, emitted).await;
+                if news {
+                    verification.delivery = Some(Delivery::queued(&receipt, sent_at));
+                }
                 Ok(Sent {
                     expires_in: self.policy.ttl(),
                     resend_after: self.guards.send.resend_after,
                     receipt,
+                    verification,
                 })
             }
             Err(sms_error) => {
                 if let Err(store_error) = self.store.withdraw(phone, &pending.hash).await {
                     tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&store_error), "could not withdraw the code of a failed send");
                 }
-                self.emit(phone, [EventKind::SendFailed]).await;
+                self.emit(phone, None, [EventKind::SendFailed]).await;
                 Err(sms_error.into())
             }
         }
     }
 
-    /// Checks `code` against the pending code; right codes are consumed.
+    /// Checks `code` against the phone's pending verification; a right code
+    /// ends it.
     ///
     /// # Errors
     /// [`VerifyError`] for a wrong, locked or missing code, or a store failure.
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
     pub async fn verify(&self, phone: &Phone, code: &Code, client: IpAddr) -> Result<(), VerifyError> {
+        let guessed = self.check(&Target::Phone(phone.clone()), code, client).await?;
+        if guessed.approved {
+            return Ok(());
+        }
+        Err(VerifyError::Mismatch {
+            attempts_remaining: guessed.verification.attempts_remaining,
+        })
+    }
+
+    /// Checks `code` against a verification, by phone or by id (one more
+    /// store round trip, to find its phone). A wrong code is an answer, not
+    /// an error: it says how many attempts are left.
+    ///
+    /// # Errors
+    /// [`VerifyError`] for a locked or missing verification, a limit, or a
+    /// store failure; never [`VerifyError::Mismatch`].
+    pub async fn check(&self, target: &Target, code: &Code, client: IpAddr) -> Result<Guessed, VerifyError> {
         let bucket = Bucket::VerifiesFrom(self.guards.client_prefixes.client(client));
         if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.verifies_per_ip).await? {
             return Err(VerifyError::Limited { retry_after });
         }
-        let candidates = self.hasher.candidates(phone, code);
-        let verified = self
+        let (phone, id) = match target {
+            Target::Phone(phone) => (phone.clone(), None),
+            Target::Id(id) => match self.store.find(id).await? {
+                Some(phone) => (phone, Some(id)),
+                None => return Err(VerifyError::NotFound),
+            },
+        };
+        let candidates = self.hasher.candidates(&phone, code);
+        let checked = self
             .store
-            .verify_and_consume(phone, &candidates, &self.guards.guesses);
-        match verified.await? {
-            VerifyOutcome::Approved => {
-                self.emit(phone, [EventKind::Approved]).await;
-                Ok(())
-            }
+            .check(&phone, id, &candidates, &self.guards.guesses)
+            .await?;
+        let (approved, events) = match checked.outcome {
+            VerifyOutcome::Approved => (true, vec![EventKind::Approved]),
             VerifyOutcome::Mismatch {
                 attempts_remaining,
                 phone_blocked,
@@ -323,13 +475,54 @@ impl OtpService {
                 };
                 let failed = EventKind::GuessFailed { attempts_remaining };
                 let locked = locked.map(|reason| EventKind::Locked { reason });
-                self.emit(phone, std::iter::once(failed).chain(locked)).await;
-                Err(VerifyError::Mismatch { attempts_remaining })
+                (false, std::iter::once(failed).chain(locked).collect())
             }
-            VerifyOutcome::Locked { expires_in } => Err(VerifyError::Locked { expires_in }),
-            VerifyOutcome::NotFound => Err(VerifyError::NotFound),
-            VerifyOutcome::Throttled { retry_after } => Err(VerifyError::GuessBudget { retry_after }),
+            VerifyOutcome::Locked { expires_in } => return Err(VerifyError::Locked { expires_in }),
+            VerifyOutcome::NotFound => return Err(VerifyError::NotFound),
+            VerifyOutcome::Throttled { retry_after } => return Err(VerifyError::GuessBudget { retry_after }),
+        };
+        let verification = checked.verification.ok_or(VerifyError::NotFound)?;
+        self.emit(&phone, Some(&verification.id), events).await;
+        Ok(Guessed {
+            phone,
+            approved,
+            verification,
+        })
+    }
+
+    /// A pending verification by its id, with its phone. Ids can't be
+    /// guessed, so, unlike [`OtpService::status`], no quota guards it.
+    ///
+    /// # Errors
+    /// [`StatusError::NotFound`] for an unknown, ended, expired or locked
+    /// verification, or a store failure.
+    pub async fn fetch(&self, id: &VerificationId) -> Result<(Phone, Verification), StatusError> {
+        let phone = self.store.find(id).await?.ok_or(StatusError::NotFound)?;
+        match self.store.status(&phone).await? {
+            Some(v) if v.id == *id && v.attempts_remaining > 0 => Ok((phone, v)),
+            _ => Err(StatusError::NotFound),
         }
+    }
+
+    /// Ends a pending verification, as the app says; returns it as it was.
+    ///
+    /// # Errors
+    /// [`StatusError::NotFound`] for an unknown, ended, expired or locked
+    /// verification, or a store failure.
+    pub async fn end(
+        &self,
+        id: &VerificationId,
+        ending: Ending,
+    ) -> Result<(Phone, Verification), StatusError> {
+        let phone = self.store.find(id).await?.ok_or(StatusError::NotFound)?;
+        let ended = self.store.end(&phone, id).await?.ok_or(StatusError::NotFound)?;
+        tracing::debug!(phone = %phone.masked(), ?ending, "verification ended");
+        let event = match ending {
+            Ending::Cancel => EventKind::Canceled,
+            Ending::Approve => EventKind::Approved,
+        };
+        self.emit(&phone, Some(id), [event]).await;
+        Ok((phone, ended))
     }
 
     /// Takes one from `bucket` unless `quota` is off.
@@ -384,7 +577,7 @@ impl OtpService {
             state: report.state,
             error_code: report.error_code,
         };
-        self.emit(&phone, [updated]).await;
+        self.emit(&phone, None, [updated]).await;
         Ok(true)
     }
 
@@ -404,7 +597,7 @@ impl OtpService {
     /// [`StatusError::NotFound`] when no code is pending,
     /// [`StatusError::Limited`] past the client's quota, or a store failure.
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
-    pub async fn status(&self, phone: &Phone, client: IpAddr) -> Result<OtpStatus, StatusError> {
+    pub async fn status(&self, phone: &Phone, client: IpAddr) -> Result<Verification, StatusError> {
         let bucket = Bucket::LookupsFrom(self.guards.client_prefixes.client(client));
         if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.lookups_per_ip).await? {
             return Err(StatusError::Limited { retry_after });

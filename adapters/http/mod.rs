@@ -16,8 +16,9 @@ use poem_openapi::{OpenApiService, Tags};
 use self::extract::auth::{self, ApiKeys};
 use self::extract::client_ip::TrustedProxies;
 use self::handlers::ops::{self, SmsChain};
+use self::handlers::twilio_verify::TwilioSurface;
 use self::handlers::webhooks::WebhookKeys;
-use self::handlers::{documents, dropin, otp, webhooks};
+use self::handlers::{documents, dropin, otp, twilio_verify, verifications, webhooks};
 use self::server::route_table::{self, RouteTable};
 use self::server::{body_limit, dispatch, each_request};
 use crate::adapters::metrics::Metrics;
@@ -37,14 +38,35 @@ pub enum ApiTags {
     Webhooks,
     /// Liveness and readiness, for whoever runs the service.
     Operations,
+    /// Twilio Verify v2, on the wire: point a Twilio SDK at otpd
+    /// (docs/twilio-migration.md). Signed in with HTTP Basic (account SID
+    /// and auth token); errors in Twilio's shape, not problems.
+    TwilioVerify,
 }
 
-pub type Spec = OpenApiService<(otp::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi), ()>;
+pub type Spec = OpenApiService<
+    (
+        otp::OtpApi,
+        verifications::VerificationApi,
+        twilio_verify::TwilioVerifyApi,
+        webhooks::WebhookApi,
+        dropin::DropInApi,
+        ops::OpsApi,
+    ),
+    (),
+>;
 
 /// The API description; the committed `openapi.yaml` is `spec().spec_yaml()`.
 pub fn spec() -> Spec {
     OpenApiService::new(
-        (otp::OtpApi, webhooks::WebhookApi, dropin::DropInApi, ops::OpsApi),
+        (
+            otp::OtpApi,
+            verifications::VerificationApi,
+            twilio_verify::TwilioVerifyApi,
+            webhooks::WebhookApi,
+            dropin::DropInApi,
+            ops::OpsApi,
+        ),
         "otpd",
         env!("CARGO_PKG_VERSION"),
     )
@@ -62,6 +84,8 @@ pub struct Access {
     pub webhook_keys: WebhookKeys,
     /// Longest time to receive a request body.
     pub body_timeout: std::time::Duration,
+    /// The Twilio Verify API, when configured.
+    pub twilio: Option<Arc<TwilioSurface>>,
 }
 
 /// What the handlers need, put on each request as one piece of data rather
@@ -73,6 +97,7 @@ pub struct Shared {
     pub sms_chain: SmsChain,
     pub trusted_proxies: TrustedProxies,
     pub webhook_keys: WebhookKeys,
+    pub twilio: Option<Arc<TwilioSurface>>,
 }
 
 /// The whole HTTP application around one service. `/metrics` is served here
@@ -109,6 +134,7 @@ pub fn app(
         sms_chain,
         trusted_proxies: access.trusted_proxies,
         webhook_keys: access.webhook_keys,
+        twilio: access.twilio,
     };
     let api = dispatch::Dispatch {
         operations: spec.into_endpoint(),

@@ -22,6 +22,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub events: EventsConfig,
+    pub twilio_verify: TwilioVerifyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +42,9 @@ pub struct HttpConfig {
     pub body_timeout_ms: u64,
     /// A connection that sends and receives nothing this long is closed.
     pub idle_timeout_secs: u64,
+    /// How long a send's answer is replayed to a retry with its
+    /// `Idempotency-Key`.
+    pub idempotency_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,6 +310,7 @@ impl Default for HttpConfig {
             shutdown_grace_secs: 10,
             body_timeout_ms: 10_000,
             idle_timeout_secs: 60,
+            idempotency_window_secs: 86_400,
         }
     }
 }
@@ -404,4 +409,20 @@ impl Default for EventsConfig {
             shards: 16,
         }
     }
+}
+
+/// The Twilio Verify v2 API (`/v2/Services/...`): off until an account and a
+/// service are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioVerifyConfig {
+    /// The account SID clients sign in with (`AC` and 32 hex digits).
+    pub account_sid: String,
+    /// Auth tokens clients may sign in with; several, for rotation.
+    #[serde(deserialize_with = "string_list")]
+    pub auth_tokens: Vec<Secret>,
+    /// Service SIDs (`VA` and 32 hex digits) served, each with its
+    /// friendly name.
+    #[serde(deserialize_with = "string_map")]
+    pub services: BTreeMap<String, String>,
 }

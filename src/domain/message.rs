@@ -104,6 +104,15 @@ impl MessageTemplate {
         })
     }
 
+    /// The same template naming another app (a Twilio Verify service's
+    /// friendly name).
+    pub fn for_app(&self, app: &str) -> Self {
+        Self {
+            app: app.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// Refuses a template whose message would not fit one SMS segment: 160
     /// GSM-7 characters, or 70 UCS-2 ones as soon as any character is outside
     /// GSM-7. Every code has six ASCII digits, so any code measures the same.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{CodeHash, Delivery};
+use super::{CodeHash, Delivery, VerificationId};
 
 /// The operator's rules for every code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +37,15 @@ impl OtpPolicy {
         self.ttl
     }
 
-    /// What the store keeps for a newly sent code.
+    /// What the store keeps for a newly sent code, with the id of the
+    /// verification it starts unless one is pending and kept.
     pub fn pending(&self, hash: CodeHash) -> PendingOtp {
         PendingOtp {
+            id: VerificationId::generate(),
             hash,
             ttl: self.ttl,
             attempts: self.max_attempts,
+            sent_at: 0,
             delivery: None,
         }
     }
@@ -51,9 +54,13 @@ impl OtpPolicy {
 /// A code waiting to be verified, as the store holds it.
 #[derive(Debug, Clone)]
 pub struct PendingOtp {
+    /// The id a new verification gets; a kept one keeps its own.
+    pub id: VerificationId,
     pub hash: CodeHash,
     pub ttl: Duration,
     pub attempts: u32,
+    /// Unix seconds of the send.
+    pub sent_at: u64,
     /// The SMS's delivery when its receipt is known before sending (a local
     /// sender, a test number): stored with the code, so the send writes once.
     pub delivery: Option<Delivery>,
@@ -63,6 +70,12 @@ impl PendingOtp {
     /// Stores `receipt` with the code, as `queued` at unix second `at`.
     pub fn with_receipt(mut self, receipt: &SmsReceipt, at: u64) -> Self {
         self.delivery = Some(Delivery::queued(receipt, at));
+        self
+    }
+
+    /// Sent at unix second `at`.
+    pub fn sent(mut self, at: u64) -> Self {
+        self.sent_at = at;
         self
     }
 }
@@ -86,15 +99,6 @@ pub enum VerifyOutcome {
     /// The phone's guess budget allows no guess for `retry_after`; the
     /// guess was not checked.
     Throttled { retry_after: Duration },
-}
-
-/// What can be said of a pending code without revealing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OtpStatus {
-    pub expires_in: Duration,
-    pub attempts_remaining: u32,
-    /// Who took the SMS and what became of it, once it was handed over.
-    pub delivery: Option<Delivery>,
 }
 
 /// Proof that a provider accepted a message.

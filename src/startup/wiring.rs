@@ -8,6 +8,8 @@ use std::time::Duration;
 use crate::adapters::http;
 use crate::adapters::http::extract::auth::ApiKeys;
 use crate::adapters::http::extract::client_ip::TrustedProxies;
+use crate::adapters::http::extract::twilio_auth::{is_sid, TwilioCredentials};
+use crate::adapters::http::handlers::twilio_verify::TwilioSurface;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
@@ -51,11 +53,22 @@ pub(super) fn build_service(
     )
     .with_templates(super::languages::build_templates(config, policy.ttl())?)
     .with_test_numbers(build_test_numbers(config)?)
-    .with_guards(build_guards(config)?);
+    .with_guards(build_guards(config)?)
+    .with_idempotency_window(idempotency_window(config)?);
     Ok(match events {
         Some(outbox) => service.with_events(outbox),
         None => service,
     })
+}
+
+fn idempotency_window(config: &Config) -> Result<Duration, ConfigError> {
+    match config.http.idempotency_window_secs {
+        1..=604_800 => Ok(Duration::from_secs(config.http.idempotency_window_secs)),
+        _ => Err(ConfigError::new(
+            "http.idempotency_window_secs",
+            "must be between 1 second and 7 days",
+        )),
+    }
 }
 
 fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
@@ -135,7 +148,45 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
         trusted_proxies,
         webhook_keys,
         body_timeout: Duration::from_millis(config.http.body_timeout_ms.max(1)),
+        twilio: twilio_surface(config)?.map(Arc::new),
     })
+}
+
+/// The Twilio Verify API: off while nothing of it is set; once anything is,
+/// the account, a token and a service are all needed.
+fn twilio_surface(config: &Config) -> Result<Option<TwilioSurface>, ConfigError> {
+    let twilio = &config.twilio_verify;
+    if twilio.account_sid.is_empty() && twilio.auth_tokens.is_empty() && twilio.services.is_empty() {
+        return Ok(None);
+    }
+    let credentials = TwilioCredentials::new(&twilio.account_sid, &twilio.auth_tokens)
+        .map_err(|(key, reason)| ConfigError::new(format!("twilio_verify.{key}"), reason))?;
+    if twilio.services.is_empty() {
+        return Err(ConfigError::new(
+            "twilio_verify.services",
+            "at least one service is needed",
+        ));
+    }
+    if let Some(bad) = twilio.services.keys().find(|sid| !is_sid("VA", sid)) {
+        return Err(ConfigError::new(
+            "twilio_verify.services",
+            format!("{bad:?} is not VA and 32 hex digits"),
+        ));
+    }
+    // Each friendly name is its service's `{app}`: its SMS must still fit.
+    let ttl = Duration::from_secs(config.otp.ttl_secs);
+    let template = build_template(config, ttl)?;
+    for (sid, name) in &twilio.services {
+        template
+            .for_app(name)
+            .check_single_segment(ttl)
+            .map_err(|e| ConfigError::new("twilio_verify.services", format!("{sid}: {e}")))?;
+    }
+    Ok(Some(TwilioSurface {
+        credentials,
+        services: twilio.services.clone(),
+        public_url: super::sms::public_url(config)?.map(str::to_owned),
+    }))
 }
 
 /// The autofill lines the settings ask for, on every template.

@@ -32,12 +32,15 @@ async fn full_flow(app: TestApp) {
     assert!(delivery["updated_at"].as_u64().unwrap() > 1_700_000_000);
     assert_eq!(
         status.body,
-        json!({"status": "pending", "expires_in": 180, "attempts_remaining": 5, "delivery": delivery})
+        json!({"status": "pending", "verification_id": sent.body["verification_id"], "expires_in": 180, "attempts_remaining": 5, "delivery": delivery})
     );
 
     let approved = app.verify(PHONE, &code).await;
     assert_eq!(approved.status, 200);
-    assert_eq!(approved.body, json!({"status": "approved"}));
+    assert_eq!(
+        approved.body,
+        json!({"status": "approved", "verification_id": sent.body["verification_id"]})
+    );
 
     app.verify(PHONE, &code).await.assert_problem(404, "not_found");
     app.get(&format!("/v1/otp/{PHONE}"))
@@ -113,7 +116,16 @@ async fn status_never_shows_the_code_or_its_hash() {
     let code = app.outbox.last_code(PHONE);
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     let keys: Vec<_> = status.body.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["attempts_remaining", "delivery", "expires_in", "status"]);
+    assert_eq!(
+        keys,
+        [
+            "attempts_remaining",
+            "delivery",
+            "expires_in",
+            "status",
+            "verification_id"
+        ]
+    );
     assert!(!status.body.to_string().contains(&code));
 }
 

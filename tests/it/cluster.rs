@@ -73,6 +73,13 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     contract::of_a_hundred_concurrent_sends_one_is_stored(store(&cluster)).await;
     contract::after_the_most_in_a_row_only_clearing_lets_the_phone_guess(store(&cluster)).await;
     contract::concurrent_wrong_guesses_never_pass_the_budget(store(&cluster)).await;
+    contract::a_resend_keeps_the_verification_and_every_live_code(store(&cluster)).await;
+    contract::each_code_of_a_verification_expires_on_its_own(store(&cluster)).await;
+    contract::a_verification_is_checked_and_ended_only_by_its_own_id(store(&cluster)).await;
+    contract::a_locked_or_replaced_verification_is_not_kept(store(&cluster)).await;
+    contract::withdrawing_a_resend_keeps_the_earlier_code(store(&cluster)).await;
+    contract::concurrent_resends_keep_one_verification(store(&cluster)).await;
+    contract::an_idempotency_key_is_claimed_once_then_answers(store(&cluster)).await;
     let prefix = unique_prefix();
     contract::wrong_guesses_count_across_codes_and_instances(
         contract::redis_store_at(&cluster.url(), &prefix),

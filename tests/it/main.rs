@@ -22,5 +22,7 @@ mod routing;
 mod sms_vendors;
 mod spec;
 mod store_contract;
+mod twilio_verify;
 mod vendors_more;
+mod verifications;
 mod webhooks;

@@ -34,13 +34,22 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     let code = app.outbox.last_code(PHONE);
 
     let mut conn = redis().await;
-    let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    let mut keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    keys.sort();
     let key = format!("{prefix}{{{PHONE}}}");
-    assert_eq!(keys, std::slice::from_ref(&key));
+    let id = app.get(&format!("/v1/otp/{PHONE}")).await.body["verification_id"].clone();
+    let link = format!("{prefix}ve:{{{}}}", id.as_str().unwrap());
+    assert_eq!(keys, [link.clone(), key.clone()]);
+    let linked: String = conn.get(&link).await.unwrap();
+    assert_eq!(linked, PHONE, "the id's link names the phone, and nothing else");
 
-    // The record: the HMAC, the attempts left, then the console's receipt.
+    // The record: the verification's id, its one code's HMAC and expiry
+    // (0: with the key), the attempts left, then the console's receipt.
     let record: Vec<u8> = conn.get(&key).await.unwrap();
-    let (stored, rest) = record.split_at(64);
+    assert!(record.starts_with(b"VE"));
+    assert_eq!(record[34], b'1');
+    let (stored, rest) = record[35..].split_at(64);
+    let rest = rest.strip_prefix(b"0000000000000".as_slice()).unwrap();
     let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(HASH_KEY.as_bytes()).unwrap();
     mac.update(format!("{PHONE}:{code}").as_bytes());
     assert_eq!(stored, mac.finalize().into_bytes().as_slice());
@@ -51,8 +60,13 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     );
     let rest = String::from_utf8(rest.to_vec()).unwrap();
     let fields: Vec<&str> = rest.split('\n').collect();
-    assert_eq!(fields[..2], ["5", "console"], "{rest:?}");
-    assert_eq!(fields[3..5], ["queued", "0"], "{rest:?}");
+    assert_eq!(
+        (fields[0], fields[2], fields[4]),
+        ("5", "1", "console"),
+        "{rest:?}"
+    );
+    assert_eq!(fields[1], fields[3], "created at its one send: {rest:?}");
+    assert_eq!(fields[6..8], ["queued", "0"], "{rest:?}");
     // Nothing in the record is the code itself.
     assert!(
         !record.windows(6).any(|w| w == code.as_bytes()),
@@ -161,6 +175,7 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     // The first calls load the scripts; count from a warm start.
     let code = {
         assert_eq!(app.send("+14155550100").await.status, 202);
+        assert_eq!(app.send("+14155550100").await.status, 202);
         app.outbox.last_code("+14155550100")
     };
     assert_eq!(app.verify("+14155550100", &wrong(&code)).await.status, 422);
@@ -168,13 +183,32 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
 
     let sent = app.send(PHONE).await;
     assert_eq!(sent.status, 202, "{}", sent.body);
-    // With no cooldown or quota there is nothing to check: one SET.
-    assert_eq!(commands(&own), counts(&[("set", 1)]));
+    // With no cooldown or quota there is nothing to check: the id's link and
+    // the new verification (SET NX), two SETs written together, one round trip.
+    assert_eq!(commands(&own), counts(&[("set", 2)]));
     // The one write held the delivery too.
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     assert_eq!(status.body["delivery"]["provider"], "console");
     assert_eq!(status.body["delivery"]["message_id"], sent.body["message_id"]);
     assert_eq!(status.body["delivery"]["state"], "queued");
+
+    assert_eq!(app.send("+14155550109").await.status, 202);
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(app.send("+14155550109").await.status, 202);
+    // A resend: the NX write finds the verification, so the script keeps it
+    // (reading Redis's clock and the first code's life, to give each code its
+    // own expiry), and the kept id's link lives on with the new code.
+    assert_eq!(
+        commands(&own),
+        counts(&[
+            ("evalsha", 1),
+            ("get", 1),
+            ("pexpire", 1),
+            ("pttl", 1),
+            ("set", 3),
+            ("time", 1)
+        ])
+    );
 
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     let code = app.outbox.last_code(PHONE);
@@ -196,8 +230,12 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(app.send("+14155550101").await.status, 202);
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     assert_eq!(app.send("+14155550102").await.status, 202);
-    // The cooldown's PTTL, then the SETs of the code and the cooldown.
-    assert_eq!(commands(&own), counts(&[("evalsha", 1), ("pttl", 1), ("set", 2)]));
+    // Beside the id's link: the cooldown's PTTL, the phone's record, then
+    // the SETs of the verification and the cooldown.
+    assert_eq!(
+        commands(&own),
+        counts(&[("evalsha", 1), ("get", 1), ("pttl", 1), ("set", 3)])
+    );
 
     // With the guess budget on (the default), a verify is still one script:
     // the wait's PTTL and the count's GET join the code's GET and DEL.

@@ -7,8 +7,9 @@ use otpd::adapters::store::{MemoryStore, RedisStore};
 use std::net::IpAddr;
 
 use otpd::domain::{
-    Bucket, ClientPrefixes, Code, CodeHash, CodeHasher, GuessBudget, HashKey, Issued, OtpPolicy, PendingOtp,
-    Phone, Quota, SendLimits, Taken, VerifyOutcome,
+    Bucket, Claim, ClientPrefixes, Code, CodeHash, CodeHasher, GuessBudget, HashKey, Idempotency,
+    IdempotencyKey, Issued, Opened, OtpPolicy, PendingOtp, Phone, Quota, Resend, SendLimits, Taken,
+    Verification, VerificationId, VerifyOutcome,
 };
 use otpd::ports::OtpStore;
 
@@ -573,6 +574,206 @@ pub async fn concurrent_wrong_guesses_never_pass_the_budget(store: Arc<dyn OtpSt
     assert_eq!(store.status(&p).await.unwrap().unwrap().attempts_remaining, 90);
 }
 
+/// Sends a code under `resend`, no limits in the way; the verification it went to.
+async fn open(store: &Arc<dyn OtpStore>, phone: &Phone, otp: &PendingOtp, resend: Resend) -> Verification {
+    match store.open(phone, otp, &SendLimits::OFF, resend).await.unwrap() {
+        Opened::Stored(v) => v,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+async fn check(
+    store: &Arc<dyn OtpStore>,
+    phone: &Phone,
+    id: Option<&VerificationId>,
+    code: &str,
+) -> VerifyOutcome {
+    store
+        .check(phone, id, &guess(phone, code), &GuessBudget::OFF)
+        .await
+        .unwrap()
+        .outcome
+}
+
+pub async fn a_resend_keeps_the_verification_and_every_live_code(store: Arc<dyn OtpStore>) {
+    let p = phone(40);
+    let (first, _) = pending(&p, "401401", TTL, 5);
+    let started = open(&store, &p, &first.clone().sent(1_000), Resend::Keeps).await;
+    assert_eq!(
+        (&started.id, started.sends, started.attempts_remaining),
+        (&first.id, 1, 5)
+    );
+    assert!(matches!(
+        check(&store, &p, None, "000000").await,
+        VerifyOutcome::Mismatch {
+            attempts_remaining: 4,
+            phone_blocked: false
+        }
+    ));
+    let (second, _) = pending(&p, "402402", TTL, 5);
+    let kept = open(&store, &p, &second.sent(1_030), Resend::Keeps).await;
+    assert_eq!(kept.id, first.id, "the same verification");
+    assert_eq!(
+        (kept.sends, kept.attempts_remaining),
+        (2, 4),
+        "a resend restores no guesses"
+    );
+    assert_eq!(
+        (kept.created_at, kept.send_times.clone()),
+        (1_000, vec![1_000, 1_030])
+    );
+    assert_eq!(store.find(&first.id).await.unwrap(), Some(p.clone()));
+    let status = store.status(&p).await.unwrap().unwrap();
+    assert_eq!(
+        (status.id, status.sends, status.attempts_remaining),
+        (first.id.clone(), 2, 4)
+    );
+    // The first SMS's code still works, and ends the verification.
+    let checked = store
+        .check(&p, Some(&first.id), &guess(&p, "401401"), &GuessBudget::OFF)
+        .await
+        .unwrap();
+    assert_eq!(checked.outcome, VerifyOutcome::Approved);
+    assert_eq!(
+        checked.verification.map(|v| (v.id, v.sends)),
+        Some((first.id.clone(), 2))
+    );
+    assert_eq!(check(&store, &p, None, "402402").await, VerifyOutcome::NotFound);
+    assert_eq!(store.status(&p).await.unwrap(), None);
+}
+
+pub async fn each_code_of_a_verification_expires_on_its_own(store: Arc<dyn OtpStore>) {
+    let p = phone(41);
+    let (short, _) = pending(&p, "411411", Duration::from_secs(1), 5);
+    open(&store, &p, &short, Resend::Keeps).await;
+    let (long, _) = pending(&p, "412412", Duration::from_secs(4), 5);
+    let kept = open(&store, &p, &long, Resend::Keeps).await;
+    assert_eq!(kept.id, short.id);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        check(&store, &p, None, "411411").await,
+        VerifyOutcome::Mismatch {
+            attempts_remaining: 4,
+            phone_blocked: false
+        },
+        "the first code is past its own life"
+    );
+    assert_eq!(
+        check(&store, &p, Some(&short.id), "412412").await,
+        VerifyOutcome::Approved
+    );
+}
+
+pub async fn a_verification_is_checked_and_ended_only_by_its_own_id(store: Arc<dyn OtpStore>) {
+    let p = phone(42);
+    let (otp, _) = pending(&p, "421421", TTL, 5);
+    open(&store, &p, &otp, Resend::Keeps).await;
+    let other = VerificationId::generate();
+    assert_eq!(
+        check(&store, &p, Some(&other), "421421").await,
+        VerifyOutcome::NotFound
+    );
+    assert_eq!(store.end(&p, &other).await.unwrap(), None);
+    assert_eq!(store.find(&other).await.unwrap(), None);
+    let ended = store.end(&p, &otp.id).await.unwrap().expect("ended");
+    assert_eq!((ended.id, ended.attempts_remaining), (otp.id.clone(), 5));
+    assert_eq!(store.end(&p, &otp.id).await.unwrap(), None);
+    assert_eq!(store.status(&p).await.unwrap(), None);
+    assert_eq!(
+        check(&store, &p, Some(&otp.id), "421421").await,
+        VerifyOutcome::NotFound
+    );
+}
+
+pub async fn a_locked_or_replaced_verification_is_not_kept(store: Arc<dyn OtpStore>) {
+    let p = phone(43);
+    let (first, _) = pending(&p, "431431", TTL, 1);
+    open(&store, &p, &first, Resend::Keeps).await;
+    check(&store, &p, None, "000000").await;
+    assert_eq!(
+        store.end(&p, &first.id).await.unwrap(),
+        None,
+        "a locked one can't be ended"
+    );
+    let (second, _) = pending(&p, "432432", TTL, 5);
+    let fresh = open(&store, &p, &second, Resend::Keeps).await;
+    assert_eq!(
+        (&fresh.id, fresh.attempts_remaining, fresh.sends),
+        (&second.id, 5, 1)
+    );
+    let (third, _) = pending(&p, "433433", TTL, 5);
+    let replaced = open(&store, &p, &third, Resend::Replaces).await;
+    assert_eq!(replaced.id, third.id);
+    assert!(matches!(
+        check(&store, &p, None, "432432").await,
+        VerifyOutcome::Mismatch { .. }
+    ));
+}
+
+pub async fn withdrawing_a_resend_keeps_the_earlier_code(store: Arc<dyn OtpStore>) {
+    let p = phone(44);
+    let (first, _) = pending(&p, "441441", TTL, 5);
+    open(&store, &p, &first, Resend::Keeps).await;
+    let (second, _) = pending(&p, "442442", TTL, 5);
+    open(&store, &p, &second, Resend::Keeps).await;
+    store.withdraw(&p, &second.hash).await.unwrap();
+    let status = store.status(&p).await.unwrap().unwrap();
+    assert_eq!((status.id, status.sends), (first.id.clone(), 1));
+    assert!(matches!(
+        check(&store, &p, None, "442442").await,
+        VerifyOutcome::Mismatch { .. }
+    ));
+    assert_eq!(check(&store, &p, None, "441441").await, VerifyOutcome::Approved);
+}
+
+pub async fn concurrent_resends_keep_one_verification(store: Arc<dyn OtpStore>) {
+    let p = phone(45);
+    let (first, _) = pending(&p, "451451", TTL, 5);
+    open(&store, &p, &first, Resend::Keeps).await;
+    let sends = (0..20).map(|i| {
+        let store = Arc::clone(&store);
+        let p = p.clone();
+        tokio::spawn(async move {
+            let (otp, _) = pending(&p, &format!("{:06}", 500_000 + i), TTL, 5);
+            open(&store, &p, &otp, Resend::Keeps).await.id
+        })
+    });
+    for id in futures_util::future::join_all(sends).await {
+        assert_eq!(id.unwrap(), first.id);
+    }
+    let status = store.status(&p).await.unwrap().unwrap();
+    assert_eq!((status.sends, status.send_times.len()), (21, 10));
+    // The nine newest codes live; the oldest gave way.
+    assert!(matches!(
+        check(&store, &p, None, "451451").await,
+        VerifyOutcome::Mismatch { .. }
+    ));
+}
+
+pub async fn an_idempotency_key_is_claimed_once_then_answers(store: Arc<dyn OtpStore>) {
+    let key = IdempotencyKey::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+    let first = Idempotency::new("caller", &key, "send +14155550170");
+    let other_body = Idempotency::new("caller", &key, "send +14155550171");
+    let hold = Duration::from_secs(60);
+    assert_eq!(store.claim(&first, hold).await.unwrap(), Claim::Fresh);
+    assert_eq!(store.claim(&first, hold).await.unwrap(), Claim::InFlight);
+    assert_eq!(store.claim(&other_body, hold).await.unwrap(), Claim::Reused);
+    store.release(&first).await.unwrap();
+    assert_eq!(
+        store.claim(&first, hold).await.unwrap(),
+        Claim::Fresh,
+        "a failed send frees it"
+    );
+    store.settle(&first, "{\"sent\":1}", TTL).await.unwrap();
+    assert_eq!(
+        store.claim(&first, hold).await.unwrap(),
+        Claim::Answered("{\"sent\":1}".into())
+    );
+    assert_eq!(store.claim(&other_body, hold).await.unwrap(), Claim::Reused);
+    let elsewhere = Idempotency::new("another caller", &key, "send +14155550170");
+    assert_eq!(store.claim(&elsewhere, hold).await.unwrap(), Claim::Fresh);
+}
+
 macro_rules! contract_suite {
     ($adapter:ident, $make:expr) => {
         mod $adapter {
@@ -596,6 +797,13 @@ macro_rules! contract_suite {
                 of_a_hundred_concurrent_sends_one_is_stored,
                 after_the_most_in_a_row_only_clearing_lets_the_phone_guess,
                 concurrent_wrong_guesses_never_pass_the_budget,
+                a_resend_keeps_the_verification_and_every_live_code,
+                each_code_of_a_verification_expires_on_its_own,
+                a_verification_is_checked_and_ended_only_by_its_own_id,
+                a_locked_or_replaced_verification_is_not_kept,
+                withdrawing_a_resend_keeps_the_earlier_code,
+                concurrent_resends_keep_one_verification,
+                an_idempotency_key_is_claimed_once_then_answers,
             );
         }
     };

@@ -6,3 +6,4 @@ pub mod client_ip;
 pub mod legacy_form;
 pub mod raw_json;
 pub mod strict_string;
+pub mod twilio_auth;

@@ -43,7 +43,18 @@ impl Shape for CodeShape {
     }
 }
 
+/// A verification's id: `VE` and 32 hex digits (`domain::VerificationId`).
+pub struct VerificationIdShape;
+
+impl Shape for VerificationIdShape {
+    const NAME: &'static str = "string(verification_id)";
+    fn describe(schema: &mut MetaSchema) {
+        schema.pattern = Some("^VE[0-9a-fA-F]{32}$".into());
+    }
+}
+
 pub type PhoneText = StrictString<PhoneShape>;
+pub type VerificationIdText = StrictString<VerificationIdShape>;
 pub type CodeText = StrictString<CodeShape>;
 
 impl<S> std::fmt::Debug for StrictString<S> {

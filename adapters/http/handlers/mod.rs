@@ -3,6 +3,9 @@
 
 pub mod documents;
 pub mod dropin;
+pub mod idempotent;
 pub mod ops;
 pub mod otp;
+pub mod twilio_verify;
+pub mod verifications;
 pub mod webhooks;

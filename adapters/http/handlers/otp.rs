@@ -1,18 +1,21 @@
-//! The `/v1` API: send a code, verify it, read its status.
+//! The `/v1` API: send a code (starting or continuing a verification),
+//! verify it by phone or by verification, read a phone's status.
 
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
-use crate::adapters::http::extract::auth::ApiAuth;
+use super::idempotent;
+use crate::adapters::http::extract::auth::{ApiAuth, BearerKey, HeaderKey};
 use crate::adapters::http::extract::client_ip::ClientIp;
-use crate::adapters::http::extract::strict_string::{CodeText, PhoneText};
+use crate::adapters::http::extract::strict_string::{CodeText, PhoneText, VerificationIdText};
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, DeliveryState, Locale, Phone};
+use crate::domain::{Code, DeliveryState, Locale, Phone, VerificationId};
+use crate::service::Target;
 
 pub struct OtpApi;
 
@@ -27,10 +30,13 @@ pub struct SendRequest {
     locale: Option<String>,
 }
 
+/// Names the verification by its phone or by its id, not both.
 #[derive(Object)]
 pub struct VerifyRequest {
     /// The phone the code was sent to, as for sending.
-    phone: PhoneText,
+    phone: Option<PhoneText>,
+    /// The verification's id, as the send answered it.
+    verification_id: Option<VerificationIdText>,
     /// The 6 digits the user typed.
     code: CodeText,
 }
@@ -47,6 +53,14 @@ pub enum OtpState {
 #[derive(Object)]
 pub struct SendBody {
     status: OtpState,
+    /// The verification this code belongs to: new, or the pending one a
+    /// resend keeps (`VE` and 32 hex digits).
+    verification_id: String,
+    /// SMS sent for this verification, this one included.
+    sends: u32,
+    /// Wrong codes still allowed for this verification; a resend never
+    /// restores them.
+    attempts_remaining: u32,
     /// The phone in E.164.
     phone: String,
     /// Seconds until the code expires.
@@ -63,11 +77,15 @@ pub struct SendBody {
 #[derive(Object)]
 pub struct VerifyBody {
     status: OtpState,
+    /// The verification the code ended.
+    verification_id: String,
 }
 
 #[derive(Object)]
 pub struct StatusBody {
     status: OtpState,
+    /// The pending verification's id.
+    verification_id: String,
     /// Seconds until the code expires.
     expires_in: u64,
     /// Wrong codes still allowed; 0 means the code is locked.
@@ -100,6 +118,18 @@ pub enum DeliveryStateName {
     Delivered,
     Undelivered,
     Failed,
+}
+
+impl From<crate::domain::Delivery> for Delivery {
+    fn from(d: crate::domain::Delivery) -> Self {
+        Self {
+            provider: d.provider,
+            message_id: d.message_id,
+            state: d.state.into(),
+            error_code: d.error_code,
+            updated_at: d.updated_at,
+        }
+    }
 }
 
 impl From<DeliveryState> for DeliveryStateName {
@@ -139,14 +169,23 @@ pub enum StatusResponse {
 impl OtpApi {
     /// Send a code
     ///
-    /// Makes a new 6-digit code for the phone, replacing any pending one, and
-    /// sends it by SMS.
+    /// Makes a new 6-digit code for the phone and sends it by SMS. A
+    /// verification pending for the phone is kept: same id, its attempts
+    /// left (a resend never restores them), and its earlier codes still
+    /// work until each one's own expiry. Otherwise a new one starts.
     #[oai(path = "/otp", method = "post", operation_id = "send_otp")]
     async fn send(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
+        /// Makes a retry safe: a retry with the same key within
+        /// `http.idempotency_window_secs` gets the first answer and sends
+        /// nothing; the same key with another body is 422, and while the
+        /// first is still being answered, 409. Keys are the caller's own
+        /// (scoped to its API key). 1 to 255 printable ASCII characters.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
         body: Json<SendRequest>,
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
@@ -156,27 +195,27 @@ impl OtpApi {
             .map(Locale::parse)
             .transpose()
             .map_err(|e| Problem::new(ProblemCode::InvalidRequest, e.to_string()))?;
-        let sent = shared
-            .service
-            .send_in(&phone, client.0, locale.as_ref())
-            .await
-            .map_err(Problem::from);
-        shared.metrics.answered_send(&sent);
-        let sent = sent?;
-        Ok(SendResponse::Accepted(Json(SendBody {
-            status: OtpState::Pending,
-            phone: phone.as_str().to_owned(),
-            expires_in: sent.expires_in.as_secs(),
-            resend_after: sent.resend_after.as_secs(),
-            provider: sent.receipt.provider,
-            message_id: sent.receipt.message_id,
-        })))
+        let request = format!(
+            "send_otp\n{}\n{}",
+            body.phone.0,
+            body.locale.as_deref().unwrap_or_default()
+        );
+        let scope = scope(&auth, client.0);
+        let sent = idempotent::once(
+            &shared,
+            idempotency_key.0.as_deref(),
+            &scope,
+            &request,
+            send(&shared, &phone, client.0, locale.as_ref()),
+        );
+        Ok(SendResponse::Accepted(Json(sent.await?)))
     }
 
     /// Verify a code
     ///
-    /// Checks the code the user typed. A right code is approved once and then
-    /// used up; each wrong one uses an attempt.
+    /// Checks the code the user typed against the verification named by its
+    /// phone or its id: any code sent for it that has not expired. A right
+    /// code approves it once and ends it; each wrong one uses an attempt.
     #[oai(path = "/otp/verify", method = "post", operation_id = "verify_otp")]
     async fn verify(
         &self,
@@ -185,17 +224,31 @@ impl OtpApi {
         client: ClientIp,
         body: Json<VerifyRequest>,
     ) -> Result<VerifyResponse, ApiError> {
-        let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
+        let target = match (&body.phone, &body.verification_id) {
+            (Some(phone), None) => Target::Phone(Phone::parse(&phone.0).map_err(Problem::from)?),
+            (None, Some(id)) => Target::Id(VerificationId::parse(&id.0).map_err(Problem::from)?),
+            _ => {
+                return Err(Problem::new(
+                    ProblemCode::InvalidRequest,
+                    "give either phone or verification_id",
+                )
+                .into())
+            }
+        };
         let code = Code::parse(&body.code.0).map_err(Problem::from)?;
-        let verified = shared
-            .service
-            .verify(&phone, &code, client.0)
-            .await
-            .map_err(Problem::from);
-        shared.metrics.answered_verification(&verified);
-        verified?;
+        let checked = shared.service.check(&target, &code, client.0).await;
+        let verified = match checked {
+            Ok(guessed) if guessed.approved => Ok(guessed.verification.id),
+            Ok(guessed) => Err(Problem::from(crate::service::VerifyError::Mismatch {
+                attempts_remaining: guessed.verification.attempts_remaining,
+            })),
+            Err(e) => Err(Problem::from(e)),
+        };
+        let answered = verified.as_ref().map(drop).map_err(Clone::clone);
+        shared.metrics.answered_verification(&answered);
         Ok(VerifyResponse::Approved(Json(VerifyBody {
             status: OtpState::Approved,
+            verification_id: verified?.to_string(),
         })))
     }
 
@@ -221,15 +274,54 @@ impl OtpApi {
             .map_err(Problem::from)?;
         Ok(StatusResponse::Pending(Json(StatusBody {
             status: OtpState::Pending,
-            expires_in: status.expires_in.as_secs_f64().ceil() as u64,
+            verification_id: status.id.to_string(),
+            expires_in: seconds_left(status.expires_in),
             attempts_remaining: status.attempts_remaining,
-            delivery: status.delivery.map(|d| Delivery {
-                provider: d.provider,
-                message_id: d.message_id,
-                state: d.state.into(),
-                error_code: d.error_code,
-                updated_at: d.updated_at,
-            }),
+            delivery: status.delivery.map(Delivery::from),
         })))
     }
+}
+
+/// Whole seconds left, rounded up: a client never gives up too early.
+pub fn seconds_left(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Sends a code, as the send operation answers it.
+async fn send(
+    shared: &Shared,
+    phone: &Phone,
+    client: std::net::IpAddr,
+    locale: Option<&Locale>,
+) -> Result<SendBody, ApiError> {
+    let sent = shared
+        .service
+        .start(phone, client, locale)
+        .await
+        .map_err(Problem::from);
+    shared.metrics.answered_send(&sent);
+    let sent = sent?;
+    Ok(SendBody {
+        status: OtpState::Pending,
+        verification_id: sent.verification.id.to_string(),
+        sends: sent.verification.sends,
+        attempts_remaining: sent.verification.attempts_remaining,
+        phone: phone.as_str().to_owned(),
+        expires_in: sent.expires_in.as_secs(),
+        resend_after: sent.resend_after.as_secs(),
+        provider: sent.receipt.provider,
+        message_id: sent.receipt.message_id,
+    })
+}
+
+/// Whose idempotency keys these are: the caller's API key (as a digest),
+/// or, on an open service, its address.
+fn scope(auth: &ApiAuth, client: std::net::IpAddr) -> String {
+    use sha2::{Digest, Sha256};
+    let key = match auth {
+        ApiAuth::Bearer(BearerKey(bearer)) => &bearer.token,
+        ApiAuth::Header(HeaderKey(header)) => &header.key,
+        ApiAuth::Open => return format!("anonymous:{client}"),
+    };
+    format!("key:{}", hex::encode(Sha256::digest(key.as_bytes())))
 }

@@ -1,7 +1,7 @@
 //! Each layer's errors as problems: the one place they get a status and a
 //! stable code.
 
-use crate::domain::{CodeError, PhoneError};
+use crate::domain::{CodeError, PhoneError, VerificationIdError};
 use crate::ports::{ErrorChain, SmsError, StoreError};
 use crate::service::{Limit, SendError, StatusError, VerifyError};
 
@@ -16,6 +16,12 @@ impl From<PhoneError> for Problem {
 impl From<CodeError> for Problem {
     fn from(e: CodeError) -> Self {
         Problem::new(ProblemCode::InvalidCodeFormat, e.to_string())
+    }
+}
+
+impl From<VerificationIdError> for Problem {
+    fn from(e: VerificationIdError) -> Self {
+        Problem::new(ProblemCode::InvalidRequest, e.to_string())
     }
 }
 

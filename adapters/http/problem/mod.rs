@@ -3,6 +3,7 @@
 
 mod errors;
 mod responses;
+pub mod twilio;
 
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub enum ProblemCode {
     DestinationNotAllowed,
     MaxAttemptsReached,
     GuessBudgetExceeded,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     ResendTooSoon,
     SendQuotaExceeded,
     IpQuotaExceeded,
@@ -79,9 +82,11 @@ impl ProblemCode {
             Self::MethodNotImplemented => StatusCode::NOT_IMPLEMENTED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::CodeMismatch | Self::PhoneRejected | Self::DestinationNotAllowed => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::CodeMismatch
+            | Self::PhoneRejected
+            | Self::DestinationNotAllowed
+            | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
             Self::MaxAttemptsReached
             | Self::GuessBudgetExceeded
             | Self::ResendTooSoon
@@ -113,6 +118,8 @@ impl ProblemCode {
             Self::DestinationNotAllowed => "Codes are not sent to this number",
             Self::MaxAttemptsReached => "No attempts left for this code",
             Self::GuessBudgetExceeded => "This phone has had too many wrong codes for now",
+            Self::IdempotencyKeyInUse => "A request with this Idempotency-Key is still being answered",
+            Self::IdempotencyKeyReused => "This Idempotency-Key was used for another request",
             Self::ResendTooSoon => "A code was sent to this phone moments ago",
             Self::SendQuotaExceeded => "This phone has had all its codes for now",
             Self::IpQuotaExceeded => "This client has made too many requests",

@@ -22,7 +22,12 @@ pub enum ApiError {
     /// No pending code for this phone (never sent, expired or used).
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
-    /// A wrong code, or a number that codes are not sent to.
+    /// The first request with this `Idempotency-Key` is still being
+    /// answered (`idempotency_key_in_use`).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// A wrong code, a number that codes are not sent to, or an
+    /// `Idempotency-Key` used for another request.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// A limit was reached; `Retry-After` says when to try again.
@@ -156,6 +161,7 @@ impl From<Problem> for ApiError {
             StatusCode::BAD_REQUEST => Self::BadRequest(Json(p)),
             StatusCode::UNAUTHORIZED => Self::Unauthorized(Json(p)),
             StatusCode::NOT_FOUND => Self::NotFound(Json(p)),
+            StatusCode::CONFLICT => Self::Conflict(Json(p)),
             StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(Json(p)),
             StatusCode::TOO_MANY_REQUESTS => {
                 let retry_after = p.retry_after;

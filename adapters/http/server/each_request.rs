@@ -2,7 +2,8 @@
 //! outside HTTP's own refused at once, an id (the caller's `X-Request-Id`, or
 //! a new random one) echoed back, the shared data the handlers read, an error
 //! turned into its problem document, the `Allow` header of a 405,
-//! `nosniff`, and one log line and latency sample. Every label and log field
+//! `nosniff`, Twilio's error shape on `/v2`, and one log line and latency
+//! sample. Every label and log field
 //! comes from a closed set: routes by name, never by path (a path can hold a
 //! phone number), methods by name or `other`.
 //!
@@ -17,7 +18,7 @@ use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 
-use crate::adapters::http::problem::{self, Problem, ProblemCode};
+use crate::adapters::http::problem::{self, twilio, Problem, ProblemCode};
 use crate::adapters::http::server::route_table::{side_name, RouteTable};
 use crate::adapters::http::Shared;
 
@@ -97,6 +98,11 @@ impl<E: Endpoint> Endpoint for EachRequestEndpoint<E> {
             if let Some(methods) = self.routes.allow(uri.path()) {
                 response.headers_mut().insert("allow", methods);
             }
+        }
+        if uri.path().starts_with("/v2/") {
+            // The Twilio Verify routes answer Twilio's errors, even those
+            // raised before their handlers.
+            response = twilio::translate(response).await;
         }
         let route = response
             .data::<OperationId>()

@@ -3,7 +3,8 @@
 //! routes served beside the OpenAPI operations, the name logs and metrics
 //! give it. The operations' facts are read once from the API description
 //! (an operation that declares `security` takes the key), so they can't
-//! drift from it; the side routes are listed here, once.
+//! drift from it; the side routes are listed here, once. (The Twilio Verify
+//! operations declare their own scheme, Basic, which their handlers check.)
 
 use poem::http::HeaderValue;
 
@@ -17,6 +18,10 @@ struct Side {
     /// Needs the API key when keys are set.
     keyed: bool,
 }
+
+/// The security schemes of the API key, as the spec names them
+/// (`extract::auth::ApiAuth`).
+const API_KEY_SCHEMES: [&str; 2] = ["BearerKey", "HeaderKey"];
 
 pub const METRICS: &str = "/metrics";
 pub const SPEC_JSON: &str = "/openapi.json";
@@ -95,7 +100,13 @@ impl RouteTable {
                 continue;
             };
             let methods: Vec<String> = operations.keys().map(|m| m.to_ascii_uppercase()).collect();
-            let keyed = operations.values().any(|op| op.get("security").is_some());
+            let keyed = operations.values().any(|op| {
+                op["security"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|scheme| API_KEY_SCHEMES.iter().any(|name| scheme.get(name).is_some()))
+            });
             if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
                 routes.push(Operation {
                     segments: template
@@ -150,6 +161,7 @@ mod tests {
                 "/v1/otp/{phone}": {"get": {"security": [{"BearerKey": []}]}},
                 "/v1/otp/verify": {"post": {"security": [{"BearerKey": []}]}},
                 "/v1/webhooks/plivo": {"post": {}},
+                "/v2/Services/{service_sid}/Verifications": {"post": {"security": [{"TwilioBasic": []}]}},
                 "/healthz": {"get": {}}
             }}"#,
         )
@@ -184,6 +196,7 @@ mod tests {
         for path in [
             "/healthz",
             "/v1/webhooks/plivo",
+            "/v2/Services/VA1/Verifications",
             "/docs",
             "/docs/",
             "/openapi.json",

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 
 use self::expiring::Expiring;
 use crate::domain::{
-    Bucket, CodeHash, Delivery, DeliveryReport, GuessBudget, Issued, NextGuess, OtpStatus, PendingOtp, Phone,
-    Quota, SendLimits, SmsReceipt, Taken, VerifyOutcome,
+    Bucket, Checked, Claim, CodeHash, Delivery, DeliveryReport, GuessBudget, Idempotency, NextGuess, Opened,
+    PendingOtp, Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId,
+    VerifyOutcome, MAX_LIVE_CODES, MAX_SEND_TIMES,
 };
 use crate::ports::{OtpStore, StoreError};
 
@@ -28,12 +29,37 @@ struct State {
     counters: Expiring<Counter, u32>,
     /// (provider, message id) -> the phone it went to, for reports.
     links: Expiring<(String, String), Phone>,
+    /// A verification's id -> its phone, for calls by id.
+    ids: Expiring<VerificationId, Phone>,
+    /// An idempotency key's slot -> the request's fingerprint and, once
+    /// answered, the answer.
+    claims: Expiring<String, (String, Option<String>)>,
 }
 
+/// A verification; it expires with its newest code.
 struct Entry {
-    hash: CodeHash,
+    id: VerificationId,
+    /// Each code's hash and when it expires, oldest first.
+    codes: Vec<(CodeHash, Instant)>,
     attempts: u32,
+    created_at: u64,
+    sends: u32,
+    send_times: Vec<u64>,
     delivery: Option<Delivery>,
+}
+
+impl Entry {
+    fn view(&self, expires_in: Duration) -> Verification {
+        Verification {
+            id: self.id.clone(),
+            created_at: self.created_at,
+            expires_in,
+            attempts_remaining: self.attempts,
+            sends: self.sends,
+            send_times: self.send_times.clone(),
+            delivery: self.delivery.clone(),
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,12 +93,18 @@ impl MemoryStore {
         state.codes.sweep(now);
         state.counters.sweep(now);
         state.links.sweep(now);
+        state.ids.sweep(now);
+        state.claims.sweep(now);
         f(&mut state, now)
     }
 
     /// Refuses a step that needs `new` more keys than there is room for.
     fn room_for(&self, state: &State, new: usize) -> Result<(), StoreError> {
-        let held = state.codes.len() + state.counters.len() + state.links.len();
+        let held = state.codes.len()
+            + state.counters.len()
+            + state.links.len()
+            + state.ids.len()
+            + state.claims.len();
         if held + new > self.max_entries {
             return Err(StoreError::Full(self.max_entries));
         }
@@ -107,47 +139,97 @@ impl State {
 
 #[async_trait]
 impl OtpStore for MemoryStore {
-    async fn issue(
+    async fn open(
         &self,
         phone: &Phone,
         otp: &PendingOtp,
         limits: &SendLimits,
-    ) -> Result<Issued, StoreError> {
+        resend: Resend,
+    ) -> Result<Opened, StoreError> {
         self.with_state(|state, now| {
             let cooldown = Counter::Cooldown(phone.clone());
             let sends = Counter::SendsTo(phone.clone());
             if !limits.resend_after.is_zero() {
                 let (n, left) = state.count(&cooldown, now);
                 if n > 0 {
-                    return Ok(Issued::TooSoon { retry_after: left });
+                    return Ok(Opened::TooSoon { retry_after: left });
                 }
             }
             if !limits.per_phone.is_off() {
                 let (n, left) = state.count(&sends, now);
                 if n >= limits.per_phone.limit {
-                    return Ok(Issued::QuotaExceeded { retry_after: left });
+                    return Ok(Opened::QuotaExceeded { retry_after: left });
                 }
             }
             let counted = [
                 (!limits.resend_after.is_zero()).then_some(&cooldown),
                 (!limits.per_phone.is_off()).then_some(&sends),
             ];
+            let kept = resend == Resend::Keeps
+                && state
+                    .codes
+                    .get(phone, now)
+                    .is_some_and(|(entry, _)| entry.attempts > 0);
             let new_code = usize::from(!state.codes.has_slot(phone));
-            self.room_for(state, new_code + state.new_keys(counted.into_iter().flatten()))?;
-            let entry = Entry {
-                hash: otp.hash.clone(),
-                attempts: otp.attempts,
-                delivery: otp.delivery.clone(),
+            let new_link = usize::from(resend == Resend::Keeps && !kept);
+            let new_keys = new_code + new_link + state.new_keys(counted.into_iter().flatten());
+            self.room_for(state, new_keys)?;
+            let expires_at = now + otp.ttl;
+            let entry = match state.codes.remove(phone).filter(|_| kept) {
+                Some(mut entry) => {
+                    entry.codes.retain(|(_, at)| *at > now);
+                    if entry.codes.len() >= MAX_LIVE_CODES {
+                        entry.codes.drain(..=entry.codes.len() - MAX_LIVE_CODES);
+                    }
+                    entry.codes.push((otp.hash.clone(), expires_at));
+                    entry.sends += 1;
+                    entry.send_times.push(otp.sent_at);
+                    if entry.send_times.len() > MAX_SEND_TIMES {
+                        entry.send_times.remove(0);
+                    }
+                    entry.delivery.clone_from(&otp.delivery);
+                    entry
+                }
+                None => Entry {
+                    id: otp.id.clone(),
+                    codes: vec![(otp.hash.clone(), expires_at)],
+                    attempts: otp.attempts,
+                    created_at: otp.sent_at,
+                    sends: 1,
+                    send_times: vec![otp.sent_at],
+                    delivery: otp.delivery.clone(),
+                },
             };
-            state.codes.insert(phone.clone(), entry, now + otp.ttl);
+            let verification = entry.view(otp.ttl);
+            if resend == Resend::Keeps {
+                state.ids.insert(entry.id.clone(), phone.clone(), expires_at);
+            }
+            state.codes.insert(phone.clone(), entry, expires_at);
             if !limits.resend_after.is_zero() {
                 state.counters.insert(cooldown, 1, now + limits.resend_after);
             }
             if !limits.per_phone.is_off() {
                 state.bump(sends, limits.per_phone.window, now);
             }
-            Ok(Issued::Stored)
+            Ok(Opened::Stored(verification))
         })
+    }
+
+    async fn find(&self, id: &VerificationId) -> Result<Option<Phone>, StoreError> {
+        Ok(self.with_state(|state, now| state.ids.get(id, now).map(|(phone, _)| phone.clone())))
+    }
+
+    async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError> {
+        Ok(self.with_state(|state, now| {
+            let (entry, expires_at) = state.codes.get(phone, now)?;
+            if entry.id != *id || entry.attempts == 0 {
+                return None;
+            }
+            let verification = entry.view(expires_at - now);
+            state.ids.forget(id);
+            state.codes.remove(phone);
+            Some(verification)
+        }))
     }
 
     async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
@@ -172,46 +254,64 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
-    async fn verify_and_consume(
+    async fn check(
         &self,
         phone: &Phone,
+        id: Option<&VerificationId>,
         candidates: &[CodeHash],
         budget: &GuessBudget,
-    ) -> Result<VerifyOutcome, StoreError> {
+    ) -> Result<Checked, StoreError> {
+        let only = |outcome| Checked {
+            outcome,
+            verification: None,
+        };
         self.with_state(|state, now| {
-            let Some((entry, expires_at)) = state.codes.get(phone, now) else {
-                return Ok(VerifyOutcome::NotFound);
+            let Some((entry, expires_at)) = state
+                .codes
+                .get(phone, now)
+                .filter(|(e, _)| id.is_none_or(|id| e.id == *id))
+            else {
+                return Ok(only(VerifyOutcome::NotFound));
             };
             let fails = Counter::Fails(phone.clone());
             let wait = Counter::GuessWait(phone.clone());
             if !budget.is_off() {
                 let (waiting, wait_left) = state.count(&wait, now);
                 if waiting > 0 {
-                    return Ok(VerifyOutcome::Throttled {
+                    return Ok(only(VerifyOutcome::Throttled {
                         retry_after: wait_left,
-                    });
+                    }));
                 }
                 let (n, memory_left) = state.count(&fails, now);
                 if budget.after(n) == NextGuess::Blocked {
-                    return Ok(VerifyOutcome::Throttled {
+                    return Ok(only(VerifyOutcome::Throttled {
                         retry_after: memory_left,
-                    });
+                    }));
                 }
             }
             if entry.attempts == 0 {
-                return Ok(VerifyOutcome::Locked {
+                return Ok(only(VerifyOutcome::Locked {
                     expires_in: expires_at - now,
-                });
+                }));
             }
-            // Check every candidate, so the time taken doesn't say which key matched.
-            let matched = candidates
+            // Check every candidate against every live code, so the time
+            // taken doesn't say which key or which code matched.
+            let matched = entry
+                .codes
                 .iter()
-                .fold(false, |found, c| c.matches(entry.hash.as_bytes()) | found);
+                .filter(|(_, at)| *at > now)
+                .flat_map(|(code, _)| candidates.iter().map(move |c| c.matches(code.as_bytes())))
+                .fold(false, |found, m| m | found);
             if matched {
+                let verification = entry.view(expires_at - now);
+                state.ids.forget(&verification.id);
                 state.codes.remove(phone);
                 state.counters.remove(&fails);
                 state.counters.remove(&wait);
-                return Ok(VerifyOutcome::Approved);
+                return Ok(Checked {
+                    outcome: VerifyOutcome::Approved,
+                    verification: Some(verification),
+                });
             }
             let mut phone_blocked = false;
             if !budget.is_off() {
@@ -226,12 +326,15 @@ impl OtpStore for MemoryStore {
                 }
             }
             let Some(entry) = state.codes.get_mut(phone, now) else {
-                return Ok(VerifyOutcome::NotFound);
+                return Ok(only(VerifyOutcome::NotFound));
             };
             entry.attempts -= 1;
-            Ok(VerifyOutcome::Mismatch {
-                attempts_remaining: entry.attempts,
-                phone_blocked,
+            Ok(Checked {
+                outcome: VerifyOutcome::Mismatch {
+                    attempts_remaining: entry.attempts,
+                    phone_blocked,
+                },
+                verification: Some(entry.view(expires_at - now)),
             })
         })
     }
@@ -244,20 +347,29 @@ impl OtpStore for MemoryStore {
         }))
     }
 
-    async fn status(&self, phone: &Phone) -> Result<Option<OtpStatus>, StoreError> {
+    async fn status(&self, phone: &Phone) -> Result<Option<Verification>, StoreError> {
         Ok(self.with_state(|state, now| {
-            state.codes.get(phone, now).map(|(e, expires_at)| OtpStatus {
-                expires_in: expires_at - now,
-                attempts_remaining: e.attempts,
-                delivery: e.delivery.clone(),
-            })
+            state
+                .codes
+                .get(phone, now)
+                .map(|(e, expires_at)| e.view(expires_at - now))
         }))
     }
 
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
         self.with_state(|state, now| {
-            if state.codes.get(phone, now).is_some_and(|(e, _)| e.hash == *hash) {
-                state.codes.remove(phone);
+            let Some(mut entry) = state.codes.remove(phone) else {
+                return;
+            };
+            if entry.codes.iter().any(|(code, _)| code == hash) {
+                entry.codes.retain(|(code, _)| code != hash);
+                entry.sends = entry.sends.saturating_sub(1).max(1);
+                entry.send_times.pop();
+            }
+            entry.codes.retain(|(_, at)| *at > now);
+            let latest = entry.codes.iter().map(|(_, at)| *at).max();
+            if let Some(latest) = latest {
+                state.codes.insert(phone.clone(), entry, latest);
             }
         });
         Ok(())
@@ -276,7 +388,8 @@ impl OtpStore for MemoryStore {
             if receipt.tracked && !state.links.has_slot(&link) {
                 self.room_for(state, 1)?;
             }
-            let Some(entry) = state.codes.get_mut(phone, now).filter(|e| e.hash == *hash) else {
+            let newest = |e: &&mut Entry| e.codes.last().is_some_and(|(code, _)| code == hash);
+            let Some(entry) = state.codes.get_mut(phone, now).filter(newest) else {
                 return Ok(());
             };
             entry.delivery = Some(Delivery::queued(receipt, at));
@@ -285,6 +398,42 @@ impl OtpStore for MemoryStore {
             }
             Ok(())
         })
+    }
+
+    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
+        self.with_state(|state, now| {
+            Ok(match state.claims.get(&idempotency.slot, now) {
+                None => {
+                    self.room_for(state, usize::from(!state.claims.has_slot(&idempotency.slot)))?;
+                    let held = (idempotency.fingerprint.clone(), None);
+                    state.claims.insert(idempotency.slot.clone(), held, now + hold);
+                    Claim::Fresh
+                }
+                Some(((fingerprint, _), _)) if *fingerprint != idempotency.fingerprint => Claim::Reused,
+                Some(((_, None), _)) => Claim::InFlight,
+                Some(((_, Some(answer)), _)) => Claim::Answered(answer.clone()),
+            })
+        })
+    }
+
+    async fn settle(
+        &self,
+        idempotency: &Idempotency,
+        answer: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        self.with_state(|state, now| {
+            let answered = (idempotency.fingerprint.clone(), Some(answer.to_owned()));
+            state
+                .claims
+                .insert(idempotency.slot.clone(), answered, now + window);
+        });
+        Ok(())
+    }
+
+    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError> {
+        self.with_state(|state, _| state.claims.remove(&idempotency.slot));
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -19,6 +19,9 @@ use crate::ports::StoreError;
 pub enum Call<'a> {
     Script(ScriptInvocation<'a>),
     Command(Cmd),
+    /// Commands written together, answered together: one round trip. On
+    /// one server only; a cluster would need each key's node.
+    Pipeline(redis::Pipeline),
 }
 
 pub struct Connections {
@@ -63,6 +66,11 @@ impl Connections {
         })
     }
 
+    /// Whether the keys are spread over a cluster's nodes.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster(_))
+    }
+
     pub async fn call<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
         self.metrics.store_call();
         let attempt = async {
@@ -103,6 +111,7 @@ async fn on<M: Connector, T: FromRedisValue>(
     let result = match call {
         Call::Script(invocation) => invocation.invoke_async(&mut conn).await,
         Call::Command(cmd) => cmd.query_async(&mut conn).await,
+        Call::Pipeline(pipe) => pipe.query_async(&mut conn).await,
     };
     if result.is_err() {
         broken.store(true, Ordering::Relaxed);

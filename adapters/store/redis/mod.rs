@@ -1,7 +1,9 @@
 //! The Redis store: one hash-tagged key per phone (`otp:{+14155552671}`)
-//! holding one string (`record.rs`), and one Lua script per operation that
-//! must read before it writes, so every call is one round trip to one slot,
-//! on one server or a cluster alike.
+//! holding its verification as one string (`record.rs`), and one Lua script
+//! per operation that must read before it writes, so every call is one
+//! round trip to one slot, on one server or a cluster alike. A
+//! verification's id links to its phone under its own key (`ve:{VE…}`), so
+//! a call by id is a GET of the link, then the phone's script.
 
 mod connections;
 mod record;
@@ -10,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
+use redis::{FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 
 pub(crate) use self::connections::{Call, Connections};
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::{
-    Bucket, CodeHash, Delivery, DeliveryReport, DeliveryState, GuessBudget, Issued, OtpStatus, PendingOtp,
-    Phone, Quota, SendLimits, SmsReceipt, Taken, VerifyOutcome,
+    Bucket, Checked, Claim, CodeHash, Delivery, DeliveryReport, GuessBudget, Idempotency, Opened, PendingOtp,
+    Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
 };
 use crate::ports::{OtpStore, StoreError};
 
@@ -33,9 +35,11 @@ struct Scripts {
     give_back: Script,
     verify: Script,
     status: Script,
+    end: Script,
     withdraw: Script,
     record_delivery: Script,
     update_delivery: Script,
+    claim: Script,
 }
 
 /// A script that reads a code's record: the layout's Lua side
@@ -65,14 +69,16 @@ impl RedisStore {
             connections: Connections::open(url, timeout, pool_size, metrics)?,
             key_prefix: key_prefix.to_owned(),
             scripts: Scripts {
-                issue: Script::new(include_str!("scripts/issue.lua")),
+                issue: reading_records!("scripts/issue.lua"),
                 take: Script::new(include_str!("scripts/take.lua")),
                 give_back: Script::new(include_str!("scripts/give_back.lua")),
                 verify: reading_records!("scripts/verify.lua"),
                 status: reading_records!("scripts/status.lua"),
+                end: reading_records!("scripts/end.lua"),
                 withdraw: reading_records!("scripts/withdraw.lua"),
                 record_delivery: reading_records!("scripts/record_delivery.lua"),
                 update_delivery: reading_records!("scripts/update_delivery.lua"),
+                claim: Script::new(include_str!("scripts/claim.lua")),
             },
         })
     }
@@ -91,6 +97,17 @@ impl RedisStore {
     /// phone isn't known when the provider's report arrives.
     fn link_key(&self, provider: &str, message_id: &str) -> String {
         format!("{}msg:{{{provider}:{message_id}}}", self.key_prefix)
+    }
+
+    /// Where a verification's phone is found; its own slot, since only its
+    /// id is known to a call by id.
+    fn id_key(&self, id: &VerificationId) -> String {
+        format!("{}ve:{{{id}}}", self.key_prefix)
+    }
+
+    /// An idempotency key's claim, in its own slot.
+    fn claim_key(&self, idempotency: &Idempotency) -> String {
+        format!("{}idem:{{{}}}", self.key_prefix, idempotency.slot)
     }
 
     fn bucket_key(&self, bucket: Bucket) -> String {
@@ -113,6 +130,27 @@ impl RedisStore {
     }
 }
 
+/// A script's reply of a record and its key's PTTL.
+fn verification_of(record: &Value, pttl: &Value) -> Option<Verification> {
+    let (Value::BulkString(record), Value::Int(pttl)) = (record, pttl) else {
+        return None;
+    };
+    // A key without a TTL would be a bug elsewhere; treat it as gone.
+    (*pttl > 0).then_some(())?;
+    record::decode(record, wait_of(*pttl))
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(n) => *n,
+        _ => 0,
+    }
+}
+
+fn unreadable(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("Redis returned {what} otpd can't read").into())
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -124,44 +162,107 @@ fn wait_of(pttl_ms: i64) -> Duration {
 
 #[async_trait]
 impl OtpStore for RedisStore {
-    async fn issue(
+    async fn open(
         &self,
         phone: &Phone,
         otp: &PendingOtp,
         limits: &SendLimits,
-    ) -> Result<Issued, StoreError> {
+        resend: Resend,
+    ) -> Result<Opened, StoreError> {
         let key = self.key(phone);
         let record = record::encode(otp);
-        if limits.is_off() {
-            // Nothing to check first: the write is the whole operation.
+        let ttl = millis(otp.ttl);
+        let stored = |record: &[u8]| {
+            record::decode(record, otp.ttl)
+                .map(Opened::Stored)
+                .ok_or_else(|| unreadable("a new record"))
+        };
+        if limits.is_off() && resend == Resend::Replaces {
+            // Nothing to check or keep: the write is the whole operation.
             let mut set = redis::cmd("SET");
-            set.arg(&key).arg(record).arg("PX").arg(millis(otp.ttl));
+            set.arg(&key).arg(&record).arg("PX").arg(ttl);
             self.command::<()>(set).await?;
-            return Ok(Issued::Stored);
+            return stored(&record);
+        }
+        let mut link = redis::cmd("SET");
+        link.arg(self.id_key(&otp.id))
+            .arg(phone.as_str())
+            .arg("PX")
+            .arg(ttl);
+        let pipelined = limits.is_off() && !self.connections.is_cluster();
+        if pipelined {
+            // Nothing to check, and most sends find no verification to keep:
+            // the id's link and the new record with NX, written together in
+            // one round trip, as plain SETs. A record already there (a
+            // resend) is the script's to keep or replace, below.
+            let mut new = redis::cmd("SET");
+            new.arg(&key).arg(&record).arg("NX").arg("PX").arg(ttl);
+            let mut both = redis::pipe();
+            both.add_command(link.clone()).ignore().add_command(new);
+            let (created,): (Option<String>,) = self.connections.call(Call::Pipeline(both)).await?;
+            if created.is_some() {
+                return stored(&record);
+            }
         }
         let mut invocation = self.scripts.issue.key(&key);
         invocation
             .key(format!("{key}:cooldown"))
             .key(format!("{key}:sends"))
             .arg(record)
-            .arg(millis(otp.ttl))
+            .arg(ttl)
             .arg(millis(limits.resend_after))
             .arg(if limits.per_phone.is_off() {
                 0
             } else {
                 limits.per_phone.limit
             })
-            .arg(millis(limits.per_phone.window));
-        let reply: Vec<i64> = self.run(invocation).await?;
+            .arg(millis(limits.per_phone.window))
+            .arg(u8::from(resend == Resend::Keeps));
+        let reply: Vec<Value> = if resend == Resend::Keeps && !pipelined {
+            // The new id's link goes with the script, on one connection: one
+            // round trip. If the script keeps a pending verification instead,
+            // or refuses, the link leads to no verification of that id and
+            // expires unused.
+            let (linked, reply) = tokio::join!(self.command::<()>(link), self.run(invocation));
+            linked?;
+            reply?
+        } else {
+            self.run(invocation).await?
+        };
         Ok(match reply.as_slice() {
-            [1, wait] => Issued::TooSoon {
-                retry_after: wait_of(*wait),
+            [Value::Int(1), wait] => Opened::TooSoon {
+                retry_after: wait_of(int(wait)),
             },
-            [2, wait] => Issued::QuotaExceeded {
-                retry_after: wait_of(*wait),
+            [Value::Int(2), wait] => Opened::QuotaExceeded {
+                retry_after: wait_of(int(wait)),
             },
-            _ => Issued::Stored,
+            [Value::Int(0), Value::BulkString(stored)] => {
+                let verification =
+                    record::decode(stored, otp.ttl).ok_or_else(|| unreadable("a stored record"))?;
+                if verification.sends > 1 && resend == Resend::Keeps {
+                    // Kept: its link lives as long as its newest code.
+                    let mut expire = redis::cmd("PEXPIRE");
+                    expire.arg(self.id_key(&verification.id)).arg(ttl);
+                    self.command::<i64>(expire).await?;
+                }
+                Opened::Stored(verification)
+            }
+            _ => return Err(unreadable("the send script's reply")),
         })
+    }
+
+    async fn find(&self, id: &VerificationId) -> Result<Option<Phone>, StoreError> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.id_key(id));
+        let phone = self.command::<Option<String>>(get).await?;
+        Ok(phone.and_then(|p| Phone::parse(&p).ok()))
+    }
+
+    async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError> {
+        let mut invocation = self.scripts.end.key(self.key(phone));
+        invocation.arg(id.as_str());
+        let reply: Option<(Value, Value)> = self.run(invocation).await?;
+        Ok(reply.and_then(|(record, pttl)| verification_of(&record, &pttl)))
     }
 
     async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
@@ -181,12 +282,13 @@ impl OtpStore for RedisStore {
         self.run::<i64>(invocation).await.map(drop)
     }
 
-    async fn verify_and_consume(
+    async fn check(
         &self,
         phone: &Phone,
+        id: Option<&VerificationId>,
         candidates: &[CodeHash],
         budget: &GuessBudget,
-    ) -> Result<VerifyOutcome, StoreError> {
+    ) -> Result<Checked, StoreError> {
         let key = self.key(phone);
         let mut invocation = self.scripts.verify.key(&key);
         invocation
@@ -196,24 +298,44 @@ impl OtpStore for RedisStore {
             .arg(millis(budget.first_delay))
             .arg(millis(budget.max_delay))
             .arg(budget.max_consecutive)
-            .arg(millis(budget.memory));
+            .arg(millis(budget.memory))
+            .arg(id.map_or("", VerificationId::as_str));
         for candidate in candidates {
             invocation.arg(candidate.as_bytes().as_slice());
         }
-        let reply: Vec<i64> = self.run(invocation).await?;
-        Ok(match reply.as_slice() {
-            [1] => VerifyOutcome::Approved,
-            [2, wait] => VerifyOutcome::Locked {
-                expires_in: wait_of(*wait),
-            },
-            [3, left, blocked] => VerifyOutcome::Mismatch {
-                attempts_remaining: u32::try_from(*left).unwrap_or(0),
-                phone_blocked: *blocked == 1,
-            },
-            [4, wait] => VerifyOutcome::Throttled {
-                retry_after: wait_of(*wait),
-            },
-            _ => VerifyOutcome::NotFound,
+        let reply: Vec<Value> = self.run(invocation).await?;
+        // The record a right or wrong guess returns; its life is read
+        // again only by those who need it (status).
+        let read = |record: &Value| match record {
+            Value::BulkString(bytes) => record::decode(bytes, Duration::ZERO),
+            _ => None,
+        };
+        let (outcome, verification) = match reply.as_slice() {
+            [Value::Int(1), record] => (VerifyOutcome::Approved, read(record)),
+            [Value::Int(2), wait] => (
+                VerifyOutcome::Locked {
+                    expires_in: wait_of(int(wait)),
+                },
+                None,
+            ),
+            [Value::Int(3), left, record, blocked] => (
+                VerifyOutcome::Mismatch {
+                    attempts_remaining: u32::try_from(int(left)).unwrap_or(0),
+                    phone_blocked: int(blocked) == 1,
+                },
+                read(record),
+            ),
+            [Value::Int(4), wait] => (
+                VerifyOutcome::Throttled {
+                    retry_after: wait_of(int(wait)),
+                },
+                None,
+            ),
+            _ => (VerifyOutcome::NotFound, None),
+        };
+        Ok(Checked {
+            outcome,
+            verification,
         })
     }
 
@@ -224,41 +346,10 @@ impl OtpStore for RedisStore {
         Ok(self.command::<i64>(del).await? > 0)
     }
 
-    async fn status(&self, phone: &Phone) -> Result<Option<OtpStatus>, StoreError> {
+    async fn status(&self, phone: &Phone) -> Result<Option<Verification>, StoreError> {
         let invocation = self.scripts.status.key(self.key(phone));
-        type Reply = (
-            i64,
-            i64,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<u64>,
-        );
-        let reply: Option<Reply> = self.run(invocation).await?;
-        Ok(reply.and_then(
-            |(left, ttl_ms, provider, message_id, state, error_code, updated_at)| {
-                // A key without a TTL would be a bug elsewhere; treat it as gone.
-                (ttl_ms > 0).then(|| OtpStatus {
-                    expires_in: wait_of(ttl_ms),
-                    attempts_remaining: u32::try_from(left).unwrap_or(0),
-                    delivery: match (
-                        provider,
-                        message_id,
-                        state.as_deref().and_then(DeliveryState::from_name),
-                    ) {
-                        (Some(provider), Some(message_id), Some(state)) => Some(Delivery {
-                            provider,
-                            message_id,
-                            state,
-                            error_code,
-                            updated_at: updated_at.unwrap_or(0),
-                        }),
-                        _ => None,
-                    },
-                })
-            },
-        ))
+        let reply: Option<(Value, Value)> = self.run(invocation).await?;
+        Ok(reply.and_then(|(record, pttl)| verification_of(&record, &pttl)))
     }
 
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
@@ -289,6 +380,40 @@ impl OtpStore for RedisStore {
             self.command::<()>(set).await?;
         }
         Ok(())
+    }
+
+    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
+        let mut invocation = self.scripts.claim.key(self.claim_key(idempotency));
+        invocation.arg(&idempotency.fingerprint).arg(millis(hold));
+        let reply: Vec<Value> = self.run(invocation).await?;
+        Ok(match reply.as_slice() {
+            [Value::Int(0)] => Claim::Fresh,
+            [Value::Int(1)] => Claim::InFlight,
+            [Value::Int(3), Value::BulkString(answer)] => {
+                Claim::Answered(String::from_utf8_lossy(answer).into_owned())
+            }
+            _ => Claim::Reused,
+        })
+    }
+
+    async fn settle(
+        &self,
+        idempotency: &Idempotency,
+        answer: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.claim_key(idempotency))
+            .arg(format!("1{}{answer}", idempotency.fingerprint))
+            .arg("PX")
+            .arg(millis(window));
+        self.command::<()>(set).await
+    }
+
+    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError> {
+        let mut del = redis::cmd("DEL");
+        del.arg(self.claim_key(idempotency));
+        self.command::<i64>(del).await.map(drop)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

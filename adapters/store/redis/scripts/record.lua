@@ -1,7 +1,14 @@
 -- The record's layout, the Lua side of record.rs, joined onto the front of
--- every script that reads a record: 64 bytes of hash, the attempts left in
--- digits, then, once an SMS went out, a line break before each of provider,
--- message id, state, rank, unix seconds and error code.
+-- every script that reads a record: the verification's id (34 bytes), the
+-- number of its live codes (one digit), each code's hash (64 bytes) and
+-- unix ms it expires (13 digits; 0: with the key); then, a line each, the
+-- attempts left, unix s created, sends, unix s of the last sends
+-- (space-separated), and, once an SMS went out, provider, message id,
+-- state, rank, unix seconds and error code.
+
+local ID_LEN, HASH_LEN, CODE_LEN = 34, 64, 77
+-- domain/verification.rs: MAX_LIVE_CODES, MAX_SEND_TIMES.
+local MAX_CODES, MAX_TIMES = 9, 10
 
 -- The record at `key`, or nil. pcall: a key of another type (a hash, as
 -- otpd stored codes before) is no code.
@@ -12,26 +19,74 @@ local function get_record(key)
   end
 end
 
--- A record's parts: its hash, its attempts left (the digits as stored), and
--- its delivery's fields in order ({} before an SMS went out).
+-- A record's parts: id, codes ({hash, expiry ms} each), attempts (a
+-- number), created, sends (a number), times (as stored), and delivery (its
+-- fields in order, {} before an SMS went out); nil for what is no
+-- verification (a code an older otpd stored).
 local function read_record(record)
-  local hash = string.sub(record, 1, 64)
-  local eol = string.find(record, '\n', 65, true)
-  local fields = {}
-  if not eol then
-    return hash, string.sub(record, 65), fields
+  if not record or string.sub(record, 1, 2) ~= 'VE' then
+    return nil
   end
-  for field in string.gmatch(string.sub(record, eol + 1) .. '\n', '([^\n]*)\n') do
-    fields[#fields + 1] = field
+  local n = tonumber(string.sub(record, ID_LEN + 1, ID_LEN + 1))
+  if not n then
+    return nil
   end
-  return hash, string.sub(record, 65, eol - 1), fields
+  local v = {id = string.sub(record, 1, ID_LEN), codes = {}, delivery = {}}
+  local at = ID_LEN + 2
+  for i = 1, n do
+    v.codes[i] = {string.sub(record, at, at + HASH_LEN - 1),
+      tonumber(string.sub(record, at + HASH_LEN, at + CODE_LEN - 1)) or 0}
+    at = at + CODE_LEN
+  end
+  local lines = {}
+  for line in string.gmatch(string.sub(record, at) .. '\n', '([^\n]*)\n') do
+    lines[#lines + 1] = line
+  end
+  v.attempts = tonumber(lines[1])
+  if not v.attempts then
+    return nil
+  end
+  v.created, v.sends, v.times = lines[2] or '0', tonumber(lines[3]) or 1, lines[4] or ''
+  for i = 5, #lines do
+    v.delivery[#v.delivery + 1] = lines[i]
+  end
+  return v
 end
 
 -- A record from the parts read_record gives.
-local function write_record(hash, attempts, fields)
-  if #fields == 0 then
-    return hash .. attempts
+local function write_record(v)
+  local parts = {v.id, tostring(#v.codes)}
+  for _, c in ipairs(v.codes) do
+    parts[#parts + 1] = c[1] .. string.format('%013d', c[2])
   end
-  return hash .. attempts .. '\n' .. table.concat(fields, '\n')
+  parts[#parts + 1] = v.attempts .. '\n' .. v.created .. '\n' .. v.sends .. '\n' .. v.times
+  if #v.delivery > 0 then
+    parts[#parts + 1] = '\n' .. table.concat(v.delivery, '\n')
+  end
+  return table.concat(parts)
 end
 
+-- Redis's clock in unix ms.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Keeps only the codes still alive, a code that lives with the key (0)
+-- given the key's expiry. A lone code written with its key is alive as long
+-- as the key is: then Redis's clock isn't read at all.
+local function live_codes(v, key, now)
+  if #v.codes == 1 and v.codes[1][2] == 0 and not now then
+    return
+  end
+  now = now or now_ms()
+  local with_key = now + math.max(redis.call('PTTL', key), 0)
+  local live = {}
+  for _, c in ipairs(v.codes) do
+    local expiry = c[2] == 0 and with_key or c[2]
+    if expiry > now then
+      live[#live + 1] = {c[1], expiry}
+    end
+  end
+  v.codes = live
+end

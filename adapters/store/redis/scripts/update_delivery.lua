@@ -1,14 +1,14 @@
--- Applies a provider's report if it names the code's message and moves its
+-- Applies a provider's report if it names the newest SMS and moves its
 -- state forward (a higher rank); late or repeated reports change nothing.
 -- KEYS[1]: the phone's key.
 -- ARGV: provider, message id, state, rank, error code ('' for none), unix seconds.
 -- Returns 1 if applied, 0 otherwise.
-local record = get_record(KEYS[1])
-if not record then
+local v = read_record(get_record(KEYS[1]))
+if not v then
   return 0
 end
 -- f: provider, message id, state, rank, unix seconds, error code.
-local hash, attempts, f = read_record(record)
+local f = v.delivery
 if f[1] ~= ARGV[1] or f[2] ~= ARGV[2] then
   return 0
 end
@@ -19,6 +19,6 @@ local error_code = ARGV[5]
 if error_code == '' then
   error_code = f[6] or ''
 end
-local fields = {f[1], f[2], ARGV[3], ARGV[4], ARGV[6], error_code}
-redis.call('SET', KEYS[1], write_record(hash, attempts, fields), 'KEEPTTL')
+v.delivery = {f[1], f[2], ARGV[3], ARGV[4], ARGV[6], error_code}
+redis.call('SET', KEYS[1], write_record(v), 'KEEPTTL')
 return 1

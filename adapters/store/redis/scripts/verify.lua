@@ -1,15 +1,17 @@
--- Checks a guess, counts the attempt and consumes the code, atomically, under
--- the phone's guess budget (domain/guesses.rs, GuessBudget::after).
--- KEYS: the phone's code, its wrong guesses in a row, its wait before the
--- next guess (one slot: the phone).
+-- Checks a guess, counts the attempt and consumes the verification,
+-- atomically, under the phone's guess budget (domain/guesses.rs,
+-- GuessBudget::after).
+-- KEYS: the phone's verification, its wrong guesses in a row, its wait
+-- before the next guess (one slot: the phone).
 -- ARGV: free guesses, first delay ms, longest delay ms, most in a row (0: no
--- budget), ms a count is kept after its last wrong guess; then one
--- candidate hash per hash key.
--- Returns {0} not found, {1} approved, {2, ms left} locked, {3, attempts
--- left, 1 if the budget now blocks the phone else 0} mismatch, {4, ms to
--- wait} the budget allows no guess now.
+-- budget), ms a count is kept after its last wrong guess, the verification's
+-- id ('' for whichever); then one candidate hash per hash key.
+-- Returns {0} not found, {1, the record} approved, {2, ms left} locked,
+-- {3, attempts left, the record, 1 if the budget now blocks the phone else 0}
+-- mismatch, {4, ms to wait} the budget allows no guess now.
 local record = get_record(KEYS[1])
-if not record then
+local v = read_record(record)
+if not v or (ARGV[6] ~= '' and ARGV[6] ~= v.id) then
   return {0}
 end
 local free, first_ms, max_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -25,21 +27,19 @@ if most > 0 then
     return {4, redis.call('PTTL', KEYS[2])}
   end
 end
-local stored, attempts, delivery = read_record(record)
-local left = tonumber(attempts)
-if not left then
-  return {0}
-end
-if left <= 0 then
+if v.attempts <= 0 then
   return {2, redis.call('PTTL', KEYS[1])}
 end
+live_codes(v, KEYS[1])
 -- Constant time: Redis's Lua (5.1) interns every string, so `==` on two
 -- strings compares two pointers, whatever the bytes; and every candidate is
--- compared, whichever matches.
+-- compared with every live code, whichever matches.
 local matched = 0
-for i = 6, #ARGV do
-  if ARGV[i] == stored then
-    matched = 1
+for i = 7, #ARGV do
+  for _, c in ipairs(v.codes) do
+    if ARGV[i] == c[1] then
+      matched = 1
+    end
   end
 end
 if matched == 1 then
@@ -48,10 +48,12 @@ if matched == 1 then
   else
     redis.call('DEL', KEYS[1])
   end
-  return {1}
+  return {1, record}
 end
-left = left - 1
-redis.call('SET', KEYS[1], write_record(stored, left, delivery), 'KEEPTTL')
+v.attempts = v.attempts - 1
+local after = write_record(v)
+redis.call('SET', KEYS[1], after, 'KEEPTTL')
+local blocked = 0
 if most > 0 then
   fails = fails + 1
   redis.call('SET', KEYS[2], fails, 'PX', memory_ms)
@@ -62,7 +64,7 @@ if most > 0 then
     end
   end
   if fails >= most then
-    return {3, left, 1}
+    blocked = 1
   end
 end
-return {3, left, 0}
+return {3, v.attempts, after, blocked}

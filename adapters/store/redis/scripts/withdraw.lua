@@ -1,8 +1,27 @@
--- Removes the pending code only if it is still the given one.
+-- Takes back a code whose SMS failed, and its send; a verification left
+-- without codes is removed, else it lives as long as its newest code left.
 -- KEYS[1]: the phone's key. ARGV[1]: the hash of the code to withdraw.
-local record = get_record(KEYS[1])
--- read_record gives the hash first.
-if record and read_record(record) == ARGV[1] then
+local v = read_record(get_record(KEYS[1]))
+if not v then
+  return 0
+end
+local now = now_ms()
+live_codes(v, KEYS[1], now)
+local kept, latest = {}, 0
+for _, c in ipairs(v.codes) do
+  if c[1] ~= ARGV[1] then
+    kept[#kept + 1] = c
+    latest = math.max(latest, c[2])
+  end
+end
+if #kept == #v.codes then
+  return 0
+end
+if #kept == 0 then
   return redis.call('DEL', KEYS[1])
 end
-return 0
+v.codes = kept
+v.sends = math.max(v.sends - 1, 1)
+v.times = string.gsub(v.times, ' ?%d+$', '')
+redis.call('SET', KEYS[1], write_record(v), 'PX', latest - now)
+return 1

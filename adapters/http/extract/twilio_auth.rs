@@ -1,0 +1,118 @@
+//! The Twilio Verify API's sign-in: HTTP Basic with the configured account
+//! SID and one of its auth tokens, as every Twilio SDK sends it on every
+//! request. Tokens are held as SHA-256 digests and compared in constant
+//! time, every one, whichever matches.
+
+use poem_openapi::auth::Basic;
+use poem_openapi::SecurityScheme;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::config::Secret;
+
+#[derive(Clone)]
+pub struct TwilioCredentials {
+    account_sid: String,
+    tokens: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for TwilioCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioCredentials")
+            .field("account_sid", &self.account_sid)
+            .field("tokens", &self.tokens.len())
+            .finish()
+    }
+}
+
+/// `prefix` and 32 hex digits: the shape of a Twilio SID.
+pub fn is_sid(prefix: &str, text: &str) -> bool {
+    text.strip_prefix(prefix)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+impl TwilioCredentials {
+    /// # Errors
+    /// Which setting is unusable (`account_sid` or `auth_tokens`) and why.
+    pub fn new(account_sid: &str, tokens: &[Secret]) -> Result<Self, (&'static str, String)> {
+        if !is_sid("AC", account_sid) {
+            return Err((
+                "account_sid",
+                "must be AC and 32 hex digits, as the Twilio SDKs insist".into(),
+            ));
+        }
+        if tokens.is_empty() {
+            return Err(("auth_tokens", "at least one token is needed".into()));
+        }
+        let tokens = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match t.expose().len() {
+                16.. => Ok(Sha256::digest(t.expose().as_bytes()).into()),
+                _ => Err((
+                    "auth_tokens",
+                    format!("entry {i}: a token must be at least 16 characters"),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            account_sid: account_sid.to_owned(),
+            tokens,
+        })
+    }
+
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
+    /// Whether `basic` signs in: the account SID and any token.
+    pub fn admits(&self, basic: &Basic) -> bool {
+        let digest: [u8; 32] = Sha256::digest(basic.password.as_bytes()).into();
+        let token = self
+            .tokens
+            .iter()
+            .fold(Choice::from(0), |found, t| found | t.ct_eq(&digest));
+        let account = basic.username.as_bytes().ct_eq(self.account_sid.as_bytes());
+        (token & account).into()
+    }
+}
+
+/// Declares, for the spec, that the Twilio operations take HTTP Basic with
+/// the account SID and an auth token; the handlers check it.
+#[derive(SecurityScheme)]
+#[oai(ty = "basic")]
+pub struct TwilioBasic(pub Basic);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AC: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn basic(username: &str, password: &str) -> Basic {
+        Basic {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn the_account_and_any_token_sign_in() {
+        let tokens = [
+            Secret::new("old-token-0123456789"),
+            Secret::new("new-token-0123456789"),
+        ];
+        let credentials = TwilioCredentials::new(AC, &tokens).unwrap();
+        assert!(credentials.admits(&basic(AC, "old-token-0123456789")));
+        assert!(credentials.admits(&basic(AC, "new-token-0123456789")));
+        assert!(!credentials.admits(&basic(AC, "new-token-012345678")));
+        assert!(!credentials.admits(&basic(
+            "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            "new-token-0123456789"
+        )));
+        assert!(!format!("{credentials:?}").contains("token-0123"));
+        assert!(TwilioCredentials::new("AC123", &tokens).is_err());
+        assert!(TwilioCredentials::new(AC, &[]).is_err());
+        assert!(TwilioCredentials::new(AC, &[Secret::new("short")]).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! A verification: what one send starts and its resends continue, known by
+//! an id nobody can guess, until a right code, a cancel, the attempt cap or
+//! time ends it.
+
+use std::fmt;
+use std::time::Duration;
+
+use rand::rngs::OsRng;
+use rand::{RngCore, TryRngCore};
+
+use super::{Delivery, VerifyOutcome};
+
+/// `VE` and 32 lowercase hex digits: 128 bits from the OS's CSPRNG. The
+/// shape is Twilio Verify's, so one id serves both APIs.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VerificationId(String);
+
+pub const VERIFICATION_ID_LEN: usize = 34;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerificationIdError {
+    #[error("a verification id is `VE` and 32 hex digits")]
+    Format,
+}
+
+impl VerificationId {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        OsRng.unwrap_err().fill_bytes(&mut bytes);
+        Self(format!("VE{}", hex::encode(bytes)))
+    }
+
+    /// Strict: `VE` then 32 hex digits, either case (Twilio's pattern);
+    /// held in lowercase, as made.
+    ///
+    /// # Errors
+    /// [`VerificationIdError::Format`] for anything else.
+    pub fn parse(raw: &str) -> Result<Self, VerificationIdError> {
+        let digits = raw.strip_prefix("VE").ok_or(VerificationIdError::Format)?;
+        if digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(VerificationIdError::Format);
+        }
+        Ok(Self(format!("VE{}", digits.to_ascii_lowercase())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for VerificationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for VerificationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a resend does to a pending verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// Keeps it: same id, same attempts left, one more live code (the
+    /// `/v1` and Twilio APIs).
+    Keeps,
+    /// Replaces it with a new one (the original routes, as they always did).
+    Replaces,
+}
+
+/// Most codes a verification holds live at once; a send past it drops the
+/// oldest. With the default cooldown (30 s) and lifetime (180 s) at most 6
+/// are ever live, so only settings without a cooldown reach it.
+pub const MAX_LIVE_CODES: usize = 9;
+
+/// Most send times a verification keeps, newest last.
+pub const MAX_SEND_TIMES: usize = 10;
+
+/// A pending verification as the store holds it, without its codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub id: VerificationId,
+    /// Unix seconds of its first send.
+    pub created_at: u64,
+    /// Until its newest code expires.
+    pub expires_in: Duration,
+    /// Wrong codes still allowed; a resend never restores them. 0: locked.
+    pub attempts_remaining: u32,
+    /// SMS sent for it.
+    pub sends: u32,
+    /// Unix seconds of its last [`MAX_SEND_TIMES`] sends, oldest first.
+    pub send_times: Vec<u64>,
+    /// Who took the newest SMS and what became of it.
+    pub delivery: Option<Delivery>,
+}
+
+impl Verification {
+    /// Unix seconds of its last change: a send or a delivery report.
+    pub fn updated_at(&self) -> u64 {
+        let sent = self.send_times.last().copied().unwrap_or(self.created_at);
+        self.delivery.as_ref().map_or(sent, |d| d.updated_at.max(sent))
+    }
+}
+
+/// What a send did to the phone's verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// The code is stored in this verification: a new one (`sends == 1`)
+    /// or the pending one, kept.
+    Stored(Verification),
+    /// The last code went out less than `resend_after` ago.
+    TooSoon { retry_after: Duration },
+    /// The phone has had its codes for this window.
+    QuotaExceeded { retry_after: Duration },
+}
+
+/// What a guess did, and the verification it was checked against: as it
+/// was before a right code ended it, or as a wrong one left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub outcome: VerifyOutcome,
+    pub verification: Option<Verification>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_ve_and_32_lowercase_hex_and_parse_strictly() {
+        let id = VerificationId::generate();
+        assert_eq!(id.as_str().len(), VERIFICATION_ID_LEN);
+        assert_eq!(VerificationId::parse(id.as_str()), Ok(id.clone()));
+        assert_ne!(id, VerificationId::generate());
+        let upper = format!("VE{}", "AB".repeat(16));
+        assert_eq!(
+            VerificationId::parse(&upper).unwrap().as_str(),
+            format!("VE{}", "ab".repeat(16))
+        );
+        for bad in [
+            "",
+            "VE",
+            "ve0123456789abcdef0123456789abcdef",
+            "VE0123",
+            "VEg123456789abcdef0123456789abcdef",
+        ] {
+            assert!(VerificationId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(VerificationId::parse(&format!("{}0", id.as_str())).is_err());
+    }
+}
