@@ -364,3 +364,32 @@ async fn delivery_reports_and_failed_sends_are_events() {
         .unwrap();
     assert_eq!(failed["data"]["phone"], "+14155552672");
 }
+
+/// Every event of a verification names it; cancelling it is an event too.
+#[tokio::test]
+async fn events_name_their_verification_and_a_cancel_is_one() {
+    let endpoint = accepting().await;
+    let app = spawn_app(with_events(memory_config(), &endpoint, &[1])).await;
+    let sent = app.send(PHONE).await;
+    assert_eq!(sent.status, 202);
+    let id = sent.body["verification_id"].as_str().unwrap().to_owned();
+    let cancelled = app
+        .client
+        .delete(app.url(&format!("/v1/verifications/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancelled.status().is_success(), "{}", cancelled.status());
+    let got = wait_for(
+        &endpoint,
+        &[
+            "verification.created",
+            "verification.code_sent",
+            "verification.canceled",
+        ],
+    )
+    .await;
+    for payload in &got {
+        assert_eq!(payload["data"]["verification_id"], id.as_str(), "{payload}");
+    }
+}

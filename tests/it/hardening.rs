@@ -21,7 +21,7 @@ async fn with_key(request: reqwest::RequestBuilder) -> Reply {
 }
 
 #[tokio::test]
-async fn odd_methods_add_no_metric_series_and_get_501_first() {
+async fn odd_methods_add_no_metric_series_and_are_refused_first() {
     let mut config = memory_config();
     config.auth.api_keys = vec![Secret::new(KEY)];
     let app = spawn_app(config).await;
@@ -30,30 +30,43 @@ async fn odd_methods_add_no_metric_series_and_get_501_first() {
     scrape().await;
     let before = scrape().await.body.as_str().unwrap().to_owned();
 
+    let odd = |method: reqwest::Method, path: &str| {
+        let request = app.client.request(method, app.url(path));
+        async move { reply(request.send().await.unwrap()).await }
+    };
     for i in 0..1000 {
         let method = reqwest::Method::from_bytes(format!("ODD{i}").as_bytes()).unwrap();
-        let answer = reply(
-            app.client
-                .request(method, app.url("/v1/otp"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        answer.assert_problem(501, "method_not_implemented");
+        // A route that exists names its methods; any other path: 501.
+        odd(method.clone(), "/v1/otp")
+            .await
+            .assert_problem(405, "method_not_allowed");
+        odd(method, "/nowhere")
+            .await
+            .assert_problem(501, "method_not_implemented");
     }
     let huge = reqwest::Method::from_bytes("X".repeat(100_000).as_bytes()).unwrap();
-    let answer = reply(app.client.request(huge, app.url("/v1/otp")).send().await.unwrap()).await;
-    answer.assert_problem(501, "method_not_implemented");
+    odd(huge, "/nowhere")
+        .await
+        .assert_problem(501, "method_not_implemented");
+    let query = reqwest::Method::from_bytes(b"QUERY").unwrap();
+    let answer = app
+        .client
+        .request(query, app.url("/v1/otp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 405);
+    assert_eq!(answer.headers()["allow"], "POST");
 
     let after = scrape().await.body.as_str().unwrap().to_owned();
     assert!(!after.contains("ODD"), "an odd method became a label");
     assert!(!after.contains("XXXX"));
     let series = |text: &str| text.lines().filter(|l| l.contains("method=\"")).count();
-    // One new series set: the odd methods' `other`, unmatched, 501, whose
-    // histogram is 16 lines (13 buckets, +Inf, sum, count).
-    assert_eq!(series(&after) - series(&before), 16, "{after}");
+    // Two new series sets, the odd methods' `other` on unmatched routes with
+    // 405 and 501, each a histogram of 16 lines (13 buckets, +Inf, sum, count).
+    assert_eq!(series(&after) - series(&before), 32, "{after}");
     assert!(after.contains("method=\"other\",route=\"unmatched\",status=\"501\""));
+    assert!(after.contains("method=\"other\",route=\"unmatched\",status=\"405\""));
     assert!(after.len() < before.len() + 8_000, "the scrape stayed small");
 }
 

@@ -80,7 +80,14 @@ impl<E: Endpoint> Endpoint for EachRequestEndpoint<E> {
         let method = method_label(req.method());
         let uri = req.uri().clone();
         let mut response = match method {
-            // No route takes it: answered before any body, key or route work.
+            // No route takes it: answered before any body, key or route
+            // work; a route that exists says which methods it takes (405
+            // and `Allow`, below), any other path 501.
+            None if self.routes.allow(uri.path()).is_some() => Problem::new(
+                ProblemCode::MethodNotAllowed,
+                "the route does not take this method",
+            )
+            .into_response(),
             None => Problem::new(
                 ProblemCode::MethodNotImplemented,
                 "the method is not one HTTP defines",
