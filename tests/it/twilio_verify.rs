@@ -372,3 +372,39 @@ async fn an_idempotency_key_makes_a_create_safe_to_retry() {
     assert_eq!(app.outbox.lines().len(), 1, "one SMS");
     assert_twilio_error(&create("+14155552672").await, 422, 60200);
 }
+
+/// `Locale` picks the SMS's language, as `locale` does on `/v1`; a bad one
+/// is 60200 naming it.
+#[tokio::test]
+async fn locale_picks_the_language_of_the_sms() {
+    let app = spawn_app(with_twilio(memory_config())).await;
+    let path = format!("/v2/Services/{SERVICE}/Verifications");
+    let created = post(
+        &app,
+        &path,
+        &[("To", "+14155552671"), ("Channel", "sms"), ("Locale", "es")],
+        TOKEN,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let line = app.outbox.lines().pop().unwrap();
+    assert!(line.contains("Acme: tu código es"), "{line}");
+    let bad = post(
+        &app,
+        &path,
+        &[
+            ("To", "+14155552672"),
+            ("Channel", "sms"),
+            ("Locale", "not a locale!"),
+        ],
+        TOKEN,
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["code"], 60200);
+    assert!(
+        bad.body["message"].as_str().unwrap().contains("Locale"),
+        "{}",
+        bad.body
+    );
+}

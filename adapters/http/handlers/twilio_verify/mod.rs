@@ -21,7 +21,7 @@ use crate::adapters::http::extract::twilio_auth::{TwilioBasic, TwilioCredentials
 use crate::adapters::http::problem::twilio::TwilioError;
 use crate::adapters::http::problem::Problem;
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, Phone, VerificationId};
+use crate::domain::{Code, Locale, Phone, VerificationId};
 use crate::service::{Ending, Target};
 
 pub use self::objects::{iso8601, SendCodeAttempt, VerificationCheckObject, VerificationObject};
@@ -48,7 +48,8 @@ pub struct CreateForm {
     to: Option<String>,
     /// Only `sms` is served.
     channel: Option<String>,
-    /// Accepted; the SMS is in the operator's template.
+    /// The SMS's language (`es`, `pt-BR`, ...), as on `/v1`; without it,
+    /// the destination country's.
     locale: Option<String>,
     /// Accepted; the SMS names the service's configured friendly name as
     /// its `{app}`.
@@ -160,11 +161,17 @@ impl TwilioVerifyApi {
             return Err(TwilioError::invalid("CustomCode"));
         }
         let phone = Phone::parse(to).map_err(|_| TwilioError::invalid("To"))?;
+        let locale = form
+            .locale
+            .as_deref()
+            .map(Locale::parse)
+            .transpose()
+            .map_err(|_| TwilioError::invalid("Locale"))?;
         let app = surface.services.get(&service_sid.0).map_or("", String::as_str);
         let send = async {
             let sent = shared
                 .service
-                .start_for(&phone, client.0, app, None)
+                .start_for(&phone, client.0, app, locale.as_ref())
                 .await
                 .map_err(Problem::from);
             shared.metrics.answered_send(&sent);
@@ -178,7 +185,11 @@ impl TwilioVerifyApi {
         };
         // The account's keys: one account signs in to this API.
         let scope = format!("twilio:{}", surface.credentials.account_sid());
-        let request = format!("twilio_create\n{}\n{to}", service_sid.0);
+        let request = format!(
+            "twilio_create\n{}\n{to}\n{}",
+            service_sid.0,
+            form.locale.as_deref().unwrap_or_default()
+        );
         let created = idempotent::once(&shared, idempotency_key.0.as_deref(), &scope, &request, send);
         Ok(CreatedResponse::Created(Json(created.await?)))
     }
