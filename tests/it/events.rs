@@ -322,11 +322,10 @@ async fn bad_endpoint_settings_stop_the_start_naming_them() {
 
 /// A vendor's signed report that moves the SMS forward is an event; a send
 /// no vendor took is one too.
-#[tokio::test]
-async fn delivery_reports_and_failed_sends_are_events() {
+async fn delivery_reports_and_failed_sends_are_events(config: Config) {
     let endpoint = accepting().await;
     let vendor = MockServer::start().await;
-    let config = with_events(memory_config(), &endpoint, &[1]);
+    let config = with_events(config, &endpoint, &[1]);
     let app = crate::webhooks::plivo_app(config, &vendor, "uuid-ev").await;
     assert_eq!(app.send(PHONE).await.status, 202);
     let url = format!("{}/v1/webhooks/plivo", crate::webhooks::PUBLIC);
@@ -366,10 +365,9 @@ async fn delivery_reports_and_failed_sends_are_events() {
 }
 
 /// Every event of a verification names it; cancelling it is an event too.
-#[tokio::test]
-async fn events_name_their_verification_and_a_cancel_is_one() {
+async fn events_name_their_verification_and_a_cancel_is_one(config: Config) {
     let endpoint = accepting().await;
-    let app = spawn_app(with_events(memory_config(), &endpoint, &[1])).await;
+    let app = spawn_app(with_events(config, &endpoint, &[1])).await;
     let sent = app.send(PHONE).await;
     assert_eq!(sent.status, 202);
     let id = sent.body["verification_id"].as_str().unwrap().to_owned();
@@ -392,4 +390,24 @@ async fn events_name_their_verification_and_a_cancel_is_one() {
     for payload in &got {
         assert_eq!(payload["data"]["verification_id"], id.as_str(), "{payload}");
     }
+}
+
+#[tokio::test]
+async fn delivery_reports_and_failed_sends_are_events_on_memory() {
+    delivery_reports_and_failed_sends_are_events(memory_config()).await;
+}
+
+#[tokio::test]
+async fn delivery_reports_and_failed_sends_are_events_on_redis() {
+    delivery_reports_and_failed_sends_are_events(redis_config()).await;
+}
+
+#[tokio::test]
+async fn events_name_their_verification_and_a_cancel_is_one_on_memory() {
+    events_name_their_verification_and_a_cancel_is_one(memory_config()).await;
+}
+
+#[tokio::test]
+async fn events_name_their_verification_and_a_cancel_is_one_on_redis() {
+    events_name_their_verification_and_a_cancel_is_one(redis_config()).await;
 }
