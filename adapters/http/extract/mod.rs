@@ -7,3 +7,20 @@ pub mod legacy_form;
 pub mod raw_json;
 pub mod strict_string;
 pub mod twilio_auth;
+
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaRequest};
+
+/// The request body a hand-made payload extractor declares in the spec:
+/// its one content type, schema and whether it is required, as
+/// poem-openapi's own payloads declare theirs.
+fn body_meta<P: Payload + ParsePayload>() -> Option<MetaRequest> {
+    Some(MetaRequest {
+        description: None,
+        content: vec![MetaMediaType {
+            content_type: P::CONTENT_TYPE,
+            schema: P::schema_ref(),
+        }],
+        required: P::IS_REQUIRED,
+    })
+}
