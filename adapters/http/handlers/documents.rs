@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use poem::http::header;
@@ -20,16 +21,17 @@ use sha2::{Digest, Sha256};
 
 pub struct Document {
     content_type: &'static str,
-    body: String,
+    /// Shared, not copied, by every answer (Swagger UI is 1.6 MB).
+    body: Bytes,
     csp: Option<String>,
-    gzipped: OnceLock<Vec<u8>>,
+    gzipped: OnceLock<Bytes>,
 }
 
 impl Document {
     pub fn new(content_type: &'static str, body: String) -> Self {
         Self {
             content_type,
-            body,
+            body: Bytes::from(body),
             csp: None,
             gzipped: OnceLock::new(),
         }
@@ -52,13 +54,14 @@ impl Document {
         }
     }
 
-    fn gzipped(&self) -> &[u8] {
-        self.gzipped.get_or_init(|| {
+    fn gzipped(&self) -> Bytes {
+        let gzipped = self.gzipped.get_or_init(|| {
             let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
             // Writing into a Vec can't fail.
-            let _ = encoder.write_all(self.body.as_bytes());
-            encoder.finish().unwrap_or_default()
-        })
+            let _ = encoder.write_all(&self.body);
+            Bytes::from(encoder.finish().unwrap_or_default())
+        });
+        gzipped.clone()
     }
 }
 
@@ -108,7 +111,7 @@ impl Endpoint for Document {
         Ok(if takes_gzip(&req) {
             response
                 .header(header::CONTENT_ENCODING, "gzip")
-                .body(self.gzipped().to_vec())
+                .body(self.gzipped())
         } else {
             response.body(self.body.clone())
         })
