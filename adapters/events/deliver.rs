@@ -5,6 +5,7 @@
 //! runs beside the API, so a slow or dead endpoint costs the API nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,12 +19,15 @@ use crate::adapters::metrics::Metrics;
 use crate::ports::ErrorChain;
 
 /// Jobs delivered at once by one worker.
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 32;
 /// How long the worker waits for work when there is none here; another
 /// instance's jobs (and retries coming due) are seen at least this often.
 const IDLE: Duration = Duration::from_millis(250);
 /// How often the backlog gauges are read from the outbox.
 const GAUGE_EVERY: Duration = Duration::from_secs(10);
+/// How often the endpoints disabled by a 410 are read again: an endpoint
+/// enabled by an operator gets its jobs within this.
+const DISABLED_EVERY: Duration = Duration::from_secs(1);
 
 /// Where one endpoint is and how its events are signed.
 #[derive(Debug, Clone)]
@@ -39,6 +43,9 @@ pub struct Deliverer {
     /// The wait before each retry; its length is the number of retries.
     pub schedule: Vec<Duration>,
     pub metrics: Arc<Metrics>,
+    /// Set when an endpoint answers 410, so the next batch reads the
+    /// disabled endpoints again instead of waiting for `DISABLED_EVERY`.
+    pub gone: AtomicBool,
 }
 
 /// What one attempt came to.
@@ -56,6 +63,8 @@ impl Deliverer {
     pub async fn run(self) {
         let this = Arc::new(self);
         let mut gauges_at = Instant::now();
+        let mut disabled_at = Instant::now();
+        let mut disabled = this.queue.disabled().await.unwrap_or_default();
         loop {
             if gauges_at.elapsed() >= GAUGE_EVERY {
                 gauges_at = Instant::now();
@@ -74,18 +83,32 @@ impl Deliverer {
                 this.queue.wait(IDLE).await;
                 continue;
             }
-            let disabled = this.queue.disabled().await.unwrap_or_default();
-            futures_util::stream::iter(jobs)
-                .for_each_concurrent(IN_FLIGHT, |job| {
+            if disabled_at.elapsed() >= DISABLED_EVERY || this.gone.swap(false, Ordering::Relaxed) {
+                disabled_at = Instant::now();
+                disabled = this.queue.disabled().await.unwrap_or_default();
+            }
+            // Delivered jobs are settled together, once the batch is through.
+            let delivered: Vec<Claimed> = futures_util::stream::iter(jobs)
+                .map(|job| {
                     let this = Arc::clone(&this);
                     let off = disabled.contains(&job.job.endpoint);
                     async move { this.settle(job, off).await }
                 })
+                .buffer_unordered(IN_FLIGHT)
+                .filter_map(std::future::ready)
+                .collect()
                 .await;
+            if let Err(e) = this.queue.done(&delivered).await {
+                // They stay claimed; another worker takes them over once
+                // idle long enough, and delivers them again (at least once).
+                tracing::warn!(error = %ErrorChain(&e), jobs = delivered.len(), "events: could not settle delivered jobs");
+            }
         }
     }
 
-    async fn settle(&self, claimed: Claimed, disabled: bool) {
+    /// Delivers a job and settles it, unless it was delivered: that one is
+    /// returned, for the batch to settle with the others.
+    async fn settle(&self, claimed: Claimed, disabled: bool) -> Option<Claimed> {
         let job = &claimed.job;
         let endpoint = self.endpoints.get(&job.endpoint);
         let settled = match (endpoint, disabled) {
@@ -110,10 +133,11 @@ impl Deliverer {
                 self.metrics
                     .event_delivery(&job.endpoint, label, started.elapsed());
                 match outcome {
-                    Outcome::Delivered => self.queue.done(&claimed).await,
+                    Outcome::Delivered => return Some(claimed),
                     Outcome::Gone => {
                         tracing::warn!(endpoint = %job.endpoint, event = %job.event_id, "events: the endpoint answered 410 Gone; it is disabled until `otpd events enable`");
                         let disabled = self.queue.disable(&job.endpoint).await;
+                        self.gone.store(true, Ordering::Relaxed);
                         let dead = self.queue.dead(&claimed, "the endpoint answered 410 Gone").await;
                         disabled.and(dead)
                     }
@@ -146,6 +170,7 @@ impl Deliverer {
             // has been idle long enough (at least once, never lost).
             tracing::warn!(error = %ErrorChain(&e), event = %job.event_id, "events: could not settle a job");
         }
+        None
     }
 
     async fn attempt(&self, endpoint: &Endpoint, claimed: &Claimed) -> Outcome {

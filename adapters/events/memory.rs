@@ -116,8 +116,10 @@ impl Queue for MemoryOutbox {
         }))
     }
 
-    async fn done(&self, claimed: &Claimed) -> Result<(), StoreError> {
-        self.settle(claimed);
+    async fn done(&self, claimed: &[Claimed]) -> Result<(), StoreError> {
+        for one in claimed {
+            self.settle(one);
+        }
         Ok(())
     }
 

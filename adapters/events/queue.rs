@@ -94,8 +94,8 @@ impl Fanout {
 pub trait Queue: Send + Sync + 'static {
     /// Up to `max` jobs due now, each now this worker's to settle.
     async fn take(&self, max: usize) -> Result<Vec<Claimed>, StoreError>;
-    /// Delivered: the job is gone.
-    async fn done(&self, claimed: &Claimed) -> Result<(), StoreError>;
+    /// Delivered: the jobs are gone.
+    async fn done(&self, claimed: &[Claimed]) -> Result<(), StoreError>;
     /// Failed, to be tried again after `wait` as its next attempt.
     async fn retry(&self, claimed: &Claimed, wait: Duration) -> Result<(), StoreError>;
     /// Failed for good: kept as a dead letter.

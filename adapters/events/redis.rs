@@ -11,6 +11,7 @@
 //! idle longer than a delivery can take. Delivery is at least once: a job
 //! delivered just before its worker died is delivered again.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -52,6 +53,7 @@ pub struct RedisOutbox {
 
 struct Scripts {
     publish: Script,
+    ack: Script,
     settle: Script,
     promote: Script,
     group: Script,
@@ -84,6 +86,7 @@ impl RedisOutbox {
             claim_after,
             scripts: Scripts {
                 publish: Script::new(include_str!("scripts/publish.lua")),
+                ack: Script::new(include_str!("scripts/ack.lua")),
                 settle: Script::new(include_str!("scripts/settle.lua")),
                 promote: Script::new(include_str!("scripts/promote.lua")),
                 group: Script::new(include_str!("scripts/group.lua")),
@@ -181,23 +184,52 @@ impl RedisOutbox {
         Ok(self.claimed(shard, reply.claimed))
     }
 
-    async fn read(&self, shard: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
+    /// Up to `max` new jobs from each of `shards`, in one XREADGROUP (their
+    /// streams must share a node).
+    async fn read(&self, shards: &[usize], max: usize) -> Result<Vec<Claimed>, StoreError> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
             .arg(&self.consumer)
             .arg("COUNT")
             .arg(max)
-            .arg("STREAMS")
-            .arg(self.stream(shard))
-            .arg(">");
+            .arg("STREAMS");
+        for shard in shards {
+            cmd.arg(self.stream(*shard));
+        }
+        for _ in shards {
+            cmd.arg(">");
+        }
         let reply: Option<StreamReadReply> = self.command(cmd).await?;
-        let ids = reply
+        Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .collect();
-        Ok(self.claimed(shard, ids))
+            .flat_map(|stream| {
+                let shard = shards
+                    .iter()
+                    .copied()
+                    .find(|s| self.stream(*s) == stream.key)
+                    .unwrap_or(0);
+                self.claimed(shard, stream.ids)
+            })
+            .collect())
+    }
+
+    /// New jobs from every shard: in one call on one server, else one call
+    /// per shard, all sent together.
+    async fn read_all(&self, first: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
+        let order: Vec<usize> = (0..self.shards).map(|i| (first + i) % self.shards).collect();
+        if !self.connections.is_cluster() {
+            return self.read(&order, max).await;
+        }
+        let reads = order
+            .iter()
+            .map(|shard| self.read(std::slice::from_ref(shard), max));
+        let mut taken = Vec::new();
+        for read in futures_util::future::join_all(reads).await {
+            taken.extend(read?);
+        }
+        Ok(taken)
     }
 
     /// Entries as claimed jobs, less any that isn't one (otpd never writes
@@ -215,11 +247,7 @@ impl RedisOutbox {
     }
 
     async fn settle(&self, claimed: &Claimed, how: Settle<'_>) -> Result<(), StoreError> {
-        let Some((shard, id)) = claimed
-            .token
-            .split_once('/')
-            .and_then(|(s, id)| Some((s.parse::<usize>().ok()?, id)))
-        else {
+        let Some((shard, id)) = entry_of(claimed) else {
             return Ok(());
         };
         let mut invocation = self.scripts.settle.key(self.stream(shard));
@@ -229,7 +257,6 @@ impl RedisOutbox {
             .arg(GROUP)
             .arg(id);
         match how {
-            Settle::Done => invocation.arg("done"),
             Settle::Retry { due_ms, job } => invocation.arg("retry").arg(due_ms).arg(job.encode()),
             Settle::Dead(letter) => invocation
                 .arg("dead")
@@ -255,8 +282,13 @@ impl RedisOutbox {
     }
 }
 
+/// A claimed job's shard and stream entry, from its token.
+fn entry_of(claimed: &Claimed) -> Option<(usize, &str)> {
+    let (shard, id) = claimed.token.split_once('/')?;
+    Some((shard.parse().ok()?, id))
+}
+
 enum Settle<'a> {
-    Done,
     Retry { due_ms: u64, job: &'a Job },
     Dead(DeadLetter),
 }
@@ -292,31 +324,46 @@ impl Queue for RedisOutbox {
             self.set_groups_made(true);
         }
         let first = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards;
+        let shards = || (0..self.shards).map(|i| (first + i) % self.shards);
+        // Each step's calls go out together: on a cluster each shard may be
+        // on another node, and on one server they share a write.
+        if promote {
+            let promoted = futures_util::future::join_all(shards().map(|s| self.promote(s))).await;
+            promoted.into_iter().collect::<Result<Vec<()>, _>>()?;
+        }
         let mut taken = Vec::new();
-        for shard in (0..self.shards).map(|i| (first + i) % self.shards) {
-            if promote {
-                self.promote(shard).await?;
+        if claim {
+            let claims = futures_util::future::join_all(shards().map(|s| self.claim_idle(s, max))).await;
+            for claimed in claims {
+                taken.extend(claimed?);
             }
-            if claim && taken.len() < max {
-                taken.extend(self.claim_idle(shard, max - taken.len()).await?);
-            }
-            if taken.len() < max {
-                match self.read(shard, max - taken.len()).await {
-                    Ok(read) => taken.extend(read),
-                    Err(e) => {
-                        // Perhaps the stream and its group were deleted:
-                        // they are made again on the next take.
-                        self.set_groups_made(false);
-                        return Err(e);
-                    }
-                }
+        }
+        match self.read_all(first, max).await {
+            Ok(read) => taken.extend(read),
+            Err(e) => {
+                // Perhaps the streams and their group were deleted: they
+                // are made again on the next take.
+                self.set_groups_made(false);
+                return Err(e);
             }
         }
         Ok(taken)
     }
 
-    async fn done(&self, claimed: &Claimed) -> Result<(), StoreError> {
-        self.settle(claimed, Settle::Done).await
+    async fn done(&self, claimed: &[Claimed]) -> Result<(), StoreError> {
+        let mut by_shard: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+        for (shard, id) in claimed.iter().filter_map(entry_of) {
+            by_shard.entry(shard).or_default().push(id);
+        }
+        let acks = by_shard.into_iter().map(|(shard, ids)| {
+            let mut invocation = self.scripts.ack.key(self.stream(shard));
+            invocation.arg(GROUP).arg(ids);
+            async move { self.connections.call::<i64>(Call::Script(invocation)).await }
+        });
+        for acked in futures_util::future::join_all(acks).await {
+            acked?;
+        }
+        Ok(())
     }
 
     async fn retry(&self, claimed: &Claimed, wait: Duration) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
--- Settles a claimed job in one step: it leaves the stream and, as asked,
--- is done, waits for its next attempt, or is kept as a dead letter.
+-- Settles a claimed job that failed, in one step: it leaves the stream and,
+-- as asked, waits for its next attempt or is kept as a dead letter.
 -- KEYS: the shard's stream, its retries, its dead letters (one slot).
--- ARGV: group, entry id, 'done' | 'retry' | 'dead', then for 'retry' the
+-- ARGV: group, entry id, 'retry' | 'dead', then for 'retry' the
 -- due time in ms and the job for its next attempt, for 'dead' the most
 -- dead letters kept and the dead letter.
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
