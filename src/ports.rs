@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Bucket, Checked, Claim, CodeHash, DeliveryReport, Event, GuessBudget, Idempotency, Issued, Opened,
-    PendingOtp, Phone, Quota, Resend, SendLimits, SmsReceipt, SmsText, Taken, Verification, VerificationId,
-    VerifyOutcome,
+    Admitted, Bucket, Checked, Claim, CodeHash, DeliveryReport, Event, GuessBudget, Idempotency, Issued,
+    Opened, PendingOtp, Phone, Quota, Resend, SendLimits, SmsReceipt, SmsText, Taken, Verification,
+    VerificationId, VerifyOutcome,
 };
 
 /// Where pending codes live. Every method is one atomic step, so any number of
@@ -22,7 +22,6 @@ pub trait OtpStore: Send + Sync + 'static {
     /// live beside its earlier ones (at most [`crate::domain::MAX_LIVE_CODES`]),
     /// each until its own `otp.ttl` is up. Otherwise `otp` starts a new
     /// verification as `otp.id`, and earlier codes stop working at once.
-    /// A kept or new verification can then be found by its id.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
@@ -33,6 +32,24 @@ pub trait OtpStore: Send + Sync + 'static {
         limits: &SendLimits,
         resend: Resend,
     ) -> Result<Opened, StoreError>;
+
+    /// Takes one from each of `quotas`' buckets, then [`OtpStore::open`]s,
+    /// as one step: a bucket that has none left, or a refusal by the
+    /// phone's limits, leaves every bucket as it was. A store that can do
+    /// it all in one atomic call overrides this.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn admit(
+        &self,
+        quotas: &[(Bucket, Quota)],
+        phone: &Phone,
+        otp: &PendingOtp,
+        limits: &SendLimits,
+        resend: Resend,
+    ) -> Result<Admitted<Opened>, StoreError> {
+        admit_in_steps(self, quotas, phone, otp, limits, resend).await
+    }
 
     /// [`OtpStore::open`] a new verification, replacing any pending one, as
     /// the original routes always did.
@@ -51,12 +68,6 @@ pub trait OtpStore: Send + Sync + 'static {
             Opened::QuotaExceeded { retry_after } => Issued::QuotaExceeded { retry_after },
         })
     }
-
-    /// The phone a verification went to, while it may be pending.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
-    async fn find(&self, id: &VerificationId) -> Result<Option<Phone>, StoreError>;
 
     /// Ends the phone's verification if it is `id` and still pending
     /// (attempts left): a cancel, or an approval made elsewhere. Returns it
@@ -97,6 +108,23 @@ pub trait OtpStore: Send + Sync + 'static {
         candidates: &[CodeHash],
         budget: &GuessBudget,
     ) -> Result<Checked, StoreError>;
+
+    /// Takes one from `quota`'s bucket, then [`OtpStore::check`]s: a guess
+    /// the bucket refuses is not checked. A store that can do both in one
+    /// atomic call overrides this.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn guess(
+        &self,
+        quota: (Bucket, Quota),
+        phone: &Phone,
+        id: Option<&VerificationId>,
+        candidates: &[CodeHash],
+        budget: &GuessBudget,
+    ) -> Result<Admitted<Checked>, StoreError> {
+        guess_in_steps(self, quota, phone, id, candidates, budget).await
+    }
 
     /// [`OtpStore::check`] whichever verification the phone has.
     ///
@@ -188,6 +216,77 @@ pub trait OtpStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when it doesn't, in time.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// [`OtpStore::admit`] as separate calls: the takes together (on a
+/// cluster their keys live on different nodes), then the open; whatever was
+/// taken is given back when anything refuses.
+///
+/// # Errors
+/// [`StoreError`] when the store can't be reached in time.
+pub async fn admit_in_steps<S: OtpStore + ?Sized>(
+    store: &S,
+    quotas: &[(Bucket, Quota)],
+    phone: &Phone,
+    otp: &PendingOtp,
+    limits: &SendLimits,
+    resend: Resend,
+) -> Result<Admitted<Opened>, StoreError> {
+    let takes = quotas.iter().map(|(bucket, quota)| store.take(*bucket, *quota));
+    let taken = futures_util::future::join_all(takes).await;
+    let granted: Vec<Bucket> = quotas
+        .iter()
+        .zip(&taken)
+        .filter(|(_, t)| matches!(t, Ok(Taken::Granted)))
+        .map(|((bucket, _), _)| *bucket)
+        .collect();
+    let give_back = || async {
+        for bucket in &granted {
+            // One not given back only makes its client wait longer.
+            if let Err(e) = store.give_back(*bucket).await {
+                tracing::warn!(error = %ErrorChain(&e), "could not give back a quota");
+            }
+        }
+    };
+    for (refused, result) in taken.into_iter().enumerate() {
+        let refusal = match result {
+            Ok(Taken::Granted) => continue,
+            Ok(Taken::Exhausted { retry_after }) => Ok(Admitted::Refused { refused, retry_after }),
+            Err(e) => Err(e),
+        };
+        give_back().await;
+        return refusal;
+    }
+    let opened = store.open(phone, otp, limits, resend).await;
+    if !matches!(opened, Ok(Opened::Stored(_))) {
+        give_back().await;
+    }
+    opened.map(Admitted::Done)
+}
+
+/// [`OtpStore::guess`] as two calls, one after the other: the take must
+/// allow the guess before it is checked.
+///
+/// # Errors
+/// [`StoreError`] when the store can't be reached in time.
+pub async fn guess_in_steps<S: OtpStore + ?Sized>(
+    store: &S,
+    (bucket, quota): (Bucket, Quota),
+    phone: &Phone,
+    id: Option<&VerificationId>,
+    candidates: &[CodeHash],
+    budget: &GuessBudget,
+) -> Result<Admitted<Checked>, StoreError> {
+    if !quota.is_off() {
+        if let Taken::Exhausted { retry_after } = store.take(bucket, quota).await? {
+            return Ok(Admitted::Refused {
+                refused: 0,
+                retry_after,
+            });
+        }
+    }
+    let checked = store.check(phone, id, candidates, budget).await?;
+    Ok(Admitted::Done(checked))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Bucket, Claim, ClientPrefixes, Code, CodeHasher, Delivery, DeliveryReport, DeliveryState,
+    Admitted, Bucket, Claim, ClientPrefixes, Code, CodeHasher, Delivery, DeliveryReport, DeliveryState,
     DestinationError, DestinationPolicy, Event, EventKind, GuessBudget, Idempotency, Locale, LockReason,
     MessageTemplate, Opened, OtpPolicy, Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Templates,
     Verification, VerificationId, VerifyOutcome,
@@ -314,20 +314,11 @@ impl OtpService {
             ),
             (Bucket::GlobalSends, self.guards.global_sends, Limit::GlobalQuota),
         ];
-        let mut taken = Vec::with_capacity(buckets.len());
-        for (bucket, quota, limit) in buckets.into_iter().filter(|(_, quota, _)| !quota.is_off()) {
-            match self.store.take(bucket, quota).await {
-                Ok(Taken::Granted) => taken.push(bucket),
-                Ok(Taken::Exhausted { retry_after }) => {
-                    self.give_back(&taken).await;
-                    return Err(SendError::Limited { limit, retry_after });
-                }
-                Err(e) => {
-                    self.give_back(&taken).await;
-                    return Err(e.into());
-                }
-            }
-        }
+        let (quotas, limits): (Vec<_>, Vec<_>) = buckets
+            .into_iter()
+            .filter(|(_, quota, _)| !quota.is_off())
+            .map(|(bucket, quota, limit)| ((bucket, quota), limit))
+            .unzip();
 
         let fixed = self.test_numbers.get(phone);
         let code = fixed.cloned().unwrap_or_else(Code::generate);
@@ -338,28 +329,41 @@ impl OtpService {
             None => self.sms.receipt_ahead(&local_id),
         };
         let sent_at = unix_now();
-        let mut pending = self.policy.pending(self.hasher.hash(phone, &code)).sent(sent_at);
+        let mut pending = self
+            .policy
+            .pending(self.hasher.ids().seal(phone), self.hasher.hash(phone, &code))
+            .sent(sent_at);
         if let Some(receipt) = &ahead {
             pending = pending.with_receipt(receipt, sent_at);
         }
-        let refused = match self.store.open(phone, &pending, &self.guards.send, resend).await {
-            Ok(Opened::Stored(verification)) => Ok(verification),
-            Ok(Opened::TooSoon { retry_after }) => Err(SendError::Limited {
-                limit: Limit::ResendTooSoon,
-                retry_after,
-            }),
-            Ok(Opened::QuotaExceeded { retry_after }) => Err(SendError::Limited {
-                limit: Limit::PhoneQuota,
-                retry_after,
-            }),
-            Err(e) => Err(e.into()),
+        // The client's and the service's quotas, the phone's limits and the
+        // write: one step, and nothing taken when anything refuses.
+        let opened = match self
+            .store
+            .admit(&quotas, phone, &pending, &self.guards.send, resend)
+            .await?
+        {
+            Admitted::Done(opened) => opened,
+            Admitted::Refused { refused, retry_after } => {
+                return Err(SendError::Limited {
+                    limit: limits[refused],
+                    retry_after,
+                })
+            }
         };
-        let mut verification = match refused {
-            Ok(verification) => verification,
-            Err(refused) => {
-                // Nothing was sent, so the client and the service keep their budget.
-                self.give_back(&taken).await;
-                return Err(refused);
+        let mut verification = match opened {
+            Opened::Stored(verification) => verification,
+            Opened::TooSoon { retry_after } => {
+                return Err(SendError::Limited {
+                    limit: Limit::ResendTooSoon,
+                    retry_after,
+                })
+            }
+            Opened::QuotaExceeded { retry_after } => {
+                return Err(SendError::Limited {
+                    limit: Limit::PhoneQuota,
+                    retry_after,
+                })
             }
         };
         let sent = if fixed.is_some() {
@@ -438,30 +442,32 @@ impl OtpService {
         })
     }
 
-    /// Checks `code` against a verification, by phone or by id (one more
-    /// store round trip, to find its phone). A wrong code is an answer, not
-    /// an error: it says how many attempts are left.
+    /// Checks `code` against a verification, by phone or by id (which
+    /// carries its phone). A wrong code is an answer, not an error: it says
+    /// how many attempts are left.
     ///
     /// # Errors
     /// [`VerifyError`] for a locked or missing verification, a limit, or a
     /// store failure; never [`VerifyError::Mismatch`].
     pub async fn check(&self, target: &Target, code: &Code, client: IpAddr) -> Result<Guessed, VerifyError> {
-        let bucket = Bucket::VerifiesFrom(self.guards.client_prefixes.client(client));
-        if let Taken::Exhausted { retry_after } = self.take(bucket, self.guards.verifies_per_ip).await? {
-            return Err(VerifyError::Limited { retry_after });
-        }
+        let quota = (
+            Bucket::VerifiesFrom(self.guards.client_prefixes.client(client)),
+            self.guards.verifies_per_ip,
+        );
+        // An id that opens to no phone was never made here: no store call.
         let (phone, id) = match target {
             Target::Phone(phone) => (phone.clone(), None),
-            Target::Id(id) => match self.store.find(id).await? {
-                Some(phone) => (phone, Some(id)),
-                None => return Err(VerifyError::NotFound),
-            },
+            Target::Id(id) => (self.hasher.ids().open(id).ok_or(VerifyError::NotFound)?, Some(id)),
         };
         let candidates = self.hasher.candidates(&phone, code);
-        let checked = self
+        let checked = match self
             .store
-            .check(&phone, id, &candidates, &self.guards.guesses)
-            .await?;
+            .guess(quota, &phone, id, &candidates, &self.guards.guesses)
+            .await?
+        {
+            Admitted::Done(checked) => checked,
+            Admitted::Refused { retry_after, .. } => return Err(VerifyError::Limited { retry_after }),
+        };
         let (approved, events) = match checked.outcome {
             VerifyOutcome::Approved => (true, vec![EventKind::Approved]),
             VerifyOutcome::Mismatch {
@@ -497,7 +503,7 @@ impl OtpService {
     /// [`StatusError::NotFound`] for an unknown, ended, expired or locked
     /// verification, or a store failure.
     pub async fn fetch(&self, id: &VerificationId) -> Result<(Phone, Verification), StatusError> {
-        let phone = self.store.find(id).await?.ok_or(StatusError::NotFound)?;
+        let phone = self.hasher.ids().open(id).ok_or(StatusError::NotFound)?;
         match self.store.status(&phone).await? {
             Some(v) if v.id == *id && v.attempts_remaining > 0 => Ok((phone, v)),
             _ => Err(StatusError::NotFound),
@@ -514,7 +520,7 @@ impl OtpService {
         id: &VerificationId,
         ending: Ending,
     ) -> Result<(Phone, Verification), StatusError> {
-        let phone = self.store.find(id).await?.ok_or(StatusError::NotFound)?;
+        let phone = self.hasher.ids().open(id).ok_or(StatusError::NotFound)?;
         let ended = self.store.end(&phone, id).await?.ok_or(StatusError::NotFound)?;
         tracing::debug!(phone = %phone.masked(), ?ending, "verification ended");
         let event = match ending {
@@ -539,14 +545,6 @@ impl OtpService {
     /// [`StoreError`] when the store can't be reached in time.
     pub async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
         self.store.clear_guesses(phone).await
-    }
-
-    async fn give_back(&self, taken: &[Bucket]) {
-        for bucket in taken {
-            if let Err(e) = self.store.give_back(*bucket).await {
-                tracing::warn!(error = %ErrorChain(&e), "could not give back a quota");
-            }
-        }
     }
 
     /// Applies a provider's report of a message's fate; says whether it

@@ -15,7 +15,7 @@ pub struct Metrics {
     sends: IntCounterVec,
     verifications: IntCounterVec,
     rejections: IntCounterVec,
-    store_calls: IntCounter,
+    store_calls: IntCounterVec,
     store_errors: IntCounter,
     http_requests: HistogramVec,
     provider_calls: HistogramVec,
@@ -104,9 +104,11 @@ impl Metrics {
             "Calls to SMS providers, one per try, by provider and outcome.",
             &["provider", "outcome"],
         );
-        let store_calls = plain_counter(
+        let store_calls = counter(
             "otpd_store_calls_total",
-            "Calls made to the store: one Redis round trip each, but for the first run of a script, which loads it.",
+            "Calls made to Redis, by caller (requests: the API's store; events: the outbox and its worker): \
+             one round trip each, but for the first run of a script, which loads it.",
+            &["caller"],
         );
         let store_errors = plain_counter("otpd_store_errors_total", "Store calls that failed or timed out.");
         Self {
@@ -160,8 +162,10 @@ impl Metrics {
         self.rejections.with_label_values(&[limit]).inc();
     }
 
-    pub fn store_call(&self) {
-        self.store_calls.inc();
+    /// The call counter of one caller (`requests` or `events`), looked up
+    /// once by its holder rather than per call.
+    pub fn store_calls(&self, caller: &str) -> IntCounter {
+        self.store_calls.with_label_values(&[caller])
     }
 
     pub fn store_error(&self) {

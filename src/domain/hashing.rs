@@ -9,7 +9,7 @@ use rand::{RngCore, TryRngCore};
 use sha2::Sha512;
 use subtle::ConstantTimeEq;
 
-use super::{Code, Phone};
+use super::{Code, IdSeal, Phone};
 
 /// Shortest key accepted: below this a key is guessable offline.
 pub const MIN_KEY_LEN: usize = 16;
@@ -81,6 +81,8 @@ pub struct CodeHasher {
     // One HMAC state per key, keyed once: each hash starts from a copy.
     current: Hmac<Sha512>,
     previous: Vec<Hmac<Sha512>>,
+    /// The same keys' other use: sealing verification ids.
+    ids: IdSeal,
 }
 
 fn keyed(key: &HashKey) -> Hmac<Sha512> {
@@ -90,10 +92,18 @@ fn keyed(key: &HashKey) -> Hmac<Sha512> {
 
 impl CodeHasher {
     pub fn new(current: HashKey, previous: Vec<HashKey>) -> Self {
+        let current = keyed(&current);
+        let previous: Vec<_> = previous.iter().map(keyed).collect();
         Self {
-            current: keyed(&current),
-            previous: previous.iter().map(keyed).collect(),
+            ids: IdSeal::new(std::iter::once(&current).chain(&previous)),
+            current,
+            previous,
         }
+    }
+
+    /// Seals and opens verification ids under the same keys.
+    pub fn ids(&self) -> &IdSeal {
+        &self.ids
     }
 
     /// The hash to store for a new code.

@@ -139,6 +139,15 @@ pub enum Taken {
     },
 }
 
+/// A step that first takes one from each of some buckets: done, or refused
+/// by the bucket at `refused` (an index into the buckets asked for), with
+/// nothing taken and nothing done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted<T> {
+    Done(T),
+    Refused { refused: usize, retry_after: Duration },
+}
+
 /// What storing a new code came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Issued {

@@ -13,6 +13,7 @@ mod locale;
 mod message;
 mod otp;
 mod phone;
+mod sealed_id;
 mod verification;
 
 pub use code::{Code, CodeError};
@@ -22,11 +23,14 @@ pub use events::{Event, EventKind, LockReason, EVENT_TYPES};
 pub use guesses::{GuessBudget, NextGuess};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
 pub use idempotency::{Claim, Idempotency, IdempotencyKey, IdempotencyKeyError};
-pub use limits::{Bucket, ClientNet, ClientPrefixes, Issued, PrefixError, Quota, SendLimits, Taken};
+pub use limits::{
+    Admitted, Bucket, ClientNet, ClientPrefixes, Issued, PrefixError, Quota, SendLimits, Taken,
+};
 pub use locale::{Locale, LocaleError, Templates, BUILT_IN as BUILT_IN_TEMPLATES, COUNTRY_LOCALES};
 pub use message::{Autofill, MessageTemplate, SmsText, TemplateError};
 pub use otp::{OtpPolicy, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{NumberKind, Phone, PhoneError};
+pub use sealed_id::IdSeal;
 pub use verification::{
     Checked, Opened, Resend, Verification, VerificationId, VerificationIdError, MAX_LIVE_CODES,
     MAX_SEND_TIMES, VERIFICATION_ID_LEN,

@@ -37,11 +37,11 @@ impl OtpPolicy {
         self.ttl
     }
 
-    /// What the store keeps for a newly sent code, with the id of the
+    /// What the store keeps for a newly sent code, with `id` for the
     /// verification it starts unless one is pending and kept.
-    pub fn pending(&self, hash: CodeHash) -> PendingOtp {
+    pub fn pending(&self, id: VerificationId, hash: CodeHash) -> PendingOtp {
         PendingOtp {
-            id: VerificationId::generate(),
+            id,
             hash,
             ttl: self.ttl,
             attempts: self.max_attempts,

@@ -10,8 +10,9 @@ use rand::{RngCore, TryRngCore};
 
 use super::{Delivery, VerifyOutcome};
 
-/// `VE` and 32 lowercase hex digits: 128 bits from the OS's CSPRNG. The
-/// shape is Twilio Verify's, so one id serves both APIs.
+/// `VE` and 32 lowercase hex digits: 128 bits, sealed from the phone and
+/// random bits (see [`super::IdSeal`]). The shape is Twilio Verify's, so
+/// one id serves both APIs.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VerificationId(String);
 
@@ -24,10 +25,12 @@ pub enum VerificationIdError {
 }
 
 impl VerificationId {
+    /// 128 random bits: an id that names no phone (see [`super::IdSeal`]
+    /// for the ids verifications get).
     pub fn generate() -> Self {
         let mut bytes = [0u8; 16];
         OsRng.unwrap_err().fill_bytes(&mut bytes);
-        Self(format!("VE{}", hex::encode(bytes)))
+        Self::from_bytes(bytes)
     }
 
     /// Strict: `VE` then 32 hex digits, either case (Twilio's pattern);
@@ -41,6 +44,17 @@ impl VerificationId {
             return Err(VerificationIdError::Format);
         }
         Ok(Self(format!("VE{}", digits.to_ascii_lowercase())))
+    }
+
+    /// The id of these 16 bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(format!("VE{}", hex::encode(bytes)))
+    }
+
+    /// The 16 bytes the id's digits spell.
+    pub fn to_bytes(&self) -> Option<[u8; 16]> {
+        let bytes = hex::decode(self.0.get(2..)?).ok()?;
+        bytes.try_into().ok()
     }
 
     pub fn as_str(&self) -> &str {

@@ -2,6 +2,7 @@
 //! bounded queue in memory) and the worker that delivers from it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,7 @@ pub(super) fn build_events(config: &Config, metrics: &Arc<Metrics>) -> Result<Op
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
             metrics: Arc::clone(metrics),
+            gone: AtomicBool::new(false),
         },
     }))
 }
@@ -91,7 +93,7 @@ pub fn queue(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<OutboxVie
     }
     let timeout = Duration::from_millis(config.store.timeout_ms.max(1));
     // Its own connections: a worker's reads never queue behind API calls.
-    let connections = Connections::open(url, timeout, 1, Arc::clone(metrics))
+    let connections = Connections::open(url, timeout, 1, Arc::clone(metrics), "events")
         .map_err(|e| ConfigError::new("store.url", e))?;
     // A claimed delivery idle for two request timeouts has lost its worker.
     let claim_after = Duration::from_millis(events.timeout_ms.max(1) * 2);

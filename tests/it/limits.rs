@@ -297,7 +297,6 @@ async fn counters_expire_by_themselves_in_redis() {
         .await
         .unwrap();
     let expectations = [
-        (format!("{prefix}{{{PHONE}}}:cooldown"), 30_000),
         (format!("{prefix}{{{PHONE}}}:sends"), 600_000),
         (format!("{prefix}ip:{{127.0.0.1/32}}:sends"), 600_000),
         (format!("{prefix}ip:{{127.0.0.1/32}}:verifies"), 60_000),

@@ -125,7 +125,11 @@ async fn store_errors_are_counted() {
         .assert_problem(503, "store_unavailable");
     let text = metrics_of(&app).await;
     assert_eq!(sample(&text, "otpd_store_errors_total", &[]), 2.0, "{text}");
-    assert_eq!(sample(&text, "otpd_store_calls_total", &[]), 2.0, "{text}");
+    assert_eq!(
+        sample(&text, "otpd_store_calls_total", &[("caller", "requests")]),
+        2.0,
+        "{text}"
+    );
     assert_eq!(
         sample(
             &text,

@@ -38,10 +38,11 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     keys.sort();
     let key = format!("{prefix}{{{PHONE}}}");
     let id = app.get(&format!("/v1/otp/{PHONE}")).await.body["verification_id"].clone();
-    let link = format!("{prefix}ve:{{{}}}", id.as_str().unwrap());
-    assert_eq!(keys, [link.clone(), key.clone()]);
-    let linked: String = conn.get(&link).await.unwrap();
-    assert_eq!(linked, PHONE, "the id's link names the phone, and nothing else");
+    // One key: the id carries its phone sealed, so no link to it is kept,
+    // and nothing of the phone shows in it.
+    assert_eq!(keys, std::slice::from_ref(&key));
+    let id = id.as_str().unwrap();
+    assert!(!id.contains(&PHONE[2..8]), "{id}");
 
     // The record: the verification's id, its one code's HMAC and expiry
     // (0: with the key), the attempts left, then the console's receipt.
@@ -183,9 +184,9 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
 
     let sent = app.send(PHONE).await;
     assert_eq!(sent.status, 202, "{}", sent.body);
-    // With no cooldown or quota there is nothing to check: the id's link and
-    // the new verification (SET NX), two SETs written together, one round trip.
-    assert_eq!(commands(&own), counts(&[("set", 2)]));
+    // With no cooldown or quota there is nothing to check: the new
+    // verification is one SET (NX, to keep a pending one), one round trip.
+    assert_eq!(commands(&own), counts(&[("set", 1)]));
     // The one write held the delivery too.
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     assert_eq!(status.body["delivery"]["provider"], "console");
@@ -197,17 +198,10 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(app.send("+14155550109").await.status, 202);
     // A resend: the NX write finds the verification, so the script keeps it
     // (reading Redis's clock and the first code's life, to give each code its
-    // own expiry), and the kept id's link lives on with the new code.
+    // own expiry).
     assert_eq!(
         commands(&own),
-        counts(&[
-            ("evalsha", 1),
-            ("get", 1),
-            ("pexpire", 1),
-            ("pttl", 1),
-            ("set", 3),
-            ("time", 1)
-        ])
+        counts(&[("evalsha", 1), ("get", 1), ("pttl", 1), ("set", 2), ("time", 1)])
     );
 
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
@@ -230,15 +224,16 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(app.send("+14155550101").await.status, 202);
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     assert_eq!(app.send("+14155550102").await.status, 202);
-    // Beside the id's link: the cooldown's PTTL, the phone's record, then
-    // the SETs of the verification and the cooldown.
+    // One script: the phone's sends and record, Redis's clock (the cooldown
+    // counts from the last send), then the SETs of the verification and the
+    // phone's sends, which keep their window.
     assert_eq!(
         commands(&own),
-        counts(&[("evalsha", 1), ("get", 1), ("pttl", 1), ("set", 3)])
+        counts(&[("evalsha", 1), ("get", 2), ("pttl", 1), ("set", 2), ("time", 1)])
     );
 
     // With the guess budget on (the default), a verify is still one script:
-    // the wait's PTTL and the count's GET join the code's GET and DEL.
+    // the wrong guesses' GET joins the code's GET, and the DEL takes both.
     let mut config = redis_config();
     config.store.url = StoreUrl(own.url());
     config.limits.max_consecutive_guesses = 100;
@@ -248,9 +243,41 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(app.verify("+14155550103", &wrong(&code)).await.status, 422);
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     assert_eq!(app.verify("+14155550103", &code).await.status, 200);
+    assert_eq!(commands(&own), counts(&[("del", 1), ("evalsha", 1), ("get", 2)]));
+
+    // At the defaults (every limit on), a send is still one script: the
+    // client's and the service's counters join the phone's keys, all checked
+    // before any is written. So is a verify, with the client's counter.
+    let mut config = redis_config();
+    config.store.url = StoreUrl(own.url());
+    config.limits = otpd::config::LimitsConfig::default();
+    let app = spawn_app(config).await;
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(app.send("+14155550104").await.status, 202);
     assert_eq!(
         commands(&own),
-        counts(&[("del", 1), ("evalsha", 1), ("get", 2), ("pttl", 1)])
+        counts(&[
+            ("evalsha", 1),
+            ("get", 4),
+            ("incr", 2),
+            ("pexpire", 2),
+            ("pttl", 1),
+            ("set", 2),
+            ("time", 1)
+        ])
+    );
+    let code = app.outbox.last_code("+14155550104");
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(app.verify("+14155550104", &code).await.status, 200);
+    assert_eq!(
+        commands(&own),
+        counts(&[
+            ("del", 1),
+            ("evalsha", 1),
+            ("get", 3),
+            ("incr", 1),
+            ("pexpire", 1)
+        ])
     );
 }
 
@@ -298,4 +325,87 @@ async fn an_outage_keeps_its_cause_as_the_source_and_no_password() {
     let cause = std::error::Error::source(&error).expect("a cause").to_string();
     assert!(!cause.is_empty());
     assert!(!format!("{error:?}").contains("pw-not-for-logs"), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_id_that_opens_to_no_phone_is_404_without_a_store_call() {
+    let own = OwnRedis::start();
+    let mut config = redis_config();
+    config.store.url = StoreUrl(own.url());
+    let app = spawn_app(config).await;
+    let sent = app.send(PHONE).await;
+    let id = sent.body["verification_id"].as_str().unwrap().to_owned();
+    // The same id sealed under another key, a random one, and the real one
+    // with a digit changed.
+    let other_key = {
+        let mut config = redis_config();
+        config.store.url = StoreUrl(own.url());
+        config.otp.hash_keys = vec![otpd::config::Secret::new("another-hash-key-0123456789")];
+        let other = spawn_app(config).await;
+        other.send(PHONE).await.body["verification_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut changed = id.clone().into_bytes();
+    changed[10] = if changed[10] == b'0' { b'1' } else { b'0' };
+    let changed = String::from_utf8(changed).unwrap();
+    // Once first, so the status script is loaded before counting.
+    assert_eq!(app.get(&format!("/v1/verifications/{id}")).await.status, 200);
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    for id in [
+        other_key.as_str(),
+        "VE0123456789abcdef0123456789abcdef",
+        changed.as_str(),
+    ] {
+        app.get(&format!("/v1/verifications/{id}"))
+            .await
+            .assert_problem(404, "not_found");
+        app.post_json(
+            "/v1/otp/verify",
+            serde_json::json!({"verification_id": id, "code": "123456"}),
+        )
+        .await
+        .assert_problem(404, "not_found");
+    }
+    assert_eq!(
+        commands(&own),
+        vec![],
+        "no id that opens to nothing reaches Redis"
+    );
+    // The real one: one script, no lookup first.
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+    let fetched = app.get(&format!("/v1/verifications/{id}")).await;
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    assert_eq!(fetched.body["phone"], PHONE);
+    assert_eq!(commands(&own), counts(&[("evalsha", 1), ("get", 1), ("pttl", 1)]));
+}
+
+#[tokio::test]
+async fn counters_an_older_otpd_wrote_still_count() {
+    // Before issue 20 the phone's send count and wrong codes in a row were
+    // plain integers (the cooldown and the guess wait had keys of their own).
+    let mut config = redis_config();
+    config.limits.sends_per_phone = 3;
+    config.limits.max_consecutive_guesses = 20;
+    config.limits.free_guesses = 10;
+    let prefix = config.store.key_prefix.clone();
+    let app = spawn_app(config).await;
+    let mut conn = redis().await;
+    let _: () = conn
+        .set_ex(format!("{prefix}{{{PHONE}}}:sends"), 3, 600)
+        .await
+        .unwrap();
+    app.send(PHONE).await.assert_problem(429, "send_quota_exceeded");
+
+    let other = "+14155552672";
+    assert_eq!(app.send(other).await.status, 202);
+    let code = app.outbox.last_code(other);
+    let _: () = conn
+        .set_ex(format!("{prefix}{{{other}}}:fails"), 20, 600)
+        .await
+        .unwrap();
+    app.verify(other, &code)
+        .await
+        .assert_problem(429, "guess_budget_exceeded");
 }

@@ -79,13 +79,6 @@ impl<K: Hash + Ord + Clone, V> Expiring<K, V> {
         self.slots.get_mut(key)?.value.take().map(|(value, _)| value)
     }
 
-    /// Removes `key` and its slot at once, for a key never set again (a
-    /// random id): its room is free now, and its place in the queue, when
-    /// due, finds nothing.
-    pub fn forget(&mut self, key: &K) {
-        self.slots.remove(key);
-    }
-
     /// Drops what has expired by `now`; a key whose value lives on gets
     /// a new place at its expiry.
     pub fn sweep(&mut self, now: Instant) {

@@ -29,8 +29,6 @@ struct State {
     counters: Expiring<Counter, u32>,
     /// (provider, message id) -> the phone it went to, for reports.
     links: Expiring<(String, String), Phone>,
-    /// A verification's id -> its phone, for calls by id.
-    ids: Expiring<VerificationId, Phone>,
     /// An idempotency key's slot -> the request's fingerprint and, once
     /// answered, the answer.
     claims: Expiring<String, (String, Option<String>)>,
@@ -93,18 +91,13 @@ impl MemoryStore {
         state.codes.sweep(now);
         state.counters.sweep(now);
         state.links.sweep(now);
-        state.ids.sweep(now);
         state.claims.sweep(now);
         f(&mut state, now)
     }
 
     /// Refuses a step that needs `new` more keys than there is room for.
     fn room_for(&self, state: &State, new: usize) -> Result<(), StoreError> {
-        let held = state.codes.len()
-            + state.counters.len()
-            + state.links.len()
-            + state.ids.len()
-            + state.claims.len();
+        let held = state.codes.len() + state.counters.len() + state.links.len() + state.claims.len();
         if held + new > self.max_entries {
             return Err(StoreError::Full(self.max_entries));
         }
@@ -171,8 +164,7 @@ impl OtpStore for MemoryStore {
                     .get(phone, now)
                     .is_some_and(|(entry, _)| entry.attempts > 0);
             let new_code = usize::from(!state.codes.has_slot(phone));
-            let new_link = usize::from(resend == Resend::Keeps && !kept);
-            let new_keys = new_code + new_link + state.new_keys(counted.into_iter().flatten());
+            let new_keys = new_code + state.new_keys(counted.into_iter().flatten());
             self.room_for(state, new_keys)?;
             let expires_at = now + otp.ttl;
             let entry = match state.codes.remove(phone).filter(|_| kept) {
@@ -201,9 +193,6 @@ impl OtpStore for MemoryStore {
                 },
             };
             let verification = entry.view(otp.ttl);
-            if resend == Resend::Keeps {
-                state.ids.insert(entry.id.clone(), phone.clone(), expires_at);
-            }
             state.codes.insert(phone.clone(), entry, expires_at);
             if !limits.resend_after.is_zero() {
                 state.counters.insert(cooldown, 1, now + limits.resend_after);
@@ -215,10 +204,6 @@ impl OtpStore for MemoryStore {
         })
     }
 
-    async fn find(&self, id: &VerificationId) -> Result<Option<Phone>, StoreError> {
-        Ok(self.with_state(|state, now| state.ids.get(id, now).map(|(phone, _)| phone.clone())))
-    }
-
     async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError> {
         Ok(self.with_state(|state, now| {
             let (entry, expires_at) = state.codes.get(phone, now)?;
@@ -226,7 +211,6 @@ impl OtpStore for MemoryStore {
                 return None;
             }
             let verification = entry.view(expires_at - now);
-            state.ids.forget(id);
             state.codes.remove(phone);
             Some(verification)
         }))
@@ -304,7 +288,6 @@ impl OtpStore for MemoryStore {
                 .fold(false, |found, m| m | found);
             if matched {
                 let verification = entry.view(expires_at - now);
-                state.ids.forget(&verification.id);
                 state.codes.remove(phone);
                 state.counters.remove(&fails);
                 state.counters.remove(&wait);

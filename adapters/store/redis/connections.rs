@@ -28,6 +28,7 @@ pub struct Connections {
     backend: Backend,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    calls: prometheus::IntCounter,
 }
 
 enum Backend {
@@ -41,6 +42,8 @@ impl Connections {
     /// Nothing is dialled until the first call, so the service can start,
     /// and report itself unready, while Redis is still down.
     ///
+    /// Its calls count as `caller`'s (`requests` or `events`).
+    ///
     /// # Errors
     /// A [`RedisError`] for a URL Redis can't use.
     pub fn open(
@@ -48,6 +51,7 @@ impl Connections {
         timeout: Duration,
         pool_size: u32,
         metrics: Arc<Metrics>,
+        caller: &str,
     ) -> Result<Self, RedisError> {
         let backend = match cluster_nodes(url) {
             Some(nodes) => {
@@ -62,6 +66,7 @@ impl Connections {
         Ok(Self {
             backend,
             timeout,
+            calls: metrics.store_calls(caller),
             metrics,
         })
     }
@@ -72,7 +77,7 @@ impl Connections {
     }
 
     pub async fn call<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
-        self.metrics.store_call();
+        self.calls.inc();
         let attempt = async {
             match &self.backend {
                 Backend::Single(pool) => on(pool, call).await,

@@ -1,9 +1,11 @@
 //! The Redis store: one hash-tagged key per phone (`otp:{+14155552671}`)
 //! holding its verification as one string (`record.rs`), and one Lua script
 //! per operation that must read before it writes, so every call is one
-//! round trip to one slot, on one server or a cluster alike. A
-//! verification's id links to its phone under its own key (`ve:{VE…}`), so
-//! a call by id is a GET of the link, then the phone's script.
+//! round trip to one slot, on one server or a cluster alike. On one server,
+//! the client's and the service's counters join the phone's script, so a
+//! send or a verify at the defaults is still one round trip; on a cluster
+//! they live on other nodes and are taken first. A verification's id
+//! carries its phone (`domain::IdSeal`), so a call by id needs no lookup.
 
 mod connections;
 mod record;
@@ -18,10 +20,11 @@ pub(crate) use self::connections::{Call, Connections};
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::{
-    Bucket, Checked, Claim, CodeHash, Delivery, DeliveryReport, GuessBudget, Idempotency, Opened, PendingOtp,
-    Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
+    Admitted, Bucket, Checked, Claim, CodeHash, Delivery, DeliveryReport, GuessBudget, Idempotency, Opened,
+    PendingOtp, Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId,
+    VerifyOutcome,
 };
-use crate::ports::{OtpStore, StoreError};
+use crate::ports::{admit_in_steps, guess_in_steps, OtpStore, StoreError};
 
 pub struct RedisStore {
     connections: Connections,
@@ -66,7 +69,7 @@ impl RedisStore {
         metrics: Arc<Metrics>,
     ) -> Result<Self, RedisError> {
         Ok(Self {
-            connections: Connections::open(url, timeout, pool_size, metrics)?,
+            connections: Connections::open(url, timeout, pool_size, metrics, "requests")?,
             key_prefix: key_prefix.to_owned(),
             scripts: Scripts {
                 issue: reading_records!("scripts/issue.lua"),
@@ -97,12 +100,6 @@ impl RedisStore {
     /// phone isn't known when the provider's report arrives.
     fn link_key(&self, provider: &str, message_id: &str) -> String {
         format!("{}msg:{{{provider}:{message_id}}}", self.key_prefix)
-    }
-
-    /// Where a verification's phone is found; its own slot, since only its
-    /// id is known to a call by id.
-    fn id_key(&self, id: &VerificationId) -> String {
-        format!("{}ve:{{{id}}}", self.key_prefix)
     }
 
     /// An idempotency key's claim, in its own slot.
@@ -160,54 +157,44 @@ fn wait_of(pttl_ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(pttl_ms).unwrap_or(0))
 }
 
-#[async_trait]
-impl OtpStore for RedisStore {
-    async fn open(
+impl RedisStore {
+    /// [`OtpStore::admit`] in one round trip on one server: the quotas'
+    /// counters and the phone's keys in one script. On a cluster the
+    /// counters live on other nodes, so it is asked for no quotas.
+    async fn open_with(
         &self,
+        quotas: &[(Bucket, Quota)],
         phone: &Phone,
         otp: &PendingOtp,
         limits: &SendLimits,
         resend: Resend,
-    ) -> Result<Opened, StoreError> {
+    ) -> Result<Admitted<Opened>, StoreError> {
         let key = self.key(phone);
         let record = record::encode(otp);
         let ttl = millis(otp.ttl);
-        let stored = |record: &[u8]| {
-            record::decode(record, otp.ttl)
-                .map(Opened::Stored)
-                .ok_or_else(|| unreadable("a new record"))
-        };
-        if limits.is_off() && resend == Resend::Replaces {
-            // Nothing to check or keep: the write is the whole operation.
+        let unguarded = limits.is_off() && quotas.is_empty();
+        if unguarded {
+            // Nothing to check: a new verification is a plain SET, with NX
+            // when a pending one is to be kept, which most sends find none
+            // of. A record already there (a resend) is the script's to keep.
             let mut set = redis::cmd("SET");
-            set.arg(&key).arg(&record).arg("PX").arg(ttl);
-            self.command::<()>(set).await?;
-            return stored(&record);
-        }
-        let mut link = redis::cmd("SET");
-        link.arg(self.id_key(&otp.id))
-            .arg(phone.as_str())
-            .arg("PX")
-            .arg(ttl);
-        let pipelined = limits.is_off() && !self.connections.is_cluster();
-        if pipelined {
-            // Nothing to check, and most sends find no verification to keep:
-            // the id's link and the new record with NX, written together in
-            // one round trip, as plain SETs. A record already there (a
-            // resend) is the script's to keep or replace, below.
-            let mut new = redis::cmd("SET");
-            new.arg(&key).arg(&record).arg("NX").arg("PX").arg(ttl);
-            let mut both = redis::pipe();
-            both.add_command(link.clone()).ignore().add_command(new);
-            let (created,): (Option<String>,) = self.connections.call(Call::Pipeline(both)).await?;
-            if created.is_some() {
-                return stored(&record);
+            set.arg(&key).arg(&record);
+            if resend == Resend::Keeps {
+                set.arg("NX");
+            }
+            set.arg("PX").arg(ttl);
+            if self.command::<Option<String>>(set).await?.is_some() {
+                return record::decode(&record, otp.ttl)
+                    .map(|v| Admitted::Done(Opened::Stored(v)))
+                    .ok_or_else(|| unreadable("a new record"));
             }
         }
         let mut invocation = self.scripts.issue.key(&key);
+        invocation.key(format!("{key}:sends"));
+        for (bucket, _) in quotas {
+            invocation.key(self.bucket_key(*bucket));
+        }
         invocation
-            .key(format!("{key}:cooldown"))
-            .key(format!("{key}:sends"))
             .arg(record)
             .arg(ttl)
             .arg(millis(limits.resend_after))
@@ -218,44 +205,136 @@ impl OtpStore for RedisStore {
             })
             .arg(millis(limits.per_phone.window))
             .arg(u8::from(resend == Resend::Keeps));
-        let reply: Vec<Value> = if resend == Resend::Keeps && !pipelined {
-            // The new id's link goes with the script, on one connection: one
-            // round trip. If the script keeps a pending verification instead,
-            // or refuses, the link leads to no verification of that id and
-            // expires unused.
-            let (linked, reply) = tokio::join!(self.command::<()>(link), self.run(invocation));
-            linked?;
-            reply?
-        } else {
-            self.run(invocation).await?
-        };
+        for (_, quota) in quotas {
+            invocation.arg(quota.limit).arg(millis(quota.window));
+        }
+        let reply: Vec<Value> = self.run(invocation).await?;
         Ok(match reply.as_slice() {
-            [Value::Int(1), wait] => Opened::TooSoon {
+            [Value::Int(1), wait] => Admitted::Done(Opened::TooSoon {
+                retry_after: wait_of(int(wait)),
+            }),
+            [Value::Int(2), wait] => Admitted::Done(Opened::QuotaExceeded {
+                retry_after: wait_of(int(wait)),
+            }),
+            [Value::Int(3), wait, which] => Admitted::Refused {
+                refused: usize::try_from(int(which)).unwrap_or(0),
                 retry_after: wait_of(int(wait)),
             },
-            [Value::Int(2), wait] => Opened::QuotaExceeded {
-                retry_after: wait_of(int(wait)),
-            },
-            [Value::Int(0), Value::BulkString(stored)] => {
-                let verification =
-                    record::decode(stored, otp.ttl).ok_or_else(|| unreadable("a stored record"))?;
-                if verification.sends > 1 && resend == Resend::Keeps {
-                    // Kept: its link lives as long as its newest code.
-                    let mut expire = redis::cmd("PEXPIRE");
-                    expire.arg(self.id_key(&verification.id)).arg(ttl);
-                    self.command::<i64>(expire).await?;
-                }
-                Opened::Stored(verification)
-            }
+            [Value::Int(0), Value::BulkString(stored)] => Admitted::Done(Opened::Stored(
+                record::decode(stored, otp.ttl).ok_or_else(|| unreadable("a stored record"))?,
+            )),
             _ => return Err(unreadable("the send script's reply")),
         })
     }
 
-    async fn find(&self, id: &VerificationId) -> Result<Option<Phone>, StoreError> {
-        let mut get = redis::cmd("GET");
-        get.arg(self.id_key(id));
-        let phone = self.command::<Option<String>>(get).await?;
-        Ok(phone.and_then(|p| Phone::parse(&p).ok()))
+    /// [`OtpStore::guess`] in one round trip: the client's counter and the
+    /// phone's keys in one script, on one server; `quota` is off for a
+    /// cluster (its counter lives on another node) or when the caller took it.
+    async fn check_with(
+        &self,
+        quota: Option<(Bucket, Quota)>,
+        phone: &Phone,
+        id: Option<&VerificationId>,
+        candidates: &[CodeHash],
+        budget: &GuessBudget,
+    ) -> Result<Admitted<Checked>, StoreError> {
+        let key = self.key(phone);
+        let mut invocation = self.scripts.verify.key(&key);
+        invocation.key(format!("{key}:fails"));
+        let (limit, window) = match quota {
+            Some((bucket, quota)) if !quota.is_off() => {
+                invocation.key(self.bucket_key(bucket));
+                (quota.limit, millis(quota.window))
+            }
+            _ => (0, 0),
+        };
+        invocation
+            .arg(budget.free)
+            .arg(millis(budget.first_delay))
+            .arg(millis(budget.max_delay))
+            .arg(budget.max_consecutive)
+            .arg(millis(budget.memory))
+            .arg(id.map_or("", VerificationId::as_str))
+            .arg(limit)
+            .arg(window);
+        for candidate in candidates {
+            invocation.arg(candidate.as_bytes().as_slice());
+        }
+        let reply: Vec<Value> = self.run(invocation).await?;
+        // The record a right or wrong guess returns; its life is read
+        // again only by those who need it (status).
+        let read = |record: &Value| match record {
+            Value::BulkString(bytes) => record::decode(bytes, Duration::ZERO),
+            _ => None,
+        };
+        let (outcome, verification) = match reply.as_slice() {
+            [Value::Int(1), record] => (VerifyOutcome::Approved, read(record)),
+            [Value::Int(2), wait] => (
+                VerifyOutcome::Locked {
+                    expires_in: wait_of(int(wait)),
+                },
+                None,
+            ),
+            [Value::Int(3), left, record, blocked] => (
+                VerifyOutcome::Mismatch {
+                    attempts_remaining: u32::try_from(int(left)).unwrap_or(0),
+                    phone_blocked: int(blocked) == 1,
+                },
+                read(record),
+            ),
+            [Value::Int(4), wait] => (
+                VerifyOutcome::Throttled {
+                    retry_after: wait_of(int(wait)),
+                },
+                None,
+            ),
+            [Value::Int(5), wait] => {
+                return Ok(Admitted::Refused {
+                    refused: 0,
+                    retry_after: wait_of(int(wait)),
+                })
+            }
+            _ => (VerifyOutcome::NotFound, None),
+        };
+        Ok(Admitted::Done(Checked {
+            outcome,
+            verification,
+        }))
+    }
+}
+
+/// The outcome a call without quotas came to.
+fn done<T>(admitted: Admitted<T>) -> Result<T, StoreError> {
+    match admitted {
+        Admitted::Done(done) => Ok(done),
+        Admitted::Refused { .. } => Err(unreadable("a quota's refusal where none was asked for")),
+    }
+}
+
+#[async_trait]
+impl OtpStore for RedisStore {
+    async fn open(
+        &self,
+        phone: &Phone,
+        otp: &PendingOtp,
+        limits: &SendLimits,
+        resend: Resend,
+    ) -> Result<Opened, StoreError> {
+        done(self.open_with(&[], phone, otp, limits, resend).await?)
+    }
+
+    async fn admit(
+        &self,
+        quotas: &[(Bucket, Quota)],
+        phone: &Phone,
+        otp: &PendingOtp,
+        limits: &SendLimits,
+        resend: Resend,
+    ) -> Result<Admitted<Opened>, StoreError> {
+        if self.connections.is_cluster() {
+            return admit_in_steps(self, quotas, phone, otp, limits, resend).await;
+        }
+        self.open_with(quotas, phone, otp, limits, resend).await
     }
 
     async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError> {
@@ -289,60 +368,27 @@ impl OtpStore for RedisStore {
         candidates: &[CodeHash],
         budget: &GuessBudget,
     ) -> Result<Checked, StoreError> {
-        let key = self.key(phone);
-        let mut invocation = self.scripts.verify.key(&key);
-        invocation
-            .key(format!("{key}:fails"))
-            .key(format!("{key}:wait"))
-            .arg(budget.free)
-            .arg(millis(budget.first_delay))
-            .arg(millis(budget.max_delay))
-            .arg(budget.max_consecutive)
-            .arg(millis(budget.memory))
-            .arg(id.map_or("", VerificationId::as_str));
-        for candidate in candidates {
-            invocation.arg(candidate.as_bytes().as_slice());
+        done(self.check_with(None, phone, id, candidates, budget).await?)
+    }
+
+    async fn guess(
+        &self,
+        quota: (Bucket, Quota),
+        phone: &Phone,
+        id: Option<&VerificationId>,
+        candidates: &[CodeHash],
+        budget: &GuessBudget,
+    ) -> Result<Admitted<Checked>, StoreError> {
+        if self.connections.is_cluster() {
+            return guess_in_steps(self, quota, phone, id, candidates, budget).await;
         }
-        let reply: Vec<Value> = self.run(invocation).await?;
-        // The record a right or wrong guess returns; its life is read
-        // again only by those who need it (status).
-        let read = |record: &Value| match record {
-            Value::BulkString(bytes) => record::decode(bytes, Duration::ZERO),
-            _ => None,
-        };
-        let (outcome, verification) = match reply.as_slice() {
-            [Value::Int(1), record] => (VerifyOutcome::Approved, read(record)),
-            [Value::Int(2), wait] => (
-                VerifyOutcome::Locked {
-                    expires_in: wait_of(int(wait)),
-                },
-                None,
-            ),
-            [Value::Int(3), left, record, blocked] => (
-                VerifyOutcome::Mismatch {
-                    attempts_remaining: u32::try_from(int(left)).unwrap_or(0),
-                    phone_blocked: int(blocked) == 1,
-                },
-                read(record),
-            ),
-            [Value::Int(4), wait] => (
-                VerifyOutcome::Throttled {
-                    retry_after: wait_of(int(wait)),
-                },
-                None,
-            ),
-            _ => (VerifyOutcome::NotFound, None),
-        };
-        Ok(Checked {
-            outcome,
-            verification,
-        })
+        self.check_with(Some(quota), phone, id, candidates, budget).await
     }
 
     async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
         let key = self.key(phone);
         let mut del = redis::cmd("DEL");
-        del.arg(format!("{key}:fails")).arg(format!("{key}:wait"));
+        del.arg(format!("{key}:fails"));
         Ok(self.command::<i64>(del).await? > 0)
     }
 

@@ -101,12 +101,12 @@ pub fn field(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CodeHash, OtpPolicy, SmsReceipt};
+    use crate::domain::{CodeHash, OtpPolicy, SmsReceipt, VerificationId};
 
     fn pending() -> PendingOtp {
         OtpPolicy::new(Duration::from_secs(180), 5)
             .unwrap()
-            .pending(CodeHash::from_bytes([b'\n'; 64]))
+            .pending(VerificationId::generate(), CodeHash::from_bytes([b'\n'; 64]))
             .sent(1_700_000_000)
     }
 
