@@ -80,6 +80,13 @@ fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
             "must be above 0 while a send quota is on",
         ));
     }
+    // The Redis store packs a phone's count with its last send's time.
+    if limits.sends_per_phone > 1000 {
+        return Err(ConfigError::new(
+            "limits.sends_per_phone",
+            "must be 1000 or fewer",
+        ));
+    }
     let destinations = DestinationPolicy::default()
         .allow(&config.sms.allowed_countries)
         .map_err(|e| ConfigError::new("sms.allowed_countries", e))?

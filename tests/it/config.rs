@@ -119,7 +119,7 @@ async fn invalid_values_stop_the_start_naming_the_key() {
         config.http.listen = "127.0.0.1:0".into();
         config
     };
-    let cases: [(&[(&str, &str)], &str); 10] = [
+    let cases: [(&[(&str, &str)], &str); 11] = [
         (&[("OTPD_OTP__TTL_SECS", "0")], "otp.ttl_secs"),
         (&[("OTPD_OTP__MAX_ATTEMPTS", "0")], "otp.max_attempts"),
         (&[("OTPD_OTP__HASH_KEYS", "short")], "otp.hash_keys[0]"),
@@ -138,6 +138,10 @@ async fn invalid_values_stop_the_start_naming_the_key() {
         (
             &[("OTPD_LIMITS__FORGET_GUESSES_AFTER_SECS", "0")],
             "limits.forget_guesses_after_secs",
+        ),
+        (
+            &[("OTPD_LIMITS__SENDS_PER_PHONE", "1001")],
+            "limits.sends_per_phone",
         ),
     ];
     for (pairs, key) in cases {
