@@ -411,3 +411,58 @@ async fn events_name_their_verification_and_a_cancel_is_one_on_memory() {
 async fn events_name_their_verification_and_a_cancel_is_one_on_redis() {
     events_name_their_verification_and_a_cancel_is_one(redis_config()).await;
 }
+
+#[tokio::test]
+async fn a_burst_is_delivered_once_each_and_leaves_the_redis_outbox_empty() {
+    let endpoint = accepting().await;
+    let config = with_events(redis_config(), &endpoint, &[1]);
+    let prefix = config.store.key_prefix.clone();
+    let app = spawn_app(config).await;
+    // 60 sends at once: 120 events over the shards, taken in batches and
+    // settled a batch at a time.
+    let phones: Vec<String> = (0..60).map(|i| format!("+1415555{:04}", 3000 + i)).collect();
+    let sends = futures_util::future::join_all(phones.iter().map(|p| app.send(p))).await;
+    assert!(sends.iter().all(|s| s.status == 202));
+    let expected: Vec<&str> = ["verification.created", "verification.code_sent"]
+        .into_iter()
+        .cycle()
+        .take(120)
+        .collect();
+    wait_for(&endpoint, &expected).await;
+    // Nothing is delivered twice, and every delivered job has left its
+    // stream, acknowledged: no entry is left for another worker to claim.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = received(&endpoint).await;
+    let mut ids: Vec<&str> = got.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len()), (120, 120));
+    let mut conn = redis::Client::open(crate::helpers::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for shard in 0..16 {
+        let stream = format!("{prefix}events:{{{shard}}}");
+        let len: u64 = redis::cmd("XLEN")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let pending: redis::Value = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("otpd")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(len, 0, "{stream}");
+        let redis::Value::Array(summary) = pending else {
+            panic!("{pending:?}")
+        };
+        assert_eq!(
+            summary.first(),
+            Some(&redis::Value::Int(0)),
+            "{stream}: {summary:?}"
+        );
+    }
+}
