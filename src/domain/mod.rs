@@ -23,8 +23,8 @@ pub use guesses::{GuessBudget, NextGuess};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
 pub use idempotency::{Claim, Idempotency, IdempotencyKey, IdempotencyKeyError};
 pub use limits::{Bucket, ClientNet, ClientPrefixes, Issued, PrefixError, Quota, SendLimits, Taken};
-pub use locale::{Locale, LocaleError, Templates, BUILT_IN as BUILT_IN_TEMPLATES, COUNTRY_LOCALES};
-pub use message::{Autofill, MessageTemplate, SmsText, TemplateError};
+pub use locale::{Forms, Locale, LocaleError, Templates, BUILT_IN as BUILT_IN_TEMPLATES, COUNTRY_LOCALES};
+pub use message::{minutes_shown, Autofill, MessageTemplate, SmsText, TemplateError};
 pub use otp::{OtpPolicy, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{NumberKind, Phone, PhoneError};
 pub use verification::{
