@@ -10,6 +10,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
+use super::dlt::Dlt;
 use super::retry::{send_with_retries, AttemptError, RetryPolicy};
 use crate::adapters::metrics::Metrics;
 use crate::config::{ConfigError, Secret};
@@ -51,6 +52,19 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
     /// The settings with `sender` as the sender (a route's own, for one
     /// country): a number, a short code or an alphanumeric sender id.
     fn set_sender(settings: &mut Self::Settings, sender: &str);
+
+    /// Keeps a route's DLT ids for its requests, and says whether they will
+    /// carry them: `false` (the default) for a vendor whose API has no
+    /// place for them.
+    fn set_dlt(&mut self, _dlt: &Dlt) -> bool {
+        false
+    }
+
+    /// The setting that makes every request of this vendor need DLT ids
+    /// (the generic vendor's templates may name them), if one does.
+    fn wants_dlt(_settings: &Self::Settings) -> Option<&'static str> {
+        None
+    }
 
     /// The secret its delivery reports are signed with, and its setting;
     /// `None` for a vendor whose reports otpd doesn't take.
@@ -121,6 +135,11 @@ impl<V: Vendor> VendorSender<V> {
             policy,
             metrics,
         }
+    }
+
+    /// Gives the vendor a route's DLT ids; whether its requests carry them.
+    pub fn set_dlt(&mut self, dlt: &Dlt) -> bool {
+        self.vendor.set_dlt(dlt)
     }
 
     async fn attempt(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<String, AttemptError> {

@@ -26,6 +26,24 @@ pub struct RouteConfig {
     /// a short code, or an alphanumeric sender id of at most 11 characters.
     #[serde(deserialize_with = "string_map")]
     pub senders: BTreeMap<String, String>,
+    /// India's DLT ids, sent by each vendor of the route whose API takes
+    /// them. They are the business's and its registered template's, not a
+    /// vendor's, so one set serves the whole chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlt: Option<DltConfig>,
+}
+
+/// A route's DLT ids: the principal entity id and the content template id
+/// TRAI's DLT platform gave, and the template's category (Plivo alone takes
+/// it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DltConfig {
+    pub entity_id: String,
+    pub template_id: String,
+    /// `transactional`, `promotional`, `service_implicit` or
+    /// `service_explicit`; empty: none sent.
+    pub template_category: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ mod binary;
 mod cluster;
 mod config;
 mod dev_pages;
+mod dlt;
 mod dropin;
 mod events;
 mod faults;

@@ -1,6 +1,7 @@
 //! Plivo: its Message API (`POST {base}/v1/Account/{auth_id}/Message/`,
-//! JSON, HTTP Basic with the auth id and token), its status callbacks and
-//! their V3 signature.
+//! JSON, HTTP Basic with the auth id and token, and for India the DLT ids as
+//! `dlt_entity_id`, `dlt_template_id` and `dlt_template_category`), its
+//! status callbacks and their V3 signature.
 
 mod signature;
 
@@ -9,6 +10,7 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::dlt::Dlt;
 use super::retry::AttemptError;
 use super::vendor::{header, required, status_error, ReportFields, Vendor};
 use crate::config::{ConfigError, PlivoConfig, Secret};
@@ -20,6 +22,7 @@ pub struct Plivo {
     auth_id: String,
     auth_token: Secret,
     src: String,
+    dlt: Option<Dlt>,
 }
 
 #[derive(Deserialize, Default)]
@@ -58,11 +61,17 @@ impl Vendor for Plivo {
             auth_id: config.auth_id.clone(),
             auth_token: config.auth_token.clone(),
             src: config.src.clone(),
+            dlt: None,
         }
     }
 
     fn set_sender(config: &mut PlivoConfig, sender: &str) {
         config.src = sender.to_owned();
+    }
+
+    fn set_dlt(&mut self, dlt: &Dlt) -> bool {
+        self.dlt = Some(dlt.clone());
+        true
     }
 
     fn report_key(config: &PlivoConfig) -> Option<(&'static str, &Secret)> {
@@ -85,6 +94,13 @@ impl Vendor for Plivo {
         if let Some(url) = callback {
             body["url"] = json!(url);
             body["method"] = json!("POST");
+        }
+        if let Some(dlt) = &self.dlt {
+            body["dlt_entity_id"] = json!(dlt.entity_id());
+            body["dlt_template_id"] = json!(dlt.template_id());
+            if let Some(category) = dlt.category() {
+                body["dlt_template_category"] = json!(category.as_str());
+            }
         }
         http.post(&self.endpoint)
             .basic_auth(&self.auth_id, Some(self.auth_token.expose()))
