@@ -26,4 +26,4 @@ pub use failover::Failover;
 pub use inbox::{Inbox, InboxMessage};
 pub use retry::{AttemptError, RetryPolicy};
 pub use routing::Routes;
-pub use vendor::{ReportFields, Vendor, VendorSender};
+pub use vendor::{ReportFields, ReportKey, Vendor, VendorSender};

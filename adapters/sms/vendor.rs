@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use super::dlt::Dlt;
 use super::retry::{send_with_retries, AttemptError, RetryPolicy};
 use crate::adapters::metrics::Metrics;
-use crate::config::{ConfigError, Secret};
+use crate::config::{ConfigError, Secret, VonageSignatureMethod};
 use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
 use crate::ports::{Cause, SmsError, SmsSender};
 
@@ -66,9 +66,9 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
         None
     }
 
-    /// The secret its delivery reports are signed with, and its setting;
-    /// `None` for a vendor whose reports otpd doesn't take.
-    fn report_key(settings: &Self::Settings) -> Option<(&'static str, &Secret)>;
+    /// What its delivery reports are checked with, and the setting of its
+    /// secret; `None` for a vendor whose reports otpd doesn't take.
+    fn report_key(settings: &Self::Settings) -> Option<(&'static str, ReportKey)>;
 
     /// The request that sends `text` to `to`, asking for delivery reports
     /// at `callback` when given; `local_id` is otpd's own name for it.
@@ -97,9 +97,28 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
     /// The state a report's status names; `None` for one not tracked.
     fn delivery_state(status: &str) -> Option<DeliveryState>;
 
-    /// Whether a report with these form `params` and `headers`, posted to
-    /// `url`, was signed with `key`.
-    fn report_signed(key: &str, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool;
+    /// Whether a report with these `params` and `headers`, sent to `url`,
+    /// was signed with `key`.
+    fn report_signed(key: &ReportKey, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool;
+}
+
+/// What a vendor's reports are checked with: the secret (or public key)
+/// they are signed with, and how, for a vendor whose accounts choose how
+/// they sign (Vonage's signature method; the other vendors sign one way and
+/// ignore it).
+#[derive(Debug, Clone)]
+pub struct ReportKey {
+    pub secret: Secret,
+    pub method: VonageSignatureMethod,
+}
+
+impl ReportKey {
+    pub fn new(secret: &Secret) -> Self {
+        Self {
+            secret: secret.clone(),
+            method: VonageSignatureMethod::default(),
+        }
+    }
 }
 
 /// The form fields of a delivery report.

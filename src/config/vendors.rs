@@ -53,9 +53,25 @@ pub struct VonageConfig {
     pub api_secret: Secret,
     /// The sender: a number or an alphanumeric sender id.
     pub from: String,
-    /// Checks the delivery receipts (HMAC-SHA256 signed webhooks).
+    /// Checks the delivery receipts (signed webhooks).
     pub signature_secret: Secret,
+    /// How the account signs them, as chosen in Vonage's dashboard; only
+    /// receipts signed this way are taken.
+    pub signature_method: VonageSignatureMethod,
     pub base_url: String,
+}
+
+/// The signature methods Vonage's dashboard offers, named as its SDKs name
+/// them: an MD5 hash of the parameters and the secret, or an HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VonageSignatureMethod {
+    Md5hash,
+    Md5,
+    Sha1,
+    #[default]
+    Sha256,
+    Sha512,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +146,7 @@ impl Default for VonageConfig {
             api_secret: Secret::default(),
             from: String::new(),
             signature_secret: Secret::default(),
+            signature_method: VonageSignatureMethod::default(),
             base_url: "https://rest.nexmo.com".into(),
         }
     }

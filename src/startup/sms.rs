@@ -15,8 +15,10 @@ use crate::adapters::sms::sns::Sns;
 use crate::adapters::sms::telnyx::Telnyx;
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::vonage::Vonage;
-use crate::adapters::sms::{ConsoleOut, ConsoleSender, Dlt, Failover, Inbox, RetryPolicy, Vendor, VendorSender};
-use crate::config::{Config, ConfigError, Secret, SmsConfig, SmsProvider};
+use crate::adapters::sms::{
+    ConsoleOut, ConsoleSender, Dlt, Failover, Inbox, ReportKey, RetryPolicy, Vendor, VendorSender,
+};
+use crate::config::{Config, ConfigError, SmsConfig, SmsProvider};
 use crate::ports::SmsSender;
 
 /// The vendors, by the setting that names them: the one list of them.
@@ -55,7 +57,7 @@ pub(super) trait Chosen {
     ///
     /// # Errors
     /// Reports are asked for (`public_url`) and it has no key.
-    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, Secret)>, ConfigError>;
+    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, ReportKey)>, ConfigError>;
 }
 
 /// A vendor's sender, and whether its requests carry the DLT ids it was
@@ -110,12 +112,12 @@ impl<V: Vendor> Chosen for With<'_, V> {
         })
     }
 
-    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, Secret)>, ConfigError> {
+    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, ReportKey)>, ConfigError> {
         let Some((setting, key)) = V::report_key(self.0) else {
             return Ok(None);
         };
-        if !key.is_empty() {
-            return Ok(Some((V::NAME, key.clone())));
+        if !key.secret.is_empty() {
+            return Ok(Some((V::NAME, key)));
         }
         if public_url.is_some() {
             return Err(ConfigError::new(

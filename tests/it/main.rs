@@ -26,4 +26,5 @@ mod store_contract;
 mod twilio_verify;
 mod vendors_more;
 mod verifications;
+mod vonage_receipts;
 mod webhooks;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use self::template::{JsonTemplate, Template, Values};
 use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, HttpAuth, HttpBodyFormat, HttpVendorConfig, Secret};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -228,7 +228,7 @@ impl Vendor for HttpVendor {
         parse(config).ok()?.setting_naming("dlt")
     }
 
-    fn report_key(_: &HttpVendorConfig) -> Option<(&'static str, &Secret)> {
+    fn report_key(_: &HttpVendorConfig) -> Option<(&'static str, ReportKey)> {
         None
     }
 
@@ -293,7 +293,7 @@ impl Vendor for HttpVendor {
         None
     }
 
-    fn report_signed(_: &str, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
+    fn report_signed(_: &ReportKey, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
         false
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, InfobipConfig, Secret};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -102,7 +102,7 @@ impl Vendor for Infobip {
         true
     }
 
-    fn report_key(_: &InfobipConfig) -> Option<(&'static str, &Secret)> {
+    fn report_key(_: &InfobipConfig) -> Option<(&'static str, ReportKey)> {
         None
     }
 
@@ -169,7 +169,7 @@ impl Vendor for Infobip {
         None
     }
 
-    fn report_signed(_: &str, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
+    fn report_signed(_: &ReportKey, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
         false
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{header, required, status_error, ReportFields, Vendor};
+use super::vendor::{header, required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, PlivoConfig, Secret};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -74,8 +74,8 @@ impl Vendor for Plivo {
         true
     }
 
-    fn report_key(config: &PlivoConfig) -> Option<(&'static str, &Secret)> {
-        Some(("sms.plivo.auth_token", &config.auth_token))
+    fn report_key(config: &PlivoConfig) -> Option<(&'static str, ReportKey)> {
+        Some(("sms.plivo.auth_token", ReportKey::new(&config.auth_token)))
     }
 
     fn request(
@@ -134,11 +134,11 @@ impl Vendor for Plivo {
         })
     }
 
-    fn report_signed(key: &str, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
+    fn report_signed(key: &ReportKey, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
         let signed = signature::Headers {
             v3: header(headers, "x-plivo-signature-v3"),
             v3_nonce: header(headers, "x-plivo-signature-v3-nonce"),
         };
-        signature::verified(key, url, params, signed)
+        signature::verified(key.secret.expose(), url, params, signed)
     }
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, SnsConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -177,7 +177,7 @@ impl Vendor for Sns {
         true
     }
 
-    fn report_key(_: &SnsConfig) -> Option<(&'static str, &Secret)> {
+    fn report_key(_: &SnsConfig) -> Option<(&'static str, ReportKey)> {
         None
     }
 
@@ -236,7 +236,7 @@ impl Vendor for Sns {
         None
     }
 
-    fn report_signed(_: &str, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
+    fn report_signed(_: &ReportKey, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
         false
     }
 }

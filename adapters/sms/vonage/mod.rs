@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, VonageConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -88,8 +88,12 @@ impl Vendor for Vonage {
         true
     }
 
-    fn report_key(config: &VonageConfig) -> Option<(&'static str, &Secret)> {
-        Some(("sms.vonage.signature_secret", &config.signature_secret))
+    fn report_key(config: &VonageConfig) -> Option<(&'static str, ReportKey)> {
+        let key = ReportKey {
+            method: config.signature_method,
+            ..ReportKey::new(&config.signature_secret)
+        };
+        Some(("sms.vonage.signature_secret", key))
     }
 
     fn request(
@@ -164,7 +168,12 @@ impl Vendor for Vonage {
         })
     }
 
-    fn report_signed(key: &str, _url: &str, params: &[(String, String)], _headers: &HeaderMap) -> bool {
-        signature::verified(key, params, super::signing::unix_now())
+    fn report_signed(key: &ReportKey, _url: &str, params: &[(String, String)], _headers: &HeaderMap) -> bool {
+        signature::verified(
+            key.method,
+            key.secret.expose(),
+            params,
+            super::signing::unix_now(),
+        )
     }
 }
