@@ -4,6 +4,7 @@
 //! pick a chain by the destination.
 
 mod console;
+mod dlt;
 mod failover;
 pub mod http;
 mod inbox;
@@ -20,8 +21,9 @@ mod vendor;
 pub mod vonage;
 
 pub use console::{ConsoleOut, ConsoleSender};
+pub use dlt::{Dlt, DltCategory, DltError, DltField};
 pub use failover::Failover;
 pub use inbox::{Inbox, InboxMessage};
 pub use retry::{AttemptError, RetryPolicy};
 pub use routing::Routes;
-pub use vendor::{ReportFields, Vendor, VendorSender};
+pub use vendor::{ReportFields, ReportKey, Vendor, VendorSender};

@@ -10,9 +10,10 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
+use super::dlt::Dlt;
 use super::retry::{send_with_retries, AttemptError, RetryPolicy};
 use crate::adapters::metrics::Metrics;
-use crate::config::{ConfigError, Secret};
+use crate::config::{ConfigError, Secret, VonageSignatureMethod};
 use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
 use crate::ports::{Cause, SmsError, SmsSender};
 
@@ -52,9 +53,22 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
     /// country): a number, a short code or an alphanumeric sender id.
     fn set_sender(settings: &mut Self::Settings, sender: &str);
 
-    /// The secret its delivery reports are signed with, and its setting;
-    /// `None` for a vendor whose reports otpd doesn't take.
-    fn report_key(settings: &Self::Settings) -> Option<(&'static str, &Secret)>;
+    /// Keeps a route's DLT ids for its requests, and says whether they will
+    /// carry them: `false` (the default) for a vendor whose API has no
+    /// place for them.
+    fn set_dlt(&mut self, _dlt: &Dlt) -> bool {
+        false
+    }
+
+    /// The setting that makes every request of this vendor need DLT ids
+    /// (the generic vendor's templates may name them), if one does.
+    fn wants_dlt(_settings: &Self::Settings) -> Option<&'static str> {
+        None
+    }
+
+    /// What its delivery reports are checked with, and the setting of its
+    /// secret; `None` for a vendor whose reports otpd doesn't take.
+    fn report_key(settings: &Self::Settings) -> Option<(&'static str, ReportKey)>;
 
     /// The request that sends `text` to `to`, asking for delivery reports
     /// at `callback` when given; `local_id` is otpd's own name for it.
@@ -83,9 +97,28 @@ pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
     /// The state a report's status names; `None` for one not tracked.
     fn delivery_state(status: &str) -> Option<DeliveryState>;
 
-    /// Whether a report with these form `params` and `headers`, posted to
-    /// `url`, was signed with `key`.
-    fn report_signed(key: &str, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool;
+    /// Whether a report with these `params` and `headers`, sent to `url`,
+    /// was signed with `key`.
+    fn report_signed(key: &ReportKey, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool;
+}
+
+/// What a vendor's reports are checked with: the secret (or public key)
+/// they are signed with, and how, for a vendor whose accounts choose how
+/// they sign (Vonage's signature method; the other vendors sign one way and
+/// ignore it).
+#[derive(Debug, Clone)]
+pub struct ReportKey {
+    pub secret: Secret,
+    pub method: VonageSignatureMethod,
+}
+
+impl ReportKey {
+    pub fn new(secret: &Secret) -> Self {
+        Self {
+            secret: secret.clone(),
+            method: VonageSignatureMethod::default(),
+        }
+    }
 }
 
 /// The form fields of a delivery report.
@@ -121,6 +154,11 @@ impl<V: Vendor> VendorSender<V> {
             policy,
             metrics,
         }
+    }
+
+    /// Gives the vendor a route's DLT ids; whether its requests carry them.
+    pub fn set_dlt(&mut self, dlt: &Dlt) -> bool {
+        self.vendor.set_dlt(dlt)
     }
 
     async fn attempt(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<String, AttemptError> {

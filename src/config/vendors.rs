@@ -26,6 +26,24 @@ pub struct RouteConfig {
     /// a short code, or an alphanumeric sender id of at most 11 characters.
     #[serde(deserialize_with = "string_map")]
     pub senders: BTreeMap<String, String>,
+    /// India's DLT ids, sent by each vendor of the route whose API takes
+    /// them. They are the business's and its registered template's, not a
+    /// vendor's, so one set serves the whole chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlt: Option<DltConfig>,
+}
+
+/// A route's DLT ids: the principal entity id and the content template id
+/// TRAI's DLT platform gave, and the template's category (Plivo alone takes
+/// it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DltConfig {
+    pub entity_id: String,
+    pub template_id: String,
+    /// `transactional`, `promotional`, `service_implicit` or
+    /// `service_explicit`; empty: none sent.
+    pub template_category: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,9 +53,25 @@ pub struct VonageConfig {
     pub api_secret: Secret,
     /// The sender: a number or an alphanumeric sender id.
     pub from: String,
-    /// Checks the delivery receipts (HMAC-SHA256 signed webhooks).
+    /// Checks the delivery receipts (signed webhooks).
     pub signature_secret: Secret,
+    /// How the account signs them, as chosen in Vonage's dashboard; only
+    /// receipts signed this way are taken.
+    pub signature_method: VonageSignatureMethod,
     pub base_url: String,
+}
+
+/// The signature methods Vonage's dashboard offers, named as its SDKs name
+/// them: an MD5 hash of the parameters and the secret, or an HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VonageSignatureMethod {
+    Md5hash,
+    Md5,
+    Sha1,
+    #[default]
+    Sha256,
+    Sha512,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +146,7 @@ impl Default for VonageConfig {
             api_secret: Secret::default(),
             from: String::new(),
             signature_secret: Secret::default(),
+            signature_method: VonageSignatureMethod::default(),
             base_url: "https://rest.nexmo.com".into(),
         }
     }

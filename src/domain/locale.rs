@@ -70,57 +70,158 @@ impl fmt::Display for Locale {
     }
 }
 
+/// A built-in template's text by the number of minutes it will show. Most
+/// languages here don't inflect the noun after a number, or use an
+/// abbreviation that doesn't change (`min.`, `хв.`); German, Italian and
+/// Dutch have one form for 1 and one for the rest; Arabic has four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forms {
+    /// The same text for every count.
+    Any(&'static str),
+    /// CLDR's `one` (1) and `other`.
+    OneOther { one: &'static str, other: &'static str },
+    /// CLDR's Arabic categories: `one` (1, written out: a bare "1 دقيقة"
+    /// reads wrong), `two` (2, the dual, written out likewise), `few` (the
+    /// last two digits 3 to 10: the plural دقائق) and the rest, `many` and
+    /// `other` alike (the singular دقيقة after 11 to 99, 100, ...).
+    Arabic {
+        one: &'static str,
+        two: &'static str,
+        few: &'static str,
+        other: &'static str,
+    },
+}
+
+impl Forms {
+    /// The text for a message that says `minutes`.
+    pub fn text(self, minutes: u64) -> &'static str {
+        match self {
+            Self::Any(text) => text,
+            Self::OneOther { one, other } => {
+                if minutes == 1 {
+                    one
+                } else {
+                    other
+                }
+            }
+            Self::Arabic { one, two, few, other } => match (minutes, minutes % 100) {
+                (1, _) => one,
+                (2, _) => two,
+                (_, 3..=10) => few,
+                _ => other,
+            },
+        }
+    }
+}
+
 /// The built-in templates, by locale; English is `sms.template` itself.
-/// Each fits one segment with a 16-character app name and a 2-digit
-/// minute count (a test renders every one).
-pub const BUILT_IN: &[(&str, &str)] = &[
-    ("es", "{app}: tu código es {code}. Caduca en {minutes} min."),
-    ("pt", "{app}: seu código é {code}. Expira em {minutes} min."),
+/// Each fits one segment with a 16-character app name and any minute count
+/// up to a day's (a test renders every one). Right-to-left ones begin with
+/// a word of their script, so phones lay the line out right to left.
+pub const BUILT_IN: &[(&str, Forms)] = &[
+    (
+        "es",
+        Forms::Any("{app}: tu código es {code}. Caduca en {minutes} min."),
+    ),
+    (
+        "pt",
+        Forms::Any("{app}: seu código é {code}. Expira em {minutes} min."),
+    ),
     (
         "fr",
-        "{app} : votre code est {code}. Il expire dans {minutes} min.",
+        Forms::Any("{app} : votre code est {code}. Il expire dans {minutes} min."),
     ),
     (
         "de",
-        "{app}: Ihr Code lautet {code}. Er ist {minutes} Minuten gültig.",
+        Forms::OneOther {
+            one: "{app}: Ihr Code lautet {code}. Er ist {minutes} Minute gültig.",
+            other: "{app}: Ihr Code lautet {code}. Er ist {minutes} Minuten gültig.",
+        },
     ),
-    ("it", "{app}: il tuo codice è {code}. Scade tra {minutes} minuti."),
+    (
+        "it",
+        Forms::OneOther {
+            one: "{app}: il tuo codice è {code}. Scade tra {minutes} minuto.",
+            other: "{app}: il tuo codice è {code}. Scade tra {minutes} minuti.",
+        },
+    ),
     (
         "nl",
-        "{app}: je code is {code}. Deze is {minutes} minuten geldig.",
+        Forms::OneOther {
+            one: "{app}: je verificatiecode is {code}. Deze code is {minutes} minuut geldig.",
+            other: "{app}: je verificatiecode is {code}. Deze code is {minutes} minuten geldig.",
+        },
     ),
-    ("ru", "{app}: ваш код {code}. Действует {minutes} мин."),
-    ("uk", "{app}: ваш код {code}. Дійсний {minutes} хв."),
-    ("pl", "{app}: Twój kod to {code}. Ważny przez {minutes} min."),
+    (
+        "ru",
+        Forms::Any("{app}: ваш код {code}. Действует {minutes} мин."),
+    ),
+    ("uk", Forms::Any("{app}: ваш код {code}. Дійсний {minutes} хв.")),
+    (
+        "pl",
+        Forms::Any("{app}: Twój kod to {code}. Ważny przez {minutes} min."),
+    ),
     (
         "tr",
-        "{app} doğrulama kodunuz: {code}. {minutes} dakika geçerlidir.",
+        Forms::Any("{app} doğrulama kodunuz: {code}. {minutes} dakika geçerlidir."),
     ),
-    ("ar", "{app}: رمز التحقق هو {code}. صالح لمدة {minutes} دقائق."),
-    ("hi", "{app}: आपका कोड {code} है। यह {minutes} मिनट तक मान्य है।"),
-    ("bn", "{app}: আপনার কোড {code}। {minutes} মিনিট পর্যন্ত বৈধ।"),
+    (
+        "ar",
+        Forms::Arabic {
+            one: "رمز التحقق من {app} هو {code}. صالح لمدة دقيقة واحدة.",
+            two: "رمز التحقق من {app} هو {code}. صالح لمدة دقيقتين.",
+            few: "رمز التحقق من {app} هو {code}. صالح لمدة {minutes} دقائق.",
+            other: "رمز التحقق من {app} هو {code}. صالح لمدة {minutes} دقيقة.",
+        },
+    ),
+    (
+        "hi",
+        Forms::Any("{app}: आपका कोड {code} है। यह {minutes} मिनट के लिए मान्य है।"),
+    ),
+    (
+        "bn",
+        Forms::Any("{app}: আপনার কোড {code}। কোডটি {minutes} মিনিটের জন্য বৈধ।"),
+    ),
     (
         "id",
-        "{app}: kode verifikasi Anda {code}. Berlaku {minutes} menit.",
+        Forms::Any("{app}: kode verifikasi Anda {code}. Berlaku selama {minutes} menit."),
     ),
     (
         "ms",
-        "{app}: kod pengesahan anda ialah {code}. Sah selama {minutes} minit.",
+        Forms::Any("{app}: kod pengesahan anda ialah {code}. Sah selama {minutes} minit."),
     ),
-    ("vi", "{app}: mã của bạn là {code}. Hết hạn sau {minutes} phút."),
-    ("th", "{app}: รหัสของคุณคือ {code} ใช้ได้ {minutes} นาที"),
-    ("ja", "{app}の認証コードは{code}です。有効期限は{minutes}分です。"),
+    (
+        "vi",
+        Forms::Any("{app}: mã của bạn là {code}. Hết hạn sau {minutes} phút."),
+    ),
+    (
+        "th",
+        Forms::Any("{app}: รหัสยืนยันของคุณคือ {code} ใช้ได้ภายใน {minutes} นาที"),
+    ),
+    (
+        "ja",
+        Forms::Any("{app}の認証コードは{code}です。有効期限は{minutes}分です。"),
+    ),
     (
         "ko",
-        "[{app}] 인증번호는 {code}입니다. {minutes}분 안에 입력해 주세요.",
+        Forms::Any("[{app}] 인증번호는 {code}입니다. {minutes}분 안에 입력해 주세요."),
     ),
-    ("zh-Hans", "您的{app}验证码是{code}，{minutes}分钟内有效。"),
-    ("zh-Hant", "您的{app}驗證碼是{code}，{minutes}分鐘內有效。"),
+    (
+        "zh-Hans",
+        Forms::Any("您的{app}验证码是{code}，{minutes}分钟内有效。"),
+    ),
+    (
+        "zh-Hant",
+        Forms::Any("您的{app}驗證碼是{code}，{minutes}分鐘內有效。"),
+    ),
     (
         "sw",
-        "{app}: msimbo wako ni {code}. Unaisha baada ya dakika {minutes}.",
+        Forms::Any("{app}: msimbo wako wa uthibitishaji ni {code}. Ni halali kwa dakika {minutes}."),
     ),
-    ("fa", "{app}: کد تأیید شما {code} است. اعتبار: {minutes} دقیقه"),
+    (
+        "fa",
+        Forms::Any("کد تأیید {app}: {code}. این کد تا {minutes} دقیقه معتبر است."),
+    ),
 ];
 
 /// The language each country reads by default, where one language clearly
@@ -230,6 +331,24 @@ mod tests {
             assert_eq!(Locale::parse(bad), Err(LocaleError), "{bad}");
         }
         assert_eq!(Locale::parse("pt-BR").unwrap().language().as_str(), "pt");
+    }
+
+    #[test]
+    fn plural_forms_follow_the_minute_count() {
+        let de = BUILT_IN.iter().find(|(l, _)| *l == "de").unwrap().1;
+        assert!(de.text(1).contains("{minutes} Minute gültig"));
+        for n in [2, 3, 10, 60] {
+            assert!(de.text(n).contains("{minutes} Minuten gültig"), "{n}");
+        }
+        let ar = BUILT_IN.iter().find(|(l, _)| *l == "ar").unwrap().1;
+        assert!(ar.text(1).ends_with("لمدة دقيقة واحدة."));
+        assert!(ar.text(2).ends_with("لمدة دقيقتين."));
+        for n in [3, 5, 10, 103, 110] {
+            assert!(ar.text(n).ends_with("{minutes} دقائق."), "{n}");
+        }
+        for n in [11, 15, 99, 100, 101, 102, 111, 1440] {
+            assert!(ar.text(n).ends_with("{minutes} دقيقة."), "{n}");
+        }
     }
 
     #[test]

@@ -154,7 +154,7 @@ impl MessageTemplate {
     }
 
     fn render_body(&self, code: &Code, ttl: Duration) -> String {
-        let minutes = ttl.as_secs().div_ceil(60).max(1).to_string();
+        let minutes = minutes_shown(ttl).to_string();
         let mut text = String::new();
         for part in &self.parts {
             text.push_str(match part {
@@ -166,6 +166,12 @@ impl MessageTemplate {
         }
         text
     }
+}
+
+/// The `{minutes}` a message shows for a code that lives `ttl`: rounded up,
+/// so it never promises less time than the code has.
+pub fn minutes_shown(ttl: Duration) -> u64 {
+    ttl.as_secs().div_ceil(60).max(1)
 }
 
 /// A rendered message. It holds a code, so `Debug` never shows it.

@@ -26,8 +26,8 @@ pub use idempotency::{Claim, Idempotency, IdempotencyKey, IdempotencyKeyError};
 pub use limits::{
     Admitted, Bucket, ClientNet, ClientPrefixes, Issued, PrefixError, Quota, SendLimits, Taken,
 };
-pub use locale::{Locale, LocaleError, Templates, BUILT_IN as BUILT_IN_TEMPLATES, COUNTRY_LOCALES};
-pub use message::{Autofill, MessageTemplate, SmsText, TemplateError};
+pub use locale::{Forms, Locale, LocaleError, Templates, BUILT_IN as BUILT_IN_TEMPLATES, COUNTRY_LOCALES};
+pub use message::{minutes_shown, Autofill, MessageTemplate, SmsText, TemplateError};
 pub use otp::{OtpPolicy, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{NumberKind, Phone, PhoneError};
 pub use sealed_id::IdSeal;

@@ -11,15 +11,18 @@ use std::time::Duration;
 
 use super::wiring::autofill;
 use crate::config::{Config, ConfigError};
-use crate::domain::{Locale, MessageTemplate, Templates, BUILT_IN_TEMPLATES, COUNTRY_LOCALES};
+use crate::domain::{minutes_shown, Locale, MessageTemplate, Templates, BUILT_IN_TEMPLATES, COUNTRY_LOCALES};
 
 pub(super) fn build_templates(config: &Config, ttl: Duration) -> Result<Templates, ConfigError> {
     let sms = &config.sms;
     // Locale -> (text, whether it is built in).
     let mut texts: BTreeMap<Locale, (&str, bool)> = BTreeMap::new();
-    for (locale, text) in BUILT_IN_TEMPLATES {
+    // The code's lifetime is one for the process, so each built-in template
+    // is picked in the form its minute count takes.
+    let minutes = minutes_shown(ttl);
+    for (locale, forms) in BUILT_IN_TEMPLATES {
         let locale = Locale::parse(locale).unwrap_or_else(|_| unreachable!("built-in locales are canonical"));
-        texts.insert(locale, (text, true));
+        texts.insert(locale, (forms.text(minutes), true));
     }
     for (key, text) in &sms.templates {
         let locale = Locale::parse(key).map_err(|e| ConfigError::new(format!("sms.templates.{key}"), e))?;

@@ -1,12 +1,12 @@
 //! `sms.routes`: checked at start (each country and prefix claimed once,
-//! known vendors with their credentials, senders a network will carry) and
-//! built into one [`Routes`] sender.
+//! known vendors with their credentials, senders a network will carry, DLT
+//! ids as DLT issues them) and built into one [`Routes`] sender.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::sms::{vendor, Shared};
-use crate::adapters::sms::{Failover, Routes};
+use crate::adapters::sms::{Dlt, Failover, Routes};
 use crate::config::{ConfigError, RouteConfig, SmsConfig};
 use crate::ports::SmsSender;
 
@@ -101,10 +101,27 @@ fn chain(
         }
         check_sender(sender).map_err(|reason| ConfigError::new(setting, reason))?;
     }
+    let dlt = route
+        .dlt
+        .as_ref()
+        .map(|d| Dlt::new(&d.entity_id, &d.template_id, &d.template_category))
+        .transpose()
+        .map_err(|e| ConfigError::new(key(&format!("dlt.{}", e.field().name())), e))?;
     let mut senders = Vec::new();
     for (name, vendor) in &vendors {
         let sender = route.senders.get(*name).map(String::as_str);
-        senders.push(vendor.sender(shared, sender)?);
+        let built = vendor.sender(shared, sender, dlt.as_ref())?;
+        if dlt.is_some() && !built.carries_dlt {
+            // Some vendors take the ids at registration instead (Twilio,
+            // Telnyx, Sinch): a chain may still use them.
+            tracing::warn!(
+                setting = %key("dlt"),
+                vendor = *name,
+                "this vendor's requests carry no DLT ids; register the template with it, \
+                 or India's networks may drop its messages"
+            );
+        }
+        senders.push(built.sender);
     }
     let last = senders
         .pop()

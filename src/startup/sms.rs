@@ -15,8 +15,10 @@ use crate::adapters::sms::sns::Sns;
 use crate::adapters::sms::telnyx::Telnyx;
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::vonage::Vonage;
-use crate::adapters::sms::{ConsoleOut, ConsoleSender, Failover, Inbox, RetryPolicy, Vendor, VendorSender};
-use crate::config::{Config, ConfigError, Secret, SmsConfig, SmsProvider};
+use crate::adapters::sms::{
+    ConsoleOut, ConsoleSender, Dlt, Failover, Inbox, ReportKey, RetryPolicy, Vendor, VendorSender,
+};
+use crate::config::{Config, ConfigError, SmsConfig, SmsProvider};
 use crate::ports::SmsSender;
 
 /// The vendors, by the setting that names them: the one list of them.
@@ -44,14 +46,25 @@ pub(super) trait Chosen {
     /// Its name, as in `sms.<name>`.
     fn name(&self) -> &'static str;
 
-    /// Its sender, with `sender` instead of its settings' own when given.
-    fn sender(&self, shared: &Shared, sender: Option<&str>) -> Result<Arc<dyn SmsSender>, ConfigError>;
+    /// Its sender, with `sender` instead of its settings' own when given,
+    /// and a route's DLT ids.
+    ///
+    /// # Errors
+    /// A missing setting, or settings that need DLT ids where none are given.
+    fn sender(&self, shared: &Shared, sender: Option<&str>, dlt: Option<&Dlt>) -> Result<Built, ConfigError>;
 
     /// Its name and the key its reports are signed with, when it has one.
     ///
     /// # Errors
     /// Reports are asked for (`public_url`) and it has no key.
-    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, Secret)>, ConfigError>;
+    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, ReportKey)>, ConfigError>;
+}
+
+/// A vendor's sender, and whether its requests carry the DLT ids it was
+/// given (its API may have no place for them).
+pub(super) struct Built {
+    pub sender: Arc<dyn SmsSender>,
+    pub carries_dlt: bool,
 }
 
 /// What every vendor's sender is built with.
@@ -69,8 +82,15 @@ impl<V: Vendor> Chosen for With<'_, V> {
         V::NAME
     }
 
-    fn sender(&self, shared: &Shared, sender: Option<&str>) -> Result<Arc<dyn SmsSender>, ConfigError> {
+    fn sender(&self, shared: &Shared, sender: Option<&str>, dlt: Option<&Dlt>) -> Result<Built, ConfigError> {
         V::check(self.0)?;
+        if let (None, Some(setting)) = (dlt, V::wants_dlt(self.0)) {
+            return Err(ConfigError::new(
+                setting,
+                "names {dlt_entity_id} or {dlt_template_id}, which only a route's `dlt` gives: \
+                 use this vendor only in routes that set it",
+            ));
+        }
         let mut settings = self.0.clone();
         if let Some(sender) = sender {
             V::set_sender(&mut settings, sender);
@@ -78,21 +98,26 @@ impl<V: Vendor> Chosen for With<'_, V> {
         let callback = V::report_key(self.0)
             .and(shared.public_url)
             .map(|base| report_url(base, V::NAME));
-        Ok(Arc::new(VendorSender::<V>::new(
+        let mut vendor = VendorSender::<V>::new(
             &settings,
             shared.http.clone(),
             shared.policy,
             callback,
             Arc::clone(shared.metrics),
-        )))
+        );
+        let carries_dlt = dlt.is_some_and(|dlt| vendor.set_dlt(dlt));
+        Ok(Built {
+            sender: Arc::new(vendor),
+            carries_dlt,
+        })
     }
 
-    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, Secret)>, ConfigError> {
+    fn report_key(&self, public_url: Option<&str>) -> Result<Option<(&'static str, ReportKey)>, ConfigError> {
         let Some((setting, key)) = V::report_key(self.0) else {
             return Ok(None);
         };
-        if !key.is_empty() {
-            return Ok(Some((V::NAME, key.clone())));
+        if !key.secret.is_empty() {
+            return Ok(Some((V::NAME, key)));
         }
         if public_url.is_some() {
             return Err(ConfigError::new(
@@ -135,7 +160,7 @@ pub(super) fn build_sms(
     let mut console = Some(console);
     let mut build = |kind: SmsProvider| -> Result<Arc<dyn SmsSender>, ConfigError> {
         match vendor(kind, sms) {
-            Some(vendor) => vendor.sender(&shared, None),
+            Some(vendor) => Ok(vendor.sender(&shared, None, None)?.sender),
             None => Ok(Arc::new(
                 ConsoleSender::new(console.take().unwrap_or(ConsoleOut::Stdout)).with_inbox(inbox.clone()),
             )),

@@ -134,15 +134,44 @@ async fn an_operator_template_that_does_not_fit_stops_the_start_naming_the_local
 fn every_built_in_template_fits_one_segment_with_a_long_app_name() {
     assert!(BUILT_IN_TEMPLATES.len() + 1 >= 20, "English and at least 19 more");
     let app = "Acme Bank Online"; // 16 characters
-    let ttl = Duration::from_secs(99 * 60); // two-digit minutes
-    for (locale, text) in BUILT_IN_TEMPLATES {
-        let template = MessageTemplate::parse(text, app, Autofill::default()).unwrap();
-        assert_eq!(template.check_single_segment(ttl), Ok(()), "{locale}");
-        let rendered = template.render(&Code::parse("123456").unwrap(), ttl);
-        assert!(
-            rendered.as_str().contains("123456") && rendered.as_str().contains(app),
-            "{locale}"
-        );
-        assert!(rendered.as_str().contains("99"), "{locale}");
+                                  // Every minute count a code may live (1 to 1440), each in its form.
+    for minutes in 1..=24 * 60 {
+        let ttl = Duration::from_secs(minutes * 60);
+        for (locale, forms) in BUILT_IN_TEMPLATES {
+            let template = MessageTemplate::parse(forms.text(minutes), app, Autofill::default()).unwrap();
+            assert_eq!(
+                template.check_single_segment(ttl),
+                Ok(()),
+                "{locale}, {minutes} min"
+            );
+            let rendered = template.render(&Code::parse("123456").unwrap(), ttl);
+            assert!(
+                rendered.as_str().contains("123456") && rendered.as_str().contains(app),
+                "{locale}"
+            );
+            // One and two minutes are written out in Arabic.
+            if !(*locale == "ar" && minutes <= 2) {
+                assert!(
+                    rendered.as_str().contains(&minutes.to_string()),
+                    "{locale}, {minutes} min"
+                );
+            }
+        }
     }
+}
+
+#[tokio::test]
+async fn a_built_in_template_takes_the_form_of_its_minute_count() {
+    let sent = |ttl_secs: u64, locale: &'static str| async move {
+        let mut config = memory_config();
+        config.otp.ttl_secs = ttl_secs;
+        let app = spawn_app(config).await;
+        sent_text(&app, US, Some(locale)).await
+    };
+    assert!(sent(60, "de").await.ends_with("Er ist 1 Minute gültig."));
+    assert!(sent(120, "de").await.ends_with("Er ist 2 Minuten gültig."));
+    assert!(sent(60, "ar").await.ends_with("صالح لمدة دقيقة واحدة."));
+    assert!(sent(120, "ar").await.ends_with("صالح لمدة دقيقتين."));
+    assert!(sent(180, "ar").await.ends_with("صالح لمدة 3 دقائق."));
+    assert!(sent(15 * 60, "ar").await.ends_with("صالح لمدة 15 دقيقة."));
 }

@@ -32,6 +32,7 @@ fn route(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        dlt: None,
     }
 }
 

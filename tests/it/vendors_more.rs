@@ -300,14 +300,14 @@ async fn a_generic_vendor_missing_settings_stops_the_start() {
 
 // Vonage: SMS API, form-encoded, key and secret in the body, 200 always.
 
-fn with_vonage(config: &mut Config, server: &MockServer) {
+pub(crate) fn with_vonage(config: &mut Config, server: &MockServer) {
     config.sms.vonage.api_key = "abcd1234".into();
     config.sms.vonage.api_secret = Secret::new("vonage-secret");
     config.sms.vonage.from = "Acme".into();
     config.sms.vonage.base_url = server.uri();
 }
 
-fn vonage_answer(status: &str, id: Option<&str>, error: Option<&str>) -> ResponseTemplate {
+pub(crate) fn vonage_answer(status: &str, id: Option<&str>, error: Option<&str>) -> ResponseTemplate {
     let mut message = json!({"to": "14155552671", "status": status});
     if let Some(id) = id {
         message["message-id"] = json!(id);
@@ -531,13 +531,13 @@ async fn sinch_retries_refuses_and_fails_over() {
 
 // Infobip: SMS v3, JSON, `App` key.
 
-fn with_infobip(config: &mut Config, server: &MockServer) {
+pub(crate) fn with_infobip(config: &mut Config, server: &MockServer) {
     config.sms.infobip.api_key = Secret::new("infobip-key");
     config.sms.infobip.sender = "Acme".into();
     config.sms.infobip.base_url = server.uri();
 }
 
-fn infobip_answer(id: &str, group: &str, name: &str) -> ResponseTemplate {
+pub(crate) fn infobip_answer(id: &str, group: &str, name: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "bulkId": "2034072219640523072",
         "messages": [{
@@ -639,7 +639,7 @@ fn no_vendor_secret_shows_in_debug() {
 
 // Amazon SNS: Publish, form-encoded, SigV4, XML answers.
 
-fn with_sns(config: &mut Config, server: &MockServer) {
+pub(crate) fn with_sns(config: &mut Config, server: &MockServer) {
     config.sms.sns.region = "eu-west-1".into();
     config.sms.sns.access_key_id = "AKIDEXAMPLE".into();
     config.sms.sns.secret_access_key = Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
@@ -647,7 +647,7 @@ fn with_sns(config: &mut Config, server: &MockServer) {
     config.sms.sns.endpoint = server.uri();
 }
 
-fn sns_published(id: &str) -> ResponseTemplate {
+pub(crate) fn sns_published(id: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_string(format!(
         "<PublishResponse xmlns=\"https://sns.amazonaws.com/doc/2010-03-31/\">\
          <PublishResult><MessageId>{id}</MessageId></PublishResult>\

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod legacy_form;
 pub mod raw_json;
+pub mod report_params;
 pub mod strict_string;
 pub mod twilio_auth;
 

@@ -1,36 +1,37 @@
 //! Delivery reports from Plivo, Twilio, Vonage and Telnyx. Plivo and Twilio
 //! sign with the account's auth token over the URL the vendor was given
 //! (`http.public_url` + path, whatever Host the request came with); Vonage
-//! signs the receipt's fields with the signature secret; Telnyx signs the
-//! raw body with its Ed25519 key. An unsigned or forged report is refused
-//! and nothing is recorded.
+//! signs the receipt's fields with the signature secret, by the method the
+//! account chose, and sends them as a query, a form or JSON; Telnyx signs
+//! the raw body with its Ed25519 key. An unsigned or forged report is
+//! refused and nothing is recorded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use poem::http::HeaderMap;
+use poem::http::{HeaderMap, Uri};
 use poem::web::Data;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::adapters::http::extract::raw_json::RawJson;
+use crate::adapters::http::extract::report_params::ReportParams;
 use crate::adapters::http::problem::{Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
 use crate::adapters::sms::plivo::Plivo;
 use crate::adapters::sms::telnyx::{self, Telnyx};
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::vonage::Vonage;
-use crate::adapters::sms::Vendor;
-use crate::config::Secret;
+use crate::adapters::sms::{ReportKey, Vendor};
 
 /// What the webhooks check signatures against.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookKeys {
     /// `http.public_url`, without a trailing slash.
     pub public_url: Option<String>,
-    /// The secret each vendor whose reports are taken signs them with, by
-    /// vendor name.
-    pub tokens: BTreeMap<&'static str, Secret>,
+    /// What each vendor whose reports are taken signs them with, by vendor
+    /// name.
+    pub tokens: BTreeMap<&'static str, ReportKey>,
 }
 
 /// Where `vendor` posts its reports, as it is told at each send and as it
@@ -57,7 +58,8 @@ pub enum WebhookResponse {
 
 #[derive(ApiResponse, Debug)]
 pub enum WebhookError {
-    /// The report lacks the message id or its status.
+    /// The report lacks the message id or its status, or doesn't read as
+    /// one (Vonage's: a parameter twice, or not UTF-8).
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// The signature is missing or wrong.
@@ -66,7 +68,7 @@ pub enum WebhookError {
     /// The body is over 16 KiB.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
-    /// The body is not form-encoded (JSON for Telnyx).
+    /// The body is not form-encoded (JSON for Telnyx; either for Vonage).
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
     /// The store did not answer; the vendor will retry.
@@ -78,13 +80,17 @@ fn forbidden(detail: &str) -> WebhookError {
     WebhookError::Forbidden(Json(Problem::new(ProblemCode::InvalidSignature, detail)))
 }
 
+fn bad_request(detail: String) -> WebhookError {
+    WebhookError::BadRequest(Json(Problem::new(ProblemCode::InvalidRequest, detail)))
+}
+
 fn not_configured() -> WebhookError {
     forbidden("delivery reports from this vendor are not configured here")
 }
 
 impl WebhookKeys {
     /// The URL the vendor signed, and its token; none when reports are off.
-    fn signing(&self, vendor: &str) -> Option<(String, &Secret)> {
+    fn signing(&self, vendor: &str) -> Option<(String, &ReportKey)> {
         let base = self.public_url.as_ref()?;
         Some((report_url(base, vendor), self.tokens.get(vendor)?))
     }
@@ -110,15 +116,13 @@ async fn take<V: Vendor>(
 ) -> Result<WebhookResponse, WebhookError> {
     let (url, token) = shared.webhook_keys.signing(V::NAME).ok_or_else(not_configured)?;
     let pairs: Vec<(String, String)> = params.clone().into_iter().collect();
-    if !V::report_signed(token.expose(), &url, &pairs, headers) {
+    if !V::report_signed(token, &url, &pairs, headers) {
         return Err(forbidden(&format!(
             "the {} signature is missing or wrong",
             V::TITLE
         )));
     }
     let fields = V::REPORT;
-    let bad_request =
-        |detail: String| WebhookError::BadRequest(Json(Problem::new(ProblemCode::InvalidRequest, detail)));
     let (Some(message_id), Some(status)) = (params.get(fields.message_id), params.get(fields.status)) else {
         return Err(bad_request(format!(
             "the report needs {} and {}",
@@ -184,19 +188,38 @@ impl WebhookApi {
 
     /// Vonage delivery receipt
     ///
-    /// Vonage's SMS API delivery receipt, posted as a form (set the account's
-    /// webhook method to POST), signed with `sig` and `timestamp`: the
-    /// account's signature secret with the SHA-256 HMAC method. Needs no API
-    /// key: the signature is its authentication.
+    /// Vonage's SMS API delivery receipt, posted as a form or as JSON (the
+    /// account's webhook method POST or POST-JSON), signed with `sig` and
+    /// `timestamp` by the account's signature secret and the method set in
+    /// `sms.vonage.signature_method`. Each parameter may come once. Needs no
+    /// API key: the signature is its authentication.
     #[oai(path = "/vonage", method = "post", operation_id = "vonage_delivery_report")]
     async fn vonage(
         &self,
         shared: Data<&Arc<Shared>>,
         headers: &HeaderMap,
         /// `messageId`, `status`, `err-code`, `timestamp`, `sig` and whatever else Vonage sends.
-        form: Form<BTreeMap<String, String>>,
+        params: ReportParams,
     ) -> Result<WebhookResponse, WebhookError> {
-        take::<Vonage>(&shared, headers, form.0).await
+        take::<Vonage>(&shared, headers, params.0).await
+    }
+
+    /// Vonage delivery receipt, by GET
+    ///
+    /// The same receipt as a query string (the account's webhook method
+    /// GET): `messageId`, `status`, `err-code`, `timestamp`, `sig` and
+    /// whatever else Vonage sends, each once. Needs no API key: the
+    /// signature is its authentication.
+    #[oai(path = "/vonage", method = "get", operation_id = "vonage_delivery_report_get")]
+    async fn vonage_get(
+        &self,
+        shared: Data<&Arc<Shared>>,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let query = uri.query().unwrap_or_default();
+        let params = ReportParams::from_urlencoded(query.as_bytes()).map_err(bad_request)?;
+        take::<Vonage>(&shared, headers, params.0).await
     }
 
     /// Telnyx delivery report

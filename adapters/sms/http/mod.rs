@@ -1,8 +1,9 @@
 //! A generic HTTP vendor, for any SMS API by configuration alone: method,
 //! URL, headers, authentication (basic, bearer, or a named header), a JSON
 //! or form body template, where its answer holds the message id, and which
-//! of its error codes mean the number is refused. It takes no delivery
-//! reports: their signatures differ too much to configure.
+//! of its error codes mean the number is refused; a route's DLT ids go
+//! where the templates name `{dlt_entity_id}` and `{dlt_template_id}`. It
+//! takes no delivery reports: their signatures differ too much to configure.
 
 mod template;
 
@@ -11,8 +12,9 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 
 use self::template::{JsonTemplate, Template, Values};
+use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, HttpAuth, HttpBodyFormat, HttpVendorConfig, Secret};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -27,6 +29,7 @@ pub struct HttpVendor {
     id_pointer: String,
     error_pointer: String,
     rejected_codes: Vec<String>,
+    dlt: Option<Dlt>,
 }
 
 #[derive(Debug)]
@@ -104,18 +107,29 @@ fn parse(config: &HttpVendorConfig) -> Result<HttpVendor, ConfigError> {
         id_pointer: config.id_pointer.clone(),
         error_pointer: config.error_pointer.clone(),
         rejected_codes: config.rejected_codes.clone(),
+        dlt: None,
     })
 }
 
 impl HttpVendor {
     fn names(&self, what: &str) -> bool {
-        self.url.names(what)
-            || self.headers.iter().any(|(_, t)| t.names(what))
-            || match &self.body {
-                Body::None => false,
-                Body::Json(t) => t.names(what),
-                Body::Form(fields) => fields.iter().any(|(_, t)| t.names(what)),
-            }
+        self.setting_naming(what).is_some()
+    }
+
+    /// The first setting whose template names `what` (see [`Template::names`]).
+    fn setting_naming(&self, what: &str) -> Option<&'static str> {
+        if self.url.names(what) {
+            return Some("sms.http.url");
+        }
+        if self.headers.iter().any(|(_, t)| t.names(what)) {
+            return Some("sms.http.headers");
+        }
+        let in_body = match &self.body {
+            Body::None => false,
+            Body::Json(t) => t.names(what),
+            Body::Form(fields) => fields.iter().any(|(_, t)| t.names(what)),
+        };
+        in_body.then_some("sms.http.body")
     }
 }
 
@@ -196,6 +210,7 @@ impl Vendor for HttpVendor {
             id_pointer: String::new(),
             error_pointer: String::new(),
             rejected_codes: Vec::new(),
+            dlt: None,
         })
     }
 
@@ -203,7 +218,17 @@ impl Vendor for HttpVendor {
         config.from = sender.to_owned();
     }
 
-    fn report_key(_: &HttpVendorConfig) -> Option<(&'static str, &Secret)> {
+    /// The ids go where the templates name them; none there, none sent.
+    fn set_dlt(&mut self, dlt: &Dlt) -> bool {
+        self.dlt = Some(dlt.clone());
+        self.names("dlt")
+    }
+
+    fn wants_dlt(config: &HttpVendorConfig) -> Option<&'static str> {
+        parse(config).ok()?.setting_naming("dlt")
+    }
+
+    fn report_key(_: &HttpVendorConfig) -> Option<(&'static str, ReportKey)> {
         None
     }
 
@@ -220,6 +245,8 @@ impl Vendor for HttpVendor {
             text: text.as_str(),
             id: local_id,
             from: &self.from,
+            dlt_entity_id: self.dlt.as_ref().map_or("", Dlt::entity_id),
+            dlt_template_id: self.dlt.as_ref().map_or("", Dlt::template_id),
         };
         let mut request = http.request(self.method.clone(), self.url.render(&values, url_encoded));
         for (name, value) in &self.headers {
@@ -266,7 +293,7 @@ impl Vendor for HttpVendor {
         None
     }
 
-    fn report_signed(_: &str, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
+    fn report_signed(_: &ReportKey, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
         false
     }
 }

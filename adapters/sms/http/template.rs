@@ -1,6 +1,7 @@
 //! The generic vendor's templates: text with `{to}`, `{to_digits}`,
-//! `{text}`, `{id}` and `{from}`, split once at start so a value (the
-//! message text) can never be read as a placeholder.
+//! `{text}`, `{id}`, `{from}`, `{dlt_entity_id}` and `{dlt_template_id}`,
+//! split once at start so a value (the message text) can never be read as a
+//! placeholder.
 
 use serde_json::Value;
 
@@ -10,6 +11,10 @@ pub struct Values<'a> {
     pub text: &'a str,
     pub id: &'a str,
     pub from: &'a str,
+    /// India's DLT ids, from the route; empty where it has none (start-up
+    /// refuses templates that name them there).
+    pub dlt_entity_id: &'a str,
+    pub dlt_template_id: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +25,14 @@ enum Part {
     Message,
     Id,
     From,
+    DltEntityId,
+    DltTemplateId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template(Vec<Part>);
 
-pub const PLACEHOLDERS: &str = "{to}, {to_digits}, {text}, {id}, {from}";
+pub const PLACEHOLDERS: &str = "{to}, {to_digits}, {text}, {id}, {from}, {dlt_entity_id}, {dlt_template_id}";
 
 impl Template {
     /// # Errors
@@ -47,6 +54,8 @@ impl Template {
                 "text" => Part::Message,
                 "id" => Part::Id,
                 "from" => Part::From,
+                "dlt_entity_id" => Part::DltEntityId,
+                "dlt_template_id" => Part::DltTemplateId,
                 other => {
                     return Err(format!(
                         "has an unknown placeholder {{{other}}}; known: {PLACEHOLDERS}"
@@ -71,15 +80,18 @@ impl Template {
                 Part::Message => out.push_str(&encode(values.text)),
                 Part::Id => out.push_str(&encode(values.id)),
                 Part::From => out.push_str(&encode(values.from)),
+                Part::DltEntityId => out.push_str(&encode(values.dlt_entity_id)),
+                Part::DltTemplateId => out.push_str(&encode(values.dlt_template_id)),
             }
         }
         out
     }
 
-    /// Whether it names the number or the text (`to` for the number).
+    /// Whether it names the number (`to`), the DLT ids (`dlt`) or the text.
     pub fn names(&self, what: &str) -> bool {
         self.0.iter().any(|p| match what {
             "to" => matches!(p, Part::To | Part::ToDigits),
+            "dlt" => matches!(p, Part::DltEntityId | Part::DltTemplateId),
             _ => matches!(p, Part::Message),
         })
     }
@@ -143,6 +155,8 @@ mod tests {
         text: "Code {id} & \"1\"",
         id: "local-1",
         from: "Acme",
+        dlt_entity_id: "1101456789012345678",
+        dlt_template_id: "1107161234567890123",
     };
 
     #[test]
@@ -161,5 +175,11 @@ mod tests {
             .unwrap_err()
             .contains("unknown placeholder {phone}"));
         assert!(Template::parse("{to").is_err());
+        let dlt = Template::parse("pe={dlt_entity_id}&t={dlt_template_id}").unwrap();
+        assert!(dlt.names("dlt") && !dlt.names("to"));
+        assert_eq!(
+            dlt.render(&VALUES, str::to_owned),
+            "pe=1101456789012345678&t=1107161234567890123"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Infobip: its SMS API v3, `POST {base}/sms/3/messages` (JSON, `Authorization:
-//! App <key>`), as in infobip.com's "Send SMS message" reference, its
-//! quickstart, and its status and error code pages. otpd takes no Infobip
+//! App <key>`, and for India the DLT ids in
+//! `options.regional.indiaDlt`), as in infobip.com's "Send SMS message"
+//! reference, its quickstart, and its status and error code pages. otpd takes no Infobip
 //! reports (they are not signed).
 
 use reqwest::header::HeaderMap;
@@ -8,8 +9,9 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, InfobipConfig, Secret};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -26,6 +28,7 @@ pub struct Infobip {
     endpoint: String,
     api_key: Secret,
     sender: String,
+    dlt: Option<Dlt>,
 }
 
 /// Messages with their status (which may already be REJECTED, with 200),
@@ -86,6 +89,7 @@ impl Vendor for Infobip {
             endpoint: format!("{}/sms/3/messages", config.base_url.trim_end_matches('/')),
             api_key: config.api_key.clone(),
             sender: config.sender.clone(),
+            dlt: None,
         }
     }
 
@@ -93,7 +97,12 @@ impl Vendor for Infobip {
         config.sender = sender.to_owned();
     }
 
-    fn report_key(_: &InfobipConfig) -> Option<(&'static str, &Secret)> {
+    fn set_dlt(&mut self, dlt: &Dlt) -> bool {
+        self.dlt = Some(dlt.clone());
+        true
+    }
+
+    fn report_key(_: &InfobipConfig) -> Option<(&'static str, ReportKey)> {
         None
     }
 
@@ -105,11 +114,17 @@ impl Vendor for Infobip {
         local_id: &str,
         _callback: Option<&str>,
     ) -> RequestBuilder {
-        let body = json!({"messages": [{
+        let mut body = json!({"messages": [{
             "sender": self.sender,
             "destinations": [{"to": to.as_str().trim_start_matches('+'), "messageId": local_id}],
             "content": {"text": text.as_str()},
         }]});
+        if let Some(dlt) = &self.dlt {
+            body["messages"][0]["options"] = json!({"regional": {"indiaDlt": {
+                "principalEntityId": dlt.entity_id(),
+                "contentTemplateId": dlt.template_id(),
+            }}});
+        }
         http.post(&self.endpoint)
             .header("authorization", format!("App {}", self.api_key.expose()))
             .header("accept", "application/json")
@@ -154,7 +169,7 @@ impl Vendor for Infobip {
         None
     }
 
-    fn report_signed(_: &str, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
+    fn report_signed(_: &ReportKey, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
         false
     }
 }

@@ -1,6 +1,7 @@
 //! Plivo: its Message API (`POST {base}/v1/Account/{auth_id}/Message/`,
-//! JSON, HTTP Basic with the auth id and token), its status callbacks and
-//! their V3 signature.
+//! JSON, HTTP Basic with the auth id and token, and for India the DLT ids as
+//! `dlt_entity_id`, `dlt_template_id` and `dlt_template_category`), its
+//! status callbacks and their V3 signature.
 
 mod signature;
 
@@ -9,8 +10,9 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{header, required, status_error, ReportFields, Vendor};
+use super::vendor::{header, required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, PlivoConfig, Secret};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -20,6 +22,7 @@ pub struct Plivo {
     auth_id: String,
     auth_token: Secret,
     src: String,
+    dlt: Option<Dlt>,
 }
 
 #[derive(Deserialize, Default)]
@@ -58,6 +61,7 @@ impl Vendor for Plivo {
             auth_id: config.auth_id.clone(),
             auth_token: config.auth_token.clone(),
             src: config.src.clone(),
+            dlt: None,
         }
     }
 
@@ -65,8 +69,13 @@ impl Vendor for Plivo {
         config.src = sender.to_owned();
     }
 
-    fn report_key(config: &PlivoConfig) -> Option<(&'static str, &Secret)> {
-        Some(("sms.plivo.auth_token", &config.auth_token))
+    fn set_dlt(&mut self, dlt: &Dlt) -> bool {
+        self.dlt = Some(dlt.clone());
+        true
+    }
+
+    fn report_key(config: &PlivoConfig) -> Option<(&'static str, ReportKey)> {
+        Some(("sms.plivo.auth_token", ReportKey::new(&config.auth_token)))
     }
 
     fn request(
@@ -85,6 +94,13 @@ impl Vendor for Plivo {
         if let Some(url) = callback {
             body["url"] = json!(url);
             body["method"] = json!("POST");
+        }
+        if let Some(dlt) = &self.dlt {
+            body["dlt_entity_id"] = json!(dlt.entity_id());
+            body["dlt_template_id"] = json!(dlt.template_id());
+            if let Some(category) = dlt.category() {
+                body["dlt_template_category"] = json!(category.as_str());
+            }
         }
         http.post(&self.endpoint)
             .basic_auth(&self.auth_id, Some(self.auth_token.expose()))
@@ -118,11 +134,11 @@ impl Vendor for Plivo {
         })
     }
 
-    fn report_signed(key: &str, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
+    fn report_signed(key: &ReportKey, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
         let signed = signature::Headers {
             v3: header(headers, "x-plivo-signature-v3"),
             v3_nonce: header(headers, "x-plivo-signature-v3-nonce"),
         };
-        signature::verified(key, url, params, signed)
+        signature::verified(key.secret.expose(), url, params, signed)
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, SinchConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -63,7 +63,7 @@ impl Vendor for Sinch {
         config.from = sender.to_owned();
     }
 
-    fn report_key(_: &SinchConfig) -> Option<(&'static str, &Secret)> {
+    fn report_key(_: &SinchConfig) -> Option<(&'static str, ReportKey)> {
         None
     }
 
@@ -115,7 +115,7 @@ impl Vendor for Sinch {
         None
     }
 
-    fn report_signed(_: &str, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
+    fn report_signed(_: &ReportKey, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
         false
     }
 }

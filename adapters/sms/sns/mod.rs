@@ -1,7 +1,8 @@
 //! Amazon SNS: `Publish` to a phone number (the Query API, `POST` to the
 //! regional endpoint, form-encoded, `Version=2010-03-31`), as in the SNS API
 //! Reference for Publish and the SNS developer guide's "Publishing to a
-//! mobile phone" (the `AWS.SNS.SMS.*` message attributes); signed with
+//! mobile phone" (the `AWS.SNS.SMS.*` message attributes, and for India the
+//! DLT ids as `AWS.MM.SMS.EntityId` and `AWS.MM.SMS.TemplateId`); signed with
 //! Signature Version 4 by `aws-sigv4`, AWS's own signing crate, rather than
 //! the whole SDK for one call. It answers in XML. otpd takes no SNS reports
 //! (SNS logs deliveries to CloudWatch, not to a webhook).
@@ -17,8 +18,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
+use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, SnsConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -36,6 +38,7 @@ pub struct Sns {
     sender_id: String,
     origination_number: String,
     sms_type: String,
+    dlt: Option<Dlt>,
 }
 
 /// The parts of SNS's XML answer otpd reads.
@@ -57,6 +60,14 @@ impl Sns {
             ("AWS.SNS.SMS.SMSType", self.sms_type.as_str()),
             ("AWS.SNS.SMS.SenderID", self.sender_id.as_str()),
             ("AWS.MM.SMS.OriginationNumber", self.origination_number.as_str()),
+            (
+                "AWS.MM.SMS.EntityId",
+                self.dlt.as_ref().map_or("", Dlt::entity_id),
+            ),
+            (
+                "AWS.MM.SMS.TemplateId",
+                self.dlt.as_ref().map_or("", Dlt::template_id),
+            ),
         ];
         for (i, (name, value)) in attributes.iter().filter(|(_, v)| !v.is_empty()).enumerate() {
             let entry = format!("MessageAttributes.entry.{}", i + 1);
@@ -145,6 +156,7 @@ impl Vendor for Sns {
             sender_id: config.sender_id.clone(),
             origination_number: config.origination_number.clone(),
             sms_type: config.sms_type.clone(),
+            dlt: None,
         }
     }
 
@@ -160,7 +172,12 @@ impl Vendor for Sns {
         }
     }
 
-    fn report_key(_: &SnsConfig) -> Option<(&'static str, &Secret)> {
+    fn set_dlt(&mut self, dlt: &Dlt) -> bool {
+        self.dlt = Some(dlt.clone());
+        true
+    }
+
+    fn report_key(_: &SnsConfig) -> Option<(&'static str, ReportKey)> {
         None
     }
 
@@ -219,7 +236,7 @@ impl Vendor for Sns {
         None
     }
 
-    fn report_signed(_: &str, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
+    fn report_signed(_: &ReportKey, _: &str, _: &[(String, String)], _: &HeaderMap) -> bool {
         false
     }
 }

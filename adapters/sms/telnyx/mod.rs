@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::retry::AttemptError;
-use super::vendor::{header, required, status_error, ReportFields, Vendor};
+use super::vendor::{header, required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, TelnyxConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -90,8 +90,8 @@ impl Vendor for Telnyx {
         config.from = sender.to_owned();
     }
 
-    fn report_key(config: &TelnyxConfig) -> Option<(&'static str, &Secret)> {
-        Some(("sms.telnyx.public_key", &config.public_key))
+    fn report_key(config: &TelnyxConfig) -> Option<(&'static str, ReportKey)> {
+        Some(("sms.telnyx.public_key", ReportKey::new(&config.public_key)))
     }
 
     fn request(
@@ -150,13 +150,13 @@ impl Vendor for Telnyx {
     }
 
     /// `params` hold the raw body under [`signature::RAW_BODY`].
-    fn report_signed(key: &str, _url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
+    fn report_signed(key: &ReportKey, _url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
         let body = params
             .iter()
             .find(|(k, _)| k == signature::RAW_BODY)
             .map_or("", |(_, v)| v.as_str());
         signature::verified(
-            key,
+            key.secret.expose(),
             header(headers, "telnyx-signature-ed25519").unwrap_or_default(),
             header(headers, "telnyx-timestamp").unwrap_or_default(),
             body.as_bytes(),

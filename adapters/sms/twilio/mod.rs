@@ -9,7 +9,7 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
 use super::retry::AttemptError;
-use super::vendor::{header, required, status_error, ReportFields, Vendor};
+use super::vendor::{header, required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, TwilioConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -99,8 +99,8 @@ impl Vendor for Twilio {
     }
 
     /// Reports are signed with the auth token even when an API key sends.
-    fn report_key(config: &TwilioConfig) -> Option<(&'static str, &Secret)> {
-        Some(("sms.twilio.auth_token", &config.auth_token))
+    fn report_key(config: &TwilioConfig) -> Option<(&'static str, ReportKey)> {
+        Some(("sms.twilio.auth_token", ReportKey::new(&config.auth_token)))
     }
 
     fn request(
@@ -151,8 +151,8 @@ impl Vendor for Twilio {
         })
     }
 
-    fn report_signed(key: &str, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
+    fn report_signed(key: &ReportKey, url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
         let given = header(headers, "x-twilio-signature").unwrap_or_default();
-        signature::verified(key, url, params, given)
+        signature::verified(key.secret.expose(), url, params, given)
     }
 }

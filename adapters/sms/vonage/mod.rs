@@ -1,7 +1,8 @@
 //! Vonage: its SMS API (`POST {base}/sms/json`, form-encoded, the API key
-//! and secret in the body), as in developer.vonage.com's "SMS API" reference
-//! and its "Troubleshooting SMS" table of `status` codes; and its signed
-//! delivery receipts (`signature.rs`).
+//! and secret in the body, and for India the DLT ids as `entity-id` and
+//! `content-id`), as in developer.vonage.com's "SMS API" reference and its
+//! "Troubleshooting SMS" table of `status` codes; and its signed delivery
+//! receipts (`signature.rs`).
 
 mod signature;
 
@@ -9,8 +10,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
+use super::dlt::Dlt;
 use super::retry::AttemptError;
-use super::vendor::{required, status_error, ReportFields, Vendor};
+use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, VonageConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
 
@@ -27,6 +29,7 @@ pub struct Vonage {
     api_key: String,
     api_secret: Secret,
     from: String,
+    dlt: Option<Dlt>,
 }
 
 /// Vonage answers 200 for every message, with a `status` per message.
@@ -72,6 +75,7 @@ impl Vendor for Vonage {
             api_key: config.api_key.clone(),
             api_secret: config.api_secret.clone(),
             from: config.from.clone(),
+            dlt: None,
         }
     }
 
@@ -79,8 +83,17 @@ impl Vendor for Vonage {
         config.from = sender.to_owned();
     }
 
-    fn report_key(config: &VonageConfig) -> Option<(&'static str, &Secret)> {
-        Some(("sms.vonage.signature_secret", &config.signature_secret))
+    fn set_dlt(&mut self, dlt: &Dlt) -> bool {
+        self.dlt = Some(dlt.clone());
+        true
+    }
+
+    fn report_key(config: &VonageConfig) -> Option<(&'static str, ReportKey)> {
+        let key = ReportKey {
+            method: config.signature_method,
+            ..ReportKey::new(&config.signature_secret)
+        };
+        Some(("sms.vonage.signature_secret", key))
     }
 
     fn request(
@@ -107,6 +120,10 @@ impl Vendor for Vonage {
         if let Some(url) = callback {
             form.push(("status-report-req", "1"));
             form.push(("callback", url));
+        }
+        if let Some(dlt) = &self.dlt {
+            form.push(("entity-id", dlt.entity_id()));
+            form.push(("content-id", dlt.template_id()));
         }
         http.post(&self.endpoint).form(&form)
     }
@@ -151,7 +168,12 @@ impl Vendor for Vonage {
         })
     }
 
-    fn report_signed(key: &str, _url: &str, params: &[(String, String)], _headers: &HeaderMap) -> bool {
-        signature::verified(key, params, super::signing::unix_now())
+    fn report_signed(key: &ReportKey, _url: &str, params: &[(String, String)], _headers: &HeaderMap) -> bool {
+        signature::verified(
+            key.method,
+            key.secret.expose(),
+            params,
+            super::signing::unix_now(),
+        )
     }
 }
