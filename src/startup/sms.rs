@@ -18,7 +18,7 @@ use crate::adapters::sms::vonage::Vonage;
 use crate::adapters::sms::{
     ConsoleOut, ConsoleSender, Dlt, Failover, Inbox, ReportKey, RetryPolicy, Vendor, VendorSender,
 };
-use crate::config::{Config, ConfigError, SmsConfig, SmsProvider};
+use crate::config::{Config, ConfigError, SmsConfig, SmsProvider, VonageSignatureMethod};
 use crate::ports::SmsSender;
 
 /// The vendors, by the setting that names them: the one list of them.
@@ -194,6 +194,17 @@ pub(super) fn webhook_keys(config: &Config) -> Result<WebhookKeys, ConfigError> 
             .transpose()?
             .flatten()
         {
+            if matches!(
+                key.method,
+                VonageSignatureMethod::Md5hash | VonageSignatureMethod::Md5
+            ) {
+                tracing::warn!(
+                    setting = "sms.vonage.signature_method",
+                    "Vonage's receipts are checked with MD5 (md5hash: MD5 of the parameters and \
+                     the secret; md5: HMAC-MD5), the weakest methods Vonage offers; choose sha256 \
+                     or sha512 in the Vonage dashboard and here"
+                );
+            }
             tokens.insert(name, key);
         }
     }
