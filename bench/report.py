@@ -271,7 +271,8 @@ def build(work):
             f"{int(num(facts, 'otpd_redis_nodes')) - int(num(facts, 'otpd_redis_masters'))} replicas started for "
             f"the run (`{facts.get('otpd_redis', '?')}`); the references on a single "
             + ("Redis of the run's own" if private else "shared Redis")
-            + f" (`{facts.get('ref_redis', '?')}`), since a SETEX is one slot either way. Redis CPU is summed "
+            + f" (`{facts.get('ref_redis', '?')}`), as in a run without the cluster: they are no cluster clients, "
+            "and stay the same yardstick. Redis CPU is summed "
             "over every node, replicas included; commands and memory over the masters."
         )
     else:
@@ -614,6 +615,18 @@ def build(work):
                     ok,
                 )
             )
+    if events_on:
+        dropped = [r for r in runs.values() if int(num(r.raw, "events_dropped"))]
+        target_rows.append(
+            (
+                "no event dropped (the outbox held every delivery the scenario made)",
+                "none dropped"
+                if not dropped
+                else "; ".join(f"{r.name}: {int(num(r.raw, 'events_dropped')):,}" for r in dropped)
+                + " (a scenario whose events are dropped does less work than one whose events are all delivered)",
+                not dropped,
+            )
+        )
     bad = [r for r in runs.values() if r.unexpected]
     target_rows.append(
         (

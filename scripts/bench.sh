@@ -64,6 +64,8 @@
 #   DRAIN_TIMEOUT (60)     longest wait, in seconds, for the outbox to drain
 #   PROFILE (dist)         the cargo profile built and measured
 #   BIN_DIR                measure the otpd and bench_reference found there
+#   REF_BIN                the bench_reference to run (default: BIN_DIR's, or
+#                          the one built), e.g. a new one beside an old otpd
 #   CARGO_TARGET_DIR (<repo>/target/bench)   a build directory of its own
 #   KEEP_WORK              1: keep the work folder (wrk output, codes, INFO
 #                          snapshots, logs); it is kept anyway on failure
@@ -195,13 +197,15 @@ trap 'exit 130' INT TERM
 if [[ -n ${BIN_DIR:-} ]]; then
     log "using otpd and bench_reference from $BIN_DIR"
     OTPD_BIN="$BIN_DIR/otpd"
-    REF_BIN="$BIN_DIR/bench_reference"
+    REF_BIN=${REF_BIN:-$BIN_DIR/bench_reference}
 else
     log "building otpd and examples/bench_reference.rs (profile $PROFILE, $CARGO_TARGET_DIR)"
     cargo build --profile "$PROFILE" --bin otpd --examples
     OTPD_BIN="$CARGO_TARGET_DIR/$PROFILE/otpd"
-    REF_BIN="$CARGO_TARGET_DIR/$PROFILE/examples/bench_reference"
+    REF_BIN=${REF_BIN:-$CARGO_TARGET_DIR/$PROFILE/examples/bench_reference}
 fi
+[[ -x $OTPD_BIN ]] || die "no otpd at $OTPD_BIN"
+[[ -x $REF_BIN ]] || die "no bench_reference at $REF_BIN"
 
 if ! command -v wrk >/dev/null; then
     log "installing wrk"
@@ -460,10 +464,11 @@ log "starting the reference on $REF_URL (Redis ${REF_NODES[0]})"
 REF_LISTEN="127.0.0.1:$REF_PORT" REF_REDIS_URL="${REF_NODES[0]}" REF_KEY_PREFIX="$PREFIX_REF" \
     REF_POOL_SIZE="$CONNECTIONS" "$REF_BIN" >/dev/null 2>"$WORK/reference.err" &
 REF_PID=$!
-for path in /ref /mux; do
-    wait_for "the reference ($path)" "$REF_PID" curl -sf -H 'Content-Type: application/json' \
-        -d '{"phone":"+14155550000"}' "$REF_URL$path"
-done
+wait_for "the reference" "$REF_PID" curl -sf -H 'Content-Type: application/json' \
+    -d '{"phone":"+14155550000"}' "$REF_URL/ref"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"phone":"+14155550001"}' "$REF_URL/mux")
+[[ $code == 202 ]] || die "the reference at $REF_BIN answered $code to POST /mux, not 202 (one built before /mux? set REF_BIN to a bench_reference built from this checkout)"
 
 log "starting otpd at the defaults on $OTPD_URL and with limits off on $OFF_URL (store $OTPD_REDIS_URL), SMS to /dev/null"
 start_otpd defaults "$OTPD_PORT" "$PREFIX_DEFAULTS" /dev/null
@@ -712,7 +717,9 @@ codes_needed() {
 # --- 4. Memory per pending code ----------------------------------------------
 
 fact load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
+# The probes' events delivered, so nothing is in flight when an instance is paused.
 drain "$PREFIX_DEFAULTS" "$OTPD_PORT" >/dev/null
+drain "$PREFIX_OFF" "$OFF_PORT" >/dev/null
 fact event_shards "$EVENT_SHARDS"
 
 if (( MEMORY_CODES > 0 )); then
