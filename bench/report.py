@@ -60,10 +60,8 @@ SOAK_SECONDS = 300
 # a kind not named here is listed without a note.
 KEY_KINDS = {
     "{…}": "the pending code",
-    "ve:{…}": "the verification id's link to its phone",
-    "{…}:cooldown": "the phone's resend cooldown",
-    "{…}:sends": "the phone's send counter (and the service's, `{global}:sends`)",
-    "ip:{…}:sends": "the client's send counter",
+    "{…}:sends": "the phone's sends and cooldown (and the service's sends, `{global}:sends`)",
+    "ip:{…}:sends": "the client's sends",
     "events:{…}": "the event outbox's streams",
 }
 
@@ -461,8 +459,8 @@ def build(work):
             f"send), Redis's memory for data had grown by {grown:,} bytes: **{per_code:,.0f} bytes per pending "
             "code**"
             + (" on the masters (each replica holds as much again)" if cluster else "")
-            + ", everything a send leaves behind included: the code, its id's link, its counters, the client's "
-            "counter, and what the outbox keeps. That is the growth of `used_memory` less the replication "
+            + ", everything a send leaves behind included: the code, the phone's and the client's counters, "
+            "the keyspace's entries, and what the outbox keeps. That is the growth of `used_memory` less the replication "
             "buffers' and the clients' buffers (`mem_replication_backlog`, `mem_clients_slaves`, "
             "`mem_clients_normal`), which move on their own; `used_memory` itself grew by "
             f"{used:,} bytes ({used / codes:,.0f} per code). By kind of key (the hash tag's contents left out), "

@@ -3,7 +3,7 @@
 # side by side, against two minimal poem + Redis handlers on the same
 # machine, and writes bench/results.md and docs/performance.svg.
 #
-#   scripts/bench.sh                      # 20 s per scenario, about 6 minutes
+#   scripts/bench.sh                      # 20 s per scenario, about 5 minutes
 #   DURATION=5 scripts/bench.sh           # a quick look
 #   SOAK=300 scripts/bench.sh             # then 5 minutes of sends at the defaults, RSS every 10 s
 #   CLUSTER=1 scripts/bench.sh            # otpd on a Redis Cluster of 3 masters and 3 replicas
