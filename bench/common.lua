@@ -4,10 +4,12 @@
 -- What it gives each scenario:
 --   * threads numbered at setup, so the scripts can split work between them;
 --   * `key=value` script arguments (wrk passes what follows `--` to init);
+--   * the headers every request carries: the API key, and a client address
+--     in X-Forwarded-For that changes every `per_client` requests (below);
 --   * a count of response statuses per thread, merged in done(), so a run
---     that got 400s or 404s instead of the status it wanted is visible;
+--     that got 401s, 404s or 429s instead of the status it wanted is visible;
 --   * one machine-readable `BENCH ...` line from done() with req/s and
---     latency percentiles, which scripts/bench.sh parses.
+--     latency percentiles, which scripts/bench.sh parses;
 --   * fresh, valid US phone numbers from a counter.
 
 local M = {}
@@ -57,6 +59,49 @@ function M.split(list)
   local out = {}
   for item in string.gmatch(list or "", "[^,]+") do table.insert(out, item) end
   return out
+end
+
+-- Many clients. otpd sits behind a trusted proxy (127.0.0.1, where wrk
+-- connects from), so it takes each request's client from X-Forwarded-For.
+-- Requests n = 0, 1, 2, ... of a phase go out as client floor(n / per_client),
+-- and clients alternate between an IPv4 address and an IPv6 /64 (otpd counts
+-- IPv6 clients by /64: limits.ipv6_prefix). With per_client = 10, no client
+-- comes near its limits (20 sends per 600 s, 60 verifies per minute).
+-- Each phase has its own range, so no phase meets another's clients:
+--   IPv4: (100 + phase).x.y.z     phase 0 to 26 (never 127, the trusted proxy)
+--   IPv6: 2001:(256 + phase):x:y::1, one /64 per client
+local phase, per_client = 0, 10
+
+function M.clients(opts)
+  phase = tonumber(opts.phase or "0")
+  per_client = tonumber(opts.per_client or "10")
+  assert(phase >= 0 and phase <= 26, "phase must be 0 to 26")
+  assert(per_client >= 1, "per_client must be 1 or more")
+end
+
+function M.client(n)
+  local c = math.floor(n / per_client)
+  local i = math.floor(c / 2)
+  if c % 2 == 0 then
+    return string.format("%d.%d.%d.%d", 100 + phase,
+      math.floor(i / 65536) % 256, math.floor(i / 256) % 256, i % 256)
+  end
+  return string.format("2001:%x:%x:%x::1", 256 + phase, math.floor(i / 65536) % 65536, i % 65536)
+end
+
+-- The headers every script sets once: JSON, and the API key when given
+-- (`key=...`: otpd at its defaults refuses a call without one, 401).
+function M.headers(opts)
+  wrk.headers["Content-Type"] = "application/json"
+  if opts.key and opts.key ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. opts.key
+  end
+end
+
+-- A POST of `body` as client number n.
+function M.post(n, body)
+  wrk.headers["X-Forwarded-For"] = M.client(n)
+  return wrk.format(nil, nil, nil, body)
 end
 
 local function ms(us)

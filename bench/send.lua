@@ -1,14 +1,19 @@
--- POST {"phone": ...} with a fresh valid phone on every request.
--- Used for otpd's send scenario (/v1/otp), the batch that makes codes for
--- the verify scenarios, the soak, and the reference server (/ref), so otpd
--- and the reference get byte-for-byte the same kind of request.
+-- POST {"phone": ...} with a fresh valid phone on every request, from a
+-- client address that changes every `per_client` requests (common.lua).
+-- Used for otpd's send scenarios (/v1/otp), the memory phase, the batches
+-- that make codes for the verify scenarios, the soak, and the references
+-- (/ref, /mux), so otpd and the references get byte-for-byte the same kind
+-- of request, headers included.
 --
 -- Arguments after `--` (key=value):
 --   name=send        label in the BENCH line
 --   path=/v1/otp     where to POST
 --   areas=415,212    area codes to draw phones from (keep phases apart)
 --   expected=202     the status every response should have
---   threads=2        wrk's -t, so the threads' phone counters interleave
+--   threads=2        wrk's -t, so the threads' counters interleave
+--   key=...          the API key, sent as `Authorization: Bearer ...`
+--   phase=1          the phase's client address range (0 to 26)
+--   per_client=10    requests per client address
 -- e.g. wrk -t2 -c32 -d5s -s bench/send.lua http://127.0.0.1:18080 -- threads=2 areas=415
 
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -26,14 +31,16 @@ function init(args)
   bench_expected = tonumber(opts.expected or "202")
   wrk.method = "POST"
   wrk.path = opts.path or "/v1/otp"
-  wrk.headers["Content-Type"] = "application/json"
+  common.headers(opts)
+  common.clients(opts)
 end
 
 function request()
-  -- Interleave the threads' counters so each phone is used once per phase.
-  local phone = common.phone(areas, n * threads_total + (thread_id or 0))
+  -- Interleave the threads' counters so each phone is used once per phase,
+  -- and each client address per_client times.
+  local k = n * threads_total + (thread_id or 0)
   n = n + 1
-  return wrk.format(nil, nil, nil, '{"phone":"' .. phone .. '"}')
+  return common.post(k, '{"phone":"' .. common.phone(areas, k) .. '"}')
 end
 
 function response(status)

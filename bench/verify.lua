@@ -1,17 +1,21 @@
--- POST /v1/otp/verify for codes otpd sent earlier in the run.
+-- POST /v1/otp/verify for codes otpd sent earlier in the run, from a client
+-- address that changes every `per_client` requests (common.lua).
 --
 -- The codes come from a file of `phone code` lines (scripts/bench.sh makes
--- it from the console sender's output). Each wrk thread takes every
+-- it from the code maker's console output). Each wrk thread takes every
 -- threads-th line, so the threads never share a phone.
 --
 --   mode=right  sends each phone's own code, once: otpd approves it (200) and
---               consumes it, so every request needs a line of its own. If the
---               file runs out the thread starts over (those answers are 404)
---               and `exhausted` in the BENCH line says how many there were.
+--               consumes it, so every request needs a line of its own.
 --   mode=wrong  sends code+1 (mod 10^6), which is never the code: 422. The
---               thread cycles through its phones, so each phone takes about
---               requests / phones wrong tries; past otp.max_attempts (100 at
---               most) a code locks and answers 429, which the status mix shows.
+--               thread goes through its phones `tries` times (4 by default),
+--               so each code takes at most that many wrong guesses: fewer
+--               than otp.max_attempts (5, when the code locks) and the guess
+--               budget's limits.free_guesses (10, when waits begin), so every
+--               answer is a plain 422.
+-- A thread that has gone through its lines as often as it may starts over
+-- anyway: those answers are 404 (right: consumed) or 422 and then 429
+-- (wrong: the code locks), and `exhausted` in the BENCH line counts them.
 --
 -- Each thread reads its lines from the file as it goes, holding none: a
 -- million codes kept in Lua made wrk's garbage collector stall its threads
@@ -23,13 +27,18 @@
 --   name=verify_right  label in the BENCH line
 --   file=PATH          the `phone code` lines
 --   mode=right|wrong
+--   tries=4            wrong mode: wrong guesses per phone
 --   expected=200       the status every response should have (422 for wrong)
 --   threads=2          wrk's -t
+--   key=...            the API key, sent as `Authorization: Bearer ...`
+--   phase=3            the phase's client address range (0 to 26)
+--   per_client=10      requests per client address
 
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local common = dofile(dir .. "common.lua")
 
-local file, me, threads_total, line_no, round, wrong = nil, 0, 1, 0, 0, false
+local file, me, threads_total, line_no, round, uses, n = nil, 0, 1, 0, 0, 1, 0
+local wrong = false
 
 setup = common.setup
 
@@ -38,6 +47,7 @@ function init(args)
   threads_total = tonumber(opts.threads or "1")
   me = thread_id or 0
   wrong = opts.mode == "wrong"
+  uses = wrong and tonumber(opts.tries or "4") or 1
   bench_name = opts.name or (wrong and "verify_wrong" or "verify_right")
   bench_expected = tonumber(opts.expected or (wrong and "422" or "200"))
   file = assert(io.open(assert(opts.file, "file= is required"), "r"))
@@ -46,7 +56,8 @@ function init(args)
 
   wrk.method = "POST"
   wrk.path = "/v1/otp/verify"
-  wrk.headers["Content-Type"] = "application/json"
+  common.headers(opts)
+  common.clients(opts)
 end
 
 -- This thread's next line: every threads_total-th, from the start again at
@@ -69,13 +80,15 @@ end
 
 function request()
   local line = next_line()
-  -- A right code sent a second time is a request the file was too short for.
-  if round > 0 and not wrong then exhausted = exhausted + 1 end
+  -- A code used more often than it may be: the file was too short.
+  if round >= uses then exhausted = exhausted + 1 end
   local phone, code = string.sub(line, 1, 12), string.sub(line, 14, 19)
   if wrong then
     code = string.format("%06d", (tonumber(code) + 1) % 1000000)
   end
-  return wrk.format(nil, nil, nil, '{"phone":"' .. phone .. '","code":"' .. code .. '"}')
+  local k = n * threads_total + me
+  n = n + 1
+  return common.post(k, '{"phone":"' .. phone .. '","code":"' .. code .. '"}')
 end
 
 function response(status)
