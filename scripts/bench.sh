@@ -294,6 +294,11 @@ else
     SINGLE_URL="redis://127.0.0.1:$port"
 fi
 ncli "$SINGLE_URL" ping >/dev/null || die "no Redis at $SINGLE_URL"
+# On Redis of the run's own the defaults instance keeps the default key
+# prefix, `otp:`: key names are part of what a pending code costs.
+if [[ ${USES_SHARED_REDIS:-0} != 1 ]]; then
+    PREFIX_DEFAULTS="otp:" PREFIX_OFF="off:" PREFIX_REF="ref:"
+fi
 REF_NODES=("$SINGLE_URL")
 
 if (( CLUSTER == 1 )); then
