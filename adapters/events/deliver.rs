@@ -32,7 +32,7 @@ const DISABLED_EVERY: Duration = Duration::from_secs(1);
 /// Where one endpoint is and how its events are signed.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub url: String,
+    pub url: reqwest::Url,
     pub keys: Vec<SigningKey>,
 }
 
@@ -179,7 +179,7 @@ impl Deliverer {
         let signature = signature_header(&endpoint.keys, &job.event_id, timestamp, job.body.as_bytes());
         let sent = self
             .http
-            .post(&endpoint.url)
+            .post(endpoint.url.clone())
             .header("content-type", "application/json")
             .header("webhook-id", &job.event_id)
             .header("webhook-timestamp", timestamp.to_string())

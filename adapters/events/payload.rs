@@ -3,50 +3,80 @@
 //! `webhook-id` header, which the app deduplicates on). Nothing here can hold
 //! a code, a hash or a key: `Event` has none.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::domain::{Event, EventKind};
+
+/// The body's fields in alphabetical order, as they are written.
+#[derive(Serialize)]
+struct Body<'a> {
+    data: Data<'a>,
+    id: &'a str,
+    timestamp: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+/// What each kind carries: a field a kind doesn't have is left out;
+/// `error_code` is `null` on a delivery update without one.
+#[derive(Serialize, Default)]
+struct Data<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_remaining: Option<u32>,
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    phone: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_id: Option<&'a str>,
+}
 
 /// The JSON body, made once when the event is kept and sent as it is on
 /// every attempt (the signature covers these exact bytes).
 pub fn body(event: &Event) -> String {
-    let mut data = Map::new();
-    data.insert("phone".into(), json!(event.phone.as_str()));
-    data.insert("country".into(), json!(event.phone.region()));
-    if let Some(id) = &event.verification_id {
-        data.insert("verification_id".into(), json!(id));
-    }
+    let mut data = Data {
+        country: event.phone.region(),
+        phone: event.phone.as_str(),
+        verification_id: event.verification_id.as_deref(),
+        ..Data::default()
+    };
     match &event.kind {
         EventKind::Created | EventKind::SendFailed | EventKind::Approved | EventKind::Canceled => {}
         EventKind::CodeSent { provider, message_id } => {
-            data.insert("provider".into(), json!(provider));
-            data.insert("message_id".into(), json!(message_id));
+            data.provider = Some(provider);
+            data.message_id = Some(message_id);
         }
         EventKind::GuessFailed { attempts_remaining } => {
-            data.insert("attempts_remaining".into(), json!(attempts_remaining));
+            data.attempts_remaining = Some(*attempts_remaining);
         }
-        EventKind::Locked { reason } => {
-            data.insert("reason".into(), json!(reason.as_str()));
-        }
+        EventKind::Locked { reason } => data.reason = Some(reason.as_str()),
         EventKind::DeliveryUpdated {
             provider,
             message_id,
             state,
             error_code,
         } => {
-            data.insert("provider".into(), json!(provider));
-            data.insert("message_id".into(), json!(message_id));
-            data.insert("state".into(), json!(state.as_str()));
-            data.insert("error_code".into(), json!(error_code));
+            data.provider = Some(provider);
+            data.message_id = Some(message_id);
+            data.state = Some(state.as_str());
+            data.error_code = Some(error_code.as_deref());
         }
     }
-    json!({
-        "type": event.kind.name(),
-        "id": event.id,
-        "timestamp": timestamp(event.at_ms),
-        "data": Value::Object(data),
-    })
-    .to_string()
+    let body = Body {
+        data,
+        id: &event.id,
+        timestamp: timestamp(event.at_ms),
+        kind: event.kind.name(),
+    };
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 /// RFC 3339 in UTC with milliseconds: `2026-12-01T10:00:00.123Z`.
@@ -80,6 +110,8 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
     use crate::domain::{DeliveryState, LockReason, Phone};
 
@@ -123,5 +155,30 @@ mod tests {
         .unwrap();
         assert_eq!(delivered["data"]["state"], "undelivered");
         assert_eq!(delivered["data"]["error_code"], "30003");
+        let without_code: Value = serde_json::from_str(&body(&event(EventKind::DeliveryUpdated {
+            provider: "plivo".into(),
+            message_id: "u-1".into(),
+            state: DeliveryState::Delivered,
+            error_code: None,
+        })))
+        .unwrap();
+        assert_eq!(without_code["data"]["error_code"], Value::Null);
+        assert!(without_code["data"]
+            .as_object()
+            .unwrap()
+            .contains_key("error_code"));
+    }
+
+    #[test]
+    fn the_bytes_are_compact_with_keys_in_order() {
+        let created = body(&event(EventKind::Created));
+        assert!(
+            created.starts_with(r#"{"data":{"country":"US","phone":"+14155552671"},"id":"evt_"#),
+            "{created}"
+        );
+        assert!(
+            created.ends_with(r#"","timestamp":"2026-11-25T10:07:14.567Z","type":"verification.created"}"#),
+            "{created}"
+        );
     }
 }

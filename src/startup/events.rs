@@ -129,6 +129,9 @@ fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigE
                 "must start with https:// or http://",
             ));
         }
+        // Parsed once here, not per delivery.
+        let url =
+            reqwest::Url::parse(&endpoint.url).map_err(|e| ConfigError::new(format!("{key}.url"), e))?;
         if endpoint.secrets.is_empty() {
             return Err(ConfigError::new(
                 format!("{key}.secrets"),
@@ -149,13 +152,7 @@ fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigE
                 format!("`{unknown}` is not one of {}", EVENT_TYPES.join(", ")),
             ));
         }
-        endpoints.insert(
-            name.clone(),
-            Endpoint {
-                url: endpoint.url.clone(),
-                keys,
-            },
-        );
+        endpoints.insert(name.clone(), Endpoint { url, keys });
     }
     Ok(endpoints)
 }
