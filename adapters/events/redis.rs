@@ -161,14 +161,29 @@ impl RedisOutbox {
         Ok(())
     }
 
-    async fn promote(&self, shard: usize) -> Result<(), StoreError> {
-        let mut invocation = self.scripts.promote.key(self.stream(shard));
-        invocation
-            .key(self.retries(shard))
-            .arg(super::unix_now_ms())
-            .arg(PROMOTE_AT_ONCE);
+    /// Moves the due retries of `shards` (which must share a node) into
+    /// their streams, in one call.
+    async fn promote(&self, shards: &[usize]) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.promote.prepare_invoke();
+        for shard in shards {
+            invocation.key(self.stream(*shard)).key(self.retries(*shard));
+        }
+        invocation.arg(super::unix_now_ms()).arg(PROMOTE_AT_ONCE);
         let _: i64 = self.connections.call(Call::Script(invocation)).await?;
         Ok(())
+    }
+
+    /// Every shard's due retries: one call on one server, else one call per
+    /// shard, all sent together.
+    async fn promote_all(&self) -> Result<(), StoreError> {
+        let shards: Vec<usize> = (0..self.shards).collect();
+        if !self.connections.is_cluster() {
+            return self.promote(&shards).await;
+        }
+        let promoted =
+            futures_util::future::join_all(shards.iter().map(|s| self.promote(std::slice::from_ref(s))))
+                .await;
+        promoted.into_iter().collect()
     }
 
     async fn claim_idle(&self, shard: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
@@ -328,8 +343,7 @@ impl Queue for RedisOutbox {
         // Each step's calls go out together: on a cluster each shard may be
         // on another node, and on one server they share a write.
         if promote {
-            let promoted = futures_util::future::join_all(shards().map(|s| self.promote(s))).await;
-            promoted.into_iter().collect::<Result<Vec<()>, _>>()?;
+            self.promote_all().await?;
         }
         let mut taken = Vec::new();
         if claim {
