@@ -202,31 +202,28 @@ impl RedisOutbox {
     /// Up to `max` new jobs from each of `shards`, in one XREADGROUP (their
     /// streams must share a node).
     async fn read(&self, shards: &[usize], max: usize) -> Result<Vec<Claimed>, StoreError> {
+        let streams: Vec<String> = shards.iter().map(|shard| self.stream(*shard)).collect();
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
             .arg(&self.consumer)
             .arg("COUNT")
             .arg(max)
-            .arg("STREAMS");
-        for shard in shards {
-            cmd.arg(self.stream(*shard));
-        }
+            .arg("STREAMS")
+            .arg(&streams);
         for _ in shards {
             cmd.arg(">");
         }
         let reply: Option<StreamReadReply> = self.command(cmd).await?;
+        // Each stream in the reply by its name back to its shard.
         Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)
-            .flat_map(|stream| {
-                let shard = shards
-                    .iter()
-                    .copied()
-                    .find(|s| self.stream(*s) == stream.key)
-                    .unwrap_or(0);
-                self.claimed(shard, stream.ids)
+            .filter_map(|stream| {
+                let at = streams.iter().position(|name| *name == stream.key)?;
+                Some(self.claimed(shards[at], stream.ids))
             })
+            .flatten()
             .collect())
     }
 
