@@ -59,8 +59,8 @@ SOAK_SECONDS = 300
 # What the keys a send leaves are, by kind (docs/operations.md lists them);
 # a kind not named here is listed without a note.
 KEY_KINDS = {
-    "{…}": "the pending code",
-    "{…}:sends": "the phone's sends and cooldown (and the service's sends, `{global}:sends`)",
+    "{…}": "the pending code, behind its phone's tally of sends",
+    "{…}:sends": "the service's sends, `{global}:sends` (before the tally: each phone's sends)",
     "ip:{…}:sends": "the client's sends",
     "events:{…}": "the event outbox's streams",
 }

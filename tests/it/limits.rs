@@ -79,9 +79,8 @@ async fn sends_per_client_are_capped_across_phones() {
     assert_eq!(app.outbox.lines().len(), 2);
 }
 
-#[tokio::test]
-async fn verifies_per_client_are_capped_across_phones() {
-    let mut config = memory_config();
+async fn verifies_capped_at_three(config: Config) {
+    let mut config = config;
     config.limits.verifies_per_ip = 3;
     let app = spawn_app(config).await;
     app.send(PHONE).await;
@@ -91,14 +90,35 @@ async fn verifies_per_client_are_capped_across_phones() {
             .await
             .assert_problem(404, "not_found");
     }
-    let capped = app.verify(PHONE, &code).await;
-    capped.assert_problem(429, "ip_quota_exceeded");
-    assert!((1..=60).contains(&capped.retry_after.unwrap()));
-    // The capped request used none of the code's attempts.
+    for _ in 0..3 {
+        let capped = app.verify(PHONE, &code).await;
+        capped.assert_problem(429, "ip_quota_exceeded");
+        assert!((1..=60).contains(&capped.retry_after.unwrap()));
+    }
+    // The capped requests used none of the code's attempts.
     assert_eq!(
         app.get(&format!("/v1/otp/{PHONE}")).await.body["attempts_remaining"],
         5
     );
+}
+
+#[tokio::test]
+async fn verifies_per_client_are_capped_across_phones() {
+    verifies_capped_at_three(memory_config()).await;
+}
+
+#[tokio::test]
+async fn verifies_per_client_are_capped_across_phones_in_redis() {
+    let config = redis_config();
+    let key = format!("{}ip:{{127.0.0.1/32}}:verifies", config.store.key_prefix);
+    verifies_capped_at_three(config).await;
+    let mut conn = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let taken: i64 = conn.get(key).await.unwrap();
+    assert_eq!(taken, 3, "a refused verify gives back what it took");
 }
 
 #[tokio::test]
@@ -114,11 +134,11 @@ async fn the_global_budget_caps_every_client() {
     assert!((3590..=3600).contains(&capped.retry_after.unwrap()));
 }
 
-#[tokio::test]
-async fn a_refused_send_does_not_use_up_the_client_or_global_budget() {
-    let mut config = memory_config();
+async fn refused_sends_use_up_nothing(config: Config) -> TestApp {
+    let mut config = config;
     config.limits.resend_after_secs = 30;
-    config.limits.sends_per_ip = 2;
+    config.limits.sends_per_phone = 5;
+    config.limits.sends_per_ip = 3;
     config.limits.sends_per_hour = 2;
     let app = spawn_app(config).await;
     assert_eq!(app.send(PHONE).await.status, 202);
@@ -130,6 +150,41 @@ async fn a_refused_send_does_not_use_up_the_client_or_global_budget() {
         202,
         "the cooldown refusals were given back"
     );
+    // The service's budget refuses after the client's quota let it through:
+    // the client's is given back too.
+    for n in 2..5 {
+        app.send(&phone(n))
+            .await
+            .assert_problem(429, "global_quota_exceeded");
+    }
+    app
+}
+
+#[tokio::test]
+async fn a_refused_send_does_not_use_up_the_client_or_global_budget() {
+    refused_sends_use_up_nothing(memory_config()).await;
+}
+
+#[tokio::test]
+async fn a_refused_send_does_not_use_up_the_client_or_global_budget_in_redis() {
+    let config = redis_config();
+    let prefix = config.store.key_prefix.clone();
+    refused_sends_use_up_nothing(config).await;
+    let mut conn = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Two sends went out; each counter holds those two and nothing else.
+    let client: i64 = conn
+        .get(format!("{prefix}ip:{{127.0.0.1/32}}:sends"))
+        .await
+        .unwrap();
+    let global: i64 = conn.get(format!("{prefix}{{global}}:sends")).await.unwrap();
+    assert_eq!((client, global), (2, 2));
+    // The phone's tally, in front of its verification: one send.
+    let tally: Vec<u8> = conn.get(format!("{prefix}{{{PHONE}}}")).await.unwrap();
+    assert_eq!(&tally[..3], b"S\x00\x01", "the phone's tally holds its one send");
 }
 
 #[tokio::test]
@@ -297,7 +352,7 @@ async fn counters_expire_by_themselves_in_redis() {
         .await
         .unwrap();
     let expectations = [
-        (format!("{prefix}{{{PHONE}}}:sends"), 600_000),
+        (format!("{prefix}{{{PHONE}}}"), 600_000),
         (format!("{prefix}ip:{{127.0.0.1/32}}:sends"), 600_000),
         (format!("{prefix}ip:{{127.0.0.1/32}}:verifies"), 60_000),
         (format!("{prefix}{{{PHONE}}}:fails"), 30 * 86_400_000),

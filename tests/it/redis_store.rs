@@ -224,12 +224,12 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(app.send("+14155550101").await.status, 202);
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     assert_eq!(app.send("+14155550102").await.status, 202);
-    // One script: the phone's sends and record, Redis's clock (the cooldown
-    // counts from the last send), then the SETs of the verification and the
-    // phone's sends, which keep their window.
+    // One script: Redis's clock and the phone's key (the cooldown counts
+    // from the last send, its tally's), then one SET of the phone's tally and
+    // new verification: one key made.
     assert_eq!(
         commands(&own),
-        counts(&[("evalsha", 1), ("get", 2), ("pttl", 1), ("set", 2), ("time", 1)])
+        counts(&[("evalsha", 1), ("get", 1), ("set", 1), ("time", 1)])
     );
 
     // With the guess budget on (the default), a verify is still one script:
@@ -246,8 +246,8 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
     assert_eq!(commands(&own), counts(&[("del", 1), ("evalsha", 1), ("get", 2)]));
 
     // At the defaults (every limit on), a send is still one script: the
-    // client's and the service's counters join the phone's keys, all checked
-    // before any is written. So is a verify, with the client's counter.
+    // client's and the service's counters join the phone's keys, taken first
+    // and given back on a refusal. So is a verify, with the client's counter.
     let mut config = redis_config();
     config.store.url = StoreUrl(own.url());
     config.limits = otpd::config::LimitsConfig::default();
@@ -258,25 +258,29 @@ async fn a_console_send_and_a_verify_are_one_round_trip_each() {
         commands(&own),
         counts(&[
             ("evalsha", 1),
-            ("get", 4),
+            ("get", 1),
             ("incr", 2),
             ("pexpire", 2),
-            ("pttl", 1),
-            ("set", 2),
+            ("set", 1),
             ("time", 1)
         ])
     );
     let code = app.outbox.last_code("+14155550104");
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
     assert_eq!(app.verify("+14155550104", &code).await.status, 200);
+    // Beside the phone's tally the key outlives the code, so the code's life
+    // is read against Redis's clock, and the right guess leaves the tally
+    // (a SET) where a key of the code's own would be deleted.
     assert_eq!(
         commands(&own),
         counts(&[
             ("del", 1),
             ("evalsha", 1),
-            ("get", 3),
+            ("get", 2),
             ("incr", 1),
-            ("pexpire", 1)
+            ("pexpire", 1),
+            ("set", 1),
+            ("time", 1)
         ])
     );
 }
@@ -382,30 +386,62 @@ async fn an_id_that_opens_to_no_phone_is_404_without_a_store_call() {
 }
 
 #[tokio::test]
-async fn counters_an_older_otpd_wrote_still_count() {
-    // Before issue 20 the phone's send count and wrong codes in a row were
-    // plain integers (the cooldown and the guess wait had keys of their own).
+async fn wrong_guesses_an_older_otpd_counted_still_count() {
+    // Before issue 20 a phone's wrong codes in a row were a plain integer
+    // (the guess wait had a key of its own).
     let mut config = redis_config();
-    config.limits.sends_per_phone = 3;
     config.limits.max_consecutive_guesses = 20;
     config.limits.free_guesses = 10;
     let prefix = config.store.key_prefix.clone();
     let app = spawn_app(config).await;
     let mut conn = redis().await;
+    assert_eq!(app.send(PHONE).await.status, 202);
+    let code = app.outbox.last_code(PHONE);
     let _: () = conn
-        .set_ex(format!("{prefix}{{{PHONE}}}:sends"), 3, 600)
+        .set_ex(format!("{prefix}{{{PHONE}}}:fails"), 20, 600)
         .await
         .unwrap();
-    app.send(PHONE).await.assert_problem(429, "send_quota_exceeded");
-
-    let other = "+14155552672";
-    assert_eq!(app.send(other).await.status, 202);
-    let code = app.outbox.last_code(other);
-    let _: () = conn
-        .set_ex(format!("{prefix}{{{other}}}:fails"), 20, 600)
-        .await
-        .unwrap();
-    app.verify(other, &code)
+    app.verify(PHONE, &code)
         .await
         .assert_problem(429, "guess_budget_exceeded");
+}
+
+#[tokio::test]
+async fn the_phones_tally_rides_in_its_key_and_outlives_the_code() {
+    let mut config = redis_config();
+    config.limits.sends_per_phone = 2;
+    config.limits.sends_window_secs = 600;
+    let key = format!("{}{{{PHONE}}}", config.store.key_prefix);
+    let app = spawn_app(config).await;
+    let mut conn = redis().await;
+    assert_eq!(app.send(PHONE).await.status, 202);
+    let value: Vec<u8> = conn.get(&key).await.unwrap();
+    assert_eq!(value[0], b'S', "the tally comes first");
+    assert_eq!(&value[15..17], b"VE", "then the verification");
+    let sends_key: bool = conn.exists(format!("{key}:sends")).await.unwrap();
+    assert!(!sends_key, "no key of the sends' own");
+
+    let code = app.outbox.last_code(PHONE);
+    assert_eq!(app.verify(PHONE, &code).await.status, 200);
+    // The code is used up, its tally stays for the window.
+    let value: Vec<u8> = conn.get(&key).await.unwrap();
+    assert_eq!(value.len(), 15, "the tally alone");
+    let ttl: i64 = conn.pttl(&key).await.unwrap();
+    assert!(ttl > 590_000 && ttl <= 600_000, "pttl {ttl}");
+    app.get(&format!("/v1/otp/{PHONE}"))
+        .await
+        .assert_problem(404, "not_found");
+    app.verify(PHONE, &code).await.assert_problem(404, "not_found");
+
+    assert_eq!(app.send(PHONE).await.status, 202);
+    let status = app.get(&format!("/v1/otp/{PHONE}")).await;
+    let left = status.body["expires_in"].as_u64().unwrap_or(0);
+    assert!(
+        (170..=180).contains(&left),
+        "the code's life, not the tally's: {}",
+        status.body
+    );
+    let capped = app.send(PHONE).await;
+    capped.assert_problem(429, "send_quota_exceeded");
+    assert!((590..=600).contains(&capped.retry_after.unwrap()));
 }

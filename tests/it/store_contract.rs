@@ -7,11 +7,11 @@ use otpd::adapters::store::{MemoryStore, RedisStore};
 use std::net::IpAddr;
 
 use otpd::domain::{
-    Bucket, Claim, ClientPrefixes, Code, CodeHash, CodeHasher, GuessBudget, HashKey, Idempotency,
-    IdempotencyKey, Issued, Opened, OtpPolicy, PendingOtp, Phone, Quota, Resend, SendLimits, Taken,
-    Verification, VerificationId, VerifyOutcome,
+    Admitted, Bucket, Checked, Claim, ClientPrefixes, Code, CodeHash, CodeHasher, DeliveryReport,
+    GuessBudget, HashKey, Idempotency, IdempotencyKey, Issued, Opened, OtpPolicy, PendingOtp, Phone, Quota,
+    Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
 };
-use otpd::ports::OtpStore;
+use otpd::ports::{OtpStore, StoreError};
 
 use crate::helpers::{redis_url, unique_prefix};
 
@@ -864,3 +864,136 @@ async fn guesses_count_across_codes_and_instances_on_redis() {
 
 contract_suite!(memory, memory_store());
 contract_suite!(redis, redis_store());
+contract_suite!(memory_tallied, Tallied::wrap(memory_store()));
+contract_suite!(redis_tallied, Tallied::wrap(redis_store()));
+
+/// A store whose sends without limits are counted all the same (1,000 per
+/// hour, far more than any test sends), so every test above also runs with
+/// a phone's tally beside its verification: in Redis that is the same key,
+/// which then outlives the codes, and a verification must still end when
+/// they do.
+struct Tallied(Arc<dyn OtpStore>);
+
+impl Tallied {
+    fn wrap(store: Arc<dyn OtpStore>) -> Arc<dyn OtpStore> {
+        Arc::new(Self(store))
+    }
+
+    fn limits(limits: &SendLimits) -> SendLimits {
+        if limits.is_off() {
+            SendLimits {
+                resend_after: Duration::ZERO,
+                per_phone: Quota::new(1000, Duration::from_secs(3600)),
+            }
+        } else {
+            *limits
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl OtpStore for Tallied {
+    async fn open(
+        &self,
+        phone: &Phone,
+        otp: &PendingOtp,
+        limits: &SendLimits,
+        resend: Resend,
+    ) -> Result<Opened, StoreError> {
+        self.0.open(phone, otp, &Self::limits(limits), resend).await
+    }
+
+    async fn admit(
+        &self,
+        quotas: &[(Bucket, Quota)],
+        phone: &Phone,
+        otp: &PendingOtp,
+        limits: &SendLimits,
+        resend: Resend,
+    ) -> Result<Admitted<Opened>, StoreError> {
+        self.0
+            .admit(quotas, phone, otp, &Self::limits(limits), resend)
+            .await
+    }
+
+    async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError> {
+        self.0.end(phone, id).await
+    }
+
+    async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
+        self.0.take(bucket, quota).await
+    }
+
+    async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError> {
+        self.0.give_back(bucket).await
+    }
+
+    async fn check(
+        &self,
+        phone: &Phone,
+        id: Option<&VerificationId>,
+        candidates: &[CodeHash],
+        budget: &GuessBudget,
+    ) -> Result<Checked, StoreError> {
+        self.0.check(phone, id, candidates, budget).await
+    }
+
+    async fn guess(
+        &self,
+        quota: (Bucket, Quota),
+        phone: &Phone,
+        id: Option<&VerificationId>,
+        candidates: &[CodeHash],
+        budget: &GuessBudget,
+    ) -> Result<Admitted<Checked>, StoreError> {
+        self.0.guess(quota, phone, id, candidates, budget).await
+    }
+
+    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
+        self.0.clear_guesses(phone).await
+    }
+
+    async fn status(&self, phone: &Phone) -> Result<Option<Verification>, StoreError> {
+        self.0.status(phone).await
+    }
+
+    async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
+        self.0.withdraw(phone, hash).await
+    }
+
+    async fn record_delivery(
+        &self,
+        phone: &Phone,
+        hash: &CodeHash,
+        receipt: &SmsReceipt,
+        at: u64,
+        link_ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.0.record_delivery(phone, hash, receipt, at, link_ttl).await
+    }
+
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
+        self.0.update_delivery(report).await
+    }
+
+    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
+        self.0.claim(idempotency, hold).await
+    }
+
+    async fn settle(
+        &self,
+        idempotency: &Idempotency,
+        answer: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        self.0.settle(idempotency, answer, window).await
+    }
+
+    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError> {
+        self.0.release(idempotency).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.0.ping().await
+    }
+}

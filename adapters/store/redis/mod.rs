@@ -1,5 +1,6 @@
 //! The Redis store: one hash-tagged key per phone (`otp:{+14155552671}`)
-//! holding its verification as one string (`record.rs`), and one Lua script
+//! holding its verification as one string (`record.rs`), behind the tally of
+//! its sends when a limit counts them (`scripts/record.lua`), and one Lua script
 //! per operation that must read before it writes, so every call is one
 //! round trip to one slot, on one server or a cluster alike. On one server,
 //! the client's and the service's counters join the phone's script, so a
@@ -127,14 +128,14 @@ impl RedisStore {
     }
 }
 
-/// A script's reply of a record and its key's PTTL.
-fn verification_of(record: &Value, pttl: &Value) -> Option<Verification> {
-    let (Value::BulkString(record), Value::Int(pttl)) = (record, pttl) else {
+/// A script's reply of a record and the ms it has left.
+fn verification_of(record: &Value, left: &Value) -> Option<Verification> {
+    let (Value::BulkString(record), Value::Int(left)) = (record, left) else {
         return None;
     };
     // A key without a TTL would be a bug elsewhere; treat it as gone.
-    (*pttl > 0).then_some(())?;
-    record::decode(record, wait_of(*pttl))
+    (*left > 0).then_some(())?;
+    record::decode(record, wait_of(*left))
 }
 
 fn int(v: &Value) -> i64 {
@@ -190,7 +191,6 @@ impl RedisStore {
             }
         }
         let mut invocation = self.scripts.issue.key(&key);
-        invocation.key(format!("{key}:sends"));
         for (bucket, _) in quotas {
             invocation.key(self.bucket_key(*bucket));
         }

@@ -16,7 +16,9 @@
 //! This file and `scripts/record.lua` are the layout's two sides: that
 //! prelude, joined onto every script that reads a record, splits it and
 //! writes it back; this side writes a new verification and reads what the
-//! scripts return. A layout change touches the two.
+//! scripts return. A layout change touches the two. When a limit counts the
+//! phone's sends, the scripts keep its tally in front of the record in the
+//! same key; they return the record alone, so this side never sees it.
 
 use std::time::Duration;
 

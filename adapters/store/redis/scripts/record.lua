@@ -5,6 +5,14 @@
 -- attempts left, unix s created, sends, unix s of the last sends
 -- (space-separated), and, once an SMS went out, provider, message id,
 -- state, rank, unix seconds and error code.
+--
+-- When a limit counts the phone's sends, its tally comes first, in the same
+-- key: 'S', then the sends in the window (2 bytes), the unix ms of the last
+-- (6 bytes) and of the window's end (6 bytes; 0: no quota), big-endian. A
+-- send then creates one key, not two, and the key lives for the window, the
+-- cooldown or the newest code, whichever ends last, so every code in it
+-- carries its own expiry, and a verification whose codes are all past it is
+-- gone. A right guess or a cancel leaves the tally alone.
 
 local ID_LEN, HASH_LEN, CODE_LEN = 34, 64, 77
 -- domain/verification.rs: MAX_LIVE_CODES, MAX_SEND_TIMES.
@@ -80,13 +88,79 @@ local function live_codes(v, key, now)
     return
   end
   now = now or now_ms()
-  local with_key = now + math.max(redis.call('PTTL', key), 0)
+  local with_key
   local live = {}
   for _, c in ipairs(v.codes) do
-    local expiry = c[2] == 0 and with_key or c[2]
+    local expiry = c[2]
+    if expiry == 0 then
+      with_key = with_key or now + math.max(redis.call('PTTL', key), 0)
+      expiry = with_key
+    end
     if expiry > now then
       live[#live + 1] = {c[1], expiry}
     end
   end
   v.codes = live
+end
+
+local TALLY_LEN, TALLY = 15, '>I2I6I6'
+
+-- A phone key's value as its tally ('' for none) and its record (nil for
+-- none).
+local function split(value)
+  if value and string.sub(value, 1, 1) == 'S' then
+    local record = string.sub(value, TALLY_LEN + 1)
+    return string.sub(value, 1, TALLY_LEN), record ~= '' and record or nil
+  end
+  return '', value
+end
+
+-- The tally's sends, last send and window's end.
+local function read_tally(tally)
+  if tally == '' then
+    return 0, 0, 0
+  end
+  local sends, last, window_end = struct.unpack(TALLY, string.sub(tally, 2))
+  return sends, last, window_end
+end
+
+local function write_tally(sends, last, window_end)
+  return 'S' .. struct.pack(TALLY, sends, last, window_end)
+end
+
+-- The pending verification in a record, or nil. Beside a tally the key
+-- outlives the codes, so each is checked against Redis's clock (read once:
+-- the `now` returned) and only live ones are kept.
+local function pending(record, tally, key, now)
+  local v = read_record(record)
+  if v and tally ~= '' then
+    now = now or now_ms()
+    live_codes(v, key, now)
+    if #v.codes == 0 then
+      return nil, now
+    end
+  end
+  return v, now
+end
+
+-- The ms a pending verification has left: its key's, or beside a tally its
+-- newest code's (pending gave `now`).
+local function life_left(v, tally, key, now)
+  if tally == '' then
+    return redis.call('PTTL', key)
+  end
+  local latest = 0
+  for _, c in ipairs(v.codes) do
+    latest = math.max(latest, c[2])
+  end
+  return latest - now
+end
+
+-- Removes the verification, keeping the phone's tally if it has one.
+local function remove(key, tally)
+  if tally == '' then
+    return redis.call('DEL', key)
+  end
+  redis.call('SET', key, tally, 'KEEPTTL')
+  return 1
 end

@@ -1,8 +1,9 @@
 -- Reads the phone's verification.
 -- KEYS[1]: the phone's key.
--- Returns nil, or {the record, ttl in ms}.
-local record = get_record(KEYS[1])
-if not read_record(record) then
+-- Returns nil, or {the record, ms it has left}.
+local tally, record = split(get_record(KEYS[1]))
+local v, now = pending(record, tally, KEYS[1])
+if not v then
   return false
 end
-return {record, redis.call('PTTL', KEYS[1])}
+return {record, life_left(v, tally, KEYS[1], now)}

@@ -3,7 +3,8 @@
 -- KEYS[1]: the phone's key.
 -- ARGV: provider, message id, state, rank, error code ('' for none), unix seconds.
 -- Returns 1 if applied, 0 otherwise.
-local v = read_record(get_record(KEYS[1]))
+local tally, record = split(get_record(KEYS[1]))
+local v = read_record(record)
 if not v then
   return 0
 end
@@ -20,5 +21,5 @@ if error_code == '' then
   error_code = f[6] or ''
 end
 v.delivery = {f[1], f[2], ARGV[3], ARGV[4], ARGV[6], error_code}
-redis.call('SET', KEYS[1], write_record(v), 'KEEPTTL')
+redis.call('SET', KEYS[1], tally .. write_record(v), 'KEEPTTL')
 return 1

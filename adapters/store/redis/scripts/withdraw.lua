@@ -1,7 +1,9 @@
 -- Takes back a code whose SMS failed, and its send; a verification left
--- without codes is removed, else it lives as long as its newest code left.
+-- without codes is removed, else it lives as long as its newest code left
+-- (its key, longer if the phone's tally needs it).
 -- KEYS[1]: the phone's key. ARGV[1]: the hash of the code to withdraw.
-local v = read_record(get_record(KEYS[1]))
+local tally, record = split(get_record(KEYS[1]))
+local v = read_record(record)
 if not v then
   return 0
 end
@@ -18,10 +20,15 @@ if #kept == #v.codes then
   return 0
 end
 if #kept == 0 then
-  return redis.call('DEL', KEYS[1])
+  return remove(KEYS[1], tally)
 end
 v.codes = kept
 v.sends = math.max(v.sends - 1, 1)
 v.times = string.gsub(v.times, ' ?%d+$', '')
-redis.call('SET', KEYS[1], write_record(v), 'PX', latest - now)
+if tally == '' then
+  redis.call('SET', KEYS[1], write_record(v), 'PX', latest - now)
+else
+  -- The tally's key lives at least as long as the codes left.
+  redis.call('SET', KEYS[1], tally .. write_record(v), 'KEEPTTL')
+end
 return 1
