@@ -315,7 +315,9 @@ def build(work):
     )
     out.append(
         "- **code maker** (started for each verify scenario's batch of codes, under the verifying instance's "
-        f"prefix, its console printing to a file): `{facts.get('settings_maker', '?')}`"
+        f"prefix, its console printing to a file): `{facts.get('settings_maker', '?')}`; making codes for "
+        "the defaults instance it keeps the phone's cooldown and quota at their defaults, so its codes carry "
+        "the phone's tally as that instance's own would"
     )
     out.append("")
     out.append(

@@ -376,7 +376,10 @@ data_memory() {
 #             default, events to an endpoint; only the service-wide budget is
 #             raised, so the run doesn't spend it;
 #   off       the same with every limit 0 and the guess budget off;
-#   maker     limits off, no key (loopback), no events: it only makes codes.
+#   maker     no key (loopback), no events: it only makes codes; limits off
+#             but, making codes for the defaults instance (MAKING_FOR), the
+#             phone's cooldown and quota at their defaults, so its codes
+#             carry the phone's tally as that instance's would.
 # otp.ttl_secs and otp.max_attempts stay at their defaults in all three.
 settings_for() {
     local role=$1 port=$2 prefix=$3
@@ -403,9 +406,10 @@ settings_for() {
     if [[ $role == defaults ]]; then
         SETTINGS+=("OTPD_LIMITS__SENDS_PER_HOUR=$SENDS_PER_HOUR")
     else
+        if [[ $role != maker || ${MAKING_FOR:-} != defaults ]]; then
+            SETTINGS+=(OTPD_LIMITS__RESEND_AFTER_SECS=0 OTPD_LIMITS__SENDS_PER_PHONE=0)
+        fi
         SETTINGS+=(
-            OTPD_LIMITS__RESEND_AFTER_SECS=0
-            OTPD_LIMITS__SENDS_PER_PHONE=0
             OTPD_LIMITS__SENDS_PER_IP=0
             OTPD_LIMITS__VERIFIES_PER_IP=0
             OTPD_LIMITS__LOOKUPS_PER_IP=0
@@ -804,7 +808,7 @@ for instance in defaults off; do
     [[ $instance == off ]] && url=$OFF_URL prefix=$PREFIX_OFF
     want=$(codes_needed 1)
     log "making $want codes for verify_right_$instance"
-    make_codes "codes_right_$instance" "$prefix" "$AREAS_RIGHT" "$want" 0
+    MAKING_FOR=$instance make_codes "codes_right_$instance" "$prefix" "$AREAS_RIGHT" "$want" 0
     log "verify with the right code ($instance): $DURATION s"
     run_wrk "verify_right_$instance" "$instance" "$url" bench/verify.lua "$DURATION" \
         mode=right file="$WORK/codes_right_$instance.txt" phase="$PHASE_RIGHT" expected=200
@@ -817,7 +821,7 @@ for instance in defaults off; do
     [[ $instance == off ]] && url=$OFF_URL prefix=$PREFIX_OFF
     want=$(codes_needed "$WRONG_TRIES")
     log "making $want codes for verify_wrong_$instance ($WRONG_TRIES wrong guesses each)"
-    make_codes "codes_wrong_$instance" "$prefix" "$AREAS_WRONG" "$want" "$DURATION"
+    MAKING_FOR=$instance make_codes "codes_wrong_$instance" "$prefix" "$AREAS_WRONG" "$want" "$DURATION"
     log "verify with a wrong code ($instance): $DURATION s"
     run_wrk "verify_wrong_$instance" "$instance" "$url" bench/verify.lua "$DURATION" \
         mode=wrong tries="$WRONG_TRIES" file="$WORK/codes_wrong_$instance.txt" phase="$PHASE_WRONG" expected=422
