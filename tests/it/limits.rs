@@ -112,11 +112,7 @@ async fn verifies_per_client_are_capped_across_phones_in_redis() {
     let config = redis_config();
     let key = format!("{}ip:{{127.0.0.1/32}}:verifies", config.store.key_prefix);
     verifies_capped_at_three(config).await;
-    let mut conn = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn().await;
     let taken: i64 = conn.get(key).await.unwrap();
     assert_eq!(taken, 3, "a refused verify gives back what it took");
 }
@@ -134,7 +130,7 @@ async fn the_global_budget_caps_every_client() {
     assert!((3590..=3600).contains(&capped.retry_after.unwrap()));
 }
 
-async fn refused_sends_use_up_nothing(config: Config) -> TestApp {
+async fn refused_sends_use_up_nothing(config: Config) {
     let mut config = config;
     config.limits.resend_after_secs = 30;
     config.limits.sends_per_phone = 5;
@@ -157,7 +153,6 @@ async fn refused_sends_use_up_nothing(config: Config) -> TestApp {
             .await
             .assert_problem(429, "global_quota_exceeded");
     }
-    app
 }
 
 #[tokio::test]
@@ -170,11 +165,7 @@ async fn a_refused_send_does_not_use_up_the_client_or_global_budget_in_redis() {
     let config = redis_config();
     let prefix = config.store.key_prefix.clone();
     refused_sends_use_up_nothing(config).await;
-    let mut conn = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn().await;
     // Two sends went out; each counter holds those two and nothing else.
     let client: i64 = conn
         .get(format!("{prefix}ip:{{127.0.0.1/32}}:sends"))
@@ -346,11 +337,7 @@ async fn counters_expire_by_themselves_in_redis() {
     app.send(PHONE).await;
     app.verify(PHONE, "000000").await;
 
-    let mut conn = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn().await;
     let expectations = [
         (format!("{prefix}{{{PHONE}}}"), 600_000),
         (format!("{prefix}ip:{{127.0.0.1/32}}:sends"), 600_000),
@@ -496,4 +483,13 @@ async fn two_instances_share_the_phone_quota_and_the_global_budget() {
     a.send(&phone(5))
         .await
         .assert_problem(429, "global_quota_exceeded");
+}
+
+/// A connection to the tests' Redis, to read what the store wrote.
+async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
 }
