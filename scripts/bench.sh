@@ -768,18 +768,23 @@ if (( MEMORY_CODES > 0 )); then
 
     # What the memory is, by kind of key: every key under the instance's
     # prefix, its name with the hash tag's contents taken out, counted; and
-    # MEMORY USAGE of up to 50 of each kind.
+    # MEMORY USAGE and PTTL of up to 50 of each kind (how long a kind lives
+    # is what a steady rate of sends holds of it: report.py).
     for node in "${OTPD_MASTERS[@]}"; do
         scan_keys "$node" "${PREFIX_DEFAULTS}*" >"$WORK/keys.txt"
         awk -v p="$PREFIX_DEFAULTS" '{k = substr($0, length(p) + 1); gsub(/\{[^}]*\}/, "{}", k); print k "\t" $0}' \
             "$WORK/keys.txt" >"$WORK/kinds.txt"
         awk -F'\t' '{n[$1]++} END {for (k in n) print k "\t" n[k]}' "$WORK/kinds.txt" >>"$WORK/kind-counts.txt"
         awk -F'\t' 'seen[$1]++ < 50 {print $1 "\t" $2}' "$WORK/kinds.txt" >"$WORK/sample.txt"
-        cut -f2 "$WORK/sample.txt" | sed 's/^/MEMORY USAGE /' | ncli "$node" |
-            paste "$WORK/sample.txt" - >>"$WORK/kind-sizes.txt"
+        cut -f2 "$WORK/sample.txt" | sed 's/^/MEMORY USAGE /' | ncli "$node" >"$WORK/sample-bytes.txt"
+        cut -f2 "$WORK/sample.txt" | sed 's/^/PTTL /' | ncli "$node" >"$WORK/sample-pttl.txt"
+        paste "$WORK/sample.txt" "$WORK/sample-bytes.txt" "$WORK/sample-pttl.txt" >>"$WORK/kind-sizes.txt"
     done
-    awk -F'\t' 'FILENAME ~ /counts/ {n[$1] += $2; next} {b[$1] += $3; s[$1]++}
-        END {for (k in n) printf "memory_kind=kind=%s,keys=%d,mean_bytes=%.0f\n", k, n[k], s[k] ? b[k] / s[k] : 0}' \
+    # A kind's life: the longest PTTL sampled (the newest key's, a few
+    # seconds short of its whole life); -1 for keys without one.
+    awk -F'\t' 'FILENAME ~ /counts/ {n[$1] += $2; next}
+        {b[$1] += $3; s[$1]++; if (!($1 in t) || $4 > t[$1]) t[$1] = $4}
+        END {for (k in n) printf "memory_kind=kind=%s,keys=%d,mean_bytes=%.0f,life_ms=%d\n", k, n[k], s[k] ? b[k] / s[k] : 0, t[k]}' \
         "$WORK/kind-counts.txt" "$WORK/kind-sizes.txt" >>"$FACTS"
 fi
 
