@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# What each step of a send's script costs Redis: redis-benchmark runs the
+# send's EVALSHA (the phone's key, the client's and the service's counters,
+# a new verification's record and the default limits), and then the same
+# call with the script cut down to one step at a time, on a redis-server of
+# its own; Redis's own time per call (INFO commandstats) is printed for
+# each. Every call has a fresh phone and a fresh client, so each makes its
+# keys: a send at the defaults from a new client. docs/performance.md has
+# what it showed.
+#
+#   bench/script_costs.sh            # 200,000 calls per line, about a minute
+#   CALLS=50000 bench/script_costs.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+CALLS=${CALLS:-200000}
+SCRIPTS=adapters/store/redis/scripts
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+WORK=$(mktemp -d)
+redis-server --port "$PORT" --save '' --appendonly no --dir "$WORK" --daemonize yes --logfile "$WORK/redis.log"
+trap 'redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+
+# A new verification's record as otpd writes it (record.rs), console receipt
+# included: 203 bytes.
+RECORD="VE$(printf 'a%.0s' {1..32})1$(printf 'h%.0s' {1..64})00000000000005
+1796000000
+1
+1796000000
+console
+$(printf 'm%.0s' {1..36})
+queued
+0
+1796000000
+"
+# issue.lua's keys and arguments at the defaults (store/redis/mod.rs).
+KEYS=('otp:{+1555__rand_int__}' 'otp:ip:{10.__rand_int__}:sends' 'otp:{global}:sends')
+ARGS=("$RECORD" 180000 30000 5 600000 0 20 600000 1000000000 3600000)
+
+# cost LABEL LUA: Redis's µs per EVALSHA of LUA with the send's keys and args.
+cost() {
+    local sha
+    sha=$(redis-cli -p "$PORT" SCRIPT LOAD "$2")
+    redis-cli -p "$PORT" FLUSHALL >/dev/null
+    redis-cli -p "$PORT" CONFIG RESETSTAT >/dev/null
+    redis-benchmark -p "$PORT" -n "$CALLS" -c 16 -r 100000000 -q \
+        EVALSHA "$sha" 3 "${KEYS[@]}" "${ARGS[@]}" >/dev/null
+    printf '| %s | %s |\n' "$1" "$(redis-cli -p "$PORT" INFO commandstats |
+        sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p')"
+}
+
+PRELUDE=$(cat "$SCRIPTS/record.lua")
+echo "| script | µs per call |"
+echo "|---|---:|"
+cost "return 1" "return 1"
+cost "the record prelude, then return 1" "$PRELUDE
+return 1"
+cost "TIME" "redis.call('TIME') return 1"
+cost "INCR (the service's counter)" "redis.call('INCR', KEYS[3]) return 1"
+cost "INCR and PEXPIRE (a new client's counter)" "redis.call('INCR', KEYS[2]) redis.call('PEXPIRE', KEYS[2], 600000) return 1"
+cost "GET (a new phone)" "redis.call('GET', KEYS[1]) return 1"
+cost "SET PX (a new phone's record)" "redis.call('SET', KEYS[1], ARGV[1], 'PX', 180000) return 1"
+cost "the send's commands alone" "redis.call('INCR', KEYS[2]) redis.call('PEXPIRE', KEYS[2], 600000)
+redis.call('INCR', KEYS[3]) redis.call('TIME') redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', 180000) return {0, ARGV[1]}"
+cost "issue.lua, as a send runs it" "$PRELUDE
+$(cat "$SCRIPTS/issue.lua")"
