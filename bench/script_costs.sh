@@ -10,6 +10,8 @@
 #
 #   bench/script_costs.sh            # 200,000 calls per line, about a minute
 #   CALLS=50000 bench/script_costs.sh
+#
+# Needs redis-server, redis-cli, redis-benchmark and python3 (for a free port).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
