@@ -472,12 +472,21 @@ def build(work):
         out.append("")
         out.append("| key | what | keys | per code | bytes each (MEMORY USAGE) | bytes per code | lives (s) |")
         out.append("|---|---|---:|---:|---:|---:|---:|")
+        # (name, keys, MEMORY USAGE each, life ms or -1), most keys first.
+        rows = sorted(
+            (
+                (
+                    kind.get("kind", "").replace("{}", "{…}"),
+                    int(kind.get("keys", 0)),
+                    float(kind.get("mean_bytes", 0)),
+                    int(kind.get("life_ms", -1)),
+                )
+                for kind in kinds
+            ),
+            key=lambda row: -row[1],
+        )
         total = 0.0
-        all_keys = sum(int(kind.get("keys", 0)) for kind in kinds)
-        for kind in sorted(kinds, key=lambda k: -int(k.get("keys", 0))):
-            keys, each = int(kind.get("keys", 0)), float(kind.get("mean_bytes", 0))
-            life = int(kind.get("life_ms", -1))
-            name = kind.get("kind", "").replace("{}", "{…}")
+        for name, keys, each, life in rows:
             total += keys * each / codes
             out.append(
                 f"| `<prefix>{name}` | {KEY_KINDS.get(name, '')} | {keys:,} | {keys / codes:.3f} | {each:,.0f} | "
@@ -493,11 +502,10 @@ def build(work):
         # Keys that outlive their code are still there while later codes
         # are pending: at a steady rate of sends Redis holds each kind for
         # its life, not the code's.
+        all_keys = sum(keys for _, keys, _, _ in rows)
         overhead = (grown - total * codes) / all_keys if all_keys else 0.0
         steady = 0.0
-        for kind in kinds:
-            keys, each = int(kind.get("keys", 0)), float(kind.get("mean_bytes", 0))
-            life = int(kind.get("life_ms", -1))
+        for _, keys, each, life in rows:
             share = max(life / 1000 / CODE_LIFE_S, 1.0) if life > 0 else 1.0
             steady += keys * (each + overhead) / codes * share
         out.append("")

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# What each step of a send's script costs Redis: redis-benchmark runs the
-# send's EVALSHA (the phone's key, the client's and the service's counters,
-# a new verification's record and the default limits), and then the same
-# call with the script cut down to one step at a time, on a redis-server of
-# its own; Redis's own time per call (INFO commandstats) is printed for
-# each. Every call has a fresh phone and a fresh client, so each makes its
+# What each step of a send's script costs Redis: redis-benchmark runs
+# EVALSHA with the send's keys and arguments (the phone's key, the client's
+# and the service's counters, a new verification's record and the default
+# limits) for a script of one step at a time, then the steps together, then
+# issue.lua whole, on a redis-server of its own; Redis's own time per call
+# (INFO commandstats) is printed for each. Every call has a fresh phone and a fresh client, so each makes its
 # keys: a send at the defaults from a new client. docs/performance.md has
 # what it showed.
 #
