@@ -6,8 +6,8 @@ Reads the run's work folder, which the script fills with:
                 scripts' done(), plus what the script measured around it:
                 instance=, phase=, served=, store_calls=, store_errors=,
                 events_kept=, events_dropped=, delivered=, cpu_s=,
-                drain_cpu_s=, redis_cpu_s=, drain_redis_cpu_s=, drain_s=,
-                rss_kb=, hwm_kb=);
+                drain_cpu_s=, redis_cpu_s=, drain_redis_cpu_s=, wrk_cpu_s=,
+                hook_cpu_s=, drain_s=, rss_kb=, hwm_kb=);
   NAME.cmd.before / NAME.cmd.after
                 `INFO commandstats` of Redis's masters around each scenario;
   facts         `key=value` lines: settings, machine, memory, soak samples.
@@ -218,6 +218,10 @@ class Run:
         # its requests made are delivered then.
         self.cpu_us = 1e6 * (num(raw, "cpu_s", float("nan")) + num(raw, "drain_cpu_s")) / n
         self.redis_us = 1e6 * (num(raw, "redis_cpu_s", float("nan")) + num(raw, "drain_redis_cpu_s")) / n
+        # What the rest of the machine spent on the scenario: wrk, and the
+        # event endpoint (the reference's POST /hook) while otpd was measured.
+        self.wrk_us = 1e6 * num(raw, "wrk_cpu_s", float("nan")) / n
+        self.hook_us = 1e6 * num(raw, "hook_cpu_s", float("nan")) / n
         self.trips = num(raw, "store_calls") / n
         self.delivered = num(raw, "delivered") / n
         self.drain_s = num(raw, "drain_s")
@@ -239,7 +243,15 @@ def mean_ref(runs):
         "p99": sum(r.p99 for r in runs) / len(runs),
         "cpu_us": sum(r.cpu_us * r.requests for r in runs) / total,
         "redis_us": sum(r.redis_us * r.requests for r in runs) / total,
+        "wrk_us": sum(r.wrk_us * r.requests for r in runs) / total,
     }
+
+
+def ceiling(cpus, *us_per_request):
+    """The req/s the machine's CPUs allow work of these µs per request, every
+    CPU busy all the time: an upper bound."""
+    spent = sum(us_per_request)
+    return cpus * 1e6 / spent if spent and not math.isnan(spent) else float("nan")
 
 
 def build(work):
@@ -429,6 +441,57 @@ def build(work):
             "(that time's CPU is in the columns above): " + "; ".join(lines) + "."
         )
 
+    # --- The ceiling the rest of the machine sets ---
+    cpus = num(facts, "nproc", float("nan"))
+    ceilings = {}
+    rest_rows = []
+    for instance in INSTANCES:
+        for kind in KINDS:
+            r = runs.get(f"{kind}_{instance}")
+            if not r:
+                continue
+            hook = r.hook_us if events_on else 0.0
+            # wrk spends more a request the fewer it makes (fewer requests
+            # per wake-up); were otpd free it would make more, so it is
+            # counted at the pool reference's cost when that is lower.
+            wrk = min(r.wrk_us, pool["wrk_us"]) if pool and not math.isnan(pool["wrk_us"]) else r.wrk_us
+            top = ceiling(cpus, wrk, hook, r.redis_us)
+            ceilings[r.name] = top
+            rest_rows.append(
+                f"| {KIND_SHORT[kind]}, {INSTANCE_NAMES[instance]} | {fmt_us(r.wrk_us)} | "
+                + (f"{fmt_us(hook)} | " if events_on else "")
+                + f"{fmt_us(r.redis_us)} | {fmt_us(r.cpu_us)} | {'n/a' if math.isnan(top) else f'{top:,.0f}'} | "
+                f"{fmt_ratio(ratio(top, pool['rps']) if pool else float('nan'))} |"
+            )
+    if any(not math.isnan(top) for top in ceilings.values()):
+        out.append("")
+        out.append("### What the rest of the machine spends, and the ceiling it sets")
+        out.append("")
+        out.append(
+            "| scenario | wrk CPU µs/req | "
+            + ("event endpoint CPU µs/req | " if events_on else "")
+            + "Redis CPU µs/req | otpd CPU µs/req | req/s were otpd to take no CPU | that ÷ the pool reference's req/s |"
+        )
+        out.append("|---|---:|" + ("---:|" if events_on else "") + "---:|---:|---:|---:|")
+        out.extend(rest_rows)
+        if pool:
+            own = ceiling(cpus, pool["wrk_us"], pool["cpu_us"], pool["redis_us"])
+            out.append("")
+            out.append(
+                f"Every scenario's work that isn't otpd's, {int(cpus)} CPUs busy all the time: wrk's (load "
+                "generation; counted at the pool reference's cost where that is lower, since wrk spends less a "
+                "request the faster it goes)"
+                + (", the event endpoint's (the reference answering `POST /hook`, on the same CPUs)" if events_on else "")
+                + " and Redis's, each per request from the start of the scenario until its events were "
+                "delivered. The req/s that allows is what this machine could serve were otpd's own work free: "
+                "an estimate, not a proof (Redis and the endpoint, too, spend a little less a request the "
+                f"faster they go), and a generous one, since no CPU is ever idle in it: the pool reference ({fmt_us(pool['wrk_us'])} µs of wrk, {fmt_us(pool['cpu_us'])} "
+                f"of its own and {fmt_us(pool['redis_us'])} of Redis a request) would reach {own:,.0f} req/s "
+                f"by the same sum, and served {pool['rps']:,.0f} ({fmt_ratio(ratio(pool['rps'], own))} of it). "
+                f"Where the last column is well under {RPS_FLOOR}, the target of {RPS_FLOOR} of the pool "
+                "reference's req/s is out of reach on this machine whatever otpd does."
+            )
+
     # --- Commands ---
     out.append("")
     out.append("### Redis commands per request, by command")
@@ -615,10 +678,12 @@ def build(work):
             )
         if pool:
             x = ratio(d.rps, pool["rps"])
+            top = ratio(ceilings.get(d.name, float("nan")), pool["rps"])
             target_rows.append(
                 (
                     f"{short} at the defaults: req/s >= {RPS_FLOOR} x the pool reference's",
-                    f"{fmt_ratio(x)} ({d.rps:,.0f} vs {pool['rps']:,.0f})",
+                    f"{fmt_ratio(x)} ({d.rps:,.0f} vs {pool['rps']:,.0f})"
+                    + ("" if math.isnan(top) else f"; {fmt_ratio(top)} were otpd to take no CPU"),
                     x >= RPS_FLOOR,
                 )
             )

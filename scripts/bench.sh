@@ -540,6 +540,15 @@ cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
 ticks_to_s() { awk -v t="$1" -v hz="$TICKS" 'BEGIN {printf "%.2f", t / hz}'; }
 fsub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
+# CHILDREN_CPU: the user + system seconds of this shell's children reaped so
+# far (bash's `times`, second line). Read just before wrk starts and just
+# after it is reaped, the difference is wrk's own CPU. Not called as $(...):
+# a subshell's `times` has only the subshell's children, none.
+children_cpu() {
+    times >"$WORK/times"
+    CHILDREN_CPU=$(awk 'NR == 2 {for (i = 1; i <= 2; i++) {split($i, t, /[ms]/); s += t[1] * 60 + t[2]}}
+                        END {printf "%.3f", s}' "$WORK/times")
+}
 
 # Deliveries still in an instance's outbox: the entries of its streams (one
 # per shard, `<prefix>events:{n}`, and its retries beside it). On a cluster
@@ -603,8 +612,9 @@ snapshot() {
 # run_wrk NAME INSTANCE URL SCRIPT SECONDS [key=value ...]
 # Runs one scenario with wrk, keeps its output in $WORK/NAME.out, and
 # appends its BENCH line to $RESULTS with what the script measured around
-# it: for otpd, its counters' changes, its CPU and Redis's over the run and
-# the outbox's drain after it, and its RSS. INFO commandstats before and
+# it: for otpd, its counters' changes, its CPU, Redis's and the event
+# endpoint's over the run and the outbox's drain after it, and its RSS; for
+# every run, wrk's own CPU. INFO commandstats before and
 # after go to NAME.cmd.before / NAME.cmd.after, for commands per request.
 # INSTANCE: defaults, off, pool or mux.
 run_wrk() {
@@ -619,17 +629,28 @@ run_wrk() {
     pause_otpd_but "$pid"
     snapshot "$name.cmd.before" "$pid" "$port" "${nodes[@]}"
     local cpu0=$SNAP_CPU rcpu0=$SNAP_REDIS_CPU counters0=$SNAP_COUNTERS
+    # While otpd is measured the reference serves only its POST /hook: its
+    # CPU is what the events cost their endpoint.
+    local hook0=0
+    if [[ -n $port ]]; then hook0=$(cpu_ticks "$REF_PID"); fi
+    children_cpu
+    local wrk0=$CHILDREN_CPU
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s -s "$script" "$url" \
         -- threads="$THREADS" name="$name" key="$API_KEY" per_client="$PER_CLIENT" "$@" \
         >"$WORK/$name.out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || die "wrk failed for $name: $(tail -5 "$WORK/$name.out")"
     WRK_PID=""
+    children_cpu
+    local wrk_cpu
+    wrk_cpu=$(fsub "$CHILDREN_CPU" "$wrk0")
     local cpu1 rcpu1 drain_s=0 looks=0
     cpu1=$(cpu_ticks "$pid")
     rcpu1=$(redis_cpu "${nodes[@]}")
     if [[ -n $port ]]; then read -r drain_s looks < <(drain "$prefix" "$port"); fi
     snapshot "$name.cmd.after" "$pid" "$port" "${nodes[@]}"
+    local hook_ticks=0
+    if [[ -n $port ]]; then hook_ticks=$(( $(cpu_ticks "$REF_PID") - hook0 )); fi
     resume_otpd
     local line
     line=$(grep '^BENCH ' "$WORK/$name.out") || die "no BENCH line from wrk for $name: $(cat "$WORK/$name.out")"
@@ -639,6 +660,7 @@ run_wrk() {
     echo "$line instance=$instance phase=scenario $deltas" \
         "cpu_s=$(ticks_to_s $((cpu1 - cpu0))) drain_cpu_s=$(ticks_to_s $((SNAP_CPU - cpu1)))" \
         "redis_cpu_s=$(fsub "$rcpu1" "$rcpu0") drain_redis_cpu_s=$(fsub "$SNAP_REDIS_CPU" "$rcpu1")" \
+        "wrk_cpu_s=$wrk_cpu hook_cpu_s=$(ticks_to_s "$hook_ticks")" \
         "drain_s=$drain_s drain_looks=$looks rss_kb=$(rss_kb "$pid" VmRSS) hwm_kb=$(rss_kb "$pid" VmHWM)" >>"$RESULTS"
     grep '^WARNING ' "$WORK/$name.out" >&2 || true
     # One readable line as we go; the tables come at the end.
