@@ -248,8 +248,8 @@ def mean_ref(runs):
 
 
 def ceiling(cpus, *us_per_request):
-    """The req/s the machine's CPUs allow work of these µs per request, every
-    CPU busy all the time: an upper bound."""
+    """The req/s the machine's CPUs allow work of these µs per request, with
+    every CPU busy all the time."""
     spent = sum(us_per_request)
     return cpus * 1e6 / spent if spent and not math.isnan(spent) else float("nan")
 
@@ -485,8 +485,9 @@ def build(work):
                 + " and Redis's, each per request from the start of the scenario until its events were "
                 "delivered. The req/s that allows is what this machine could serve were otpd's own work free: "
                 "an estimate, not a proof (Redis and the endpoint, too, spend a little less a request the "
-                f"faster they go), and a generous one, since no CPU is ever idle in it: the pool reference ({fmt_us(pool['wrk_us'])} µs of wrk, {fmt_us(pool['cpu_us'])} "
-                f"of its own and {fmt_us(pool['redis_us'])} of Redis a request) would reach {own:,.0f} req/s "
+                "faster they go), and a generous one, since no CPU is ever idle in it: the pool reference "
+                f"({fmt_us(pool['wrk_us'])} µs of wrk, {fmt_us(pool['cpu_us'])} of its own and "
+                f"{fmt_us(pool['redis_us'])} of Redis a request) would reach {own:,.0f} req/s "
                 f"by the same sum, and served {pool['rps']:,.0f} ({fmt_ratio(ratio(pool['rps'], own))} of it). "
                 f"Where the last column is well under {RPS_FLOOR}, the target of {RPS_FLOOR} of the pool "
                 "reference's req/s is out of reach on this machine whatever otpd does."
