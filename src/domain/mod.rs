@@ -13,6 +13,7 @@ mod locale;
 mod message;
 mod otp;
 mod phone;
+mod rules;
 mod sealed_id;
 mod verification;
 
@@ -30,6 +31,7 @@ pub use locale::{Forms, Locale, LocaleError, Templates, BUILT_IN as BUILT_IN_TEM
 pub use message::{minutes_shown, Autofill, MessageTemplate, SmsText, TemplateError};
 pub use otp::{OtpPolicy, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{NumberKind, Phone, PhoneError};
+pub use rules::{Fails, PhoneState, Record, Tally};
 pub use sealed_id::IdSeal;
 pub use verification::{
     Checked, Opened, Resend, Verification, VerificationId, VerificationIdError, MAX_LIVE_CODES,

@@ -997,3 +997,76 @@ impl OtpStore for Tallied {
         self.0.ping().await
     }
 }
+
+/// A full memory store still counts every wrong guess (the guess state
+/// lives in the phone's own entry), and a guess whose client can't be
+/// counted is refused before it is compared, whatever the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_memory_store_never_makes_a_guess_free() {
+    let store: Arc<dyn OtpStore> = Arc::new(MemoryStore::new(2));
+    let budget = GuessBudget {
+        free: 10,
+        first_delay: Duration::from_secs(30),
+        max_delay: Duration::from_secs(3600),
+        max_consecutive: 100,
+        memory: Duration::from_secs(86_400),
+    };
+    let quota = Quota::new(1000, Duration::from_secs(60));
+    let client =
+        |n: u8| Bucket::VerifiesFrom(ClientPrefixes::default().client(IpAddr::from([203, 0, 113, n])));
+    let p = phone(60);
+    let (otp, right) = pending(&p, "135790", TTL, 3);
+    put(&store, &p, &otp).await;
+    // The other phone takes the last room; the clients' counters fill theirs.
+    put(&store, &phone(61), &pending(&phone(61), "000000", TTL, 3).0).await;
+    for n in 1..=2 {
+        store.take(client(n), quota).await.unwrap();
+    }
+    for remaining in [2, 1, 0] {
+        let guessed = store
+            .guess((client(1), quota), &p, None, &guess(&p, "999999"), &budget)
+            .await
+            .unwrap();
+        let Admitted::Done(Checked { outcome, .. }) = guessed else {
+            panic!("refused: {guessed:?}");
+        };
+        assert_eq!(
+            outcome,
+            VerifyOutcome::Mismatch {
+                attempts_remaining: remaining,
+                phone_blocked: false
+            }
+        );
+    }
+    assert!(is_locked(
+        store.verify_and_consume(&p, &right, &budget).await.unwrap()
+    ));
+    // A third client has no room to be counted: refused unheard, right or wrong.
+    let (otp, right) = pending(&phone(61), "246802", TTL, 3);
+    put(&store, &phone(61), &otp).await;
+    for candidates in [right.clone(), guess(&phone(61), "111111")] {
+        let refused = store
+            .guess((client(3), quota), &phone(61), None, &candidates, &budget)
+            .await;
+        assert!(matches!(refused, Err(StoreError::Full(2))), "{refused:?}");
+    }
+    assert_eq!(
+        store
+            .status(&phone(61))
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts_remaining,
+        3
+    );
+    let approved = store
+        .guess((client(1), quota), &phone(61), None, &right, &budget)
+        .await;
+    assert!(matches!(
+        approved,
+        Ok(Admitted::Done(Checked {
+            outcome: VerifyOutcome::Approved,
+            ..
+        }))
+    ));
+}
