@@ -6,36 +6,60 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Admitted, Bucket, Checked, Claim, CodeHash, DeliveryReport, Event, GuessBudget, Idempotency, Issued,
-    Opened, PendingOtp, Phone, Quota, Resend, SendLimits, SmsReceipt, SmsText, Taken, Verification,
-    VerificationId, VerifyOutcome,
+    Admitted, Bucket, Checked, Claim, ClientNet, CodeHash, DeliveryReport, Event, GuessBudget, GuessCeiling,
+    Idempotency, Named, Opened, PendingOtp, Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText,
+    Taken, Verification, VerifyOutcome,
 };
 
-/// Where pending codes live. Every method is one atomic step, so any number of
-/// service instances can share one store.
+/// What stands between a send and a stored code: the phone's cooldown and
+/// quota, and its ceiling of wrong codes (which a new verification
+/// reserves its attempts from).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendRules {
+    pub limits: SendLimits,
+    pub ceiling: GuessCeiling,
+}
+
+/// Who guesses, and what bounds them: the client's quota of verifies and
+/// its waits between wrong codes by phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guesser {
+    pub client: ClientNet,
+    pub quota: Quota,
+    pub waits: GuessBudget,
+}
+
+/// A guess: from whom, for which verification, and its candidate hashes
+/// (one per hash key).
+#[derive(Debug, Clone, Copy)]
+pub struct Guess<'a> {
+    pub scope: &'a Scope,
+    pub named: Named<'a>,
+    pub candidates: &'a [CodeHash],
+    pub ceiling: GuessCeiling,
+}
+
+/// Where verifications live. Every method is one atomic step, so any
+/// number of service instances can share one store; each applies the
+/// domain's rules (`domain::PhoneState`) to the phone's state.
 #[async_trait]
 pub trait OtpStore: Send + Sync + 'static {
-    /// Stores `otp` as a code of the phone's verification unless `limits`
-    /// forbid a new code for this phone now; checking and storing are one
-    /// atomic step. A pending verification (attempts left) is kept when
-    /// `resend` says so: same id and attempts, one more send, the new code
-    /// live beside its earlier ones (at most [`crate::domain::MAX_LIVE_CODES`]),
-    /// each until its own `otp.ttl` is up. Otherwise `otp` starts a new
-    /// verification as `otp.id`, and earlier codes stop working at once.
+    /// [`crate::domain::PhoneState::open`] on the phone's state.
     ///
     /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
+    /// [`StoreError`] when the store can't be reached in time, or has no
+    /// room for a new phone.
     async fn open(
         &self,
         phone: &Phone,
         otp: &PendingOtp,
-        limits: &SendLimits,
-        resend: Resend,
+        mode: &SendMode,
+        rules: &SendRules,
     ) -> Result<Opened, StoreError>;
 
     /// Takes one from each of `quotas`' buckets, then [`OtpStore::open`]s,
     /// as one step: a bucket that has none left, or a refusal by the
-    /// phone's limits, leaves every bucket as it was. A store that can do
+    /// phone's rules, leaves every bucket as it was. A store that can do
     /// it all in one atomic call overrides this.
     ///
     /// # Errors
@@ -45,43 +69,29 @@ pub trait OtpStore: Send + Sync + 'static {
         quotas: &[(Bucket, Quota)],
         phone: &Phone,
         otp: &PendingOtp,
-        limits: &SendLimits,
-        resend: Resend,
+        mode: &SendMode,
+        rules: &SendRules,
     ) -> Result<Admitted<Opened>, StoreError> {
-        admit_in_steps(self, quotas, phone, otp, limits, resend).await
+        admit_in_steps(self, quotas, phone, otp, mode, rules).await
     }
 
-    /// [`OtpStore::open`] a new verification, replacing any pending one, as
-    /// the original routes always did.
+    /// [`crate::domain::PhoneState::end`] on the phone's state.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
-    async fn issue(
+    async fn end(
         &self,
         phone: &Phone,
-        otp: &PendingOtp,
-        limits: &SendLimits,
-    ) -> Result<Issued, StoreError> {
-        Ok(match self.open(phone, otp, limits, Resend::Replaces).await? {
-            Opened::Stored(_) => Issued::Stored,
-            Opened::TooSoon { retry_after } => Issued::TooSoon { retry_after },
-            Opened::QuotaExceeded { retry_after } => Issued::QuotaExceeded { retry_after },
-        })
-    }
-
-    /// Ends the phone's verification if it is `id` and still pending
-    /// (attempts left): a cancel, or an approval made elsewhere. Returns it
-    /// as it was.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
-    async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError>;
+        scope: &Scope,
+        id: &crate::domain::VerificationId,
+    ) -> Result<Option<Verification>, StoreError>;
 
     /// Takes one from `bucket` if it has fewer than `quota.limit` in the
     /// current window; the window starts with the first one taken.
     ///
     /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
+    /// [`StoreError`] when the store can't be reached in time, or has no
+    /// room to count a new client.
     async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError>;
 
     /// Returns one taken from `bucket`, for a request refused further on.
@@ -90,71 +100,70 @@ pub trait OtpStore: Send + Sync + 'static {
     /// [`StoreError`] when the store can't be reached in time.
     async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError>;
 
-    /// Checks a guess against the phone's verification (only if it is `id`,
-    /// when given) in one atomic step: when one of `candidates` equals the
-    /// hash of one of its live codes it is consumed and the phone's wrong
-    /// guesses are cleared; otherwise one attempt is used (with none left it
-    /// is locked) and the phone's wrong guesses in a row grow by one, as
-    /// `budget` counts them ([`GuessBudget::after`]). While the budget
-    /// allows no guess, the guess is not checked. Every candidate is
-    /// compared with every live code, whichever matches.
+    /// [`crate::domain::PhoneState::check`] on the phone's state.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
-    async fn check(
-        &self,
-        phone: &Phone,
-        id: Option<&VerificationId>,
-        candidates: &[CodeHash],
-        budget: &GuessBudget,
-    ) -> Result<Checked, StoreError>;
+    async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError>;
 
-    /// Takes one from `quota`'s bucket, then [`OtpStore::check`]s: a guess
-    /// the bucket refuses is not checked. A store that can do both in one
-    /// atomic call overrides this.
+    /// How long `client` must wait before its next guess by phone is heard
+    /// ([`crate::domain::ClientGuesses::wait`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn client_wait(
+        &self,
+        client: ClientNet,
+        waits: &GuessBudget,
+    ) -> Result<Option<Duration>, StoreError>;
+
+    /// Counts a guess by phone of `client`'s: a wrong one grows its wrong
+    /// guesses in a row, a right one clears them.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time, or has no
+    /// room to count a new client.
+    async fn note_guess(&self, client: ClientNet, right: bool, waits: &GuessBudget)
+        -> Result<(), StoreError>;
+
+    /// The guesser's quota, its waits (by phone) and the check as one step:
+    /// a guess the quota or the waits refuse, or whose count could not be
+    /// kept, is not compared. A store that can do it in one atomic call
+    /// overrides this.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn guess(
         &self,
-        quota: (Bucket, Quota),
+        guesser: &Guesser,
         phone: &Phone,
-        id: Option<&VerificationId>,
-        candidates: &[CodeHash],
-        budget: &GuessBudget,
+        guess: &Guess<'_>,
     ) -> Result<Admitted<Checked>, StoreError> {
-        guess_in_steps(self, quota, phone, id, candidates, budget).await
+        guess_in_steps(self, guesser, phone, guess).await
     }
 
-    /// [`OtpStore::check`] whichever verification the phone has.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
-    async fn verify_and_consume(
-        &self,
-        phone: &Phone,
-        candidates: &[CodeHash],
-        budget: &GuessBudget,
-    ) -> Result<VerifyOutcome, StoreError> {
-        Ok(self.check(phone, None, candidates, budget).await?.outcome)
-    }
-
-    /// Forgets the phone's wrong guesses, as an approval would: for an
-    /// operator to let its owner in again. Says whether there were any.
+    /// Forgets the wrong codes the phone's ceiling counts, for an operator
+    /// to let its owner in again. Says whether there were any.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError>;
 
-    /// The phone's verification, locked or pending, if there is one.
+    /// The scope's verification, pending or locked: by id, or by phone its
+    /// newest.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
-    async fn status(&self, phone: &Phone) -> Result<Option<Verification>, StoreError>;
+    async fn status(
+        &self,
+        phone: &Phone,
+        scope: &Scope,
+        named: Named<'_>,
+    ) -> Result<Option<Verification>, StoreError>;
 
-    /// Takes back the code hashed as `hash` from the phone's verification,
-    /// and its send, so withdrawing a failed send never removes a newer
-    /// code; a verification left without codes is gone.
+    /// Takes back the code hashed as `hash` from its verification, and its
+    /// send, so withdrawing a failed send never removes a newer code; a
+    /// verification left without codes is gone.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
@@ -229,8 +238,8 @@ pub async fn admit_in_steps<S: OtpStore + ?Sized>(
     quotas: &[(Bucket, Quota)],
     phone: &Phone,
     otp: &PendingOtp,
-    limits: &SendLimits,
-    resend: Resend,
+    mode: &SendMode,
+    rules: &SendRules,
 ) -> Result<Admitted<Opened>, StoreError> {
     let takes = quotas.iter().map(|(bucket, quota)| store.take(*bucket, *quota));
     let taken = futures_util::future::join_all(takes).await;
@@ -257,35 +266,54 @@ pub async fn admit_in_steps<S: OtpStore + ?Sized>(
         give_back().await;
         return refusal;
     }
-    let opened = store.open(phone, otp, limits, resend).await;
+    let opened = store.open(phone, otp, mode, rules).await;
     if !matches!(opened, Ok(Opened::Stored(_))) {
         give_back().await;
     }
     opened.map(Admitted::Done)
 }
 
-/// [`OtpStore::guess`] as two calls, one after the other: the take must
-/// allow the guess before it is checked.
+/// [`OtpStore::guess`] as calls one after the other: the quota and the
+/// client's waits must allow the guess before it is checked, and a guess
+/// by phone is counted for the client after.
 ///
 /// # Errors
 /// [`StoreError`] when the store can't be reached in time.
 pub async fn guess_in_steps<S: OtpStore + ?Sized>(
     store: &S,
-    (bucket, quota): (Bucket, Quota),
+    guesser: &Guesser,
     phone: &Phone,
-    id: Option<&VerificationId>,
-    candidates: &[CodeHash],
-    budget: &GuessBudget,
+    guess: &Guess<'_>,
 ) -> Result<Admitted<Checked>, StoreError> {
-    if !quota.is_off() {
-        if let Taken::Exhausted { retry_after } = store.take(bucket, quota).await? {
+    if !guesser.quota.is_off() {
+        let bucket = Bucket::VerifiesFrom(guesser.client);
+        if let Taken::Exhausted { retry_after } = store.take(bucket, guesser.quota).await? {
             return Ok(Admitted::Refused {
                 refused: 0,
                 retry_after,
             });
         }
     }
-    let checked = store.check(phone, id, candidates, budget).await?;
+    let by_phone = guess.named == Named::ByPhone && !guesser.waits.is_off();
+    if by_phone {
+        if let Some(retry_after) = store.client_wait(guesser.client, &guesser.waits).await? {
+            return Ok(Admitted::Done(Checked {
+                outcome: VerifyOutcome::Throttled { retry_after },
+                verification: None,
+            }));
+        }
+    }
+    let checked = store.check(phone, guess).await?;
+    if by_phone {
+        let right = match checked.outcome {
+            VerifyOutcome::Approved => Some(true),
+            VerifyOutcome::Mismatch { .. } => Some(false),
+            _ => None,
+        };
+        if let Some(right) = right {
+            store.note_guess(guesser.client, right, &guesser.waits).await?;
+        }
+    }
     Ok(Admitted::Done(checked))
 }
 

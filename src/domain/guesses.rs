@@ -1,14 +1,16 @@
-//! The guess budget: wrong codes a phone may be sent across all its codes.
-//! Each code allows a few attempts, but codes can be asked for again and
-//! again; this budget is what bounds guessing over hours and days. Only an
-//! approval (or an operator) clears it.
+//! What bounds guessing beyond each code's own attempts: the phone's
+//! ceiling of wrong codes per window, whoever sends them, and each client's
+//! waits between wrong codes by phone, which fall on the guesser alone.
 
 use std::time::Duration;
 
-/// Wrong guesses past `free` in a row each make the phone wait before its
-/// next guess: `first_delay`, doubling each time, up to `max_delay`. After
-/// `max_consecutive` in a row, no guess is heard until an approval clears
-/// the count, which is forgotten `memory` after the last wrong guess.
+/// A client's waits: its wrong guesses by phone past `free` in a row each
+/// make it wait before its next guess by phone: `first_delay`, doubling
+/// each time, up to `max_delay`. After `max_consecutive` in a row, none is
+/// heard from it until the count is forgotten, `memory` after its last
+/// wrong guess; its own right code clears it. Guesses by id never wait:
+/// their verification's reserved attempts bound them, and a client shared
+/// by the owner (the app's own server) must not slow the owner down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuessBudget {
     pub free: u32,
@@ -42,8 +44,8 @@ impl GuessBudget {
     }
 
     /// After `fails` wrong guesses in a row. The stores apply the same rule
-    /// (the Redis script `verify.lua` in its own words); the store contract
-    /// tests hold them to it.
+    /// (the Redis script `verify.lua` in its own words); the differential
+    /// test holds them to it.
     pub fn after(&self, fails: u32) -> NextGuess {
         if self.is_off() {
             return NextGuess::Now;
@@ -60,6 +62,70 @@ impl GuessBudget {
             .checked_mul(1u32.checked_shl(doublings).unwrap_or(u32::MAX))
             .unwrap_or(self.max_delay);
         NextGuess::After(delay.min(self.max_delay))
+    }
+}
+
+/// A client's wrong guesses by phone in a row, as a store keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientGuesses {
+    pub in_a_row: u32,
+    /// Unix ms before which none of its guesses by phone is heard; 0: none.
+    pub wait_until_ms: u64,
+    /// Unix ms the count is forgotten.
+    pub forget_at_ms: u64,
+}
+
+impl ClientGuesses {
+    /// How long a client with these wrong guesses must wait before its
+    /// next guess by phone is heard; `None`: not at all.
+    pub fn wait(held: Option<&Self>, budget: &GuessBudget, now: u64) -> Option<Duration> {
+        let held = held.filter(|h| h.forget_at_ms > now && !budget.is_off())?;
+        if budget.after(held.in_a_row) == NextGuess::Blocked {
+            return Some(Duration::from_millis(held.forget_at_ms - now));
+        }
+        (held.wait_until_ms > now).then(|| Duration::from_millis(held.wait_until_ms - now))
+    }
+
+    /// The count after one more wrong guess by phone at `now`.
+    pub fn after_wrong(held: Option<&Self>, budget: &GuessBudget, now: u64) -> Self {
+        let in_a_row = held.filter(|h| h.forget_at_ms > now).map_or(0, |h| h.in_a_row) + 1;
+        let wait_until_ms = match budget.after(in_a_row) {
+            NextGuess::After(delay) => now + super::rules::millis(delay),
+            NextGuess::Now | NextGuess::Blocked => 0,
+        };
+        Self {
+            in_a_row,
+            wait_until_ms,
+            forget_at_ms: now + super::rules::millis(budget.memory),
+        }
+    }
+}
+
+/// At most `limit` wrong codes answered as wrong per phone per `window`,
+/// across every client and path: what bounds distributed guessing. A new
+/// verification reserves its attempts from it, so the ceiling never takes
+/// away attempts a verification was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessCeiling {
+    /// 0: no ceiling.
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl GuessCeiling {
+    pub const OFF: GuessCeiling = GuessCeiling {
+        limit: 0,
+        window: Duration::ZERO,
+    };
+
+    pub fn is_off(&self) -> bool {
+        self.limit == 0 || self.window.is_zero()
+    }
+}
+
+impl Default for GuessCeiling {
+    fn default() -> Self {
+        Self::OFF
     }
 }
 

@@ -21,7 +21,7 @@ pub use code::{Code, CodeError};
 pub use delivery::{Delivery, DeliveryReport, DeliveryState};
 pub use destination::{CountryCodeError, DestinationError, DestinationPolicy};
 pub use events::{Event, EventKind, LockReason, EVENT_TYPES};
-pub use guesses::{GuessBudget, NextGuess};
+pub use guesses::{ClientGuesses, GuessBudget, GuessCeiling, NextGuess};
 pub use hashing::{CodeHash, CodeHasher, HashKey, HashKeyError};
 pub use idempotency::{Claim, Idempotency, IdempotencyKey, IdempotencyKeyError};
 pub use limits::{
@@ -31,9 +31,9 @@ pub use locale::{Forms, Locale, LocaleError, Templates, BUILT_IN as BUILT_IN_TEM
 pub use message::{minutes_shown, Autofill, MessageTemplate, SmsText, TemplateError};
 pub use otp::{OtpPolicy, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{NumberKind, Phone, PhoneError};
-pub use rules::{Fails, PhoneState, Record, Tally};
+pub use rules::{Named, PhoneState, Record, Tally, WrongCodes};
 pub use sealed_id::IdSeal;
 pub use verification::{
-    Checked, Opened, Resend, Verification, VerificationId, VerificationIdError, MAX_LIVE_CODES,
-    MAX_SEND_TIMES, VERIFICATION_ID_LEN,
+    Checked, Opened, Scope, SendMode, Verification, VerificationId, VerificationIdError, MAX_LIVE_CODES,
+    MAX_SEND_TIMES, MAX_VERIFICATIONS, SCOPE_LEN, VERIFICATION_ID_LEN,
 };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{CodeHash, Delivery, VerificationId};
+use super::{CodeHash, Delivery, Scope, VerificationId};
 
 /// The operator's rules for every code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +39,10 @@ impl OtpPolicy {
 
     /// What the store keeps for a newly sent code, with `id` for the
     /// verification it starts unless one is pending and kept.
-    pub fn pending(&self, id: VerificationId, hash: CodeHash) -> PendingOtp {
+    pub fn pending(&self, id: VerificationId, scope: Scope, hash: CodeHash) -> PendingOtp {
         PendingOtp {
             id,
+            scope,
             hash,
             ttl: self.ttl,
             attempts: self.max_attempts,
@@ -56,6 +57,8 @@ impl OtpPolicy {
 pub struct PendingOtp {
     /// The id a new verification gets; a kept one keeps its own.
     pub id: VerificationId,
+    /// Who asked for it.
+    pub scope: Scope,
     pub hash: CodeHash,
     pub ttl: Duration,
     pub attempts: u32,
@@ -86,7 +89,7 @@ pub enum VerifyOutcome {
     /// The code was right and is now consumed.
     Approved,
     /// Wrong code; one attempt used. `phone_blocked`: with this one the
-    /// phone's guess budget takes no more guesses.
+    /// phone's ceiling has no room left for guesses by phone.
     Mismatch {
         attempts_remaining: u32,
         phone_blocked: bool,
@@ -96,8 +99,8 @@ pub enum VerifyOutcome {
     Locked { expires_in: Duration },
     /// Never sent, expired or already used.
     NotFound,
-    /// The phone's guess budget allows no guess for `retry_after`; the
-    /// guess was not checked.
+    /// The phone's ceiling, or the guessing client's waits, allow no guess
+    /// for `retry_after`; the guess was not compared.
     Throttled { retry_after: Duration },
 }
 

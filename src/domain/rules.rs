@@ -3,22 +3,36 @@
 //! This is the one home of a verification's rules. The memory store applies
 //! them under a lock; the Redis scripts repeat them in Lua, for one round
 //! trip, and `tests/it/differential.rs` holds the copies to each other.
+//!
+//! The model, against a stranger who can make the app send and check codes
+//! for any phone (docs/behaviour.md, "Security model"):
+//! - every send starts a verification of its own, known by an id only its
+//!   scope (the caller that started it) is told; a resend names the id;
+//! - a verification has `attempts` for guesses by id, reserved from the
+//!   phone's ceiling when it starts, so nobody else's guesses can use them,
+//!   and `phone_attempts` for guesses by phone (which reach every pending
+//!   verification of the scope, and so anyone's);
+//! - the phone's ceiling bounds the wrong codes answered as wrong per
+//!   window across every path: a guess by phone needs room left beside
+//!   what the live verifications hold reserved, and a new verification
+//!   reserves its attempts from it.
 
 use std::time::Duration;
 
 use super::{
-    Checked, CodeHash, Delivery, DeliveryReport, GuessBudget, NextGuess, Opened, PendingOtp, Resend,
-    SendLimits, Verification, VerificationId, VerifyOutcome, MAX_LIVE_CODES, MAX_SEND_TIMES,
+    Checked, CodeHash, Delivery, DeliveryReport, GuessCeiling, Opened, PendingOtp, Scope, SendLimits,
+    SendMode, Verification, VerificationId, VerifyOutcome, MAX_LIVE_CODES, MAX_SEND_TIMES, MAX_VERIFICATIONS,
 };
 
-/// A phone's state: its send tally, its verification and its wrong
-/// guesses in a row. Each part ends on its own; [`PhoneState::sweep`]
+/// A phone's state: its send tally, the wrong codes its ceiling counts and
+/// its verifications. Each part ends on its own; [`PhoneState::sweep`]
 /// drops what has, and an empty state is no state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PhoneState {
     pub tally: Option<Tally>,
-    pub record: Option<Record>,
-    pub fails: Option<Fails>,
+    pub wrong: Option<WrongCodes>,
+    /// Oldest first.
+    pub verifications: Vec<Record>,
 }
 
 /// The phone's sends, for its cooldown and its quota.
@@ -34,14 +48,25 @@ pub struct Tally {
     pub until_ms: u64,
 }
 
+/// Wrong codes answered for the phone in the ceiling's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongCodes {
+    pub count: u32,
+    /// Unix ms the window ends.
+    pub window_end_ms: u64,
+}
+
 /// A verification as stored: its codes, each with its own expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub id: VerificationId,
+    pub scope: Scope,
     /// Each code's hash and the unix ms it expires, oldest first.
     pub codes: Vec<(CodeHash, u64)>,
-    /// Wrong codes still allowed; 0: locked.
+    /// Wrong codes still allowed by id; 0: locked.
     pub attempts: u32,
+    /// Wrong codes still allowed by phone; 0: out of reach by phone.
+    pub phone_attempts: u32,
     /// Unix seconds of the first send.
     pub created_at: u64,
     pub sends: u32,
@@ -50,14 +75,12 @@ pub struct Record {
     pub delivery: Option<Delivery>,
 }
 
-/// The phone's wrong guesses in a row ([`GuessBudget`]).
+/// Which way a guess names its verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fails {
-    pub in_a_row: u32,
-    /// Unix ms before which no guess is heard; 0: none.
-    pub wait_until_ms: u64,
-    /// Unix ms the count is forgotten.
-    pub forget_at_ms: u64,
+pub enum Named<'a> {
+    /// Whichever pending verifications of the scope a guess by phone reaches.
+    ByPhone,
+    ById(&'a VerificationId),
 }
 
 impl Record {
@@ -73,24 +96,29 @@ impl Record {
             .map(|(hash, _)| hash)
     }
 
-    /// As callers see it, at `now`.
-    pub fn view(&self, now: u64) -> Verification {
+    /// As callers see it at `now`, with the attempts of the way it is named.
+    pub fn view(&self, named: Named<'_>, now: u64) -> Verification {
         Verification {
             id: self.id.clone(),
             created_at: self.created_at,
             expires_in: Duration::from_millis(self.expires_at().saturating_sub(now)),
-            attempts_remaining: self.attempts,
+            attempts_remaining: match named {
+                Named::ByPhone => self.phone_attempts,
+                Named::ById(_) => self.attempts,
+            },
             sends: self.sends,
             send_times: self.send_times.clone(),
             delivery: self.delivery.clone(),
         }
     }
 
-    fn new(otp: &PendingOtp, now: u64) -> Self {
+    fn new(otp: &PendingOtp, attempts: u32, now: u64) -> Self {
         Self {
             id: otp.id.clone(),
+            scope: otp.scope.clone(),
             codes: vec![(otp.hash.clone(), now + millis(otp.ttl))],
-            attempts: otp.attempts,
+            attempts,
+            phone_attempts: otp.attempts,
             created_at: otp.sent_at,
             sends: 1,
             send_times: vec![otp.sent_at],
@@ -113,41 +141,115 @@ impl Record {
         }
         self.delivery.clone_from(&otp.delivery);
     }
+
+    /// Every candidate against every live code, whichever matches, so the
+    /// time taken says nothing of which one did.
+    fn matches(&self, candidates: &[CodeHash], now: u64) -> bool {
+        self.live_codes(now)
+            .flat_map(|code| candidates.iter().map(move |c| c.matches(code.as_bytes())))
+            .fold(false, |found, m| found | m)
+    }
 }
 
 impl PhoneState {
     /// Drops every part that has ended by `now`: a verification with no
-    /// live code, a tally neither the cooldown nor the window needs, wrong
-    /// guesses past their memory.
+    /// live code, a tally neither the cooldown nor the window needs, a
+    /// ceiling's window that is over.
     pub fn sweep(&mut self, now: u64) {
-        if self.record.as_ref().is_some_and(|r| r.expires_at() <= now) {
-            self.record = None;
-        }
+        self.verifications.retain(|r| r.expires_at() > now);
         if self.tally.is_some_and(|t| t.until_ms <= now) {
             self.tally = None;
         }
-        if self.fails.is_some_and(|f| f.forget_at_ms <= now) {
-            self.fails = None;
+        if self.wrong.is_some_and(|w| w.window_end_ms <= now) {
+            self.wrong = None;
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tally.is_none() && self.record.is_none() && self.fails.is_none()
+        self.tally.is_none() && self.wrong.is_none() && self.verifications.is_empty()
     }
 
     /// Unix ms its last part ends: how long a store must keep it.
     pub fn expires_at(&self) -> u64 {
-        let record = self.record.as_ref().map_or(0, Record::expires_at);
+        let verifications = self
+            .verifications
+            .iter()
+            .map(Record::expires_at)
+            .max()
+            .unwrap_or(0);
         let tally = self.tally.map_or(0, |t| t.until_ms);
-        let fails = self.fails.map_or(0, |f| f.forget_at_ms);
-        record.max(tally).max(fails)
+        let wrong = self.wrong.map_or(0, |w| w.window_end_ms);
+        verifications.max(tally).max(wrong)
     }
 
-    /// Stores `otp` unless the phone's `limits` refuse a code now; a
-    /// pending verification with attempts left is kept when `resend` says
-    /// so. A refusal changes nothing.
-    pub fn open(&mut self, otp: &PendingOtp, limits: &SendLimits, resend: Resend, now: u64) -> Opened {
+    /// The wrong codes the ceiling still allows beside those the live
+    /// verifications hold reserved, and when more room comes; `None` when
+    /// the ceiling is off.
+    fn room(&self, ceiling: &GuessCeiling, now: u64) -> Option<(u32, Duration)> {
+        if ceiling.is_off() {
+            return None;
+        }
+        let wrong = self.wrong.map_or(0, |w| w.count);
+        let reserved: u32 = self.verifications.iter().map(|r| r.attempts).sum();
+        let room = ceiling.limit.saturating_sub(wrong.saturating_add(reserved));
+        // Room comes back when the window ends or a reserving verification does.
+        let window_end = self.wrong.map(|w| w.window_end_ms);
+        let frees = self
+            .verifications
+            .iter()
+            .filter(|r| r.attempts > 0)
+            .map(Record::expires_at);
+        let next = window_end.into_iter().chain(frees).min().unwrap_or(now);
+        Some((room, Duration::from_millis(next.saturating_sub(now))))
+    }
+
+    /// Counts one wrong code in the ceiling's window.
+    fn count_wrong(&mut self, ceiling: &GuessCeiling, now: u64) {
+        if ceiling.is_off() {
+            return;
+        }
+        self.wrong = Some(match self.wrong {
+            Some(w) => WrongCodes {
+                count: w.count + 1,
+                ..w
+            },
+            None => WrongCodes {
+                count: 1,
+                window_end_ms: now + millis(ceiling.window),
+            },
+        });
+    }
+
+    fn find(&self, scope: &Scope, id: &VerificationId) -> Option<usize> {
+        self.verifications
+            .iter()
+            .position(|r| r.id == *id && r.scope == *scope)
+    }
+
+    /// Stores `otp` as `mode` says unless the phone's `limits`, its number
+    /// of verifications or its `ceiling` refuse it now. A refusal changes
+    /// nothing.
+    pub fn open(
+        &mut self,
+        otp: &PendingOtp,
+        mode: &SendMode,
+        limits: &SendLimits,
+        ceiling: &GuessCeiling,
+        now: u64,
+    ) -> Opened {
         self.sweep(now);
+        // The verification the code joins, if any.
+        let joins = match mode {
+            SendMode::Resend(id) => match self.find(&otp.scope, id) {
+                Some(i) if self.verifications[i].attempts > 0 => Some(i),
+                _ => return Opened::NotFound,
+            },
+            SendMode::KeepPending => self
+                .verifications
+                .iter()
+                .rposition(|r| r.scope == otp.scope && r.attempts > 0),
+            SendMode::New | SendMode::Replace => None,
+        };
         let cooldown = millis(limits.resend_after);
         let quota = limits.per_phone;
         let (mut sends, last, mut window_end) = self
@@ -170,14 +272,35 @@ impl PhoneState {
                 };
             }
         }
-        let record = match self.record.as_mut() {
-            Some(record) if resend == Resend::Keeps && record.attempts > 0 => {
+        let verification = match joins {
+            Some(i) => {
+                let record = &mut self.verifications[i];
                 record.resent(otp, now);
-                record
+                record.view(Named::ById(&otp.id), now)
             }
-            _ => self.record.insert(Record::new(otp, now)),
+            None => {
+                let mut kept = self.clone();
+                if *mode == SendMode::Replace {
+                    kept.verifications.retain(|r| r.scope != otp.scope);
+                }
+                if kept.verifications.len() >= MAX_VERIFICATIONS {
+                    let oldest = kept.verifications.iter().map(Record::expires_at).min();
+                    return Opened::QuotaExceeded {
+                        retry_after: Duration::from_millis(oldest.unwrap_or(now).saturating_sub(now)),
+                    };
+                }
+                let attempts = match kept.room(ceiling, now) {
+                    None => otp.attempts,
+                    Some((0, retry_after)) => return Opened::GuessCeiling { retry_after },
+                    Some((room, _)) => room.min(otp.attempts),
+                };
+                let record = Record::new(otp, attempts, now);
+                let verification = record.view(Named::ById(&otp.id), now);
+                kept.verifications.push(record);
+                *self = kept;
+                verification
+            }
         };
-        let verification = record.view(now);
         if !limits.is_off() {
             let quota_on = !quota.is_off();
             self.tally = Some(Tally {
@@ -190,16 +313,18 @@ impl PhoneState {
         Opened::Stored(verification)
     }
 
-    /// Checks a guess against the verification (only if it is `id`, when
-    /// given): one of `candidates` equal to a live code's hash consumes it
-    /// and clears the wrong guesses; otherwise one attempt is used and the
-    /// wrong guesses in a row grow as `budget` counts them. While the budget
-    /// allows no guess, or with no attempts left, the guess isn't compared.
+    /// Checks a guess from `scope`. By id: against that verification, with
+    /// its own reserved attempts. By phone: against every pending
+    /// verification of the scope still in reach by phone, while the
+    /// ceiling has room; a wrong code uses one phone attempt of each. A
+    /// right code consumes the verification it matches. A guess that is
+    /// refused (no room, no attempts) is not compared.
     pub fn check(
         &mut self,
-        id: Option<&VerificationId>,
+        scope: &Scope,
+        named: Named<'_>,
         candidates: &[CodeHash],
-        budget: &GuessBudget,
+        ceiling: &GuessCeiling,
         now: u64,
     ) -> Checked {
         self.sweep(now);
@@ -207,123 +332,142 @@ impl PhoneState {
             outcome,
             verification: None,
         };
-        let Some(record) = self.record.as_mut().filter(|r| id.is_none_or(|id| r.id == *id)) else {
-            return only(VerifyOutcome::NotFound);
-        };
-        if !budget.is_off() {
-            if let Some(fails) = self.fails {
-                if budget.after(fails.in_a_row) == NextGuess::Blocked {
-                    return only(throttled(fails.forget_at_ms, now));
+        let reached: Vec<usize> = match named {
+            Named::ById(id) => match self.find(scope, id) {
+                Some(i) if self.verifications[i].attempts == 0 => {
+                    return only(self.locked(&[i], now));
                 }
-                if fails.wait_until_ms > now {
-                    return only(throttled(fails.wait_until_ms, now));
+                Some(i) => vec![i],
+                None => return only(VerifyOutcome::NotFound),
+            },
+            Named::ByPhone => {
+                let scoped: Vec<usize> = (0..self.verifications.len())
+                    .filter(|i| self.verifications[*i].scope == *scope)
+                    .collect();
+                if scoped.is_empty() {
+                    return only(VerifyOutcome::NotFound);
                 }
+                let reached: Vec<usize> = scoped
+                    .iter()
+                    .copied()
+                    .filter(|i| self.verifications[*i].phone_attempts > 0)
+                    .collect();
+                if reached.is_empty() {
+                    return only(self.locked(&scoped, now));
+                }
+                if let Some((0, retry_after)) = self.room(ceiling, now) {
+                    return only(VerifyOutcome::Throttled { retry_after });
+                }
+                reached
             }
-        }
-        if record.attempts == 0 {
-            return only(VerifyOutcome::Locked {
-                expires_in: Duration::from_millis(record.expires_at() - now),
-            });
-        }
-        // Every candidate against every live code, whichever matches, so
-        // the time taken says nothing of which one did.
-        let matched = record
-            .live_codes(now)
-            .flat_map(|code| candidates.iter().map(move |c| c.matches(code.as_bytes())))
-            .fold(false, |found, m| found | m);
-        if matched {
-            let verification = record.view(now);
-            self.record = None;
-            self.fails = None;
+        };
+        let matched: Vec<bool> = reached
+            .iter()
+            .map(|i| self.verifications[*i].matches(candidates, now))
+            .collect();
+        if let Some(at) = matched.iter().position(|m| *m) {
+            let record = self.verifications.remove(reached[at]);
             return Checked {
                 outcome: VerifyOutcome::Approved,
-                verification: Some(verification),
+                verification: Some(record.view(named, now)),
             };
         }
-        record.attempts -= 1;
-        let verification = record.view(now);
-        let mut phone_blocked = false;
-        if !budget.is_off() {
-            let in_a_row = self.fails.map_or(0, |f| f.in_a_row) + 1;
-            let wait_until_ms = match budget.after(in_a_row) {
-                NextGuess::Now => 0,
-                NextGuess::After(delay) => now + millis(delay),
-                NextGuess::Blocked => {
-                    phone_blocked = true;
-                    0
-                }
-            };
-            self.fails = Some(Fails {
-                in_a_row,
-                wait_until_ms,
-                forget_at_ms: now + millis(budget.memory),
-            });
+        for i in &reached {
+            let record = &mut self.verifications[*i];
+            match named {
+                Named::ById(_) => record.attempts -= 1,
+                Named::ByPhone => record.phone_attempts -= 1,
+            }
         }
+        self.count_wrong(ceiling, now);
+        let newest = reached.last().map(|i| self.verifications[*i].view(named, now));
+        let attempts_remaining = newest.as_ref().map_or(0, |v| v.attempts_remaining);
+        let phone_blocked = matches!(self.room(ceiling, now), Some((0, _)));
         Checked {
             outcome: VerifyOutcome::Mismatch {
-                attempts_remaining: verification.attempts_remaining,
+                attempts_remaining,
                 phone_blocked,
             },
-            verification: Some(verification),
+            verification: newest,
         }
     }
 
-    /// Ends the verification if it is `id` and pending (attempts left);
+    /// Locked until the newest of `at` expires.
+    fn locked(&self, at: &[usize], now: u64) -> VerifyOutcome {
+        let until = at
+            .iter()
+            .map(|i| self.verifications[*i].expires_at())
+            .max()
+            .unwrap_or(now);
+        VerifyOutcome::Locked {
+            expires_in: Duration::from_millis(until.saturating_sub(now)),
+        }
+    }
+
+    /// Ends the scope's verification `id` if it is pending (attempts left);
     /// returns it as it was.
-    pub fn end(&mut self, id: &VerificationId, now: u64) -> Option<Verification> {
+    pub fn end(&mut self, scope: &Scope, id: &VerificationId, now: u64) -> Option<Verification> {
         self.sweep(now);
-        let record = self.record.as_ref().filter(|r| r.id == *id && r.attempts > 0)?;
-        let verification = record.view(now);
-        self.record = None;
-        Some(verification)
+        let i = self.find(scope, id)?;
+        if self.verifications[i].attempts == 0 {
+            return None;
+        }
+        Some(self.verifications.remove(i).view(Named::ById(id), now))
     }
 
-    /// The verification, pending or locked.
-    pub fn status(&mut self, now: u64) -> Option<Verification> {
+    /// The scope's verification, pending or locked: by id, or by phone its
+    /// newest.
+    pub fn status(&mut self, scope: &Scope, named: Named<'_>, now: u64) -> Option<Verification> {
         self.sweep(now);
-        self.record.as_ref().map(|r| r.view(now))
+        let record = match named {
+            Named::ById(id) => self.find(scope, id).map(|i| &self.verifications[i]),
+            Named::ByPhone => self.verifications.iter().rev().find(|r| r.scope == *scope),
+        };
+        record.map(|r| r.view(named, now))
     }
 
-    /// Takes the code hashed as `hash` and its send back; a verification
-    /// left without codes is gone.
+    /// Takes the live code hashed as `hash` and its send back; a
+    /// verification left without codes is gone.
     pub fn withdraw(&mut self, hash: &CodeHash, now: u64) {
         self.sweep(now);
-        let Some(record) = self.record.as_mut() else {
+        let holds = |r: &Record| r.codes.iter().any(|(code, at)| code == hash && *at > now);
+        let Some(i) = self.verifications.iter().position(holds) else {
             return;
         };
-        record.codes.retain(|(_, at)| *at > now);
-        if !record.codes.iter().any(|(code, _)| code == hash) {
-            return;
-        }
-        record.codes.retain(|(code, _)| code != hash);
+        let record = &mut self.verifications[i];
+        record.codes.retain(|(code, at)| code != hash && *at > now);
         record.sends = record.sends.saturating_sub(1).max(1);
         record.send_times.pop();
         if record.codes.is_empty() {
-            self.record = None;
+            self.verifications.remove(i);
         }
     }
 
-    /// Notes `delivery` for the code hashed as `hash` if it is still the
-    /// newest; says whether it was.
+    /// Notes `delivery` for the code hashed as `hash` if it is still its
+    /// verification's newest; says whether it was.
     pub fn record_delivery(&mut self, hash: &CodeHash, delivery: Delivery, now: u64) -> bool {
         self.sweep(now);
         let newest = |r: &&mut Record| r.codes.last().is_some_and(|(code, _)| code == hash);
-        let Some(record) = self.record.as_mut().filter(newest) else {
+        let Some(record) = self.verifications.iter_mut().find(newest) else {
             return false;
         };
         record.delivery = Some(delivery);
         true
     }
 
-    /// Applies a report to the message it names, if that is the newest
-    /// SMS's and the report moves its state forward; says whether it did.
+    /// Applies a report to the verification whose newest SMS it names, if
+    /// it moves that SMS's state forward; says whether it did.
     pub fn update_delivery(&mut self, report: &DeliveryReport, now: u64) -> bool {
         self.sweep(now);
-        let Some(delivery) = self.record.as_mut().and_then(|r| r.delivery.as_mut()) else {
+        let names = |d: &&mut Delivery| d.provider == report.provider && d.message_id == report.message_id;
+        let Some(delivery) = self
+            .verifications
+            .iter_mut()
+            .find_map(|r| r.delivery.as_mut().filter(names))
+        else {
             return false;
         };
-        let same_message = delivery.provider == report.provider && delivery.message_id == report.message_id;
-        if !same_message || delivery.state.rank() >= report.state.rank() {
+        if delivery.state.rank() >= report.state.rank() {
             return false;
         }
         delivery.state = report.state;
@@ -334,19 +478,14 @@ impl PhoneState {
         true
     }
 
-    /// Forgets the wrong guesses; says whether there were any.
+    /// Forgets the wrong codes the ceiling counts (an operator's unlock);
+    /// says whether there were any.
     pub fn clear_guesses(&mut self, now: u64) -> bool {
         self.sweep(now);
-        self.fails.take().is_some()
+        self.wrong.take().is_some()
     }
 }
 
-fn throttled(until: u64, now: u64) -> VerifyOutcome {
-    VerifyOutcome::Throttled {
-        retry_after: Duration::from_millis(until.saturating_sub(now)),
-    }
-}
-
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

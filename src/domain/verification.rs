@@ -74,20 +74,68 @@ impl fmt::Display for VerificationId {
     }
 }
 
-/// What a resend does to a pending verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resend {
-    /// Keeps it: same id, same attempts left, one more live code (the
-    /// `/v1` and Twilio APIs).
-    Keeps,
-    /// Replaces it with a new one (the original routes, as they always did).
-    Replaces,
+/// Who started a verification: the only caller that is told its id and
+/// may resend, read, check or end it by id. A digest of the caller's API
+/// key on `/v1` and the original routes, of the account and service on
+/// Twilio's; one scope for everyone on a service without keys.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Scope(String);
+
+/// Bytes of a scope: 64 bits of SHA-256, as 16 hex digits.
+pub const SCOPE_LEN: usize = 16;
+
+impl Scope {
+    /// The scope of a caller named by `caller` (an API key's digest, a
+    /// Twilio service); short, since every verification carries it.
+    pub fn of(caller: &str) -> Self {
+        use sha2::{Digest, Sha512};
+        let digest = Sha512::digest(caller.as_bytes());
+        Self(hex::encode(&digest[..SCOPE_LEN / 2]))
+    }
+
+    /// A scope as stored; `None` for anything [`Scope::of`] can't make.
+    pub fn stored(raw: &str) -> Option<Self> {
+        (raw.len() == SCOPE_LEN && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scope({})", self.0)
+    }
+}
+
+/// What a send does with the phone's verifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendMode {
+    /// Starts a verification of its own (`/v1`): a stranger's send for the
+    /// same phone never joins the owner's.
+    New,
+    /// Adds the code to the scope's verification with this id, pending.
+    Resend(VerificationId),
+    /// Adds the code to the scope's pending verification if it has one,
+    /// else starts one: Twilio's one verification per service and phone.
+    KeepPending,
+    /// Replaces the scope's verifications (the original routes, as they
+    /// always did).
+    Replace,
 }
 
 /// Most codes a verification holds live at once; a send past it drops the
 /// oldest. With the default cooldown (30 s) and lifetime (180 s) at most 6
 /// are ever live, so only settings without a cooldown reach it.
 pub const MAX_LIVE_CODES: usize = 9;
+
+/// Most verifications a phone holds at once; a send past it is refused
+/// until the oldest ends (never pushes one out, which would let a stranger
+/// end the owner's). The ceiling's reservations keep it far off at the
+/// defaults (at most 4 live).
+pub const MAX_VERIFICATIONS: usize = 8;
 
 /// Most send times a verification keeps, newest last.
 pub const MAX_SEND_TIMES: usize = 10;
@@ -126,8 +174,14 @@ pub enum Opened {
     Stored(Verification),
     /// The last code went out less than `resend_after` ago.
     TooSoon { retry_after: Duration },
-    /// The phone has had its codes for this window.
+    /// The phone has had its codes for this window, or holds as many
+    /// verifications as it may.
     QuotaExceeded { retry_after: Duration },
+    /// The phone's ceiling of wrong codes has no room for another
+    /// verification's attempts until `retry_after`.
+    GuessCeiling { retry_after: Duration },
+    /// A resend named no pending verification of the caller's.
+    NotFound,
 }
 
 /// What a guess did, and the verification it was checked against: as it

@@ -14,11 +14,11 @@ use async_trait::async_trait;
 
 use self::expiring::Expiring;
 use crate::domain::{
-    Admitted, Bucket, Checked, Claim, CodeHash, Delivery, DeliveryReport, GuessBudget, Idempotency, Opened,
-    PendingOtp, Phone, PhoneState, Quota, Resend, SendLimits, SmsReceipt, Taken, Verification,
-    VerificationId,
+    Admitted, Bucket, Checked, Claim, ClientGuesses, ClientNet, CodeHash, Delivery, DeliveryReport,
+    GuessBudget, Idempotency, Named, Opened, PendingOtp, Phone, PhoneState, Quota, Scope, SendMode,
+    SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
 };
-use crate::ports::{OtpStore, StoreError};
+use crate::ports::{Guess, Guesser, OtpStore, SendRules, StoreError};
 
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -33,6 +33,9 @@ struct State {
     phones: Expiring<Phone, PhoneState>,
     /// The per-client and service-wide counters, bounded apart.
     buckets: Expiring<Bucket, u32>,
+    /// Each client's wrong guesses by phone in a row, bounded with the
+    /// counters.
+    guessers: Expiring<ClientNet, ClientGuesses>,
     /// (provider, message id) -> the phone it went to, for reports.
     links: Expiring<(String, String), Phone>,
     /// An idempotency key's slot -> the request's fingerprint and, once
@@ -64,6 +67,7 @@ impl MemoryStore {
         let now = Instant::now();
         state.phones.sweep(now);
         state.buckets.sweep(now);
+        state.guessers.sweep(now);
         state.links.sweep(now);
         state.claims.sweep(now);
         let (at, unix_ms) = self.epoch;
@@ -88,10 +92,28 @@ impl MemoryStore {
 
     /// Refuses to count a client the counters have no room for.
     fn room_for_bucket(&self, state: &State, bucket: &Bucket) -> Result<(), StoreError> {
-        if !state.buckets.has_slot(bucket) && state.buckets.len() >= self.max_entries {
+        self.room_for_clients(state, usize::from(!state.buckets.has_slot(bucket)))
+    }
+
+    fn room_for_clients(&self, state: &State, new: usize) -> Result<(), StoreError> {
+        if state.buckets.len() + state.guessers.len() + new > self.max_entries {
             return Err(StoreError::Full(self.max_entries));
         }
         Ok(())
+    }
+
+    /// Counts a guess by phone for `client` (room checked before).
+    fn note(&self, state: &mut State, ms: u64, client: ClientNet, right: bool, waits: &GuessBudget) {
+        if right {
+            state.guessers.remove(&client);
+            return;
+        }
+        let now = self.instant(ms);
+        let held = state.guessers.get(&client, now).map(|(held, _)| *held);
+        let next = ClientGuesses::after_wrong(held.as_ref(), waits, ms);
+        state
+            .guessers
+            .insert(client, next, self.instant(next.forget_at_ms));
     }
 
     /// Runs one of the domain's rules on the phone's state and keeps what
@@ -125,8 +147,8 @@ impl MemoryStore {
         ms: u64,
         phone: &Phone,
         otp: &PendingOtp,
-        limits: &SendLimits,
-        resend: Resend,
+        mode: &SendMode,
+        rules: &SendRules,
         quotas: &[(Bucket, Quota)],
     ) -> Result<Opened, StoreError> {
         let mut trial = state
@@ -134,7 +156,7 @@ impl MemoryStore {
             .get(phone, now)
             .map(|(held, _)| held.clone())
             .unwrap_or_default();
-        let opened = trial.open(otp, limits, resend, ms);
+        let opened = trial.open(otp, mode, &rules.limits, &rules.ceiling, ms);
         if !matches!(opened, Opened::Stored(_)) {
             return Ok(opened);
         }
@@ -180,10 +202,10 @@ impl OtpStore for MemoryStore {
         &self,
         phone: &Phone,
         otp: &PendingOtp,
-        limits: &SendLimits,
-        resend: Resend,
+        mode: &SendMode,
+        rules: &SendRules,
     ) -> Result<Opened, StoreError> {
-        self.with_state(|state, now, ms| self.open_now(state, now, ms, phone, otp, limits, resend, &[]))
+        self.with_state(|state, now, ms| self.open_now(state, now, ms, phone, otp, mode, rules, &[]))
     }
 
     /// The quotas, the phone's limits and the write under one lock: a
@@ -193,8 +215,8 @@ impl OtpStore for MemoryStore {
         quotas: &[(Bucket, Quota)],
         phone: &Phone,
         otp: &PendingOtp,
-        limits: &SendLimits,
-        resend: Resend,
+        mode: &SendMode,
+        rules: &SendRules,
     ) -> Result<Admitted<Opened>, StoreError> {
         self.with_state(|state, now, ms| {
             if let Some((refused, retry_after)) = state.refusal(quotas, now) {
@@ -203,13 +225,19 @@ impl OtpStore for MemoryStore {
             for (bucket, _) in quotas {
                 self.room_for_bucket(state, bucket)?;
             }
-            self.open_now(state, now, ms, phone, otp, limits, resend, quotas)
+            self.open_now(state, now, ms, phone, otp, mode, rules, quotas)
                 .map(Admitted::Done)
         })
     }
 
-    async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError> {
-        Ok(self.with_state(|state, _, ms| self.phone_step(state, ms, phone, |held, ms| held.end(id, ms))))
+    async fn end(
+        &self,
+        phone: &Phone,
+        scope: &Scope,
+        id: &VerificationId,
+    ) -> Result<Option<Verification>, StoreError> {
+        Ok(self
+            .with_state(|state, _, ms| self.phone_step(state, ms, phone, |held, ms| held.end(scope, id, ms))))
     }
 
     async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
@@ -232,31 +260,50 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
-    async fn check(
-        &self,
-        phone: &Phone,
-        id: Option<&VerificationId>,
-        candidates: &[CodeHash],
-        budget: &GuessBudget,
-    ) -> Result<Checked, StoreError> {
+    async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError> {
         Ok(self.with_state(|state, _, ms| {
-            self.phone_step(state, ms, phone, |held, ms| {
-                held.check(id, candidates, budget, ms)
-            })
+            self.phone_step(state, ms, phone, |held, ms| checked(held, guess, ms))
         }))
     }
 
-    /// The client's quota and the check under one lock: a guess whose
-    /// count can't be kept is refused before it is compared.
+    async fn client_wait(
+        &self,
+        client: ClientNet,
+        waits: &GuessBudget,
+    ) -> Result<Option<Duration>, StoreError> {
+        Ok(self.with_state(|state, now, ms| {
+            let held = state.guessers.get(&client, now).map(|(held, _)| *held);
+            ClientGuesses::wait(held.as_ref(), waits, ms)
+        }))
+    }
+
+    async fn note_guess(
+        &self,
+        client: ClientNet,
+        right: bool,
+        waits: &GuessBudget,
+    ) -> Result<(), StoreError> {
+        self.with_state(|state, _, ms| {
+            if !right {
+                self.room_for_clients(state, usize::from(!state.guessers.has_slot(&client)))?;
+            }
+            self.note(state, ms, client, right, waits);
+            Ok(())
+        })
+    }
+
+    /// The client's quota and waits and the check under one lock: a guess
+    /// whose counts can't be kept is refused before it is compared.
     async fn guess(
         &self,
-        (bucket, quota): (Bucket, Quota),
+        guesser: &Guesser,
         phone: &Phone,
-        id: Option<&VerificationId>,
-        candidates: &[CodeHash],
-        budget: &GuessBudget,
+        guess: &Guess<'_>,
     ) -> Result<Admitted<Checked>, StoreError> {
         self.with_state(|state, now, ms| {
+            let bucket = Bucket::VerifiesFrom(guesser.client);
+            let quota = guesser.quota;
+            let waits = (guess.named == Named::ByPhone && !guesser.waits.is_off()).then_some(&guesser.waits);
             if !quota.is_off() {
                 if let Some((_, retry_after)) = state.refusal(&[(bucket, quota)], now) {
                     return Ok(Admitted::Refused {
@@ -264,12 +311,30 @@ impl OtpStore for MemoryStore {
                         retry_after,
                     });
                 }
-                self.room_for_bucket(state, &bucket)?;
+            }
+            let new_bucket = !quota.is_off() && !state.buckets.has_slot(&bucket);
+            let new_guesser = waits.is_some() && !state.guessers.has_slot(&guesser.client);
+            self.room_for_clients(state, usize::from(new_bucket) + usize::from(new_guesser))?;
+            if !quota.is_off() {
                 state.bump(bucket, quota.window, now);
             }
-            let checked = self.phone_step(state, ms, phone, |held, ms| {
-                held.check(id, candidates, budget, ms)
-            });
+            if let Some(waits) = waits {
+                let held = state.guessers.get(&guesser.client, now).map(|(held, _)| *held);
+                if let Some(retry_after) = ClientGuesses::wait(held.as_ref(), waits, ms) {
+                    return Ok(Admitted::Done(Checked {
+                        outcome: VerifyOutcome::Throttled { retry_after },
+                        verification: None,
+                    }));
+                }
+            }
+            let checked = self.phone_step(state, ms, phone, |held, ms| checked(held, guess, ms));
+            if let Some(waits) = waits {
+                match checked.outcome {
+                    VerifyOutcome::Approved => self.note(state, ms, guesser.client, true, waits),
+                    VerifyOutcome::Mismatch { .. } => self.note(state, ms, guesser.client, false, waits),
+                    _ => {}
+                }
+            }
             Ok(Admitted::Done(checked))
         })
     }
@@ -278,8 +343,15 @@ impl OtpStore for MemoryStore {
         Ok(self.with_state(|state, _, ms| self.phone_step(state, ms, phone, PhoneState::clear_guesses)))
     }
 
-    async fn status(&self, phone: &Phone) -> Result<Option<Verification>, StoreError> {
-        Ok(self.with_state(|state, _, ms| self.phone_step(state, ms, phone, PhoneState::status)))
+    async fn status(
+        &self,
+        phone: &Phone,
+        scope: &Scope,
+        named: Named<'_>,
+    ) -> Result<Option<Verification>, StoreError> {
+        Ok(self.with_state(|state, _, ms| {
+            self.phone_step(state, ms, phone, |held, ms| held.status(scope, named, ms))
+        }))
     }
 
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
@@ -358,4 +430,9 @@ impl OtpStore for MemoryStore {
             updated.then_some(phone)
         }))
     }
+}
+
+/// The domain's check of `guess` on a phone's state.
+fn checked(held: &mut PhoneState, guess: &Guess<'_>, ms: u64) -> Checked {
+    held.check(guess.scope, guess.named, guess.candidates, &guess.ceiling, ms)
 }
