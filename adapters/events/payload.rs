@@ -22,6 +22,8 @@ struct Body<'a> {
 #[derive(Serialize, Default)]
 struct Data<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    approved_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     attempts_remaining: Option<u32>,
     country: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,7 +51,9 @@ pub fn body(event: &Event) -> String {
         ..Data::default()
     };
     match &event.kind {
-        EventKind::Created | EventKind::SendFailed | EventKind::Approved | EventKind::Canceled => {}
+        EventKind::Created | EventKind::SendFailed | EventKind::Canceled => {}
+        // A code, or the app's own word (Twilio's `Status=approved`).
+        EventKind::Approved { by_code } => data.approved_by = Some(if *by_code { "code" } else { "app" }),
         EventKind::CodeSent { provider, message_id } => {
             data.provider = Some(provider);
             data.message_id = Some(message_id);

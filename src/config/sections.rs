@@ -151,17 +151,22 @@ pub struct LimitsConfig {
     pub lookups_per_ip: u32,
     /// Codes sent by the whole service per hour.
     pub sends_per_hour: u32,
-    /// Wrong codes in a row a phone may be sent, across all its codes,
-    /// before each further one makes it wait.
+    /// Wrong codes answered as wrong per phone per window, across every
+    /// client and path; 0 turns the ceiling off.
+    pub wrong_codes_per_phone: u32,
+    /// The ceiling's window, in seconds.
+    pub wrong_codes_window_secs: u64,
+    /// Wrong codes by phone in a row one client may send before each
+    /// further one makes it wait.
     pub free_guesses: u32,
     /// The first wait, in seconds; it doubles with each wrong code after.
     pub guess_delay_secs: u64,
     /// The longest wait between wrong codes, in seconds.
     pub max_guess_delay_secs: u64,
-    /// Wrong codes in a row after which a phone takes no more until an
-    /// operator clears it (`otpd unlock`); 0 turns the guess budget off.
+    /// Wrong codes by phone in a row after which a client's guesses by
+    /// phone are refused until forgotten; 0 turns the client waits off.
     pub max_consecutive_guesses: u32,
-    /// Seconds a phone's wrong codes in a row are remembered after the last.
+    /// Seconds a client's wrong codes in a row are remembered after the last.
     pub forget_guesses_after_secs: u64,
     /// Leading bits of an IPv4 address that name one client.
     pub ipv4_prefix: u8,
@@ -179,11 +184,13 @@ impl Default for LimitsConfig {
             verifies_per_ip: 60,
             lookups_per_ip: 60,
             sends_per_hour: 1000,
+            wrong_codes_per_phone: 20,
+            wrong_codes_window_secs: 3600,
             free_guesses: 10,
             guess_delay_secs: 30,
             max_guess_delay_secs: 3600,
             max_consecutive_guesses: 100,
-            forget_guesses_after_secs: 30 * 86_400,
+            forget_guesses_after_secs: 86_400,
             ipv4_prefix: 32,
             ipv6_prefix: 64,
         }

@@ -50,7 +50,11 @@ pub enum EventKind {
     },
     /// No provider took the SMS; no code is pending from it.
     SendFailed,
-    Approved,
+    /// By the right code, or by the app (Twilio's `Status=approved`),
+    /// which the event's data tells apart.
+    Approved {
+        by_code: bool,
+    },
     GuessFailed {
         attempts_remaining: u32,
     },
@@ -86,7 +90,7 @@ impl EventKind {
             Self::Created => EVENT_TYPES[0],
             Self::CodeSent { .. } => EVENT_TYPES[1],
             Self::SendFailed => EVENT_TYPES[2],
-            Self::Approved => EVENT_TYPES[3],
+            Self::Approved { .. } => EVENT_TYPES[3],
             Self::GuessFailed { .. } => EVENT_TYPES[4],
             Self::Locked { .. } => EVENT_TYPES[5],
             Self::Canceled => EVENT_TYPES[6],

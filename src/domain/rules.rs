@@ -489,3 +489,211 @@ impl PhoneState {
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Code, CodeHasher, HashKey, OtpPolicy, Phone, Quota};
+
+    const TTL: Duration = Duration::from_secs(180);
+    const CEILING: GuessCeiling = GuessCeiling {
+        limit: 20,
+        window: Duration::from_secs(3600),
+    };
+    const LIMITS: SendLimits = SendLimits {
+        resend_after: Duration::ZERO,
+        per_phone: Quota {
+            limit: 0,
+            window: Duration::ZERO,
+        },
+    };
+
+    struct World {
+        hasher: CodeHasher,
+        phone: Phone,
+        state: PhoneState,
+        now: u64,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self {
+                hasher: CodeHasher::new(HashKey::new(*b"rules-test-key-0123456789").unwrap(), vec![]),
+                phone: Phone::parse("+14155552671").unwrap(),
+                state: PhoneState::default(),
+                now: 1_800_000_000_000,
+            }
+        }
+
+        fn send(&mut self, scope: &Scope, code: &str, mode: SendMode) -> Opened {
+            let code = Code::parse(code).unwrap();
+            let otp = OtpPolicy::new(TTL, 5)
+                .unwrap()
+                .pending(self.hasher.ids().seal(&self.phone), scope.clone(), self.hasher.hash(&self.phone, &code));
+            self.state.open(&otp, &mode, &LIMITS, &CEILING, self.now)
+        }
+
+        fn id(&mut self, scope: &Scope, code: &str) -> VerificationId {
+            match self.send(scope, code, SendMode::New) {
+                Opened::Stored(v) => v.id,
+                other => panic!("not stored: {other:?}"),
+            }
+        }
+
+        fn guess(&mut self, scope: &Scope, named: Named<'_>, code: &str) -> VerifyOutcome {
+            let candidates = self.hasher.candidates(&self.phone, &Code::parse(code).unwrap());
+            self.state.check(scope, named, &candidates, &CEILING, self.now).outcome
+        }
+    }
+
+    fn mismatch(outcome: VerifyOutcome) -> bool {
+        matches!(outcome, VerifyOutcome::Mismatch { .. })
+    }
+
+    #[test]
+    fn a_strangers_guesses_never_keep_the_owner_from_its_code_by_id() {
+        let mut w = World::new();
+        let app = Scope::of("key:the-app");
+        let owner = w.id(&app, "111111");
+        // The stranger, through the same app: a verification of its own,
+        // every guess it can make by phone and by its own id.
+        let theirs = w.id(&app, "222222");
+        assert_ne!(owner, theirs, "a send never joins another's verification");
+        while mismatch(w.guess(&app, Named::ByPhone, "999999")) {}
+        while mismatch(w.guess(&app, Named::ById(&theirs), "999999")) {}
+        assert!(matches!(w.guess(&app, Named::ById(&theirs), "999999"), VerifyOutcome::Locked { .. }));
+        assert_eq!(w.guess(&app, Named::ById(&owner), "111111"), VerifyOutcome::Approved);
+    }
+
+    #[test]
+    fn ids_belong_to_their_scope() {
+        let mut w = World::new();
+        let (a, b) = (Scope::of("key:a"), Scope::of("key:b"));
+        let id = w.id(&a, "123456");
+        assert_eq!(w.guess(&b, Named::ById(&id), "123456"), VerifyOutcome::NotFound);
+        assert_eq!(w.guess(&b, Named::ByPhone, "123456"), VerifyOutcome::NotFound);
+        assert_eq!(w.state.status(&b, Named::ById(&id), w.now), None);
+        assert_eq!(w.state.status(&b, Named::ByPhone, w.now), None);
+        assert_eq!(w.state.end(&b, &id, w.now), None);
+        let resend = w.send(&b, "654321", SendMode::Resend(id.clone()));
+        assert_eq!(resend, Opened::NotFound);
+        assert_eq!(w.guess(&a, Named::ById(&id), "123456"), VerifyOutcome::Approved);
+    }
+
+    #[test]
+    fn a_resend_by_id_adds_a_code_and_keeps_the_earlier_one() {
+        let mut w = World::new();
+        let s = Scope::of("key:a");
+        let id = w.id(&s, "111111");
+        assert!(mismatch(w.guess(&s, Named::ById(&id), "999999")));
+        let Opened::Stored(v) = w.send(&s, "222222", SendMode::Resend(id.clone())) else {
+            panic!("resend refused");
+        };
+        assert_eq!((v.id.clone(), v.sends, v.attempts_remaining), (id.clone(), 2, 4));
+        assert_eq!(w.guess(&s, Named::ById(&id), "111111"), VerifyOutcome::Approved);
+    }
+
+    #[test]
+    fn the_ceiling_bounds_wrong_codes_per_window_across_every_path() {
+        let mut w = World::new();
+        let s = Scope::of("key:a");
+        let mut wrong = 0;
+        // As many verifications and guesses as the rules let through.
+        for _ in 0..50 {
+            match w.send(&s, "111111", SendMode::New) {
+                Opened::Stored(v) => {
+                    while mismatch(w.guess(&s, Named::ById(&v.id), "999999")) {
+                        wrong += 1;
+                    }
+                }
+                Opened::GuessCeiling { retry_after } => {
+                    assert!(retry_after <= CEILING.window);
+                }
+                other => panic!("{other:?}"),
+            }
+            while mismatch(w.guess(&s, Named::ByPhone, "999999")) {
+                wrong += 1;
+            }
+        }
+        assert_eq!(wrong, 20);
+        // The window over, there is room again.
+        w.now += 3_600_000;
+        assert!(matches!(w.send(&s, "111111", SendMode::New), Opened::Stored(_)));
+    }
+
+    #[test]
+    fn a_verification_keeps_the_attempts_it_reserved_whatever_comes_after() {
+        let mut w = World::new();
+        let s = Scope::of("key:a");
+        let owner = w.id(&s, "111111");
+        // Guesses by phone use the room left beside the owner's 5.
+        let mut by_phone = 0;
+        loop {
+            match w.guess(&s, Named::ByPhone, "999999") {
+                VerifyOutcome::Mismatch { .. } => by_phone += 1,
+                VerifyOutcome::Locked { .. } => {
+                    // The owner's phone attempts are used up: a new one.
+                    let _ = w.send(&s, "333333", SendMode::New);
+                }
+                VerifyOutcome::Throttled { .. } => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(by_phone <= 15, "{by_phone}");
+        assert!(matches!(
+            w.send(&s, "444444", SendMode::New),
+            Opened::GuessCeiling { .. }
+        ));
+        for remaining in (1..5).rev() {
+            assert_eq!(
+                w.guess(&s, Named::ById(&owner), "999999"),
+                VerifyOutcome::Mismatch {
+                    attempts_remaining: remaining,
+                    phone_blocked: true
+                }
+            );
+        }
+        assert_eq!(w.guess(&s, Named::ById(&owner), "111111"), VerifyOutcome::Approved);
+    }
+
+    #[test]
+    fn guesses_by_phone_use_their_own_attempts_then_lock() {
+        let mut w = World::new();
+        let s = Scope::of("open");
+        w.send(&s, "111111", SendMode::Replace);
+        for remaining in (0..5).rev() {
+            assert!(matches!(
+                w.guess(&s, Named::ByPhone, "999999"),
+                VerifyOutcome::Mismatch { attempts_remaining, .. } if attempts_remaining == remaining
+            ));
+        }
+        assert!(matches!(w.guess(&s, Named::ByPhone, "111111"), VerifyOutcome::Locked { .. }));
+        // The original routes' send replaces it, attempts and all.
+        w.send(&s, "222222", SendMode::Replace);
+        assert_eq!(w.state.verifications.len(), 1);
+        assert_eq!(w.guess(&s, Named::ByPhone, "222222"), VerifyOutcome::Approved);
+    }
+
+    #[test]
+    fn twilio_keeps_one_pending_verification_per_scope() {
+        let mut w = World::new();
+        let (one, two) = (Scope::of("twilio:AC:VA1"), Scope::of("twilio:AC:VA2"));
+        let Opened::Stored(first) = w.send(&one, "111111", SendMode::KeepPending) else { panic!() };
+        let Opened::Stored(again) = w.send(&one, "222222", SendMode::KeepPending) else { panic!() };
+        let Opened::Stored(other) = w.send(&two, "333333", SendMode::KeepPending) else { panic!() };
+        assert_eq!((first.id.clone(), again.sends), (again.id.clone(), 2));
+        assert_ne!(other.id, first.id);
+        assert_eq!(w.guess(&two, Named::ById(&first.id), "111111"), VerifyOutcome::NotFound);
+    }
+
+    #[test]
+    fn everything_ends_with_its_last_code() {
+        let mut w = World::new();
+        let s = Scope::of("key:a");
+        let id = w.id(&s, "111111");
+        w.now += 180_000;
+        assert_eq!(w.guess(&s, Named::ById(&id), "111111"), VerifyOutcome::NotFound);
+        w.state.sweep(w.now);
+        assert!(w.state.is_empty());
+    }
+}

@@ -15,7 +15,8 @@ use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
 use crate::config::{Config, ConfigError, LimitsConfig, SmsConfig};
 use crate::domain::{
-    Autofill, ClientPrefixes, Code, CodeHasher, DestinationPolicy, GuessBudget, HashKey, MessageTemplate,
+    Autofill, ClientPrefixes, Code, CodeHasher, DestinationPolicy, GuessBudget, GuessCeiling, HashKey,
+    MessageTemplate,
     OtpPolicy, Phone, PolicyError, PrefixError, Quota, SendLimits, TemplateError,
 };
 use crate::ports::{EventOutbox, OtpStore};
@@ -113,7 +114,21 @@ fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
         global_sends: Quota::new(limits.sends_per_hour, Duration::from_secs(3600)),
         destinations,
         guesses: build_guess_budget(limits)?,
+        ceiling: build_ceiling(limits)?,
         client_prefixes,
+    })
+}
+
+fn build_ceiling(limits: &LimitsConfig) -> Result<GuessCeiling, ConfigError> {
+    if limits.wrong_codes_per_phone > 0 && limits.wrong_codes_window_secs == 0 {
+        return Err(ConfigError::new(
+            "limits.wrong_codes_window_secs",
+            "must be above 0 while limits.wrong_codes_per_phone is on",
+        ));
+    }
+    Ok(GuessCeiling {
+        limit: limits.wrong_codes_per_phone,
+        window: Duration::from_secs(limits.wrong_codes_window_secs),
     })
 }
 

@@ -19,6 +19,7 @@ use subtle::{Choice, ConstantTimeEq};
 use crate::adapters::http::problem::{Problem, ProblemCode};
 use crate::adapters::http::server::route_table::RouteTable;
 use crate::config::Secret;
+use crate::domain::Scope;
 
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys(Vec<[u8; 32]>);
@@ -133,6 +134,24 @@ pub enum ApiAuth {
     Header(HeaderKey),
     #[oai(fallback)]
     Open,
+}
+
+impl ApiAuth {
+    /// The caller, as a digest of its key; `None` on an open service.
+    pub fn caller(&self) -> Option<String> {
+        let key = match self {
+            Self::Bearer(BearerKey(bearer)) => &bearer.token,
+            Self::Header(HeaderKey(header)) => &header.key,
+            Self::Open => return None,
+        };
+        Some(format!("key:{}", hex::encode(Sha256::digest(key.as_bytes()))))
+    }
+
+    /// The scope of the verifications it starts: its key's, or on an open
+    /// service everyone's one.
+    pub fn scope(&self) -> Scope {
+        Scope::of(self.caller().as_deref().unwrap_or("open"))
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::legacy_form::LegacyForm;
 use crate::adapters::http::problem::{LegacyError, LegacyMessage, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, Phone, PhoneError};
-use crate::service::StatusError;
+use crate::domain::{Code, Phone, PhoneError, SendMode};
+use crate::service::{SendOrder, StatusError, Target, VerifyError};
 
 pub struct DropInApi;
 
@@ -105,13 +105,23 @@ impl DropInApi {
     )]
     async fn generate(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
         form: LegacyForm<PhoneForm>,
     ) -> Result<GenerateResponse, LegacyError> {
         let phone = parse_phone(required(&form.phone_number, "phone_number")?).map_err(Problem::from)?;
-        let sent = shared.service.send(&phone, client.0).await.map_err(Problem::from);
+        let order = SendOrder {
+            phone: &phone,
+            client: client.0,
+            scope: &auth.scope(),
+            // Each send replaces the pending code and its attempts, as the
+            // original routes always did.
+            mode: SendMode::Replace,
+            locale: None,
+            app: None,
+        };
+        let sent = shared.service.send(order).await.map_err(Problem::from);
         shared.metrics.answered_send(&sent);
         let sent = sent?;
         Ok(GenerateResponse::Sent(Json(Generated {
@@ -129,7 +139,7 @@ impl DropInApi {
     )]
     async fn verify(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
         form: LegacyForm<VerifyForm>,
@@ -138,11 +148,17 @@ impl DropInApi {
         let otp = required(&form.otp, "otp")?;
         let phone = phone.map_err(Problem::from)?;
         let code = Code::parse(otp.trim()).map_err(Problem::from)?;
-        let verified = shared
+        let checked = shared
             .service
-            .verify(&phone, &code, client.0)
-            .await
-            .map_err(Problem::from);
+            .check(&auth.scope(), &Target::Phone(phone), &code, client.0)
+            .await;
+        let verified = match checked {
+            Ok(guessed) if guessed.approved => Ok(()),
+            Ok(guessed) => Err(Problem::from(VerifyError::Mismatch {
+                attempts_remaining: guessed.verification.attempts_remaining,
+            })),
+            Err(e) => Err(Problem::from(e)),
+        };
         shared.metrics.answered_verification(&verified);
         match verified {
             Ok(()) => Ok(VerifyOtpResponse::Verified(message("success", "OTP verified."))),
@@ -166,13 +182,13 @@ impl DropInApi {
     )]
     async fn validate(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
         form: LegacyForm<PhoneForm>,
     ) -> Result<ValidateOtpResponse, LegacyError> {
         let phone = parse_phone(required(&form.phone_number, "phone_number")?).map_err(Problem::from)?;
-        match shared.service.status(&phone, client.0).await {
+        match shared.service.status(&phone, &auth.scope(), client.0).await {
             Ok(_) => Ok(ValidateOtpResponse::Valid(message("success", "OTP valid."))),
             Err(StatusError::NotFound) => {
                 Ok(ValidateOtpResponse::NotFound(message("error", "OTP not found.")))

@@ -9,13 +9,13 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::idempotent;
-use crate::adapters::http::extract::auth::{ApiAuth, BearerKey, HeaderKey};
+use crate::adapters::http::extract::auth::ApiAuth;
 use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::strict_string::{CodeText, PhoneText, VerificationIdText};
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, DeliveryState, Locale, Phone, VerificationId};
-use crate::service::Target;
+use crate::domain::{Code, DeliveryState, Locale, Phone, SendMode, VerificationId};
+use crate::service::{SendOrder, Target};
 
 pub struct OtpApi;
 
@@ -28,6 +28,11 @@ pub struct SendRequest {
     /// template. A locale without a template gets the default one.
     #[oai(validator(max_length = 16))]
     locale: Option<String>,
+    /// A resend: the new code joins this verification of yours (the id its
+    /// first send answered), beside its earlier codes. Without it, every
+    /// send starts a verification of its own, so a stranger's send for the
+    /// same phone never touches yours.
+    verification_id: Option<VerificationIdText>,
 }
 
 /// Names the verification by its phone or by its id, not both.
@@ -53,8 +58,8 @@ pub enum OtpState {
 #[derive(Object)]
 pub struct SendBody {
     status: OtpState,
-    /// The verification this code belongs to: new, or the pending one a
-    /// resend keeps (`VE` and 32 hex digits).
+    /// The verification this code belongs to: new, or the one a resend
+    /// named (`VE` and 32 hex digits). Only your API key is ever told it.
     verification_id: String,
     /// SMS sent for this verification, this one included.
     sends: u32,
@@ -84,11 +89,9 @@ pub struct VerifyBody {
 #[derive(Object)]
 pub struct StatusBody {
     status: OtpState,
-    /// The pending verification's id.
-    verification_id: String,
     /// Seconds until the code expires.
     expires_in: u64,
-    /// Wrong codes still allowed; 0 means the code is locked.
+    /// Wrong codes still allowed by phone; 0 means none is heard by phone.
     attempts_remaining: u32,
     /// Who took the SMS, once it was handed over.
     delivery: Option<Delivery>,
@@ -195,18 +198,32 @@ impl OtpApi {
             .map(Locale::parse)
             .transpose()
             .map_err(|e| Problem::new(ProblemCode::InvalidRequest, e.to_string()))?;
+        let mode = match &body.verification_id {
+            Some(id) => SendMode::Resend(VerificationId::parse(&id.0).map_err(Problem::from)?),
+            None => SendMode::New,
+        };
         let request = format!(
-            "send_otp\n{}\n{}",
-            body.phone.0,
-            body.locale.as_deref().unwrap_or_default()
+            "send_otp\n{}\n{}\n{}",
+            phone.as_str(),
+            body.locale.as_deref().unwrap_or_default(),
+            body.verification_id.as_ref().map_or("", |id| id.0.as_str()),
         );
-        let scope = scope(&auth, client.0);
+        let owner = idempotency_owner(&auth, client.0);
+        let scope = auth.scope();
+        let order = SendOrder {
+            phone: &phone,
+            client: client.0,
+            scope: &scope,
+            mode,
+            locale: locale.as_ref(),
+            app: None,
+        };
         let sent = idempotent::once(
             &shared,
             idempotency_key.0.as_deref(),
-            &scope,
+            &owner,
             &request,
-            send(&shared, &phone, client.0, locale.as_ref()),
+            send(&shared, order),
         );
         Ok(SendResponse::Accepted(Json(sent.await?)))
     }
@@ -219,7 +236,7 @@ impl OtpApi {
     #[oai(path = "/otp/verify", method = "post", operation_id = "verify_otp")]
     async fn verify(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
         body: Json<VerifyRequest>,
@@ -236,7 +253,7 @@ impl OtpApi {
             }
         };
         let code = Code::parse(&body.code.0).map_err(Problem::from)?;
-        let checked = shared.service.check(&target, &code, client.0).await;
+        let checked = shared.service.check(&auth.scope(), &target, &code, client.0).await;
         let verified = match checked {
             Ok(guessed) if guessed.approved => Ok(guessed.verification.id),
             Ok(guessed) => Err(Problem::from(crate::service::VerifyError::Mismatch {
@@ -254,12 +271,13 @@ impl OtpApi {
 
     /// Read a pending code's status
     ///
-    /// How long the phone's pending code lives and how many attempts it has
-    /// left. Never the code itself.
+    /// How long the newest verification you started for the phone lives
+    /// and how many guesses by phone it has left. Never the code, nor the
+    /// verification's id: that is told only to the send that started it.
     #[oai(path = "/otp/:phone", method = "get", operation_id = "otp_status")]
     async fn status(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         client: ClientIp,
         /// The phone in E.164, `+` URL-encoded as `%2B` or not.
@@ -269,12 +287,11 @@ impl OtpApi {
         let phone = Phone::parse(&phone).map_err(Problem::from)?;
         let status = shared
             .service
-            .status(&phone, client.0)
+            .status(&phone, &auth.scope(), client.0)
             .await
             .map_err(Problem::from)?;
         Ok(StatusResponse::Pending(Json(StatusBody {
             status: OtpState::Pending,
-            verification_id: status.id.to_string(),
             expires_in: seconds_left(status.expires_in),
             attempts_remaining: status.attempts_remaining,
             delivery: status.delivery.map(Delivery::from),
@@ -288,17 +305,9 @@ pub fn seconds_left(d: std::time::Duration) -> u64 {
 }
 
 /// Sends a code, as the send operation answers it.
-async fn send(
-    shared: &Shared,
-    phone: &Phone,
-    client: std::net::IpAddr,
-    locale: Option<&Locale>,
-) -> Result<SendBody, ApiError> {
-    let sent = shared
-        .service
-        .start(phone, client, locale)
-        .await
-        .map_err(Problem::from);
+async fn send(shared: &Shared, order: SendOrder<'_>) -> Result<SendBody, ApiError> {
+    let phone = order.phone;
+    let sent = shared.service.send(order).await.map_err(Problem::from);
     shared.metrics.answered_send(&sent);
     let sent = sent?;
     Ok(SendBody {
@@ -316,12 +325,6 @@ async fn send(
 
 /// Whose idempotency keys these are: the caller's API key (as a digest),
 /// or, on an open service, its address.
-fn scope(auth: &ApiAuth, client: std::net::IpAddr) -> String {
-    use sha2::{Digest, Sha256};
-    let key = match auth {
-        ApiAuth::Bearer(BearerKey(bearer)) => &bearer.token,
-        ApiAuth::Header(HeaderKey(header)) => &header.key,
-        ApiAuth::Open => return format!("anonymous:{client}"),
-    };
-    format!("key:{}", hex::encode(Sha256::digest(key.as_bytes())))
+fn idempotency_owner(auth: &ApiAuth, client: std::net::IpAddr) -> String {
+    auth.caller().unwrap_or_else(|| format!("anonymous:{client}"))
 }

@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::otp::{seconds_left, Delivery};
 use crate::adapters::http::extract::auth::ApiAuth;
+use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
 use crate::domain::{Phone, Verification, VerificationId};
@@ -78,7 +79,8 @@ impl VerificationApi {
     ///
     /// A pending verification by its id: its phone, life, attempts left,
     /// sends and delivery. Approved, cancelled, expired and locked ones
-    /// answer 404.
+    /// answer 404, and so does another API key's. Each read takes one from
+    /// the client's `limits.lookups_per_ip`.
     #[oai(
         path = "/verifications/:id",
         method = "get",
@@ -86,14 +88,19 @@ impl VerificationApi {
     )]
     async fn fetch(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
+        client: ClientIp,
         /// The verification's id, as the send answered it.
         #[oai(validator(max_length = 64))]
         id: Path<String>,
     ) -> Result<VerificationResponse, ApiError> {
         let id = VerificationId::parse(&id).map_err(not_found)?;
-        let (phone, v) = shared.service.fetch(&id).await.map_err(Problem::from)?;
+        let (phone, v) = shared
+            .service
+            .fetch(&auth.scope(), &id, client.0)
+            .await
+            .map_err(Problem::from)?;
         Ok(VerificationResponse::Found(Json(VerificationBody::new(
             &phone,
             v,
@@ -112,7 +119,7 @@ impl VerificationApi {
     )]
     async fn cancel(
         &self,
-        _auth: ApiAuth,
+        auth: ApiAuth,
         shared: Data<&Arc<Shared>>,
         /// The verification's id, as the send answered it.
         #[oai(validator(max_length = 64))]
@@ -121,7 +128,7 @@ impl VerificationApi {
         let id = VerificationId::parse(&id).map_err(not_found)?;
         let (phone, v) = shared
             .service
-            .end(&id, Ending::Cancel)
+            .end(&auth.scope(), &id, Ending::Cancel)
             .await
             .map_err(Problem::from)?;
         Ok(VerificationResponse::Found(Json(VerificationBody::new(

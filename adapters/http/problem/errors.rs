@@ -55,6 +55,10 @@ impl From<SendError> for Problem {
                         ProblemCode::SendQuotaExceeded,
                         "this phone has had all its codes for now",
                     ),
+                    Limit::GuessCeiling => (
+                        ProblemCode::GuessBudgetExceeded,
+                        "this phone has had too many wrong codes for now; wait before asking for another",
+                    ),
                     Limit::IpQuota => (
                         ProblemCode::IpQuotaExceeded,
                         "this client has asked for too many codes",
@@ -67,6 +71,7 @@ impl From<SendError> for Problem {
                 Problem::retry_later(code, detail, retry_after)
             }
             SendError::Store(e) => e.into(),
+            SendError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
             SendError::Sms(SmsError::Rejected {
                 provider,
                 vendor_code,
@@ -111,7 +116,7 @@ impl From<VerifyError> for Problem {
             ),
             VerifyError::GuessBudget { retry_after } => Problem::retry_later(
                 ProblemCode::GuessBudgetExceeded,
-                "this phone has had too many wrong codes; wait before trying again",
+                "too many wrong codes, from this client or for this phone; wait before trying again",
                 retry_after,
             ),
             VerifyError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),

@@ -21,8 +21,8 @@ use crate::adapters::http::extract::twilio_auth::{TwilioBasic, TwilioCredentials
 use crate::adapters::http::problem::twilio::TwilioError;
 use crate::adapters::http::problem::Problem;
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, Locale, Phone, VerificationId};
-use crate::service::{Ending, Target};
+use crate::domain::{Code, Locale, Phone, Scope, SendMode, VerificationId};
+use crate::service::{Ending, SendOrder, Target};
 
 pub use self::objects::{iso8601, SendCodeAttempt, VerificationCheckObject, VerificationObject};
 
@@ -122,6 +122,12 @@ fn admit<'a>(
     Ok(surface)
 }
 
+/// A service's verifications are its own, as on Twilio: another service
+/// of the account can't see, check or end them.
+fn verifications_of(surface: &TwilioSurface, service: &str) -> Scope {
+    Scope::of(&format!("twilio:{}:{service}", surface.credentials.account_sid()))
+}
+
 fn parse_sid(raw: &str, resource: &str) -> Result<VerificationId, TwilioError> {
     VerificationId::parse(raw).map_err(|_| TwilioError::not_found(resource))
 }
@@ -168,12 +174,18 @@ impl TwilioVerifyApi {
             .transpose()
             .map_err(|_| TwilioError::invalid("Locale"))?;
         let app = surface.services.get(&service_sid.0).map_or("", String::as_str);
+        let scope = verifications_of(surface, &service_sid);
         let send = async {
-            let sent = shared
-                .service
-                .start_for(&phone, client.0, app, locale.as_ref())
-                .await
-                .map_err(Problem::from);
+            let order = SendOrder {
+                phone: &phone,
+                client: client.0,
+                scope: &scope,
+                // Twilio's: one verification per service and phone.
+                mode: SendMode::KeepPending,
+                locale: locale.as_ref(),
+                app: Some(app),
+            };
+            let sent = shared.service.send(order).await.map_err(Problem::from);
             shared.metrics.answered_send(&sent);
             Ok::<_, TwilioError>(VerificationObject::new(
                 surface,
@@ -184,13 +196,13 @@ impl TwilioVerifyApi {
             ))
         };
         // The account's keys: one account signs in to this API.
-        let scope = format!("twilio:{}", surface.credentials.account_sid());
+        let owner = format!("twilio:{}", surface.credentials.account_sid());
         let request = format!(
             "twilio_create\n{}\n{to}\n{}",
             service_sid.0,
             form.locale.as_deref().unwrap_or_default()
         );
-        let created = idempotent::once(&shared, idempotency_key.0.as_deref(), &scope, &request, send);
+        let created = idempotent::once(&shared, idempotency_key.0.as_deref(), &owner, &request, send);
         Ok(CreatedResponse::Created(Json(created.await?)))
     }
 
@@ -216,7 +228,17 @@ impl TwilioVerifyApi {
         let code = form.code.as_deref().ok_or_else(|| TwilioError::invalid("Code"))?;
         let code = Code::parse(code).map_err(|_| TwilioError::invalid("Code"))?;
         let target = match (&form.verification_sid, &form.to) {
-            (Some(sid), _) => Target::Id(parse_sid(sid, &resource)?),
+            (Some(sid), to) => {
+                let id = parse_sid(sid, &resource)?;
+                // Both given, they must name the same verification, as on Twilio.
+                if let Some(to) = to {
+                    let to = Phone::parse(to).map_err(|_| TwilioError::invalid("To"))?;
+                    if shared.service.phone_of(&id).as_ref() != Some(&to) {
+                        return Err(TwilioError::not_found(&resource));
+                    }
+                }
+                Target::Id(id)
+            }
             (None, Some(to)) => Target::Phone(Phone::parse(to).map_err(|_| TwilioError::invalid("To"))?),
             (None, None) => {
                 // otpd's own choice: no public source names a code for this.
@@ -228,7 +250,8 @@ impl TwilioVerifyApi {
                 ));
             }
         };
-        let checked = shared.service.check(&target, &code, client.0).await;
+        let scope = verifications_of(surface, &service_sid);
+        let checked = shared.service.check(&scope, &target, &code, client.0).await;
         let not_found = matches!(checked, Err(crate::service::VerifyError::NotFound));
         let checked = checked.map_err(Problem::from);
         shared
@@ -266,13 +289,15 @@ impl TwilioVerifyApi {
         &self,
         auth: TwilioBasic,
         shared: Data<&Arc<Shared>>,
+        client: ClientIp,
         #[oai(validator(max_length = 64))] service_sid: Path<String>,
         #[oai(validator(max_length = 64))] sid: Path<String>,
     ) -> Result<VerificationResponse, TwilioError> {
         let resource = format!("/Services/{}/Verifications/{}", service_sid.0, sid.0);
         let surface = admit(&shared, &auth, &service_sid, &resource)?;
         let id = parse_sid(&sid, &resource)?;
-        let (phone, v) = shared.service.fetch(&id).await.map_err(|e| match e {
+        let scope = verifications_of(surface, &service_sid);
+        let (phone, v) = shared.service.fetch(&scope, &id, client.0).await.map_err(|e| match e {
             crate::service::StatusError::NotFound => TwilioError::not_found(&resource),
             e => Problem::from(e).into(),
         })?;
@@ -311,7 +336,8 @@ impl TwilioVerifyApi {
             _ => return Err(TwilioError::invalid("Status")),
         };
         let id = parse_sid(&sid, &resource)?;
-        let (phone, v) = shared.service.end(&id, ending).await.map_err(|e| match e {
+        let scope = verifications_of(surface, &service_sid);
+        let (phone, v) = shared.service.end(&scope, &id, ending).await.map_err(|e| match e {
             crate::service::StatusError::NotFound => TwilioError::not_found(&resource),
             e => Problem::from(e).into(),
         })?;

@@ -1,0 +1,97 @@
+//! Check a code: by the verification's id, or by phone.
+
+use std::net::IpAddr;
+
+use super::{OtpService, VerifyError};
+use crate::domain::{
+    Admitted, Code, EventKind, LockReason, Named, Phone, Scope, Verification, VerificationId, VerifyOutcome,
+};
+use crate::ports::{Guess, Guesser};
+
+/// Which verification a guess is for.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Whichever pending verifications of the caller's the phone has: a
+    /// stranger can guess by phone too, so the owner's app should check by id.
+    Phone(Phone),
+    Id(VerificationId),
+}
+
+/// A guess that was heard: right (the verification is over) or wrong (one
+/// attempt used).
+#[derive(Debug, Clone)]
+pub struct Guessed {
+    pub phone: Phone,
+    pub approved: bool,
+    /// Before a right guess ended it, or after a wrong one.
+    pub verification: Verification,
+}
+
+impl OtpService {
+    /// Checks `code` from `scope` against a verification, by phone or by id
+    /// (which carries its phone). A wrong code is an answer, not an error:
+    /// it says how many attempts are left.
+    ///
+    /// # Errors
+    /// [`VerifyError`] for a locked or missing verification, a limit, or a
+    /// store failure; never [`VerifyError::Mismatch`].
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn check(
+        &self,
+        scope: &Scope,
+        target: &Target,
+        code: &Code,
+        client: IpAddr,
+    ) -> Result<Guessed, VerifyError> {
+        let guesser = Guesser {
+            client: self.client(client),
+            quota: self.guards.verifies_per_ip,
+            waits: self.guards.guesses,
+        };
+        // An id that opens to no phone was never made here: no store call.
+        let (phone, named) = match target {
+            Target::Phone(phone) => (phone.clone(), Named::ByPhone),
+            Target::Id(id) => (
+                self.hasher.ids().open(id).ok_or(VerifyError::NotFound)?,
+                Named::ById(id),
+            ),
+        };
+        let candidates = self.hasher.candidates(&phone, code);
+        let guess = Guess {
+            scope,
+            named,
+            candidates: &candidates,
+            ceiling: self.guards.ceiling,
+        };
+        let checked = match self.store.guess(&guesser, &phone, &guess).await? {
+            Admitted::Done(checked) => checked,
+            Admitted::Refused { retry_after, .. } => return Err(VerifyError::Limited { retry_after }),
+        };
+        let (approved, events) = match checked.outcome {
+            VerifyOutcome::Approved => (true, vec![EventKind::Approved { by_code: true }]),
+            VerifyOutcome::Mismatch {
+                attempts_remaining,
+                phone_blocked,
+            } => {
+                let locked = match (attempts_remaining, phone_blocked) {
+                    (_, true) => Some(LockReason::GuessBudget),
+                    (0, false) => Some(LockReason::Attempts),
+                    _ => None,
+                };
+                let failed = EventKind::GuessFailed { attempts_remaining };
+                let locked = locked.map(|reason| EventKind::Locked { reason });
+                (false, std::iter::once(failed).chain(locked).collect())
+            }
+            VerifyOutcome::Locked { expires_in } => return Err(VerifyError::Locked { expires_in }),
+            VerifyOutcome::NotFound => return Err(VerifyError::NotFound),
+            VerifyOutcome::Throttled { retry_after } => return Err(VerifyError::GuessBudget { retry_after }),
+        };
+        let verification = checked.verification.ok_or(VerifyError::NotFound)?;
+        self.emit(&phone, Some(&verification.id), events).await;
+        Ok(Guessed {
+            phone,
+            approved,
+            verification,
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! Send a code: start a verification, or add a code to one (a resend).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{
+    new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE,
+};
+use crate::domain::{
+    Admitted, Bucket, Code, Delivery, EventKind, Locale, Opened, Phone, Scope, SendMode, SmsReceipt,
+    Verification,
+};
+use crate::ports::{ErrorChain, SendRules};
+
+/// A send as a caller asks for it.
+#[derive(Debug, Clone)]
+pub struct SendOrder<'a> {
+    pub phone: &'a Phone,
+    pub client: IpAddr,
+    /// Who asks: the only caller told the verification's id.
+    pub scope: &'a Scope,
+    pub mode: SendMode,
+    /// The SMS's language; without one, the destination country's.
+    pub locale: Option<&'a Locale>,
+    /// Names the app in the SMS instead of the configured one (a Twilio
+    /// Verify service's friendly name).
+    pub app: Option<&'a str>,
+}
+
+/// A code that is on its way to the phone.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub expires_in: Duration,
+    /// When the next code for this phone may be asked for.
+    pub resend_after: Duration,
+    pub receipt: SmsReceipt,
+    /// The verification the code belongs to, new or resent.
+    pub verification: Verification,
+}
+
+impl OtpService {
+    /// Makes a new code and texts it, as `order.mode` says. The code is
+    /// stored before the SMS goes out, so a fast user can't beat the
+    /// store; a send that fails withdraws it, so no code stays pending
+    /// that nobody received.
+    ///
+    /// # Errors
+    /// [`SendError`] when a rule refuses it, or the store or the SMS provider fails.
+    #[tracing::instrument(level = "debug", skip_all, fields(phone = %order.phone.masked()))]
+    pub async fn send(&self, order: SendOrder<'_>) -> Result<Sent, SendError> {
+        let phone = order.phone;
+        self.guards.destinations.check(phone)?;
+        let buckets = [
+            (
+                Bucket::SendsFrom(self.client(order.client)),
+                self.guards.sends_per_ip,
+                Limit::IpQuota,
+            ),
+            (Bucket::GlobalSends, self.guards.global_sends, Limit::GlobalQuota),
+        ];
+        let (quotas, limits): (Vec<_>, Vec<_>) = buckets
+            .into_iter()
+            .filter(|(_, quota, _)| !quota.is_off())
+            .map(|(bucket, quota, limit)| ((bucket, quota), limit))
+            .unzip();
+
+        let fixed = self.test_numbers.get(phone);
+        let code = fixed.cloned().unwrap_or_else(Code::generate);
+        let local_id = new_message_id();
+        // A receipt known before sending is stored with the code: one write.
+        let ahead = match fixed {
+            Some(_) => Some(test_number_receipt()),
+            None => self.sms.receipt_ahead(&local_id),
+        };
+        let sent_at = unix_now();
+        let id = match &order.mode {
+            SendMode::Resend(id) => id.clone(),
+            _ => self.hasher.ids().seal(phone),
+        };
+        let mut pending = self
+            .policy
+            .pending(id, order.scope.clone(), self.hasher.hash(phone, &code))
+            .sent(sent_at);
+        if let Some(receipt) = &ahead {
+            pending = pending.with_receipt(receipt, sent_at);
+        }
+        let rules = SendRules {
+            limits: self.guards.send,
+            ceiling: self.guards.ceiling,
+        };
+        // The client's and the service's quotas, the phone's rules and the
+        // write: one step, and nothing taken when anything refuses.
+        let opened = match self
+            .store
+            .admit(&quotas, phone, &pending, &order.mode, &rules)
+            .await?
+        {
+            Admitted::Done(opened) => opened,
+            Admitted::Refused { refused, retry_after } => {
+                return Err(SendError::Limited {
+                    limit: limits[refused],
+                    retry_after,
+                })
+            }
+        };
+        let limited = |limit, retry_after| Err(SendError::Limited { limit, retry_after });
+        let mut verification = match opened {
+            Opened::Stored(verification) => verification,
+            Opened::TooSoon { retry_after } => return limited(Limit::ResendTooSoon, retry_after),
+            Opened::QuotaExceeded { retry_after } => return limited(Limit::PhoneQuota, retry_after),
+            Opened::GuessCeiling { retry_after } => return limited(Limit::GuessCeiling, retry_after),
+            Opened::NotFound => return Err(SendError::NotFound),
+        };
+        let sent = if fixed.is_some() {
+            Ok(test_number_receipt())
+        } else {
+            let template = self
+                .templates
+                .pick(order.locale, phone.region())
+                .unwrap_or(&self.template);
+            let text = match order.app {
+                Some(app) => template.for_app(app).render(&code, self.policy.ttl()),
+                None => template.render(&code, self.policy.ttl()),
+            };
+            self.sms.send(phone, &text, &local_id).await
+        };
+        let receipt = match sent {
+            Ok(receipt) => receipt,
+            Err(sms_error) => {
+                if let Err(store_error) = self.store.withdraw(phone, &pending.hash).await {
+                    tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&store_error), "could not withdraw the code of a failed send");
+                }
+                self.emit(phone, None, [EventKind::SendFailed]).await;
+                return Err(sms_error.into());
+            }
+        };
+        // A vendor's message id, or a fallback that took over, is news the
+        // stored code doesn't hold yet. Failing to note it must not fail the
+        // send: the code is out. The events go out beside it.
+        let news = ahead.as_ref() != Some(&receipt) || receipt.tracked;
+        let note = async {
+            if news {
+                let link_ttl = self.policy.ttl() + REPORT_GRACE;
+                let noted = self
+                    .store
+                    .record_delivery(phone, &pending.hash, &receipt, sent_at, link_ttl);
+                if let Err(e) = noted.await {
+                    tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "could not record the delivery");
+                }
+            }
+        };
+        let mut sent_events = Vec::with_capacity(2);
+        if verification.sends == 1 {
+            sent_events.push(EventKind::Created);
+        }
+        sent_events.push(EventKind::CodeSent {
+            provider: receipt.provider.clone(),
+            message_id: receipt.message_id.clone(),
+        });
+        let emitted = self.emit(phone, Some(&verification.id), sent_events);
+        futures_util::future::join(note, emitted).await;
+        if news {
+            verification.delivery = Some(Delivery::queued(&receipt, sent_at));
+        }
+        Ok(Sent {
+            expires_in: self.policy.ttl(),
+            resend_after: self.guards.send.resend_after,
+            receipt,
+            verification,
+        })
+    }
+}
