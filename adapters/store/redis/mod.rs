@@ -627,3 +627,5 @@ impl OtpStore for RedisStore {
     }
 }
 
+#[cfg(test)]
+mod tests;
