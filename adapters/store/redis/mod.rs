@@ -145,7 +145,7 @@ impl RedisStore {
 }
 
 /// A script's reply as its name and what follows it.
-fn named<'a>(script: &str, reply: &'a [Value]) -> Result<(&'a str, &'a [Value]), StoreError> {
+fn split_reply<'a>(script: &str, reply: &'a [Value]) -> Result<(&'a str, &'a [Value]), StoreError> {
     let name = match reply.first() {
         Some(Value::BulkString(name)) => std::str::from_utf8(name).ok(),
         Some(Value::SimpleString(name)) => Some(name.as_str()),
@@ -277,7 +277,7 @@ impl RedisStore {
         }
         let reply: Vec<Value> = self.run(invocation).await?;
         let done = |opened| Ok(Admitted::Done(opened));
-        match named("open", &reply)? {
+        match split_reply("open", &reply)? {
             ("stored", [record, now]) => done(Opened::Stored(view(record, now, Named::ById(&otp.id))?)),
             ("too_soon", [ms]) => done(Opened::TooSoon {
                 retry_after: wait(ms)?,
@@ -335,7 +335,7 @@ impl RedisStore {
                 verification,
             }))
         };
-        match named("check", &reply)? {
+        match split_reply("check", &reply)? {
             ("approved", [record, now]) => {
                 done(VerifyOutcome::Approved, Some(view(record, now, guess.named)?))
             }
@@ -383,7 +383,7 @@ impl RedisStore {
 }
 
 /// The outcome a call without quotas came to.
-fn done<T>(admitted: Admitted<T>) -> Result<T, StoreError> {
+fn without_quotas<T>(admitted: Admitted<T>) -> Result<T, StoreError> {
     match admitted {
         Admitted::Done(done) => Ok(done),
         Admitted::Refused { .. } => Err(unreadable(
@@ -401,7 +401,7 @@ impl OtpStore for RedisStore {
         mode: &SendMode,
         rules: &SendRules,
     ) -> Result<Opened, StoreError> {
-        done(self.open_with(&[], phone, otp, mode, rules).await?)
+        without_quotas(self.open_with(&[], phone, otp, mode, rules).await?)
     }
 
     async fn admit(
@@ -426,7 +426,7 @@ impl OtpStore for RedisStore {
     ) -> Result<Option<Verification>, StoreError> {
         let args: [&[u8]; 2] = [scope.as_str().as_bytes(), id.as_str().as_bytes()];
         let reply = self.on_phone(&self.scripts.end, phone, &args).await?;
-        match named("end", &reply)? {
+        match split_reply("end", &reply)? {
             ("ended", [record, now]) => Ok(Some(view(record, now, Named::ById(id))?)),
             ("not_found", []) => Ok(None),
             (name, _) => Err(unknown("end", name)),
@@ -437,7 +437,7 @@ impl OtpStore for RedisStore {
         let mut invocation = self.scripts.take.key(self.bucket_key(bucket));
         invocation.arg(quota.limit).arg(millis(quota.window));
         let reply: Vec<Value> = self.run(invocation).await?;
-        match named("take", &reply)? {
+        match split_reply("take", &reply)? {
             ("granted", []) => Ok(Taken::Granted),
             ("exhausted", [ms]) => Ok(Taken::Exhausted {
                 retry_after: wait(ms)?,
@@ -452,7 +452,7 @@ impl OtpStore for RedisStore {
     }
 
     async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError> {
-        done(self.check_with(None, phone, guess).await?)
+        without_quotas(self.check_with(None, phone, guess).await?)
     }
 
     async fn client_wait(
@@ -463,7 +463,7 @@ impl OtpStore for RedisStore {
         let mut invocation = self.scripts.client_wait.key(self.guesses_key(client));
         budget_args(&mut invocation, Some(waits));
         let reply: Vec<Value> = self.run(invocation).await?;
-        match named("client_wait", &reply)? {
+        match split_reply("client_wait", &reply)? {
             ("throttled", [ms]) => Ok(Some(wait(ms)?)),
             ("free", []) => Ok(None),
             (name, _) => Err(unknown("client_wait", name)),
@@ -480,7 +480,7 @@ impl OtpStore for RedisStore {
         invocation.arg(u8::from(right));
         budget_args(&mut invocation, Some(waits));
         let reply: Vec<Value> = self.run(invocation).await?;
-        match named("note_guess", &reply)? {
+        match split_reply("note_guess", &reply)? {
             ("noted", []) => Ok(()),
             (name, _) => Err(unknown("note_guess", name)),
         }
@@ -500,7 +500,7 @@ impl OtpStore for RedisStore {
 
     async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
         let reply = self.on_phone(&self.scripts.clear_guesses, phone, &[]).await?;
-        match named("clear_guesses", &reply)? {
+        match split_reply("clear_guesses", &reply)? {
             ("cleared", []) => Ok(true),
             ("none", []) => Ok(false),
             (name, _) => Err(unknown("clear_guesses", name)),
@@ -511,16 +511,16 @@ impl OtpStore for RedisStore {
         &self,
         phone: &Phone,
         scope: &Scope,
-        named_as: Named<'_>,
+        named: Named<'_>,
     ) -> Result<Option<Verification>, StoreError> {
-        let id = match named_as {
+        let id = match named {
             Named::ById(id) => id.as_str(),
             Named::ByPhone => "",
         };
         let args: [&[u8]; 2] = [scope.as_str().as_bytes(), id.as_bytes()];
         let reply = self.on_phone(&self.scripts.status, phone, &args).await?;
-        match named("status", &reply)? {
-            ("found", [record, now]) => Ok(Some(view(record, now, named_as)?)),
+        match split_reply("status", &reply)? {
+            ("found", [record, now]) => Ok(Some(view(record, now, named)?)),
             ("not_found", []) => Ok(None),
             (name, _) => Err(unknown("status", name)),
         }
@@ -530,7 +530,7 @@ impl OtpStore for RedisStore {
         let reply = self
             .on_phone(&self.scripts.withdraw, phone, &[hash.as_bytes()])
             .await?;
-        match named("withdraw", &reply)? {
+        match split_reply("withdraw", &reply)? {
             ("withdrawn" | "not_found", []) => Ok(()),
             (name, _) => Err(unknown("withdraw", name)),
         }
@@ -548,7 +548,7 @@ impl OtpStore for RedisStore {
         invocation.arg(hash.as_bytes().as_slice());
         delivery_args(&mut invocation, &Delivery::queued(receipt, at));
         let reply: Vec<Value> = self.run(invocation).await?;
-        let recorded = match named("record_delivery", &reply)? {
+        let recorded = match split_reply("record_delivery", &reply)? {
             ("recorded", []) => true,
             ("not_found", []) => false,
             (name, _) => return Err(unknown("record_delivery", name)),
@@ -618,7 +618,7 @@ impl OtpStore for RedisStore {
             invocation.arg(code);
         }
         let reply: Vec<Value> = self.run(invocation).await?;
-        match named("update_delivery", &reply)? {
+        match split_reply("update_delivery", &reply)? {
             // The link holds what this store wrote: an E.164 phone.
             ("updated", []) => Ok(Phone::parse(&phone).ok()),
             ("unchanged", []) => Ok(None),

@@ -778,3 +778,29 @@ fn the_scripts_limits_are_the_domains() {
     );
     assert!(prelude.contains(&line), "record.lua should say: {line}");
 }
+
+/// A reply without a name, or with one this side doesn't know, is an error
+/// that says so, never a panic or a guess.
+#[test]
+fn unreadable_replies_are_errors() {
+    use crate::ports::StoreError;
+    use redis::Value;
+    let message = |e: StoreError| match e {
+        StoreError::Unavailable(cause) => cause.to_string(),
+        other => panic!("{other:?}"),
+    };
+    let nameless = super::split_reply("open", &[Value::Int(0)]).unwrap_err();
+    assert_eq!(
+        message(nameless),
+        "Redis returned a reply to open.lua without a name otpd can't read"
+    );
+    let reply = [Value::BulkString(b"stored_twice".to_vec())];
+    let (name, rest) = super::split_reply("open", &reply).unwrap();
+    assert_eq!((name, rest.len()), ("stored_twice", 0));
+    assert_eq!(
+        message(super::unknown("open", name)),
+        "Redis returned a reply to open.lua (\"stored_twice\") otpd can't read"
+    );
+    assert!(super::wait(&Value::BulkString(b"12".to_vec())).is_err());
+    assert_eq!(super::wait(&Value::Int(-5)).unwrap(), Duration::ZERO);
+}
