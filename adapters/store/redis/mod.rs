@@ -1,12 +1,16 @@
 //! The Redis store: one hash-tagged key per phone (`otp:{+14155552671}`)
-//! holding its verification as one string (`record.rs`), behind the tally of
-//! its sends when a limit counts them (`scripts/record.lua`), and one Lua script
-//! per operation that must read before it writes, so every call is one
-//! round trip to one slot, on one server or a cluster alike. On one server,
-//! the client's and the service's counters join the phone's script, so a
-//! send or a verify at the defaults is still one round trip; on a cluster
-//! they live on other nodes and are taken first. A verification's id
+//! holding its whole state (`domain::PhoneState`, packed as `record.rs`
+//! says), and one Lua script per operation that repeats the domain's rule
+//! on it (`domain/rules.rs`, line by line, under the Rust names), so every
+//! call is one atomic round trip to one slot, on one server or a cluster
+//! alike. On one server, the client's and the service's counters and the
+//! client's waits join the phone's script (`admit`, `guess`); on a cluster
+//! they live on other nodes, so those calls go in steps
+//! (`ports::admit_in_steps`, `ports::guess_in_steps`). A verification's id
 //! carries its phone (`domain::IdSeal`), so a call by id needs no lookup.
+//!
+//! Scripts answer with a name and what goes with it (`{'quota', ms}`); a
+//! name this side doesn't know is an error, never a guess.
 
 mod connections;
 mod record;
@@ -21,11 +25,11 @@ pub(crate) use self::connections::{Call, Connections};
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::{
-    Admitted, Bucket, Checked, Claim, CodeHash, Delivery, DeliveryReport, GuessBudget, Idempotency, Opened,
-    PendingOtp, Phone, Quota, Resend, SendLimits, SmsReceipt, Taken, Verification, VerificationId,
-    VerifyOutcome,
+    Admitted, Bucket, Checked, Claim, ClientNet, CodeHash, Delivery, DeliveryReport, GuessBudget,
+    GuessCeiling, Idempotency, Named, Opened, PendingOtp, Phone, Quota, Scope, SendMode, SmsReceipt, Taken,
+    Verification, VerificationId, VerifyOutcome,
 };
-use crate::ports::{admit_in_steps, guess_in_steps, OtpStore, StoreError};
+use crate::ports::{admit_in_steps, guess_in_steps, Guess, Guesser, OtpStore, SendRules, StoreError};
 
 pub struct RedisStore {
     connections: Connections,
@@ -34,23 +38,26 @@ pub struct RedisStore {
 }
 
 struct Scripts {
-    issue: Script,
-    take: Script,
-    give_back: Script,
-    verify: Script,
-    status: Script,
+    open: Script,
+    check: Script,
     end: Script,
+    status: Script,
     withdraw: Script,
     record_delivery: Script,
     update_delivery: Script,
+    clear_guesses: Script,
+    client_wait: Script,
+    note_guess: Script,
+    take: Script,
+    give_back: Script,
     claim: Script,
 }
 
-/// A script that reads a code's record: the layout's Lua side
-/// (`scripts/record.lua`, see `record.rs`) joined onto its body, so the body
-/// splits the record with the prelude's functions. EVALSHA sends only the
-/// SHA, so the prelude costs nothing per call.
-macro_rules! reading_records {
+/// A script that reads or writes a phone's state or a client's waits: the
+/// layout's Lua side and the shared rules (`scripts/record.lua`) joined
+/// onto its body. EVALSHA sends only the SHA, so the prelude costs nothing
+/// per call.
+macro_rules! with_layout {
     ($body:literal) => {
         Script::new(concat!(include_str!("scripts/record.lua"), include_str!($body)))
     };
@@ -73,22 +80,25 @@ impl RedisStore {
             connections: Connections::open(url, timeout, pool_size, metrics, "requests")?,
             key_prefix: key_prefix.to_owned(),
             scripts: Scripts {
-                issue: reading_records!("scripts/issue.lua"),
+                open: with_layout!("scripts/open.lua"),
+                check: with_layout!("scripts/check.lua"),
+                end: with_layout!("scripts/end.lua"),
+                status: with_layout!("scripts/status.lua"),
+                withdraw: with_layout!("scripts/withdraw.lua"),
+                record_delivery: with_layout!("scripts/record_delivery.lua"),
+                update_delivery: with_layout!("scripts/update_delivery.lua"),
+                clear_guesses: with_layout!("scripts/clear_guesses.lua"),
+                client_wait: with_layout!("scripts/client_wait.lua"),
+                note_guess: with_layout!("scripts/note_guess.lua"),
                 take: Script::new(include_str!("scripts/take.lua")),
                 give_back: Script::new(include_str!("scripts/give_back.lua")),
-                verify: reading_records!("scripts/verify.lua"),
-                status: reading_records!("scripts/status.lua"),
-                end: reading_records!("scripts/end.lua"),
-                withdraw: reading_records!("scripts/withdraw.lua"),
-                record_delivery: reading_records!("scripts/record_delivery.lua"),
-                update_delivery: reading_records!("scripts/update_delivery.lua"),
                 claim: Script::new(include_str!("scripts/claim.lua")),
             },
         })
     }
 
     /// The phone's key; the braces make Redis Cluster hash only the phone,
-    /// so its code and its counters share one slot.
+    /// so every key of a phone shares one slot.
     pub fn key(&self, phone: &Phone) -> String {
         self.key_of(phone.as_str())
     }
@@ -117,6 +127,12 @@ impl RedisStore {
         }
     }
 
+    /// A client's wrong guesses by phone in a row (`domain::ClientGuesses`),
+    /// in its counters' slot.
+    fn guesses_key(&self, client: ClientNet) -> String {
+        format!("{}ip:{{{client}}}:guesses", self.key_prefix)
+    }
+
     /// Runs one prepared script invocation within the store timeout.
     async fn run<T: FromRedisValue>(&self, invocation: ScriptInvocation<'_>) -> Result<T, StoreError> {
         self.connections.call(Call::Script(invocation)).await
@@ -128,186 +144,251 @@ impl RedisStore {
     }
 }
 
-/// A script's reply of a record and the ms it has left.
-fn verification_of(record: &Value, left: &Value) -> Option<Verification> {
-    let (Value::BulkString(record), Value::Int(left)) = (record, left) else {
-        return None;
+/// A script's reply as its name and what follows it.
+fn split_reply<'a>(script: &str, reply: &'a [Value]) -> Result<(&'a str, &'a [Value]), StoreError> {
+    let name = match reply.first() {
+        Some(Value::BulkString(name)) => std::str::from_utf8(name).ok(),
+        Some(Value::SimpleString(name)) => Some(name.as_str()),
+        _ => None,
     };
-    // A key without a TTL would be a bug elsewhere; treat it as gone.
-    (*left > 0).then_some(())?;
-    record::decode(record, wait_of(*left))
+    let name = name.ok_or_else(|| unreadable(format!("a reply to {script}.lua without a name")))?;
+    Ok((name, &reply[1..]))
 }
 
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(n) => *n,
-        _ => 0,
+/// A reply whose name (or what follows it) this side doesn't know.
+fn unknown(script: &str, name: &str) -> StoreError {
+    unreadable(format!("a reply to {script}.lua ({name:?})"))
+}
+
+fn unreadable(what: String) -> StoreError {
+    StoreError::Unavailable(format!("Redis returned {what} otpd can't read").into())
+}
+
+/// A whole number of a reply.
+fn int<T: TryFrom<i64>>(value: &Value) -> Result<T, StoreError> {
+    match value {
+        Value::Int(n) => T::try_from(*n).map_err(|_| unreadable(format!("the number {n}"))),
+        _ => Err(unreadable(format!("{value:?} for a number"))),
     }
 }
 
-fn unreadable(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("Redis returned {what} otpd can't read").into())
+/// A reply's ms as a wait; none below 0, as the domain's waits saturate.
+fn wait(value: &Value) -> Result<Duration, StoreError> {
+    int::<i64>(value).map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()))
+}
+
+/// A packed verification and Redis's unix ms as the caller sees it, with
+/// the attempts of the way it was named (`Record::view`).
+fn view(packed: &Value, now: &Value, named: Named<'_>) -> Result<Verification, StoreError> {
+    let Value::BulkString(packed) = packed else {
+        return Err(unreadable(format!("{packed:?} for a verification")));
+    };
+    let record = record::record(packed).ok_or_else(|| unreadable("a verification".to_owned()))?;
+    Ok(record.view(named, int(now)?))
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A PTTL reply as a wait; a key without a TTL (-1) or gone (-2) means none.
-fn wait_of(pttl_ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(pttl_ms).unwrap_or(0))
+/// A quota's limit as the scripts take it: 0 for one that is off.
+fn limit_of(quota: &Quota) -> u32 {
+    if quota.is_off() {
+        0
+    } else {
+        quota.limit
+    }
+}
+
+/// The ceiling as the scripts take it: its limit (0: off) and window ms.
+fn ceiling_args(invocation: &mut ScriptInvocation<'_>, ceiling: &GuessCeiling) {
+    let limit = if ceiling.is_off() { 0 } else { ceiling.limit };
+    invocation.arg(limit).arg(millis(ceiling.window));
+}
+
+/// A client's waits as the scripts take them (`budget_of` in record.lua);
+/// none: all 0, off.
+fn budget_args(invocation: &mut ScriptInvocation<'_>, waits: Option<&GuessBudget>) {
+    let waits = waits.unwrap_or(&GuessBudget::OFF);
+    invocation
+        .arg(waits.free)
+        .arg(millis(waits.first_delay))
+        .arg(millis(waits.max_delay))
+        .arg(waits.max_consecutive)
+        .arg(millis(waits.memory));
+}
+
+/// A delivery as the scripts take it: provider, message id, state, unix s
+/// and, if it has one, its error code.
+fn delivery_args(invocation: &mut ScriptInvocation<'_>, delivery: &Delivery) {
+    invocation
+        .arg(&delivery.provider)
+        .arg(&delivery.message_id)
+        .arg(delivery.state.as_str())
+        .arg(delivery.updated_at);
+    if let Some(code) = &delivery.error_code {
+        invocation.arg(code);
+    }
 }
 
 impl RedisStore {
     /// [`OtpStore::admit`] in one round trip on one server: the quotas'
-    /// counters and the phone's keys in one script. On a cluster the
+    /// counters and the phone's key in one script. On a cluster the
     /// counters live on other nodes, so it is asked for no quotas.
     async fn open_with(
         &self,
         quotas: &[(Bucket, Quota)],
         phone: &Phone,
         otp: &PendingOtp,
-        limits: &SendLimits,
-        resend: Resend,
+        mode: &SendMode,
+        rules: &SendRules,
     ) -> Result<Admitted<Opened>, StoreError> {
-        let key = self.key(phone);
-        let record = record::encode(otp);
-        let ttl = millis(otp.ttl);
-        let unguarded = limits.is_off() && quotas.is_empty();
-        if unguarded {
-            // Nothing to check: a new verification is a plain SET, with NX
-            // when a pending one is to be kept, which most sends find none
-            // of. A record already there (a resend) is the script's to keep.
-            let mut set = redis::cmd("SET");
-            set.arg(&key).arg(&record);
-            if resend == Resend::Keeps {
-                set.arg("NX");
-            }
-            set.arg("PX").arg(ttl);
-            if self.command::<Option<String>>(set).await?.is_some() {
-                return record::decode(&record, otp.ttl)
-                    .map(|v| Admitted::Done(Opened::Stored(v)))
-                    .ok_or_else(|| unreadable("a new record"));
-            }
-        }
-        let mut invocation = self.scripts.issue.key(&key);
+        let mut invocation = self.scripts.open.key(self.key(phone));
         for (bucket, _) in quotas {
             invocation.key(self.bucket_key(*bucket));
         }
+        let (mode, resends) = match mode {
+            SendMode::New => ("new", ""),
+            SendMode::Resend(id) => ("resend", id.as_str()),
+            SendMode::KeepPending => ("keep", ""),
+            SendMode::Replace => ("replace", ""),
+        };
+        let limits = &rules.limits;
         invocation
-            .arg(record)
-            .arg(ttl)
+            .arg(otp.id.as_str())
+            .arg(otp.scope.as_str())
+            .arg(otp.hash.as_bytes().as_slice())
+            .arg(millis(otp.ttl))
+            .arg(otp.attempts)
+            .arg(otp.sent_at)
+            .arg(mode)
+            .arg(resends)
             .arg(millis(limits.resend_after))
-            .arg(if limits.per_phone.is_off() {
-                0
-            } else {
-                limits.per_phone.limit
-            })
+            .arg(limit_of(&limits.per_phone))
             .arg(millis(limits.per_phone.window))
-            .arg(u8::from(resend == Resend::Keeps));
+            .arg(u8::from(!limits.is_off()));
+        ceiling_args(&mut invocation, &rules.ceiling);
         for (_, quota) in quotas {
+            // As given: the memory store refuses a quota of 0 too.
             invocation.arg(quota.limit).arg(millis(quota.window));
         }
+        if let Some(delivery) = &otp.delivery {
+            delivery_args(&mut invocation, delivery);
+        }
         let reply: Vec<Value> = self.run(invocation).await?;
-        Ok(match reply.as_slice() {
-            [Value::Int(1), wait] => Admitted::Done(Opened::TooSoon {
-                retry_after: wait_of(int(wait)),
+        let done = |opened| Ok(Admitted::Done(opened));
+        match split_reply("open", &reply)? {
+            ("stored", [record, now]) => done(Opened::Stored(view(record, now, Named::ById(&otp.id))?)),
+            ("too_soon", [ms]) => done(Opened::TooSoon {
+                retry_after: wait(ms)?,
             }),
-            [Value::Int(2), wait] => Admitted::Done(Opened::QuotaExceeded {
-                retry_after: wait_of(int(wait)),
+            ("quota", [ms]) => done(Opened::QuotaExceeded {
+                retry_after: wait(ms)?,
             }),
-            [Value::Int(3), wait, which] => Admitted::Refused {
-                refused: usize::try_from(int(which)).unwrap_or(0),
-                retry_after: wait_of(int(wait)),
-            },
-            [Value::Int(0), Value::BulkString(stored)] => Admitted::Done(Opened::Stored(
-                record::decode(stored, otp.ttl).ok_or_else(|| unreadable("a stored record"))?,
-            )),
-            _ => return Err(unreadable("the send script's reply")),
-        })
+            ("ceiling", [ms]) => done(Opened::GuessCeiling {
+                retry_after: wait(ms)?,
+            }),
+            ("not_found", []) => done(Opened::NotFound),
+            ("refused", [ms, which]) => Ok(Admitted::Refused {
+                refused: int(which)?,
+                retry_after: wait(ms)?,
+            }),
+            (name, _) => Err(unknown("open", name)),
+        }
     }
 
-    /// [`OtpStore::guess`] in one round trip: the client's counter and the
-    /// phone's keys in one script, on one server; `quota` is off for a
-    /// cluster (its counter lives on another node) or when the caller took it.
+    /// [`OtpStore::check`], and on one server [`OtpStore::guess`] in one
+    /// round trip: the client's counter and waits join the phone's script
+    /// when `guesser` is given.
     async fn check_with(
         &self,
-        quota: Option<(Bucket, Quota)>,
+        guesser: Option<&Guesser>,
         phone: &Phone,
-        id: Option<&VerificationId>,
-        candidates: &[CodeHash],
-        budget: &GuessBudget,
+        guess: &Guess<'_>,
     ) -> Result<Admitted<Checked>, StoreError> {
-        let key = self.key(phone);
-        let mut invocation = self.scripts.verify.key(&key);
-        invocation.key(format!("{key}:fails"));
-        let (limit, window) = match quota {
-            Some((bucket, quota)) if !quota.is_off() => {
-                invocation.key(self.bucket_key(bucket));
-                (quota.limit, millis(quota.window))
+        let mut invocation = self.scripts.check.key(self.key(phone));
+        let (quota, waits) = match guesser {
+            Some(guesser) => {
+                invocation
+                    .key(self.bucket_key(Bucket::VerifiesFrom(guesser.client)))
+                    .key(self.guesses_key(guesser.client));
+                let by_phone = guess.named == Named::ByPhone;
+                (guesser.quota, by_phone.then_some(&guesser.waits))
             }
-            _ => (0, 0),
+            None => (Quota::OFF, None),
         };
-        invocation
-            .arg(budget.free)
-            .arg(millis(budget.first_delay))
-            .arg(millis(budget.max_delay))
-            .arg(budget.max_consecutive)
-            .arg(millis(budget.memory))
-            .arg(id.map_or("", VerificationId::as_str))
-            .arg(limit)
-            .arg(window);
-        for candidate in candidates {
+        let id = match guess.named {
+            Named::ById(id) => id.as_str(),
+            Named::ByPhone => "",
+        };
+        invocation.arg(guess.scope.as_str()).arg(id);
+        ceiling_args(&mut invocation, &guess.ceiling);
+        invocation.arg(limit_of(&quota)).arg(millis(quota.window));
+        budget_args(&mut invocation, waits);
+        for candidate in guess.candidates {
             invocation.arg(candidate.as_bytes().as_slice());
         }
         let reply: Vec<Value> = self.run(invocation).await?;
-        // The record a right or wrong guess returns; its life is read
-        // again only by those who need it (status).
-        let read = |record: &Value| match record {
-            Value::BulkString(bytes) => record::decode(bytes, Duration::ZERO),
-            _ => None,
+        let done = |outcome, verification| {
+            Ok(Admitted::Done(Checked {
+                outcome,
+                verification,
+            }))
         };
-        let (outcome, verification) = match reply.as_slice() {
-            [Value::Int(1), record] => (VerifyOutcome::Approved, read(record)),
-            [Value::Int(2), wait] => (
-                VerifyOutcome::Locked {
-                    expires_in: wait_of(int(wait)),
-                },
-                None,
-            ),
-            [Value::Int(3), left, record, blocked] => (
-                VerifyOutcome::Mismatch {
-                    attempts_remaining: u32::try_from(int(left)).unwrap_or(0),
-                    phone_blocked: int(blocked) == 1,
-                },
-                read(record),
-            ),
-            [Value::Int(4), wait] => (
-                VerifyOutcome::Throttled {
-                    retry_after: wait_of(int(wait)),
-                },
-                None,
-            ),
-            [Value::Int(5), wait] => {
-                return Ok(Admitted::Refused {
-                    refused: 0,
-                    retry_after: wait_of(int(wait)),
-                })
+        match split_reply("check", &reply)? {
+            ("approved", [record, now]) => {
+                done(VerifyOutcome::Approved, Some(view(record, now, guess.named)?))
             }
-            _ => (VerifyOutcome::NotFound, None),
-        };
-        Ok(Admitted::Done(Checked {
-            outcome,
-            verification,
-        }))
+            ("mismatch", [left, blocked, record, now]) => done(
+                VerifyOutcome::Mismatch {
+                    attempts_remaining: int(left)?,
+                    phone_blocked: int::<u8>(blocked)? == 1,
+                },
+                Some(view(record, now, guess.named)?),
+            ),
+            ("locked", [ms]) => done(
+                VerifyOutcome::Locked {
+                    expires_in: wait(ms)?,
+                },
+                None,
+            ),
+            ("not_found", []) => done(VerifyOutcome::NotFound, None),
+            ("throttled", [ms]) => done(
+                VerifyOutcome::Throttled {
+                    retry_after: wait(ms)?,
+                },
+                None,
+            ),
+            ("refused", [ms, which]) => Ok(Admitted::Refused {
+                refused: int(which)?,
+                retry_after: wait(ms)?,
+            }),
+            (name, _) => Err(unknown("check", name)),
+        }
+    }
+
+    /// Runs a script on the phone's key with `args`.
+    async fn on_phone(
+        &self,
+        script: &Script,
+        phone: &Phone,
+        args: &[&[u8]],
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut invocation = script.key(self.key(phone));
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        self.run(invocation).await
     }
 }
 
 /// The outcome a call without quotas came to.
-fn done<T>(admitted: Admitted<T>) -> Result<T, StoreError> {
+fn without_quotas<T>(admitted: Admitted<T>) -> Result<T, StoreError> {
     match admitted {
         Admitted::Done(done) => Ok(done),
-        Admitted::Refused { .. } => Err(unreadable("a quota's refusal where none was asked for")),
+        Admitted::Refused { .. } => Err(unreadable(
+            "a quota's refusal where none was asked for".to_owned(),
+        )),
     }
 }
 
@@ -317,10 +398,10 @@ impl OtpStore for RedisStore {
         &self,
         phone: &Phone,
         otp: &PendingOtp,
-        limits: &SendLimits,
-        resend: Resend,
+        mode: &SendMode,
+        rules: &SendRules,
     ) -> Result<Opened, StoreError> {
-        done(self.open_with(&[], phone, otp, limits, resend).await?)
+        without_quotas(self.open_with(&[], phone, otp, mode, rules).await?)
     }
 
     async fn admit(
@@ -328,32 +409,41 @@ impl OtpStore for RedisStore {
         quotas: &[(Bucket, Quota)],
         phone: &Phone,
         otp: &PendingOtp,
-        limits: &SendLimits,
-        resend: Resend,
+        mode: &SendMode,
+        rules: &SendRules,
     ) -> Result<Admitted<Opened>, StoreError> {
         if self.connections.is_cluster() {
-            return admit_in_steps(self, quotas, phone, otp, limits, resend).await;
+            return admit_in_steps(self, quotas, phone, otp, mode, rules).await;
         }
-        self.open_with(quotas, phone, otp, limits, resend).await
+        self.open_with(quotas, phone, otp, mode, rules).await
     }
 
-    async fn end(&self, phone: &Phone, id: &VerificationId) -> Result<Option<Verification>, StoreError> {
-        let mut invocation = self.scripts.end.key(self.key(phone));
-        invocation.arg(id.as_str());
-        let reply: Option<(Value, Value)> = self.run(invocation).await?;
-        Ok(reply.and_then(|(record, pttl)| verification_of(&record, &pttl)))
+    async fn end(
+        &self,
+        phone: &Phone,
+        scope: &Scope,
+        id: &VerificationId,
+    ) -> Result<Option<Verification>, StoreError> {
+        let args: [&[u8]; 2] = [scope.as_str().as_bytes(), id.as_str().as_bytes()];
+        let reply = self.on_phone(&self.scripts.end, phone, &args).await?;
+        match split_reply("end", &reply)? {
+            ("ended", [record, now]) => Ok(Some(view(record, now, Named::ById(id))?)),
+            ("not_found", []) => Ok(None),
+            (name, _) => Err(unknown("end", name)),
+        }
     }
 
     async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
         let mut invocation = self.scripts.take.key(self.bucket_key(bucket));
         invocation.arg(quota.limit).arg(millis(quota.window));
-        let reply: Vec<i64> = self.run(invocation).await?;
-        Ok(match reply.as_slice() {
-            [0, wait] => Taken::Exhausted {
-                retry_after: wait_of(*wait),
-            },
-            _ => Taken::Granted,
-        })
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("take", &reply)? {
+            ("granted", []) => Ok(Taken::Granted),
+            ("exhausted", [ms]) => Ok(Taken::Exhausted {
+                retry_after: wait(ms)?,
+            }),
+            (name, _) => Err(unknown("take", name)),
+        }
     }
 
     async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError> {
@@ -361,47 +451,89 @@ impl OtpStore for RedisStore {
         self.run::<i64>(invocation).await.map(drop)
     }
 
-    async fn check(
+    async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError> {
+        without_quotas(self.check_with(None, phone, guess).await?)
+    }
+
+    async fn client_wait(
         &self,
-        phone: &Phone,
-        id: Option<&VerificationId>,
-        candidates: &[CodeHash],
-        budget: &GuessBudget,
-    ) -> Result<Checked, StoreError> {
-        done(self.check_with(None, phone, id, candidates, budget).await?)
+        client: ClientNet,
+        waits: &GuessBudget,
+    ) -> Result<Option<Duration>, StoreError> {
+        let mut invocation = self.scripts.client_wait.key(self.guesses_key(client));
+        budget_args(&mut invocation, Some(waits));
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("client_wait", &reply)? {
+            ("throttled", [ms]) => Ok(Some(wait(ms)?)),
+            ("free", []) => Ok(None),
+            (name, _) => Err(unknown("client_wait", name)),
+        }
+    }
+
+    async fn note_guess(
+        &self,
+        client: ClientNet,
+        right: bool,
+        waits: &GuessBudget,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.note_guess.key(self.guesses_key(client));
+        invocation.arg(u8::from(right));
+        budget_args(&mut invocation, Some(waits));
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("note_guess", &reply)? {
+            ("noted", []) => Ok(()),
+            (name, _) => Err(unknown("note_guess", name)),
+        }
     }
 
     async fn guess(
         &self,
-        quota: (Bucket, Quota),
+        guesser: &Guesser,
         phone: &Phone,
-        id: Option<&VerificationId>,
-        candidates: &[CodeHash],
-        budget: &GuessBudget,
+        guess: &Guess<'_>,
     ) -> Result<Admitted<Checked>, StoreError> {
         if self.connections.is_cluster() {
-            return guess_in_steps(self, quota, phone, id, candidates, budget).await;
+            return guess_in_steps(self, guesser, phone, guess).await;
         }
-        self.check_with(Some(quota), phone, id, candidates, budget).await
+        self.check_with(Some(guesser), phone, guess).await
     }
 
     async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
-        let key = self.key(phone);
-        let mut del = redis::cmd("DEL");
-        del.arg(format!("{key}:fails"));
-        Ok(self.command::<i64>(del).await? > 0)
+        let reply = self.on_phone(&self.scripts.clear_guesses, phone, &[]).await?;
+        match split_reply("clear_guesses", &reply)? {
+            ("cleared", []) => Ok(true),
+            ("none", []) => Ok(false),
+            (name, _) => Err(unknown("clear_guesses", name)),
+        }
     }
 
-    async fn status(&self, phone: &Phone) -> Result<Option<Verification>, StoreError> {
-        let invocation = self.scripts.status.key(self.key(phone));
-        let reply: Option<(Value, Value)> = self.run(invocation).await?;
-        Ok(reply.and_then(|(record, pttl)| verification_of(&record, &pttl)))
+    async fn status(
+        &self,
+        phone: &Phone,
+        scope: &Scope,
+        named: Named<'_>,
+    ) -> Result<Option<Verification>, StoreError> {
+        let id = match named {
+            Named::ById(id) => id.as_str(),
+            Named::ByPhone => "",
+        };
+        let args: [&[u8]; 2] = [scope.as_str().as_bytes(), id.as_bytes()];
+        let reply = self.on_phone(&self.scripts.status, phone, &args).await?;
+        match split_reply("status", &reply)? {
+            ("found", [record, now]) => Ok(Some(view(record, now, named)?)),
+            ("not_found", []) => Ok(None),
+            (name, _) => Err(unknown("status", name)),
+        }
     }
 
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
-        let mut invocation = self.scripts.withdraw.key(self.key(phone));
-        invocation.arg(hash.as_bytes().as_slice());
-        self.run::<i64>(invocation).await.map(drop)
+        let reply = self
+            .on_phone(&self.scripts.withdraw, phone, &[hash.as_bytes()])
+            .await?;
+        match split_reply("withdraw", &reply)? {
+            ("withdrawn" | "not_found", []) => Ok(()),
+            (name, _) => Err(unknown("withdraw", name)),
+        }
     }
 
     async fn record_delivery(
@@ -413,11 +545,15 @@ impl OtpStore for RedisStore {
         link_ttl: Duration,
     ) -> Result<(), StoreError> {
         let mut invocation = self.scripts.record_delivery.key(self.key(phone));
-        invocation
-            .arg(hash.as_bytes().as_slice())
-            .arg(record::delivery_fields(&Delivery::queued(receipt, at)));
-        let noted: i64 = self.run(invocation).await?;
-        if noted == 1 && receipt.tracked {
+        invocation.arg(hash.as_bytes().as_slice());
+        delivery_args(&mut invocation, &Delivery::queued(receipt, at));
+        let reply: Vec<Value> = self.run(invocation).await?;
+        let recorded = match split_reply("record_delivery", &reply)? {
+            ("recorded", []) => true,
+            ("not_found", []) => false,
+            (name, _) => return Err(unknown("record_delivery", name)),
+        };
+        if recorded && receipt.tracked {
             let mut set = redis::cmd("SET");
             set.arg(self.link_key(&receipt.provider, &receipt.message_id))
                 .arg(phone.as_str())
@@ -474,14 +610,22 @@ impl OtpStore for RedisStore {
         };
         let mut invocation = self.scripts.update_delivery.key(self.key_of(&phone));
         invocation
-            .arg(record::field(&report.provider).as_ref())
-            .arg(record::field(&report.message_id).as_ref())
+            .arg(&report.provider)
+            .arg(&report.message_id)
             .arg(report.state.as_str())
-            .arg(report.state.rank())
-            .arg(record::field(report.error_code.as_deref().unwrap_or("")).as_ref())
             .arg(report.at);
-        let applied = self.run::<i64>(invocation).await? == 1;
-        // The link holds what this store wrote: an E.164 phone.
-        Ok(applied.then(|| Phone::parse(&phone).ok()).flatten())
+        if let Some(code) = &report.error_code {
+            invocation.arg(code);
+        }
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("update_delivery", &reply)? {
+            // The link holds what this store wrote: an E.164 phone.
+            ("updated", []) => Ok(Phone::parse(&phone).ok()),
+            ("unchanged", []) => Ok(None),
+            (name, _) => Err(unknown("update_delivery", name)),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,12 +1,16 @@
--- Ends the phone's verification if it is the one named and still pending
+-- PhoneState::end: ends the scope's verification `id` if it is pending
 -- (attempts left): a cancel, or an approval made elsewhere.
--- KEYS[1]: the phone's key. ARGV[1]: the verification's id.
--- Returns nil, or {the record as it was, ms it had left}.
-local tally, record = split(get_record(KEYS[1]))
-local v, now = pending(record, tally, KEYS[1])
-if not v or v.id ~= ARGV[1] or v.attempts <= 0 then
-  return false
+-- KEYS[1]: the phone's key. ARGV: the scope, the verification's id.
+-- Returns {'ended', the verification packed as it was, now} or
+-- {'not_found'}.
+local key, scope, id = KEYS[1], ARGV[1], ARGV[2]
+local now = now_ms()
+local state = load(key)
+sweep(state, now)
+local i = find(state, scope, id)
+if not i or state.v[i].attempts == 0 then
+  return {'not_found'}
 end
-local left = life_left(v, tally, KEYS[1], now)
-remove(KEYS[1], tally)
-return {record, left}
+local record = table.remove(state.v, i)
+save(key, state, now)
+return {'ended', cmsgpack.pack(record), now}

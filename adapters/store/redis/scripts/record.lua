@@ -1,166 +1,240 @@
--- The record's layout, the Lua side of record.rs, joined onto the front of
--- every script that reads a record: the verification's id (34 bytes), the
--- number of its live codes (one digit), each code's hash (64 bytes) and
--- unix ms it expires (13 digits; 0: with the key); then, a line each, the
--- attempts left, unix s created, sends, unix s of the last sends
--- (space-separated), and, once an SMS went out, provider, message id,
--- state, rank, unix seconds and error code.
+-- The layout of what otpd keeps per phone and per guessing client, the Lua
+-- side of record.rs, joined onto the front of every script that reads or
+-- writes them; and the parts of domain/rules.rs (PhoneState) and
+-- domain/guesses.rs (ClientGuesses) that more than one script needs, each
+-- under its Rust name.
 --
--- When a limit counts the phone's sends, its tally comes first, in the same
--- key: 'S', then the sends in the window (2 bytes), the unix ms of the last
--- (6 bytes) and of the window's end (6 bytes; 0: no quota), big-endian. A
--- send then creates one key, not two, and the key lives for the window, the
--- cooldown or the newest code, whichever ends last, so every code in it
--- carries its own expiry, and a verification whose codes are all past it is
--- gone. A right guess or a cancel leaves the tally alone.
+-- A phone's key holds its whole state (domain::PhoneState) as MessagePack
+-- (cmsgpack): a map
+--   tally = {sends, last_ms, window_end_ms, until_ms}   (absent: none)
+--   wrong = {count, window_end_ms}                      (absent: none)
+--   v     = the verifications, oldest first, each a map
+--     id, scope, codes = {{hash, expires_ms}, ...} oldest first, attempts,
+--     phone_attempts, created_at, sends, send_times = {unix s, ...},
+--     delivery = {provider, message_id, state, updated_at, error_code}
+--     (absent: none; error_code absent: none).
+-- Every named part is a map by its Rust field's name; a code is a pair.
+-- Times are unix ms from Redis's clock, except created_at, send_times and
+-- the delivery's, which are the caller's unix seconds. Hashes are 64 raw
+-- bytes: MessagePack strings carry any bytes. The key lives until the
+-- state's last part ends (PhoneState::expires_at); an empty state is no key.
+--
+-- A client's waits (domain::ClientGuesses), at <prefix>ip:{<net>}:guesses:
+-- {in_a_row, wait_until_ms, forget_at_ms}, living until forget_at_ms.
 
-local ID_LEN, HASH_LEN, CODE_LEN = 34, 64, 77
--- domain/verification.rs: MAX_LIVE_CODES, MAX_SEND_TIMES.
-local MAX_CODES, MAX_TIMES = 9, 10
+-- domain/verification.rs; a test in mod.rs holds these to the Rust ones.
+local MAX_LIVE_CODES, MAX_VERIFICATIONS, MAX_SEND_TIMES = 9, 8, 10
 
--- The record at `key`, or nil. pcall: a key of another type (a hash, as
--- otpd stored codes before) is no code.
-local function get_record(key)
-  local record = redis.pcall('GET', key)
-  if type(record) == 'string' then
-    return record
-  end
-end
-
--- A record's parts: id, codes ({hash, expiry ms} each), attempts (a
--- number), created, sends (a number), times (as stored), and delivery (its
--- fields in order, {} before an SMS went out); nil for what is no
--- verification (a code an older otpd stored).
-local function read_record(record)
-  if not record or string.sub(record, 1, 2) ~= 'VE' then
-    return nil
-  end
-  local n = tonumber(string.sub(record, ID_LEN + 1, ID_LEN + 1))
-  if not n then
-    return nil
-  end
-  local v = {id = string.sub(record, 1, ID_LEN), codes = {}, delivery = {}}
-  local at = ID_LEN + 2
-  for i = 1, n do
-    v.codes[i] = {string.sub(record, at, at + HASH_LEN - 1),
-      tonumber(string.sub(record, at + HASH_LEN, at + CODE_LEN - 1)) or 0}
-    at = at + CODE_LEN
-  end
-  local lines = {}
-  for line in string.gmatch(string.sub(record, at) .. '\n', '([^\n]*)\n') do
-    lines[#lines + 1] = line
-  end
-  v.attempts = tonumber(lines[1])
-  if not v.attempts then
-    return nil
-  end
-  v.created, v.sends, v.times = lines[2] or '0', tonumber(lines[3]) or 1, lines[4] or ''
-  for i = 5, #lines do
-    v.delivery[#v.delivery + 1] = lines[i]
-  end
-  return v
-end
-
--- A record from the parts read_record gives.
-local function write_record(v)
-  local parts = {v.id, tostring(#v.codes)}
-  for _, c in ipairs(v.codes) do
-    parts[#parts + 1] = c[1] .. string.format('%013d', c[2])
-  end
-  parts[#parts + 1] = v.attempts .. '\n' .. v.created .. '\n' .. v.sends .. '\n' .. v.times
-  if #v.delivery > 0 then
-    parts[#parts + 1] = '\n' .. table.concat(v.delivery, '\n')
-  end
-  return table.concat(parts)
-end
-
--- Redis's clock in unix ms.
+-- Redis's clock in unix ms, read once per script.
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Keeps only the codes still alive, a code that lives with the key (0)
--- given the key's expiry. A lone code written with its key is alive as long
--- as the key is: then Redis's clock isn't read at all.
-local function live_codes(v, key, now)
-  if #v.codes == 1 and v.codes[1][2] == 0 and not now then
+-- The MessagePack value at `key`, or nil. pcall: a key of another type, or
+-- bytes of another layout (an older otpd's), is nothing otpd can use.
+local function unpacked(key)
+  local raw = redis.pcall('GET', key)
+  if type(raw) ~= 'string' then
+    return nil
+  end
+  local ok, value = pcall(cmsgpack.unpack, raw)
+  if ok and type(value) == 'table' then
+    return value
+  end
+end
+
+-- The phone's state; an empty one when it has none.
+local function load(key)
+  local state = unpacked(key)
+  if state and type(state.v) == 'table' then
+    return state
+  end
+  return {v = {}}
+end
+
+-- Record::expires_at: the unix ms its newest code expires.
+local function expires_at(r)
+  local at = 0
+  for _, c in ipairs(r.codes) do
+    at = math.max(at, c[2])
+  end
+  return at
+end
+
+-- PhoneState::sweep: drops every part that has ended by `now`.
+local function sweep(state, now)
+  local kept = {}
+  for _, r in ipairs(state.v) do
+    if expires_at(r) > now then
+      kept[#kept + 1] = r
+    end
+  end
+  state.v = kept
+  if state.tally and state.tally.until_ms <= now then
+    state.tally = nil
+  end
+  if state.wrong and state.wrong.window_end_ms <= now then
+    state.wrong = nil
+  end
+end
+
+-- Writes the state back for as long as its last part lives
+-- (PhoneState::expires_at), or deletes the key of an empty one
+-- (PhoneState::is_empty). Scripts call it only when a rule changed the
+-- state: what a sweep alone drops has ended, and the key's expiry, that of
+-- its last part, stays right.
+local function save(key, state, now)
+  sweep(state, now)
+  if not state.tally and not state.wrong and #state.v == 0 then
+    redis.call('DEL', key)
     return
   end
-  now = now or now_ms()
-  local with_key
-  local live = {}
-  for _, c in ipairs(v.codes) do
-    local expiry = c[2]
-    if expiry == 0 then
-      with_key = with_key or now + math.max(redis.call('PTTL', key), 0)
-      expiry = with_key
-    end
-    if expiry > now then
-      live[#live + 1] = {c[1], expiry}
-    end
+  local last = state.tally and state.tally.until_ms or 0
+  if state.wrong then
+    last = math.max(last, state.wrong.window_end_ms)
   end
-  v.codes = live
-end
-
-local TALLY_LEN, TALLY = 15, '>I2I6I6'
-
--- A phone key's value as its tally ('' for none) and its record (nil for
--- none).
-local function split(value)
-  if value and string.sub(value, 1, 1) == 'S' then
-    local record = string.sub(value, TALLY_LEN + 1)
-    return string.sub(value, 1, TALLY_LEN), record ~= '' and record or nil
+  for _, r in ipairs(state.v) do
+    last = math.max(last, expires_at(r))
   end
-  return '', value
+  redis.call('SET', key, cmsgpack.pack(state), 'PXAT', string.format('%d', last))
 end
 
--- The tally's sends, last send and window's end.
-local function read_tally(tally)
-  if tally == '' then
-    return 0, 0, 0
-  end
-  local sends, last, window_end = struct.unpack(TALLY, string.sub(tally, 2))
-  return sends, last, window_end
-end
-
-local function write_tally(sends, last, window_end)
-  return 'S' .. struct.pack(TALLY, sends, last, window_end)
-end
-
--- The pending verification in a record, or nil. Beside a tally the key
--- outlives the codes, so each is checked against Redis's clock (read once:
--- the `now` returned) and only live ones are kept.
-local function pending(record, tally, key, now)
-  local v = read_record(record)
-  if v and tally ~= '' then
-    now = now or now_ms()
-    live_codes(v, key, now)
-    if #v.codes == 0 then
-      return nil, now
+-- PhoneState::find: the index of the scope's verification `id`, or nil.
+local function find(state, scope, id)
+  for i, r in ipairs(state.v) do
+    if r.id == id and r.scope == scope then
+      return i
     end
   end
-  return v, now
 end
 
--- The ms a pending verification has left: its key's, or beside a tally its
--- newest code's (pending gave `now`).
-local function life_left(v, tally, key, now)
-  if tally == '' then
-    return redis.call('PTTL', key)
-  end
-  local latest = 0
-  for _, c in ipairs(v.codes) do
-    latest = math.max(latest, c[2])
-  end
-  return latest - now
+-- A guess ceiling from ARGV: limit (0: off, as GuessCeiling::is_off says)
+-- and window ms.
+local function ceiling_of(limit, window_ms)
+  return {limit = tonumber(limit), window_ms = tonumber(window_ms)}
 end
 
--- Removes the verification, keeping the phone's tally if it has one.
-local function remove(key, tally)
-  if tally == '' then
-    return redis.call('DEL', key)
+-- PhoneState::room: the wrong codes the ceiling still allows beside those
+-- the live verifications hold reserved, and the ms until more room comes;
+-- nil when the ceiling is off.
+local function room(state, ceiling, now)
+  if ceiling.limit == 0 then
+    return nil
   end
-  redis.call('SET', key, tally, 'KEEPTTL')
-  return 1
+  local wrong = state.wrong and state.wrong.count or 0
+  local reserved = 0
+  for _, r in ipairs(state.v) do
+    reserved = reserved + r.attempts
+  end
+  local left = math.max(ceiling.limit - (wrong + reserved), 0)
+  -- Room comes back when the window ends or a reserving verification does.
+  local next_ms = state.wrong and state.wrong.window_end_ms
+  for _, r in ipairs(state.v) do
+    if r.attempts > 0 then
+      local at = expires_at(r)
+      if not next_ms or at < next_ms then
+        next_ms = at
+      end
+    end
+  end
+  return left, math.max((next_ms or now) - now, 0)
+end
+
+-- A client's waits from ARGV, starting at `at`: free, first delay ms,
+-- longest delay ms, most in a row (0: off, as GuessBudget::is_off says),
+-- memory ms.
+local function budget_of(at)
+  return {free = tonumber(ARGV[at]), first_ms = tonumber(ARGV[at + 1]),
+    max_ms = tonumber(ARGV[at + 2]), max_consecutive = tonumber(ARGV[at + 3]),
+    memory_ms = tonumber(ARGV[at + 4])}
+end
+
+-- GuessBudget::after: the delay ms after `fails` wrong guesses in a row,
+-- 0 for none, or 'blocked'.
+local function after(budget, fails)
+  if budget.max_consecutive == 0 then
+    return 0
+  end
+  if fails >= budget.max_consecutive then
+    return 'blocked'
+  end
+  if fails < budget.free then
+    return 0
+  end
+  local doublings = math.min(fails - budget.free, 63)
+  -- 1u32.checked_shl: past 31 doublings, u32::MAX.
+  local times = doublings < 32 and 2 ^ doublings or 4294967295
+  return math.min(budget.first_ms * times, budget.max_ms)
+end
+
+-- ClientGuesses::wait: the ms the client at `key` must wait before its next
+-- guess by phone is heard, or nil.
+local function client_wait(key, budget, now)
+  local held = unpacked(key)
+  if not held or held.forget_at_ms <= now or budget.max_consecutive == 0 then
+    return nil
+  end
+  if after(budget, held.in_a_row) == 'blocked' then
+    return held.forget_at_ms - now
+  end
+  if held.wait_until_ms > now then
+    return held.wait_until_ms - now
+  end
+end
+
+-- ClientGuesses::after_wrong, kept until it is forgotten; a right guess
+-- forgets the count.
+local function note_guess(key, right, budget, now)
+  if right then
+    redis.call('DEL', key)
+    return
+  end
+  local held = unpacked(key)
+  local in_a_row = 1
+  if held and held.forget_at_ms > now then
+    in_a_row = held.in_a_row + 1
+  end
+  local delay = after(budget, in_a_row)
+  local next = {in_a_row = in_a_row, wait_until_ms = 0, forget_at_ms = now + budget.memory_ms}
+  if delay ~= 'blocked' and delay > 0 then
+    next.wait_until_ms = now + delay
+  end
+  redis.call('SET', key, cmsgpack.pack(next), 'PXAT', string.format('%d', next.forget_at_ms))
+end
+
+-- Takes one from each counter KEYS[first..], the window starting with the
+-- first one taken; `quota(i)` gives the i-th one's limit and window ms.
+-- Returns a function that gives back what was taken, and, for the first
+-- counter that had none left, its index (0-based) and the ms until its
+-- window ends, having given back all it took.
+-- Nearly every request passes, so each counter is taken (INCR) rather than
+-- read first; a counter this call created is deleted, not left at 0
+-- without an expiry.
+local function take_all(first, count, quota)
+  local taken = {}
+  local function give_back()
+    for i, n in ipairs(taken) do
+      if n == 1 then
+        redis.call('DEL', KEYS[first + i - 1])
+      else
+        redis.call('DECR', KEYS[first + i - 1])
+      end
+    end
+  end
+  for i = 1, count do
+    local key = KEYS[first + i - 1]
+    local limit, window_ms = quota(i)
+    local n = redis.call('INCR', key)
+    taken[i] = n
+    if n == 1 then
+      redis.call('PEXPIRE', key, window_ms)
+    end
+    if n > tonumber(limit) then
+      local wait = math.max(redis.call('PTTL', key), 0)
+      give_back()
+      return give_back, i - 1, wait
+    end
+  end
+  return give_back
 end

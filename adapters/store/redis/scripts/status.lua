@@ -1,9 +1,25 @@
--- Reads the phone's verification.
--- KEYS[1]: the phone's key.
--- Returns nil, or {the record, ms it has left}.
-local tally, record = split(get_record(KEYS[1]))
-local v, now = pending(record, tally, KEYS[1])
-if not v then
-  return false
+-- PhoneState::status: the scope's verification, pending or locked: by id,
+-- or by phone its newest. Reads only: what the sweep drops has ended.
+-- KEYS[1]: the phone's key. ARGV: the scope, the verification's id ('' by
+-- phone).
+-- Returns {'found', the verification packed, now} or {'not_found'}.
+local scope, id = ARGV[1], ARGV[2]
+local now = now_ms()
+local state = load(KEYS[1])
+sweep(state, now)
+local record
+if id ~= '' then
+  local i = find(state, scope, id)
+  record = i and state.v[i]
+else
+  for i = #state.v, 1, -1 do
+    if state.v[i].scope == scope then
+      record = state.v[i]
+      break
+    end
+  end
 end
-return {record, life_left(v, tally, KEYS[1], now)}
+if not record then
+  return {'not_found'}
+end
+return {'found', cmsgpack.pack(record), now}

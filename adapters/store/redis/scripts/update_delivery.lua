@@ -1,25 +1,31 @@
--- Applies a provider's report if it names the newest SMS and moves its
--- state forward (a higher rank); late or repeated reports change nothing.
--- KEYS[1]: the phone's key.
--- ARGV: provider, message id, state, rank, error code ('' for none), unix seconds.
--- Returns 1 if applied, 0 otherwise.
-local tally, record = split(get_record(KEYS[1]))
-local v = read_record(record)
-if not v then
-  return 0
+-- PhoneState::update_delivery: applies a provider's report to the
+-- verification whose newest SMS it names, if it moves that SMS's state
+-- forward (DeliveryState::rank); late or repeated reports change nothing.
+-- KEYS[1]: the phone's key (the store found it by the message's link).
+-- ARGV: provider, message id, state, unix s, then the error code if the
+-- report has one.
+-- Returns {'updated'} or {'unchanged'}.
+-- domain/delivery.rs: DeliveryState::rank.
+local RANK = {queued = 0, sent = 1, delivered = 2, undelivered = 2, failed = 2}
+local key = KEYS[1]
+local now = now_ms()
+local state = load(key)
+sweep(state, now)
+local delivery
+for _, r in ipairs(state.v) do
+  local d = r.delivery
+  if d and d.provider == ARGV[1] and d.message_id == ARGV[2] then
+    delivery = d
+    break
+  end
 end
--- f: provider, message id, state, rank, unix seconds, error code.
-local f = v.delivery
-if f[1] ~= ARGV[1] or f[2] ~= ARGV[2] then
-  return 0
+if not delivery or RANK[delivery.state] >= RANK[ARGV[3]] then
+  return {'unchanged'}
 end
-if tonumber(f[4] or '0') >= tonumber(ARGV[4]) then
-  return 0
+delivery.state = ARGV[3]
+delivery.updated_at = tonumber(ARGV[4])
+if ARGV[5] then
+  delivery.error_code = ARGV[5]
 end
-local error_code = ARGV[5]
-if error_code == '' then
-  error_code = f[6] or ''
-end
-v.delivery = {f[1], f[2], ARGV[3], ARGV[4], ARGV[6], error_code}
-redis.call('SET', KEYS[1], tally .. write_record(v), 'KEEPTTL')
-return 1
+save(key, state, now)
+return {'updated'}

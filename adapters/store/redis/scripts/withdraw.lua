@@ -1,34 +1,34 @@
--- Takes back a code whose SMS failed, and its send; a verification left
--- without codes is removed, else it lives as long as its newest code left
--- (its key, longer if the phone's tally needs it).
--- KEYS[1]: the phone's key. ARGV[1]: the hash of the code to withdraw.
-local tally, record = split(get_record(KEYS[1]))
-local v = read_record(record)
-if not v then
-  return 0
-end
+-- PhoneState::withdraw: takes back the live code hashed as ARGV[1] (its SMS
+-- failed) and its send; a verification left without codes is gone.
+-- KEYS[1]: the phone's key.
+-- Returns {'withdrawn'} or {'not_found'}.
+local key, hash = KEYS[1], ARGV[1]
 local now = now_ms()
-live_codes(v, KEYS[1], now)
-local kept, latest = {}, 0
-for _, c in ipairs(v.codes) do
-  if c[1] ~= ARGV[1] then
-    kept[#kept + 1] = c
-    latest = math.max(latest, c[2])
+local state = load(key)
+sweep(state, now)
+local at
+for i, r in ipairs(state.v) do
+  for _, c in ipairs(r.codes) do
+    if c[1] == hash and c[2] > now then
+      at = at or i
+    end
   end
 end
-if #kept == #v.codes then
-  return 0
+if not at then
+  return {'not_found'}
 end
-if #kept == 0 then
-  return remove(KEYS[1], tally)
+local record = state.v[at]
+local codes = {}
+for _, c in ipairs(record.codes) do
+  if c[1] ~= hash and c[2] > now then
+    codes[#codes + 1] = c
+  end
 end
-v.codes = kept
-v.sends = math.max(v.sends - 1, 1)
-v.times = string.gsub(v.times, ' ?%d+$', '')
-if tally == '' then
-  redis.call('SET', KEYS[1], write_record(v), 'PX', latest - now)
-else
-  -- The tally's key lives at least as long as the codes left.
-  redis.call('SET', KEYS[1], tally .. write_record(v), 'KEEPTTL')
+record.codes = codes
+record.sends = math.max(record.sends - 1, 1)
+table.remove(record.send_times)
+if #record.codes == 0 then
+  table.remove(state.v, at)
 end
-return 1
+save(key, state, now)
+return {'withdrawn'}

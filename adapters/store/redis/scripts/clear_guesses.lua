@@ -1,0 +1,14 @@
+-- PhoneState::clear_guesses: forgets the wrong codes the ceiling counts (an
+-- operator's unlock).
+-- KEYS[1]: the phone's key.
+-- Returns {'cleared'}, or {'none'} when it counted none.
+local key = KEYS[1]
+local now = now_ms()
+local state = load(key)
+sweep(state, now)
+if not state.wrong then
+  return {'none'}
+end
+state.wrong = nil
+save(key, state, now)
+return {'cleared'}

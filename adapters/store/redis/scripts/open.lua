@@ -1,0 +1,137 @@
+-- PhoneState::open: stores a code as the send's mode says unless the
+-- phone's limits, its number of verifications or its ceiling refuse it now;
+-- on one server, first takes one from each of the client's and the
+-- service's quotas (OtpStore::admit). A refusal changes nothing: what the
+-- quotas took is given back.
+-- KEYS: the phone's key, then one counter per quota (one server only: a
+-- cluster keeps them on other nodes, and takes them first).
+-- ARGV: the code's verification id, scope, hash, ttl ms, attempts, unix s
+-- sent; the mode ('new', 'resend', 'keep' or 'replace') and the id a resend
+-- names ('' otherwise); the cooldown ms, the phone's sends per window (0:
+-- off), its window ms, 1 if any limit is on; the ceiling's limit (0: off)
+-- and window ms; per quota its limit and window ms; then, for a receipt
+-- known before the send, the delivery: provider, message id, state, unix s
+-- and, if it has one, its error code.
+-- Returns {'stored', the verification packed, now}, {'too_soon', ms},
+-- {'quota', ms}, {'ceiling', ms}, {'not_found'}, or {'refused', ms, which
+-- quota (0-based)}.
+local key, quotas = KEYS[1], #KEYS - 1
+local otp = {id = ARGV[1], scope = ARGV[2], hash = ARGV[3], ttl_ms = tonumber(ARGV[4]),
+  attempts = tonumber(ARGV[5]), sent_at = tonumber(ARGV[6])}
+local mode, resends = ARGV[7], ARGV[8]
+local cooldown, limit, window_ms = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local limits_on = ARGV[12] == '1'
+local ceiling = ceiling_of(ARGV[13], ARGV[14])
+local at = 15 + 2 * quotas
+if ARGV[at] then
+  otp.delivery = {provider = ARGV[at], message_id = ARGV[at + 1], state = ARGV[at + 2],
+    updated_at = tonumber(ARGV[at + 3]), error_code = ARGV[at + 4]}
+end
+
+local give_back, refused, wait = take_all(2, quotas, function(i)
+  return ARGV[13 + 2 * i], ARGV[14 + 2 * i]
+end)
+if refused then
+  return {'refused', wait, refused}
+end
+local function refuse(reply)
+  give_back()
+  return reply
+end
+
+local now = now_ms()
+local state = load(key)
+sweep(state, now)
+-- The verification the code joins, if any.
+local joins
+if mode == 'resend' then
+  local i = find(state, otp.scope, resends)
+  if not i or state.v[i].attempts == 0 then
+    return refuse({'not_found'})
+  end
+  joins = i
+elseif mode == 'keep' then
+  for i = #state.v, 1, -1 do
+    if state.v[i].scope == otp.scope and state.v[i].attempts > 0 then
+      joins = i
+      break
+    end
+  end
+end
+local sends, last, window_end = 0, nil, 0
+if state.tally then
+  sends, last, window_end = state.tally.sends, state.tally.last_ms, state.tally.window_end_ms
+end
+if last and cooldown > 0 and now < last + cooldown then
+  return refuse({'too_soon', last + cooldown - now})
+end
+if limit > 0 then
+  if now >= window_end then
+    sends, window_end = 0, now + window_ms
+  end
+  if sends >= limit then
+    return refuse({'quota', window_end - now})
+  end
+end
+local record
+if joins then
+  -- Record::resent: one more live code, the oldest going past
+  -- MAX_LIVE_CODES; the attempts stay as they are.
+  record = state.v[joins]
+  local codes = {}
+  for _, c in ipairs(record.codes) do
+    if c[2] > now then
+      codes[#codes + 1] = c
+    end
+  end
+  while #codes >= MAX_LIVE_CODES do
+    table.remove(codes, 1)
+  end
+  codes[#codes + 1] = {otp.hash, now + otp.ttl_ms}
+  record.codes = codes
+  record.sends = record.sends + 1
+  record.send_times[#record.send_times + 1] = otp.sent_at
+  if #record.send_times > MAX_SEND_TIMES then
+    table.remove(record.send_times, 1)
+  end
+  record.delivery = otp.delivery
+else
+  -- Refusals return before the state is saved, so it is changed in place
+  -- where the Rust changes a copy.
+  if mode == 'replace' then
+    local kept = {}
+    for _, r in ipairs(state.v) do
+      if r.scope ~= otp.scope then
+        kept[#kept + 1] = r
+      end
+    end
+    state.v = kept
+  end
+  if #state.v >= MAX_VERIFICATIONS then
+    local oldest
+    for _, r in ipairs(state.v) do
+      oldest = math.min(oldest or expires_at(r), expires_at(r))
+    end
+    return refuse({'quota', math.max((oldest or now) - now, 0)})
+  end
+  local attempts = otp.attempts
+  local left, retry = room(state, ceiling, now)
+  if left == 0 then
+    return refuse({'ceiling', retry})
+  elseif left then
+    attempts = math.min(left, otp.attempts)
+  end
+  -- Record::new
+  record = {id = otp.id, scope = otp.scope, codes = {{otp.hash, now + otp.ttl_ms}},
+    attempts = attempts, phone_attempts = otp.attempts, created_at = otp.sent_at,
+    sends = 1, send_times = {otp.sent_at}, delivery = otp.delivery}
+  state.v[#state.v + 1] = record
+end
+if limits_on then
+  local quota_on = limit > 0
+  state.tally = {sends = quota_on and sends + 1 or 0, last_ms = now,
+    window_end_ms = quota_on and window_end or 0,
+    until_ms = math.max(now + cooldown, window_end)}
+end
+save(key, state, now)
+return {'stored', cmsgpack.pack(record), now}
