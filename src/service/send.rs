@@ -3,9 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{
-    new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE,
-};
+use super::{new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE};
 use crate::domain::{
     Admitted, Bucket, Code, Delivery, EventKind, Locale, Opened, Phone, Scope, SendMode, SmsReceipt,
     Verification,

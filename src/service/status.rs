@@ -37,7 +37,12 @@ impl OtpService {
     /// [`StatusError::NotFound`] when none is pending,
     /// [`StatusError::Limited`] past the client's quota, or a store failure.
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %phone.masked()))]
-    pub async fn status(&self, phone: &Phone, scope: &Scope, client: IpAddr) -> Result<Verification, StatusError> {
+    pub async fn status(
+        &self,
+        phone: &Phone,
+        scope: &Scope,
+        client: IpAddr,
+    ) -> Result<Verification, StatusError> {
         self.look(client).await?;
         self.store
             .status(phone, scope, Named::ByPhone)

@@ -16,8 +16,7 @@ use crate::adapters::store::{MemoryStore, RedisStore};
 use crate::config::{Config, ConfigError, LimitsConfig, SmsConfig};
 use crate::domain::{
     Autofill, ClientPrefixes, Code, CodeHasher, DestinationPolicy, GuessBudget, GuessCeiling, HashKey,
-    MessageTemplate,
-    OtpPolicy, Phone, PolicyError, PrefixError, Quota, SendLimits, TemplateError,
+    MessageTemplate, OtpPolicy, Phone, PolicyError, PrefixError, Quota, SendLimits, TemplateError,
 };
 use crate::ports::{EventOutbox, OtpStore};
 use crate::service::{Guards, OtpService};

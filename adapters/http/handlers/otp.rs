@@ -253,7 +253,10 @@ impl OtpApi {
             }
         };
         let code = Code::parse(&body.code.0).map_err(Problem::from)?;
-        let checked = shared.service.check(&auth.scope(), &target, &code, client.0).await;
+        let checked = shared
+            .service
+            .check(&auth.scope(), &target, &code, client.0)
+            .await;
         let verified = match checked {
             Ok(guessed) if guessed.approved => Ok(guessed.verification.id),
             Ok(guessed) => Err(Problem::from(crate::service::VerifyError::Mismatch {

@@ -297,10 +297,14 @@ impl TwilioVerifyApi {
         let surface = admit(&shared, &auth, &service_sid, &resource)?;
         let id = parse_sid(&sid, &resource)?;
         let scope = verifications_of(surface, &service_sid);
-        let (phone, v) = shared.service.fetch(&scope, &id, client.0).await.map_err(|e| match e {
-            crate::service::StatusError::NotFound => TwilioError::not_found(&resource),
-            e => Problem::from(e).into(),
-        })?;
+        let (phone, v) = shared
+            .service
+            .fetch(&scope, &id, client.0)
+            .await
+            .map_err(|e| match e {
+                crate::service::StatusError::NotFound => TwilioError::not_found(&resource),
+                e => Problem::from(e).into(),
+            })?;
         Ok(VerificationResponse::Ok(Json(VerificationObject::new(
             surface,
             &service_sid,
@@ -337,10 +341,14 @@ impl TwilioVerifyApi {
         };
         let id = parse_sid(&sid, &resource)?;
         let scope = verifications_of(surface, &service_sid);
-        let (phone, v) = shared.service.end(&scope, &id, ending).await.map_err(|e| match e {
-            crate::service::StatusError::NotFound => TwilioError::not_found(&resource),
-            e => Problem::from(e).into(),
-        })?;
+        let (phone, v) = shared
+            .service
+            .end(&scope, &id, ending)
+            .await
+            .map_err(|e| match e {
+                crate::service::StatusError::NotFound => TwilioError::not_found(&resource),
+                e => Problem::from(e).into(),
+            })?;
         Ok(VerificationResponse::Ok(Json(VerificationObject::new(
             surface,
             &service_sid,
