@@ -43,7 +43,7 @@ fn the_core_names_no_adapter_and_no_io_crate() {
     let mut files = Vec::new();
     rust_files(&root.join("src/domain"), &mut files);
     files.push(root.join("src/ports.rs"));
-    files.push(root.join("src/service.rs"));
+    rust_files(&root.join("src/service"), &mut files);
     assert!(files.len() >= 6, "{files:?}");
     for file in files {
         let source = std::fs::read_to_string(&file).unwrap();

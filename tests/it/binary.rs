@@ -466,10 +466,10 @@ async fn unlock_lets_a_blocked_phone_guess_again() {
         ("OTPD_STORE__URL", redis_url()),
         ("OTPD_STORE__KEY_PREFIX", unique_prefix()),
         ("OTPD_OTP__HASH_KEYS", "unlock-test-key-0123456789".into()),
-        ("OTPD_LIMITS__FREE_GUESSES", "2".into()),
-        ("OTPD_LIMITS__GUESS_DELAY_SECS", "1".into()),
-        ("OTPD_LIMITS__MAX_GUESS_DELAY_SECS", "1".into()),
-        ("OTPD_LIMITS__MAX_CONSECUTIVE_GUESSES", "2".into()),
+        // The verification reserves its 5 attempts by id: 2 wrong codes by
+        // phone fill the phone's ceiling.
+        ("OTPD_LIMITS__WRONG_CODES_PER_PHONE", "7".into()),
+        ("OTPD_LIMITS__MAX_CONSECUTIVE_GUESSES", "0".into()),
     ];
     let otpd_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let running = Running::start(&env).await;

@@ -127,8 +127,8 @@ async fn a_sent_code_is_listed_and_streamed_to_open_pages() {
 async fn the_inbox_keeps_only_the_newest_messages() {
     let app = spawn_app(memory_config()).await;
     let sends = Inbox::CAPACITY + 5;
-    for _ in 0..sends {
-        assert_eq!(app.send(PHONE).await.status, 202);
+    for i in 0..sends {
+        assert_eq!(app.send(&format!("+1415555{i:04}")).await.status, 202);
     }
     let listed = app.get(dev::MESSAGES).await;
     let ids: Vec<u64> = listed.body["messages"]
@@ -140,7 +140,8 @@ async fn the_inbox_keeps_only_the_newest_messages() {
     let newest = sends as u64;
     let expected: Vec<u64> = (newest - Inbox::CAPACITY as u64 + 1..=newest).rev().collect();
     assert_eq!(ids, expected, "the last {} sends, newest first", Inbox::CAPACITY);
-    let code = app.outbox.last_code(PHONE);
+    let last = format!("+1415555{:04}", sends - 1);
+    let code = app.outbox.last_code(&last);
     assert!(listed.body["messages"][0]["text"]
         .as_str()
         .unwrap()

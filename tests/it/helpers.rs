@@ -31,6 +31,7 @@ pub fn no_limits() -> LimitsConfig {
         lookups_per_ip: 0,
         sends_per_hour: 0,
         max_consecutive_guesses: 0,
+        wrong_codes_per_phone: 0,
         ..LimitsConfig::default()
     }
 }

@@ -173,9 +173,16 @@ async fn a_refused_send_does_not_use_up_the_client_or_global_budget_in_redis() {
         .unwrap();
     let global: i64 = conn.get(format!("{prefix}{{global}}:sends")).await.unwrap();
     assert_eq!((client, global), (2, 2));
-    // The phone's tally, in front of its verification: one send.
-    let tally: Vec<u8> = conn.get(format!("{prefix}{{{PHONE}}}")).await.unwrap();
-    assert_eq!(&tally[..3], b"S\x00\x01", "the phone's tally holds its one send");
+    // The phone's tally, beside its verification: one send.
+    let state: Vec<u8> = conn.get(format!("{prefix}{{{PHONE}}}")).await.unwrap();
+    let state = rmpv::decode::read_value(&mut state.as_slice()).unwrap();
+    let field = |map: &rmpv::Value, name: &str| {
+        map.as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(name)))
+            .map(|(_, v)| v.clone())
+    };
+    let sends = field(&field(&state, "tally").unwrap(), "sends");
+    assert_eq!(sends.and_then(|s| s.as_u64()), Some(1), "the phone's tally holds its one send");
 }
 
 #[tokio::test]
@@ -339,10 +346,11 @@ async fn counters_expire_by_themselves_in_redis() {
 
     let mut conn = redis_conn().await;
     let expectations = [
-        (format!("{prefix}{{{PHONE}}}"), 600_000),
+        // The phone's state lives as long as its ceiling's window, from the wrong code.
+        (format!("{prefix}{{{PHONE}}}"), 3_600_000),
         (format!("{prefix}ip:{{127.0.0.1/32}}:sends"), 600_000),
         (format!("{prefix}ip:{{127.0.0.1/32}}:verifies"), 60_000),
-        (format!("{prefix}{{{PHONE}}}:fails"), 30 * 86_400_000),
+        (format!("{prefix}ip:{{127.0.0.1/32}}:guesses"), 86_400_000),
         (format!("{prefix}{{global}}:sends"), 3_600_000),
     ];
     for (key, window_ms) in expectations {
@@ -376,7 +384,11 @@ async fn the_defaults_are_the_documented_ones() {
             limits.ipv4_prefix,
             limits.ipv6_prefix
         ),
-        (10, 30, 3600, 100, 30 * 86_400, 32, 64)
+        (10, 30, 3600, 100, 86_400, 32, 64)
+    );
+    assert_eq!(
+        (limits.wrong_codes_per_phone, limits.wrong_codes_window_secs),
+        (20, 3600)
     );
     let off = no_limits();
     assert_eq!((off.resend_after_secs, off.sends_per_phone), (0, 0));

@@ -30,47 +30,48 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     let config = redis_config();
     let prefix = config.store.key_prefix.clone();
     let app = spawn_app(config).await;
-    app.send(PHONE).await;
+    let sent = app.send(PHONE).await;
     let code = app.outbox.last_code(PHONE);
 
     let mut conn = redis().await;
     let mut keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
     keys.sort();
     let key = format!("{prefix}{{{PHONE}}}");
-    let id = app.get(&format!("/v1/otp/{PHONE}")).await.body["verification_id"].clone();
+    let id = sent.body["verification_id"].clone();
     // One key: the id carries its phone sealed, so no link to it is kept,
     // and nothing of the phone shows in it.
     assert_eq!(keys, std::slice::from_ref(&key));
     let id = id.as_str().unwrap();
     assert!(!id.contains(&PHONE[2..8]), "{id}");
 
-    // The record: the verification's id, its one code's HMAC and expiry
-    // (0: with the key), the attempts left, then the console's receipt.
-    let record: Vec<u8> = conn.get(&key).await.unwrap();
-    assert!(record.starts_with(b"VE"));
-    assert_eq!(record[34], b'1');
-    let (stored, rest) = record[35..].split_at(64);
-    let rest = rest.strip_prefix(b"0000000000000".as_slice()).unwrap();
+    // The phone's state (record.lua): its one verification, with its id,
+    // its one code's HMAC and expiry, the attempts, the console's receipt.
+    let raw: Vec<u8> = conn.get(&key).await.unwrap();
+    let state = stored(&mut conn, &key).await;
+    let all = field(&state, "v");
+    let v = &all.as_array().unwrap()[0];
+    assert_eq!(field(v, "id").as_str(), Some(id));
+    assert_eq!(field(v, "attempts").as_u64(), Some(5));
+    assert_eq!(field(v, "phone_attempts").as_u64(), Some(5));
+    assert_eq!(field(&field(v, "delivery"), "provider").as_str(), Some("console"));
+    let codes = field(v, "codes");
+    let code_entry = codes.as_array().unwrap()[0].as_array().unwrap();
+    let stored_hash = match &code_entry[0] {
+        rmpv::Value::Binary(b) => b.clone(),
+        rmpv::Value::String(s) => s.as_bytes().to_vec(),
+        other => panic!("{other:?}"),
+    };
     let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(HASH_KEY.as_bytes()).unwrap();
     mac.update(format!("{PHONE}:{code}").as_bytes());
-    assert_eq!(stored, mac.finalize().into_bytes().as_slice());
+    assert_eq!(stored_hash, mac.finalize().into_bytes().as_slice());
     assert_ne!(
-        stored,
+        stored_hash,
         Sha512::digest(code.as_bytes()).as_slice(),
         "not the plain SHA-512"
     );
-    let rest = String::from_utf8(rest.to_vec()).unwrap();
-    let fields: Vec<&str> = rest.split('\n').collect();
-    assert_eq!(
-        (fields[0], fields[2], fields[4]),
-        ("5", "1", "console"),
-        "{rest:?}"
-    );
-    assert_eq!(fields[1], fields[3], "created at its one send: {rest:?}");
-    assert_eq!(fields[6..8], ["queued", "0"], "{rest:?}");
     // Nothing in the record is the code itself.
     assert!(
-        !record.windows(6).any(|w| w == code.as_bytes()),
+        !raw.windows(6).any(|w| w == code.as_bytes()),
         "the record holds the code"
     );
 
@@ -167,122 +168,55 @@ fn counts(commands: &[(&str, u64)]) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// One round trip since the last reset: one EVALSHA, and nothing else but
+/// the commands a script runs inside it.
+fn assert_one_script(own: &OwnRedis) {
+    let ran = commands(own);
+    let inside = ["get", "set", "time", "incr", "decr", "pexpire", "pexpireat", "del", "pttl"];
+    assert!(ran.contains(&("evalsha".to_owned(), 1)), "{ran:?}");
+    for (name, _) in &ran {
+        assert!(name == "evalsha" || inside.contains(&name.as_str()), "{ran:?}");
+    }
+    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+}
+
 #[tokio::test]
-async fn a_console_send_and_a_verify_are_one_round_trip_each() {
+async fn a_send_and_a_verify_are_one_round_trip_each() {
     let own = OwnRedis::start();
-    let mut config = redis_config();
-    config.store.url = StoreUrl(own.url());
-    let app = spawn_app(config).await;
-    // The first calls load the scripts; count from a warm start.
-    let code = {
+    for limits in [crate::helpers::no_limits(), otpd::config::LimitsConfig::default()] {
+        let mut config = redis_config();
+        config.store.url = StoreUrl(own.url());
+        config.limits = limits;
+        let app = spawn_app(config).await;
+        // The first calls load the scripts; count from a warm start.
         assert_eq!(app.send("+14155550100").await.status, 202);
-        assert_eq!(app.send("+14155550100").await.status, 202);
-        app.outbox.last_code("+14155550100")
-    };
-    assert_eq!(app.verify("+14155550100", &wrong(&code)).await.status, 422);
-    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
+        let code = app.outbox.last_code("+14155550100");
+        assert_eq!(app.verify("+14155550100", &wrong(&code)).await.status, 422);
+        crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
 
-    let sent = app.send(PHONE).await;
-    assert_eq!(sent.status, 202, "{}", sent.body);
-    // With no cooldown or quota there is nothing to check: the new
-    // verification is one SET (NX, to keep a pending one), one round trip.
-    assert_eq!(commands(&own), counts(&[("set", 1)]));
-    // The one write held the delivery too.
-    let status = app.get(&format!("/v1/otp/{PHONE}")).await;
-    assert_eq!(status.body["delivery"]["provider"], "console");
-    assert_eq!(status.body["delivery"]["message_id"], sent.body["message_id"]);
-    assert_eq!(status.body["delivery"]["state"], "queued");
-
-    assert_eq!(app.send("+14155550109").await.status, 202);
-    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
-    assert_eq!(app.send("+14155550109").await.status, 202);
-    // A resend: the NX write finds the verification, so the script keeps it
-    // (reading Redis's clock and the first code's life, to give each code its
-    // own expiry).
-    assert_eq!(
-        commands(&own),
-        counts(&[("evalsha", 1), ("get", 1), ("pttl", 1), ("set", 2), ("time", 1)])
-    );
-
-    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
-    let code = app.outbox.last_code(PHONE);
-    assert_eq!(app.verify(PHONE, &code).await.status, 200);
-    // One EVALSHA; the GET and the DEL are what its script ran inside.
-    assert_eq!(commands(&own), counts(&[("del", 1), ("evalsha", 1), ("get", 1)]));
-
-    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
-    app.send("+1 not a phone")
-        .await
-        .assert_problem(400, "invalid_phone");
-    assert_eq!(commands(&own), vec![]);
-
-    // With a cooldown, the check and the write are one script.
-    let mut config = redis_config();
-    config.store.url = StoreUrl(own.url());
-    config.limits.resend_after_secs = 30;
-    let app = spawn_app(config).await;
-    assert_eq!(app.send("+14155550101").await.status, 202);
-    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
-    assert_eq!(app.send("+14155550102").await.status, 202);
-    // One script: Redis's clock and the phone's key (the cooldown counts
-    // from the last send, its tally's), then one SET of the phone's tally and
-    // new verification: one key made.
-    assert_eq!(
-        commands(&own),
-        counts(&[("evalsha", 1), ("get", 1), ("set", 1), ("time", 1)])
-    );
-
-    // With the guess budget on (the default), a verify is still one script:
-    // the wrong guesses' GET joins the code's GET, and the DEL takes both.
-    let mut config = redis_config();
-    config.store.url = StoreUrl(own.url());
-    config.limits.max_consecutive_guesses = 100;
-    let app = spawn_app(config).await;
-    assert_eq!(app.send("+14155550103").await.status, 202);
-    let code = app.outbox.last_code("+14155550103");
-    assert_eq!(app.verify("+14155550103", &wrong(&code)).await.status, 422);
-    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
-    assert_eq!(app.verify("+14155550103", &code).await.status, 200);
-    assert_eq!(commands(&own), counts(&[("del", 1), ("evalsha", 1), ("get", 2)]));
-
-    // At the defaults (every limit on), a send is still one script: the
-    // client's and the service's counters join the phone's keys, taken first
-    // and given back on a refusal. So is a verify, with the client's counter.
-    let mut config = redis_config();
-    config.store.url = StoreUrl(own.url());
-    config.limits = otpd::config::LimitsConfig::default();
-    let app = spawn_app(config).await;
-    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
-    assert_eq!(app.send("+14155550104").await.status, 202);
-    assert_eq!(
-        commands(&own),
-        counts(&[
-            ("evalsha", 1),
-            ("get", 1),
-            ("incr", 2),
-            ("pexpire", 2),
-            ("set", 1),
-            ("time", 1)
-        ])
-    );
-    let code = app.outbox.last_code("+14155550104");
-    crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
-    assert_eq!(app.verify("+14155550104", &code).await.status, 200);
-    // Beside the phone's tally the key outlives the code, so the code's life
-    // is read against Redis's clock, and the right guess leaves the tally
-    // (a SET) where a key of the code's own would be deleted.
-    assert_eq!(
-        commands(&own),
-        counts(&[
-            ("del", 1),
-            ("evalsha", 1),
-            ("get", 2),
-            ("incr", 1),
-            ("pexpire", 1),
-            ("set", 1),
-            ("time", 1)
-        ])
-    );
+        let sent = app.send(PHONE).await;
+        assert_eq!(sent.status, 202, "{}", sent.body);
+        assert_one_script(&own);
+        let id = sent.body["verification_id"].as_str().unwrap().to_owned();
+        let resent = app
+            .post_json("/v1/otp", serde_json::json!({"phone": PHONE, "verification_id": id}))
+            .await;
+        // Sent, or refused by the cooldown at the defaults: one script either way.
+        assert!(matches!(resent.status, 202 | 429), "{}", resent.body);
+        assert_one_script(&own);
+        let code = app.outbox.last_code(PHONE);
+        assert_eq!(app.verify(PHONE, &wrong(&code)).await.status, 422);
+        assert_one_script(&own);
+        let approved = app
+            .post_json("/v1/otp/verify", serde_json::json!({"verification_id": id, "code": code}))
+            .await;
+        assert_eq!(approved.status, 200, "{}", approved.body);
+        assert_one_script(&own);
+        app.send("+1 not a phone")
+            .await
+            .assert_problem(400, "invalid_phone");
+        assert_eq!(commands(&own), vec![]);
+    }
 }
 
 #[tokio::test]
@@ -382,28 +316,7 @@ async fn an_id_that_opens_to_no_phone_is_404_without_a_store_call() {
     let fetched = app.get(&format!("/v1/verifications/{id}")).await;
     assert_eq!(fetched.status, 200, "{}", fetched.body);
     assert_eq!(fetched.body["phone"], PHONE);
-    assert_eq!(commands(&own), counts(&[("evalsha", 1), ("get", 1), ("pttl", 1)]));
-}
-
-#[tokio::test]
-async fn wrong_guesses_an_older_otpd_counted_still_count() {
-    // Before issue 20 a phone's wrong codes in a row were a plain integer
-    // (the guess wait had a key of its own).
-    let mut config = redis_config();
-    config.limits.max_consecutive_guesses = 20;
-    config.limits.free_guesses = 10;
-    let prefix = config.store.key_prefix.clone();
-    let app = spawn_app(config).await;
-    let mut conn = redis().await;
-    assert_eq!(app.send(PHONE).await.status, 202);
-    let code = app.outbox.last_code(PHONE);
-    let _: () = conn
-        .set_ex(format!("{prefix}{{{PHONE}}}:fails"), 20, 600)
-        .await
-        .unwrap();
-    app.verify(PHONE, &code)
-        .await
-        .assert_problem(429, "guess_budget_exceeded");
+    assert_eq!(commands(&own), counts(&[("evalsha", 1), ("get", 1), ("time", 1)]));
 }
 
 #[tokio::test]
@@ -415,17 +328,18 @@ async fn the_phones_tally_rides_in_its_key_and_outlives_the_code() {
     let app = spawn_app(config).await;
     let mut conn = redis().await;
     assert_eq!(app.send(PHONE).await.status, 202);
-    let value: Vec<u8> = conn.get(&key).await.unwrap();
-    assert_eq!(value[0], b'S', "the tally comes first");
-    assert_eq!(&value[15..17], b"VE", "then the verification");
+    let state = stored(&mut conn, &key).await;
+    assert_eq!(field(&field(&state, "tally"), "sends").as_u64(), Some(1));
+    assert_eq!(field(&state, "v").as_array().map(Vec::len), Some(1), "beside the verification");
     let sends_key: bool = conn.exists(format!("{key}:sends")).await.unwrap();
     assert!(!sends_key, "no key of the sends' own");
 
     let code = app.outbox.last_code(PHONE);
     assert_eq!(app.verify(PHONE, &code).await.status, 200);
     // The code is used up, its tally stays for the window.
-    let value: Vec<u8> = conn.get(&key).await.unwrap();
-    assert_eq!(value.len(), 15, "the tally alone");
+    let state = stored(&mut conn, &key).await;
+    assert_eq!(field(&state, "v").as_array().map(Vec::len).unwrap_or(0), 0, "the tally alone");
+    assert_eq!(field(&field(&state, "tally"), "sends").as_u64(), Some(1));
     let ttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(ttl > 590_000 && ttl <= 600_000, "pttl {ttl}");
     app.get(&format!("/v1/otp/{PHONE}"))
@@ -444,4 +358,17 @@ async fn the_phones_tally_rides_in_its_key_and_outlives_the_code() {
     let capped = app.send(PHONE).await;
     capped.assert_problem(429, "send_quota_exceeded");
     assert!((590..=600).contains(&capped.retry_after.unwrap()));
+}
+
+/// The phone's state as stored (`record.lua`'s msgpack).
+async fn stored(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> rmpv::Value {
+    let raw: Vec<u8> = conn.get(key).await.unwrap();
+    rmpv::decode::read_value(&mut raw.as_slice()).unwrap()
+}
+
+/// A field of a msgpack map, or Nil.
+fn field(map: &rmpv::Value, name: &str) -> rmpv::Value {
+    map.as_map()
+        .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(name)))
+        .map_or(rmpv::Value::Nil, |(_, v)| v.clone())
 }

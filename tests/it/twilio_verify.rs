@@ -191,21 +191,30 @@ async fn the_whole_flow(config: Config) {
     );
     assert_twilio_error(&fetch(&app, &sid).await, 404, 20404);
 
-    // The attempt cap: five wrong, then 429 / 60202, and 404 to a fetch.
+    // The attempt cap, by To and by sid each: five wrong, then 429 / 60202,
+    // and 404 to a fetch. Guesses by To never use the sid's attempts, so
+    // its holder still gets its five.
     let sid = create(&app, PHONE).await.body["sid"].as_str().unwrap().to_owned();
     let code = app.outbox.last_code(PHONE);
-    for _ in 0..5 {
-        assert_eq!(
-            check(&app, &[("To", PHONE), ("Code", &wrong(&code))])
-                .await
-                .status,
-            200
-        );
+    for by in [("To", PHONE), ("VerificationSid", sid.as_str())] {
+        for _ in 0..5 {
+            let missed = check(&app, &[by, ("Code", &wrong(&code))]).await;
+            assert_eq!(missed.status, 200);
+            assert_eq!(missed.body["status"], "pending");
+        }
+        let capped = check(&app, &[by, ("Code", &code)]).await;
+        assert_twilio_error(&capped, 429, 60202);
+        assert!(capped.retry_after.is_some());
     }
-    let capped = check(&app, &[("VerificationSid", &sid), ("Code", &code)]).await;
-    assert_twilio_error(&capped, 429, 60202);
-    assert!(capped.retry_after.is_some());
     assert_twilio_error(&fetch(&app, &sid).await, 404, 20404);
+
+    // To and VerificationSid must name the same verification.
+    let sid = create(&app, "+14155552672").await.body["sid"].as_str().unwrap().to_owned();
+    let code = app.outbox.last_code("+14155552672");
+    let crossed = check(&app, &[("To", PHONE), ("VerificationSid", &sid), ("Code", &code)]).await;
+    assert_twilio_error(&crossed, 404, 20404);
+    let both = check(&app, &[("To", "+14155552672"), ("VerificationSid", &sid), ("Code", &code)]).await;
+    assert_eq!(both.body["status"], "approved");
 }
 
 #[tokio::test]
