@@ -117,15 +117,7 @@ async fn status_never_shows_the_code_or_its_hash() {
     let code = app.outbox.last_code(PHONE);
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     let keys: Vec<_> = status.body.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(
-        keys,
-        [
-            "attempts_remaining",
-            "delivery",
-            "expires_in",
-            "status",
-        ]
-    );
+    assert_eq!(keys, ["attempts_remaining", "delivery", "expires_in", "status",]);
     assert!(!status.body.to_string().contains(&code));
 }
 

@@ -99,14 +99,20 @@ pub async fn guesses_across_codes(a: &TestApp, b: &TestApp) {
         }
     }
     // Two verifications reserve 10; 5 wrong codes by phone each fill the rest.
-    assert_eq!(heard, 10, "wrong codes heard by phone, across codes and instances");
+    assert_eq!(
+        heard, 10,
+        "wrong codes heard by phone, across codes and instances"
+    );
     let refused = refused.expect("the ceiling refused a new verification");
     refused.assert_problem(429, "guess_budget_exceeded");
     // Room comes back when the first reserving verification expires.
     assert!((1..=180).contains(&refused.retry_after.unwrap()));
     let (id, code) = first.unwrap();
     let approved = b
-        .post_json("/v1/otp/verify", serde_json::json!({"verification_id": id, "code": code}))
+        .post_json(
+            "/v1/otp/verify",
+            serde_json::json!({"verification_id": id, "code": code}),
+        )
         .await;
     assert_eq!(approved.status, 200, "its reserved attempts are its own");
 }

@@ -182,7 +182,11 @@ async fn a_refused_send_does_not_use_up_the_client_or_global_budget_in_redis() {
             .map(|(_, v)| v.clone())
     };
     let sends = field(&field(&state, "tally").unwrap(), "sends");
-    assert_eq!(sends.and_then(|s| s.as_u64()), Some(1), "the phone's tally holds its one send");
+    assert_eq!(
+        sends.and_then(|s| s.as_u64()),
+        Some(1),
+        "the phone's tally holds its one send"
+    );
 }
 
 #[tokio::test]

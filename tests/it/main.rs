@@ -22,6 +22,7 @@ mod reports_more;
 mod routing;
 mod sms_vendors;
 mod spec;
+mod stranger;
 // TMP mod store_contract;
 mod twilio_verify;
 mod vendors_more;

@@ -172,7 +172,17 @@ fn counts(commands: &[(&str, u64)]) -> Vec<(String, u64)> {
 /// the commands a script runs inside it.
 fn assert_one_script(own: &OwnRedis) {
     let ran = commands(own);
-    let inside = ["get", "set", "time", "incr", "decr", "pexpire", "pexpireat", "del", "pttl"];
+    let inside = [
+        "get",
+        "set",
+        "time",
+        "incr",
+        "decr",
+        "pexpire",
+        "pexpireat",
+        "del",
+        "pttl",
+    ];
     assert!(ran.contains(&("evalsha".to_owned(), 1)), "{ran:?}");
     for (name, _) in &ran {
         assert!(name == "evalsha" || inside.contains(&name.as_str()), "{ran:?}");
@@ -199,7 +209,10 @@ async fn a_send_and_a_verify_are_one_round_trip_each() {
         assert_one_script(&own);
         let id = sent.body["verification_id"].as_str().unwrap().to_owned();
         let resent = app
-            .post_json("/v1/otp", serde_json::json!({"phone": PHONE, "verification_id": id}))
+            .post_json(
+                "/v1/otp",
+                serde_json::json!({"phone": PHONE, "verification_id": id}),
+            )
             .await;
         // Sent, or refused by the cooldown at the defaults: one script either way.
         assert!(matches!(resent.status, 202 | 429), "{}", resent.body);
@@ -208,7 +221,10 @@ async fn a_send_and_a_verify_are_one_round_trip_each() {
         assert_eq!(app.verify(PHONE, &wrong(&code)).await.status, 422);
         assert_one_script(&own);
         let approved = app
-            .post_json("/v1/otp/verify", serde_json::json!({"verification_id": id, "code": code}))
+            .post_json(
+                "/v1/otp/verify",
+                serde_json::json!({"verification_id": id, "code": code}),
+            )
             .await;
         assert_eq!(approved.status, 200, "{}", approved.body);
         assert_one_script(&own);
@@ -330,7 +346,11 @@ async fn the_phones_tally_rides_in_its_key_and_outlives_the_code() {
     assert_eq!(app.send(PHONE).await.status, 202);
     let state = stored(&mut conn, &key).await;
     assert_eq!(field(&field(&state, "tally"), "sends").as_u64(), Some(1));
-    assert_eq!(field(&state, "v").as_array().map(Vec::len), Some(1), "beside the verification");
+    assert_eq!(
+        field(&state, "v").as_array().map(Vec::len),
+        Some(1),
+        "beside the verification"
+    );
     let sends_key: bool = conn.exists(format!("{key}:sends")).await.unwrap();
     assert!(!sends_key, "no key of the sends' own");
 
@@ -338,7 +358,11 @@ async fn the_phones_tally_rides_in_its_key_and_outlives_the_code() {
     assert_eq!(app.verify(PHONE, &code).await.status, 200);
     // The code is used up, its tally stays for the window.
     let state = stored(&mut conn, &key).await;
-    assert_eq!(field(&state, "v").as_array().map(Vec::len).unwrap_or(0), 0, "the tally alone");
+    assert_eq!(
+        field(&state, "v").as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "the tally alone"
+    );
     assert_eq!(field(&field(&state, "tally"), "sends").as_u64(), Some(1));
     let ttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(ttl > 590_000 && ttl <= 600_000, "pttl {ttl}");

@@ -209,11 +209,18 @@ async fn the_whole_flow(config: Config) {
     assert_twilio_error(&fetch(&app, &sid).await, 404, 20404);
 
     // To and VerificationSid must name the same verification.
-    let sid = create(&app, "+14155552672").await.body["sid"].as_str().unwrap().to_owned();
+    let sid = create(&app, "+14155552672").await.body["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let code = app.outbox.last_code("+14155552672");
     let crossed = check(&app, &[("To", PHONE), ("VerificationSid", &sid), ("Code", &code)]).await;
     assert_twilio_error(&crossed, 404, 20404);
-    let both = check(&app, &[("To", "+14155552672"), ("VerificationSid", &sid), ("Code", &code)]).await;
+    let both = check(
+        &app,
+        &[("To", "+14155552672"), ("VerificationSid", &sid), ("Code", &code)],
+    )
+    .await;
     assert_eq!(both.body["status"], "approved");
 }
 

@@ -165,7 +165,10 @@ async fn the_send_quota_holds_across_resends() {
     config.limits.sends_per_phone = 2;
     let app = spawn_app(config).await;
     let id = app.send(PHONE).await.body["verification_id"].clone();
-    assert_eq!(resend(&app, id.as_str().unwrap()).await.body["verification_id"], id);
+    assert_eq!(
+        resend(&app, id.as_str().unwrap()).await.body["verification_id"],
+        id
+    );
     app.send(PHONE).await.assert_problem(429, "send_quota_exceeded");
 }
 

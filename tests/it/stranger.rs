@@ -1,0 +1,230 @@
+//! The threat model of docs/behaviour.md, "Security model", tried as the
+//! stranger would: through the app's own login form (the app's API key),
+//! from one address or many, never seeing the SMS. The owner's app keeps
+//! the id its own send answered and checks by it.
+
+use std::time::{Duration, Instant};
+
+use otpd::config::{Config, LimitsConfig, Secret};
+use serde_json::{json, Value};
+
+use crate::helpers::{memory_config, redis_config, spawn_app, wrong, Reply, TestApp};
+
+const PHONE: &str = "+14155552671";
+const APP_KEY: &str = "the-apps-key-0123456789";
+const OTHER_APP_KEY: &str = "another-apps-key-0123456789";
+
+/// The defaults, behind a proxy that forwards each user's address.
+fn defaults(mut config: Config) -> Config {
+    config.limits = LimitsConfig::default();
+    config.auth.api_keys = vec![Secret::new(APP_KEY), Secret::new(OTHER_APP_KEY)];
+    config.http.trusted_proxies = vec!["127.0.0.0/8".into()];
+    config
+}
+
+/// A call through the app, on behalf of a user at `from`.
+async fn call(app: &TestApp, key: &str, from: &str, path: &str, body: Value) -> Reply {
+    app.post_json_with(path, body, &[("x-api-key", key), ("x-forwarded-for", from)])
+        .await
+}
+
+async fn get(app: &TestApp, key: &str, path: &str) -> Reply {
+    crate::helpers::reply(
+        app.client
+            .get(app.url(path))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn send(app: &TestApp, from: &str) -> Reply {
+    call(app, APP_KEY, from, "/v1/otp", json!({"phone": PHONE})).await
+}
+
+async fn by_id(app: &TestApp, from: &str, id: &Value, code: &str) -> Reply {
+    call(
+        app,
+        APP_KEY,
+        from,
+        "/v1/otp/verify",
+        json!({"verification_id": id, "code": code}),
+    )
+    .await
+}
+
+async fn by_phone(app: &TestApp, from: &str, code: &str) -> Reply {
+    call(
+        app,
+        APP_KEY,
+        from,
+        "/v1/otp/verify",
+        json!({"phone": PHONE, "code": code}),
+    )
+    .await
+}
+
+/// N2: a stranger at another address guesses for `secs` as fast as the
+/// answers allow (following every Retry-After), by phone and by ids of its
+/// own sends; then the owner's right code, by its id, approves at once.
+pub async fn a_stranger_never_delays_the_owner(app: &TestApp, secs: u64) {
+    let owner = send(app, "198.51.100.1").await;
+    assert_eq!(owner.status, 202, "{}", owner.body);
+    let code = app.outbox.last_code(PHONE);
+    let (mut heard, mut waited) = (0, 0);
+    let mut theirs: Option<Value> = None;
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        let stranger = "203.0.113.66";
+        let mut answers = vec![by_phone(app, stranger, &wrong(&code)).await];
+        if let Some(id) = &theirs {
+            answers.push(by_id(app, stranger, id, &wrong(&code)).await);
+        }
+        let sent = send(app, stranger).await;
+        if sent.status == 202 {
+            theirs = Some(sent.body["verification_id"].clone());
+        }
+        answers.push(sent);
+        heard += answers.iter().filter(|a| a.status == 422).count();
+        let wait = answers.iter().filter_map(|a| a.retry_after).min();
+        if let Some(wait) = wait.filter(|_| answers.iter().all(|a| a.status == 429 || a.status == 404)) {
+            waited += 1;
+            let left = until.saturating_duration_since(Instant::now());
+            tokio::time::sleep(Duration::from_secs(wait).min(left)).await;
+        }
+    }
+    assert!(heard > 0, "the stranger was heard at all");
+    let started = Instant::now();
+    let approved = by_id(app, "198.51.100.1", &owner.body["verification_id"], &code).await;
+    assert_eq!(
+        approved.status, 200,
+        "{} (heard {heard}, waited {waited})",
+        approved.body
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_stranger_never_delays_the_owner_by_id() {
+    let memory = spawn_app(defaults(memory_config())).await;
+    let redis = spawn_app(defaults(redis_config())).await;
+    futures_util::future::join(
+        a_stranger_never_delays_the_owner(&memory, 60),
+        a_stranger_never_delays_the_owner(&redis, 60),
+    )
+    .await;
+}
+
+/// Guessers at 200 addresses, each sending for itself and guessing by its
+/// own id and by phone: no more than the phone's ceiling of wrong codes is
+/// ever answered as wrong, and the owner's verification keeps working.
+async fn two_hundred_addresses_hear_at_most_twenty_wrong_codes(app: &TestApp) {
+    let owner = send(app, "198.51.100.1").await;
+    assert_eq!(owner.status, 202);
+    let code = app.outbox.last_code(PHONE);
+    let code = &code;
+    let guessers = (0..200).map(|i| async move {
+        let from = format!("2001:db8:{i:x}::1");
+        let mut wrongs = 0;
+        let sent = send(app, &from).await;
+        for _ in 0..6 {
+            if sent.status == 202 {
+                let id = &sent.body["verification_id"];
+                wrongs += usize::from(by_id(app, &from, id, &wrong(&code)).await.status == 422);
+            }
+            wrongs += usize::from(by_phone(app, &from, &wrong(&code)).await.status == 422);
+        }
+        wrongs
+    });
+    let heard: usize = futures_util::future::join_all(guessers).await.into_iter().sum();
+    assert!((1..=20).contains(&heard), "{heard} wrong codes answered as wrong");
+    let approved = by_id(app, "198.51.100.1", &owner.body["verification_id"], code).await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+}
+
+#[tokio::test]
+async fn a_distributed_guess_hears_at_most_the_ceiling_on_memory() {
+    two_hundred_addresses_hear_at_most_twenty_wrong_codes(&spawn_app(defaults(memory_config())).await).await;
+}
+
+#[tokio::test]
+async fn a_distributed_guess_hears_at_most_the_ceiling_on_redis() {
+    two_hundred_addresses_hear_at_most_twenty_wrong_codes(&spawn_app(defaults(redis_config())).await).await;
+}
+
+/// N3: an id is its starter's. Another API key gets 404 by id (read,
+/// cancel, verify, resend), a read by phone carries no id, and another
+/// key's send starts a verification of its own.
+#[tokio::test]
+async fn ids_reach_no_other_caller() {
+    let app = spawn_app(defaults(memory_config())).await;
+    let sent = send(&app, "198.51.100.1").await;
+    let id = sent.body["verification_id"].clone();
+    let code = app.outbox.last_code(PHONE);
+    let path = format!("/v1/verifications/{}", id.as_str().unwrap());
+
+    get(&app, OTHER_APP_KEY, &path)
+        .await
+        .assert_problem(404, "not_found");
+    let cancel = app
+        .client
+        .delete(app.url(&path))
+        .header("x-api-key", OTHER_APP_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 404);
+    let body = json!({"verification_id": id, "code": code});
+    call(&app, OTHER_APP_KEY, "198.51.100.2", "/v1/otp/verify", body)
+        .await
+        .assert_problem(404, "not_found");
+    let resend = json!({"phone": PHONE, "verification_id": id});
+    call(&app, OTHER_APP_KEY, "198.51.100.2", "/v1/otp", resend)
+        .await
+        .assert_problem(404, "not_found");
+
+    let read = get(&app, APP_KEY, &format!("/v1/otp/{PHONE}")).await;
+    assert_eq!(read.status, 200);
+    assert!(read.body.get("verification_id").is_none(), "{}", read.body);
+    assert!(!read.body.to_string().contains(id.as_str().unwrap()));
+    get(&app, OTHER_APP_KEY, &format!("/v1/otp/{PHONE}"))
+        .await
+        .assert_problem(404, "not_found");
+
+    let theirs = call(
+        &app,
+        OTHER_APP_KEY,
+        "198.51.100.2",
+        "/v1/otp",
+        json!({"phone": PHONE}),
+    )
+    .await;
+    assert_eq!(theirs.status, 429, "the phone's cooldown: {}", theirs.body);
+    let own = send(&app, "198.51.100.1").await;
+    assert_eq!(own.status, 429, "the same cooldown for everyone");
+
+    // The owner's is untouched by all of it.
+    assert_eq!(get(&app, APP_KEY, &path).await.body["attempts_remaining"], 5);
+    assert_eq!(by_id(&app, "198.51.100.1", &id, &code).await.status, 200);
+}
+
+#[tokio::test]
+async fn another_keys_send_starts_a_verification_of_its_own() {
+    let mut config = defaults(memory_config());
+    config.limits.resend_after_secs = 0;
+    let app = spawn_app(config).await;
+    let mine = send(&app, "198.51.100.1").await;
+    let theirs = call(
+        &app,
+        OTHER_APP_KEY,
+        "198.51.100.2",
+        "/v1/otp",
+        json!({"phone": PHONE}),
+    )
+    .await;
+    assert_eq!(theirs.status, 202, "{}", theirs.body);
+    assert_ne!(theirs.body["verification_id"], mine.body["verification_id"]);
+    assert_eq!(theirs.body["sends"], 1);
+}
