@@ -144,7 +144,7 @@ mod tests {
         first_delay: Duration::from_secs(30),
         max_delay: Duration::from_secs(3600),
         max_consecutive: 100,
-        memory: Duration::from_secs(30 * 86_400),
+        memory: Duration::from_secs(86_400),
     };
 
     #[test]
@@ -160,8 +160,44 @@ mod tests {
         assert_eq!(GuessBudget::OFF.after(1_000), NextGuess::Now);
     }
 
-    /// The figures `docs/behaviour.md` gives: the most wrong guesses any
-    /// window of an hour can hold, and how long 100 in a row take.
+    /// The figures of `docs/behaviour.md`, "Security model", from the
+    /// default ceiling: what a distributed guesser can get per phone and
+    /// year, with one live code per guess and with the most resends leave.
+    #[test]
+    fn the_ceiling_bounds_a_distributed_guesser_per_phone_and_year() {
+        let ceiling = GuessCeiling {
+            limit: 20,
+            window: Duration::from_secs(3600),
+        };
+        // A window opens at a wrong code and lasts an hour: at most one an
+        // hour, 8,760 a year, each with at most `limit` wrong codes.
+        let windows = 365 * 86_400 / ceiling.window.as_secs();
+        let guesses = windows * u64::from(ceiling.limit);
+        assert_eq!(guesses, 175_200);
+        let chance = |live_codes: f64| 1.0 - (1.0 - live_codes * 1e-6).powf(guesses as f64);
+        assert_eq!((chance(1.0) * 1000.0).round() / 10.0, 16.1);
+        assert_eq!((chance(5.0) * 1000.0).round() / 10.0, 58.4);
+        // With `limits.wrong_codes_per_phone = 5`, a quarter of it.
+        let quarter = 1.0 - (1.0 - 1e-6_f64).powf((windows * 5) as f64);
+        assert_eq!((quarter * 1000.0).round() / 10.0, 4.3);
+    }
+
+    /// How long a stranger at one address takes to make 15 wrong codes by
+    /// phone (the ceiling's room beside the owner's reserved 5), following
+    /// the client waits: the time after which checks by phone of the phone
+    /// wait for the window. Checks by id never wait.
+    #[test]
+    fn one_address_fills_the_room_by_phone_in_930_seconds() {
+        let mut at = 0;
+        for fails in 1..15 {
+            if let NextGuess::After(d) = DEFAULTS.after(fails) {
+                at += d.as_secs();
+            }
+        }
+        assert_eq!(at, 30 + 60 + 120 + 240 + 480);
+    }
+
+    /// The most wrong codes by phone one client can make in any hour.
     #[test]
     fn the_defaults_allow_at_most_16_wrong_guesses_in_any_hour() {
         // The fastest a guesser can go: each guess the moment it is allowed.
