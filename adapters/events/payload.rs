@@ -150,6 +150,13 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(locked["data"]["reason"], "guess_budget");
+        // An approval by the app itself (Twilio's `Status=approved`) is told
+        // apart from one by a code.
+        let approved = |by_code| -> Value {
+            serde_json::from_str(&body(&event(EventKind::Approved { by_code }))).unwrap()
+        };
+        assert_eq!(approved(true)["data"]["approved_by"], "code");
+        assert_eq!(approved(false)["data"]["approved_by"], "app");
         let delivered: Value = serde_json::from_str(&body(&event(EventKind::DeliveryUpdated {
             provider: "plivo".into(),
             message_id: "u-1".into(),

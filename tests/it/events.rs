@@ -159,6 +159,7 @@ async fn every_type_arrives_signed(config: Config) {
     assert_eq!(of("verification.locked")["data"]["reason"], "attempts");
     assert_eq!(of("verification.locked")["data"]["phone"], PHONE);
     assert_eq!(of("verification.approved")["data"]["phone"], "+14155552672");
+    assert_eq!(of("verification.approved")["data"]["approved_by"], "code");
     let attempts: Vec<u64> = payloads
         .iter()
         .filter(|p| p["type"] == "verification.guess_failed")
