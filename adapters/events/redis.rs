@@ -22,7 +22,7 @@ use redis::Script;
 use tokio::sync::Notify;
 
 use super::queue::{Claimed, DeadLetter, Fanout, Job, Queue};
-use crate::adapters::store::{Call, Connections};
+use crate::adapters::redis::{Call, Connections};
 use crate::domain::Event;
 use crate::ports::{EventOutbox, OutboxError, StoreError};
 

@@ -2,6 +2,7 @@
 //! generated OpenAPI document with Swagger UI at `/docs`, and the local
 //! development pages under `/dev` when start-up built an inbox.
 
+mod answers;
 pub mod dev;
 pub mod extract;
 pub mod handlers;

@@ -1,8 +1,6 @@
 //! Prometheus metrics, one registry per running service (so tests that run
 //! several services in one process each see their own numbers).
 
-mod answers;
-
 use std::time::Duration;
 
 use prometheus::core::Collector;

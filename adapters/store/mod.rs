@@ -5,4 +5,3 @@ mod redis;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
-pub(crate) use self::redis::{Call, Connections};

@@ -10,7 +10,7 @@ use crate::adapters::events::{
     Counted, Deliverer, Endpoint, Fanout, MemoryOutbox, Queue, RedisOutbox, SigningKey,
 };
 use crate::adapters::metrics::Metrics;
-use crate::adapters::store::Connections;
+use crate::adapters::redis::Connections;
 use crate::config::{Config, ConfigError, EventsConfig};
 use crate::domain::EVENT_TYPES;
 use crate::ports::EventOutbox;

@@ -63,3 +63,43 @@ fn the_check_catches_a_forbidden_import() {
     assert!(words("let c = redis::cmd(\"GET\");").contains(&"redis".to_owned()));
     assert!(!words("// poem is mentioned only in a comment").contains(&"poem".to_owned()));
 }
+
+/// What adapters may import of each other: what is declared shared (the
+/// metrics registry, the Redis plumbing), and the HTTP adapter's two uses
+/// of the SMS adapter it serves (the vendors' delivery reports, checked by
+/// their own signature code, and the console's local inbox).
+const SHARED: &[&str] = &["metrics", "redis"];
+const ALLOWED: &[(&str, &str)] = &[("http", "sms")];
+
+#[test]
+fn adapters_import_each_other_only_through_what_is_shared() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let own = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        let mut files = Vec::new();
+        rust_files(&dir, &mut files);
+        for file in files {
+            let source = std::fs::read_to_string(&file).unwrap();
+            for used in source.split("crate::adapters::").skip(1) {
+                let other: String = used
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                checked += 1;
+                assert!(
+                    other == own
+                        || SHARED.contains(&other.as_str())
+                        || ALLOWED.contains(&(own.as_str(), other.as_str())),
+                    "{} (adapters/{own}) imports adapters/{other}",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(checked > 20, "{checked} imports checked");
+}

@@ -12,7 +12,6 @@
 //! Scripts answer with a name and what goes with it (`{'quota', ms}`); a
 //! name this side doesn't know is an error, never a guess.
 
-mod connections;
 mod record;
 
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 
-pub(crate) use self::connections::{Call, Connections};
+use crate::adapters::redis::{Call, Connections};
 
 use crate::adapters::metrics::Metrics;
 use crate::domain::{
