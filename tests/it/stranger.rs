@@ -132,9 +132,9 @@ async fn two_hundred_addresses_hear_at_most_twenty_wrong_codes(app: &TestApp) {
         for _ in 0..6 {
             if sent.status == 202 {
                 let id = &sent.body["verification_id"];
-                wrongs += usize::from(by_id(app, &from, id, &wrong(&code)).await.status == 422);
+                wrongs += usize::from(by_id(app, &from, id, &wrong(code)).await.status == 422);
             }
-            wrongs += usize::from(by_phone(app, &from, &wrong(&code)).await.status == 422);
+            wrongs += usize::from(by_phone(app, &from, &wrong(code)).await.status == 422);
         }
         wrongs
     });
