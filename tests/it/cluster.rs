@@ -52,48 +52,41 @@ async fn verify(app: &TestApp, code: &str) -> Reply {
     through_failover(|| app.verify(PHONE, code)).await
 }
 
+/// Runs each of the contract's tests on a store of its own on `$cluster`.
+macro_rules! on_the_cluster {
+    ($cluster:expr; $($test:ident),* $(,)?) => {
+        $(
+            contract::$test(store($cluster)).await;
+        )*
+    };
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_and_a_failover_on_a_real_cluster() {
     let cluster = OwnCluster::start();
 
-    contract::right_code_is_approved_exactly_once(store(&cluster)).await;
-    contract::unknown_phone_is_not_found(store(&cluster)).await;
-    contract::wrong_codes_use_attempts_then_lock(store(&cluster)).await;
-    contract::a_new_code_replaces_the_pending_one(store(&cluster)).await;
-    contract::status_reports_life_and_attempts(store(&cluster)).await;
-    contract::codes_expire_by_themselves(store(&cluster)).await;
-    contract::withdraw_removes_only_that_code(store(&cluster)).await;
-    contract::any_candidate_key_verifies(store(&cluster)).await;
-    contract::phones_are_independent(store(&cluster)).await;
-    contract::of_fifty_concurrent_right_verifies_one_wins(store(&cluster)).await;
-    contract::concurrent_wrong_verifies_never_exceed_the_attempts(store(&cluster)).await;
-    contract::a_resend_inside_the_cooldown_is_refused_and_changes_nothing(store(&cluster)).await;
-    contract::the_phone_quota_counts_codes_per_window(store(&cluster)).await;
-    contract::buckets_count_per_window_and_give_back(store(&cluster)).await;
-    contract::of_a_hundred_concurrent_sends_one_is_stored(store(&cluster)).await;
-    contract::after_the_most_in_a_row_only_clearing_lets_the_phone_guess(store(&cluster)).await;
-    contract::concurrent_wrong_guesses_never_pass_the_budget(store(&cluster)).await;
-    contract::a_resend_keeps_the_verification_and_every_live_code(store(&cluster)).await;
-    contract::each_code_of_a_verification_expires_on_its_own(store(&cluster)).await;
-    contract::a_verification_is_checked_and_ended_only_by_its_own_id(store(&cluster)).await;
-    contract::a_locked_or_replaced_verification_is_not_kept(store(&cluster)).await;
-    contract::withdrawing_a_resend_keeps_the_earlier_code(store(&cluster)).await;
-    contract::concurrent_resends_keep_one_verification(store(&cluster)).await;
-    contract::an_idempotency_key_is_claimed_once_then_answers(store(&cluster)).await;
+    contract::every_contract_test!(on_the_cluster!(&cluster));
     let prefix = unique_prefix();
-    contract::wrong_guesses_count_across_codes_and_instances(
+    contract::client_waits_count_across_codes_and_instances(
         contract::redis_store_at(&cluster.url(), &prefix),
         contract::redis_store_at(&cluster.url(), &prefix),
     )
     .await;
 
-    // Two instances on the cluster share each phone's guess budget.
+    // Two instances on the cluster share each phone's ceiling.
     let mut config = redis_config();
     config.store.url = StoreUrl(cluster.url());
     config.store.timeout_ms = 1000;
     let config = crate::hardening::guess_budget_only(config);
     let (a, b) = (spawn_app(config.clone()).await, spawn_app(config).await);
-    crate::hardening::guesses_across_thirty_codes(&a, &b).await;
+    crate::hardening::guesses_across_codes(&a, &b).await;
+
+    // A stranger guessing for a minute never delays the owner's check by id.
+    let mut config = redis_config();
+    config.store.url = StoreUrl(cluster.url());
+    config.store.timeout_ms = 1000;
+    let app = spawn_app(crate::stranger::defaults(config)).await;
+    crate::stranger::a_stranger_never_delays_the_owner(&app, 60).await;
 
     // Events kept in shard streams spread over the cluster's masters.
     let endpoint = wiremock::MockServer::start().await;

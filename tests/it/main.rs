@@ -3,7 +3,7 @@
 mod api;
 mod architecture;
 mod binary;
-// TMP mod cluster;
+mod cluster;
 mod config;
 mod dev_pages;
 mod dlt;
@@ -22,8 +22,8 @@ mod reports_more;
 mod routing;
 mod sms_vendors;
 mod spec;
+mod store_contract;
 mod stranger;
-// TMP mod store_contract;
 mod twilio_verify;
 mod vendors_more;
 mod verifications;

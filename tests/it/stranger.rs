@@ -15,7 +15,7 @@ const APP_KEY: &str = "the-apps-key-0123456789";
 const OTHER_APP_KEY: &str = "another-apps-key-0123456789";
 
 /// The defaults, behind a proxy that forwards each user's address.
-fn defaults(mut config: Config) -> Config {
+pub fn defaults(mut config: Config) -> Config {
     config.limits = LimitsConfig::default();
     config.auth.api_keys = vec![Secret::new(APP_KEY), Secret::new(OTHER_APP_KEY)];
     config.http.trusted_proxies = vec!["127.0.0.0/8".into()];
