@@ -2,7 +2,8 @@
 //! pure functions over plain data, time passed in as unix milliseconds.
 //! This is the one home of a verification's rules. The memory store applies
 //! them under a lock; the Redis scripts repeat them in Lua, for one round
-//! trip, and `tests/it/differential.rs` holds the copies to each other.
+//! trip, and `adapters/store/redis/tests/differential.rs` holds the copies
+//! to each other.
 //!
 //! The model, against a stranger who can make the app send and check codes
 //! for any phone (docs/behaviour.md, "Security model"):

@@ -75,6 +75,13 @@ impl MemoryStore {
         f(&mut state, now, ms)
     }
 
+    /// The phone's state as kept, for the tests that hold the Redis
+    /// scripts to it.
+    #[cfg(test)]
+    pub(crate) fn held(&self, phone: &Phone) -> Option<PhoneState> {
+        self.with_state(|state, now, _| state.phones.get(phone, now).map(|(held, _)| held.clone()))
+    }
+
     /// The instant of unix ms `ms`.
     fn instant(&self, ms: u64) -> Instant {
         let (at, unix_ms) = self.epoch;

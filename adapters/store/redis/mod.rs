@@ -132,6 +132,19 @@ impl RedisStore {
         format!("{}ip:{{{client}}}:guesses", self.key_prefix)
     }
 
+    /// What the phone's key holds, and the unix ms it expires (-1: never,
+    /// -2: no key), for the tests that hold the scripts to the domain.
+    #[cfg(test)]
+    async fn held(&self, phone: &Phone) -> (Option<Vec<u8>>, i64) {
+        let key = self.key(phone);
+        let packed = self.command(redis::cmd("GET").arg(&key).clone()).await.unwrap();
+        let at = self
+            .command(redis::cmd("PEXPIRETIME").arg(&key).clone())
+            .await
+            .unwrap();
+        (packed, at)
+    }
+
     /// Runs one prepared script invocation within the store timeout.
     async fn run<T: FromRedisValue>(&self, invocation: ScriptInvocation<'_>) -> Result<T, StoreError> {
         self.connections.call(Call::Script(invocation)).await
