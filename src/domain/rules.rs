@@ -351,7 +351,10 @@ impl PhoneState {
                 let reached: Vec<usize> = scoped
                     .iter()
                     .copied()
-                    .filter(|i| self.verifications[*i].phone_attempts > 0)
+                    .filter(|i| {
+                        let record = &self.verifications[*i];
+                        record.phone_attempts > 0 && record.attempts > 0
+                    })
                     .collect();
                 if reached.is_empty() {
                     return only(self.locked(&scoped, now));
@@ -691,6 +694,27 @@ mod tests {
         // The original routes' send replaces it, attempts and all.
         w.send(&s, "222222", SendMode::Replace);
         assert_eq!(w.state.verifications.len(), 1);
+        assert_eq!(w.guess(&s, Named::ByPhone, "222222"), VerifyOutcome::Approved);
+    }
+
+    #[test]
+    fn a_verification_locked_by_id_is_out_of_reach_by_phone_too() {
+        // Its holder gave up on it after the last wrong code; a guess by
+        // phone must not approve what the owner's own flow has locked.
+        let mut w = World::new();
+        let s = Scope::of("key:app");
+        let id = w.id(&s, "111111");
+        for _ in 0..5 {
+            assert!(mismatch(w.guess(&s, Named::ById(&id), "999999")));
+        }
+        assert!(matches!(
+            w.guess(&s, Named::ByPhone, "111111"),
+            VerifyOutcome::Locked { .. }
+        ));
+        // A fresh verification beside it is reached by phone, the locked one
+        // still is not.
+        w.id(&s, "222222");
+        assert!(mismatch(w.guess(&s, Named::ByPhone, "111111")));
         assert_eq!(w.guess(&s, Named::ByPhone, "222222"), VerifyOutcome::Approved);
     }
 

@@ -70,7 +70,7 @@ else
     return {'not_found'}
   end
   for _, i in ipairs(scoped) do
-    if state.v[i].phone_attempts > 0 then
+    if state.v[i].phone_attempts > 0 and state.v[i].attempts > 0 then
       reached[#reached + 1] = i
     end
   end
