@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # What each step of a send's script costs Redis: redis-benchmark runs
 # EVALSHA with the send's keys and arguments (the phone's key, the client's
-# and the service's counters, a new verification's record and the default
-# limits) for a script of one step at a time, then the steps together, then
-# issue.lua whole, on a redis-server of its own; Redis's own time per call
-# (INFO commandstats) is printed for each. Every call has a fresh phone and a fresh client, so each makes its
-# keys: a send at the defaults from a new client. docs/performance.md has
-# what it showed.
+# and the service's counters, a new verification at the default limits, a
+# console receipt) for a script of one step at a time, then the steps
+# together, then open.lua whole, on a redis-server of its own; Redis's own
+# time per call (INFO commandstats) is printed for each. Every call has a
+# fresh phone and a fresh client, so each makes its keys: a send at the
+# defaults from a new client. docs/performance.md has what it showed.
 #
 #   bench/script_costs.sh            # 200,000 calls per line, about a minute
 #   CALLS=50000 bench/script_costs.sh
@@ -23,21 +23,15 @@ redis-server --port "$PORT" --save '' --appendonly no --dir "$WORK" --daemonize 
 trap 'redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 
-# A new verification's record as otpd writes it (record.rs), console receipt
-# included: 203 bytes.
-RECORD="VE$(printf 'a%.0s' {1..32})1$(printf 'h%.0s' {1..64})00000000000005
-1796000000
-1
-1796000000
-console
-$(printf 'm%.0s' {1..36})
-queued
-0
-1796000000
-"
-# issue.lua's keys and arguments at the defaults (store/redis/mod.rs).
+# open.lua's keys and arguments at the defaults, as
+# adapters/store/redis/mod.rs passes them (see the script's header): a new
+# verification's id, scope, hash, ttl, attempts and time; mode 'new'; the
+# cooldown, the phone's quota, the ceiling; the client's and the service's
+# quotas; a console receipt.
 KEYS=('otp:{+1555__rand_int__}' 'otp:ip:{10.__rand_int__}:sends' 'otp:{global}:sends')
-ARGS=("$RECORD" 180000 30000 5 600000 0 20 600000 1000000000 3600000)
+ARGS=("VE$(printf 'a%.0s' {1..32})" 'key:bench' "$(printf 'h%.0s' {1..64})" 180000 5 1796000000
+    new '' 30000 5 600000 1 20 3600000 20 600000 1000000000 3600000
+    console "$(printf 'm%.0s' {1..36})" queued 1796000000)
 
 # cost LABEL LUA: Redis's µs per EVALSHA of LUA with the send's keys and args.
 cost() {
@@ -61,9 +55,9 @@ cost "TIME" "redis.call('TIME') return 1"
 cost "INCR (the service's counter)" "redis.call('INCR', KEYS[3]) return 1"
 cost "INCR and PEXPIRE (a new client's counter)" "redis.call('INCR', KEYS[2]) redis.call('PEXPIRE', KEYS[2], 600000) return 1"
 cost "GET (a new phone)" "redis.call('GET', KEYS[1]) return 1"
-cost "SET PX (a new phone's record)" "redis.call('SET', KEYS[1], ARGV[1], 'PX', 180000) return 1"
+cost "SET PX (a new phone's record)" "redis.call('SET', KEYS[1], ARGV[3], 'PX', 180000) return 1"
 cost "the send's commands alone" "redis.call('INCR', KEYS[2]) redis.call('PEXPIRE', KEYS[2], 600000)
 redis.call('INCR', KEYS[3]) redis.call('TIME') redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', 180000) return {0, ARGV[1]}"
-cost "issue.lua, as a send runs it" "$PRELUDE
-$(cat "$SCRIPTS/issue.lua")"
+redis.call('SET', KEYS[1], ARGV[3], 'PX', 180000) return {'stored', ARGV[3]}"
+cost "open.lua, as a send runs it" "$PRELUDE
+$(cat "$SCRIPTS/open.lua")"

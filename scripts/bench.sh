@@ -416,6 +416,11 @@ settings_for() {
             OTPD_LIMITS__SENDS_PER_HOUR=0
             OTPD_LIMITS__MAX_CONSECUTIVE_GUESSES=0
         )
+        # The phone's ceiling, in builds that have it (an older otpd, measured
+        # for a before-and-after, refuses a setting it doesn't know).
+        if grep -qa wrong_codes_per_phone "$OTPD_BIN"; then
+            SETTINGS+=(OTPD_LIMITS__WRONG_CODES_PER_PHONE=0)
+        fi
     fi
 }
 # The settings for the report, secrets replaced by what they are.

@@ -39,11 +39,10 @@ pub struct Guess<'a> {
     pub ceiling: GuessCeiling,
 }
 
-/// Where verifications live. Every method is one atomic step, so any
-/// number of service instances can share one store; each applies the
-/// domain's rules (`domain::PhoneState`) to the phone's state.
+/// Where verifications live: each method applies one of the domain's rules
+/// (`domain::PhoneState`) to the phone's state, as one atomic step.
 #[async_trait]
-pub trait OtpStore: Send + Sync + 'static {
+pub trait Verifications: Send + Sync + 'static {
     /// [`crate::domain::PhoneState::open`] on the phone's state.
     ///
     /// # Errors
@@ -57,24 +56,6 @@ pub trait OtpStore: Send + Sync + 'static {
         rules: &SendRules,
     ) -> Result<Opened, StoreError>;
 
-    /// Takes one from each of `quotas`' buckets, then [`OtpStore::open`]s,
-    /// as one step: a bucket that has none left, or a refusal by the
-    /// phone's rules, leaves every bucket as it was. A store that can do
-    /// it all in one atomic call overrides this.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
-    async fn admit(
-        &self,
-        quotas: &[(Bucket, Quota)],
-        phone: &Phone,
-        otp: &PendingOtp,
-        mode: &SendMode,
-        rules: &SendRules,
-    ) -> Result<Admitted<Opened>, StoreError> {
-        admit_in_steps(self, quotas, phone, otp, mode, rules).await
-    }
-
     /// [`crate::domain::PhoneState::end`] on the phone's state.
     ///
     /// # Errors
@@ -86,68 +67,11 @@ pub trait OtpStore: Send + Sync + 'static {
         id: &crate::domain::VerificationId,
     ) -> Result<Option<Verification>, StoreError>;
 
-    /// Takes one from `bucket` if it has fewer than `quota.limit` in the
-    /// current window; the window starts with the first one taken.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time, or has no
-    /// room to count a new client.
-    async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError>;
-
-    /// Returns one taken from `bucket`, for a request refused further on.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
-    async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError>;
-
     /// [`crate::domain::PhoneState::check`] on the phone's state.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError>;
-
-    /// How long `client` must wait before its next guess by phone is heard
-    /// ([`crate::domain::ClientGuesses::wait`]).
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
-    async fn client_wait(
-        &self,
-        client: ClientNet,
-        waits: &GuessBudget,
-    ) -> Result<Option<Duration>, StoreError>;
-
-    /// Counts a guess by phone of `client`'s: a wrong one grows its wrong
-    /// guesses in a row, a right one clears them.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time, or has no
-    /// room to count a new client.
-    async fn note_guess(&self, client: ClientNet, right: bool, waits: &GuessBudget)
-        -> Result<(), StoreError>;
-
-    /// The guesser's quota, its waits (by phone) and the check as one step:
-    /// a guess the quota or the waits refuse, or whose count could not be
-    /// kept, is not compared. A store that can do it in one atomic call
-    /// overrides this.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
-    async fn guess(
-        &self,
-        guesser: &Guesser,
-        phone: &Phone,
-        guess: &Guess<'_>,
-    ) -> Result<Admitted<Checked>, StoreError> {
-        guess_in_steps(self, guesser, phone, guess).await
-    }
-
-    /// Forgets the wrong codes the phone's ceiling counts, for an operator
-    /// to let its owner in again. Says whether there were any.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time.
-    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError>;
 
     /// The scope's verification, pending or locked: by id, or by phone its
     /// newest.
@@ -169,6 +93,57 @@ pub trait OtpStore: Send + Sync + 'static {
     /// [`StoreError`] when the store can't be reached in time.
     async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError>;
 
+    /// Forgets the wrong codes the phone's ceiling counts, for an operator
+    /// to let its owner in again. Says whether there were any.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError>;
+}
+
+/// Windowed counters and a client's waits between wrong codes: the quotas
+/// and `domain::ClientGuesses`, kept apart from the codes so a flood of
+/// clients can't crowd them out.
+#[async_trait]
+pub trait Counters: Send + Sync + 'static {
+    /// Takes one from `bucket` if it has fewer than `quota.limit` in the
+    /// current window; the window starts with the first one taken.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time, or has no
+    /// room to count a new client.
+    async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError>;
+
+    /// Returns one taken from `bucket`, for a request refused further on.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError>;
+
+    /// How long `client` must wait before its next guess by phone is heard
+    /// ([`crate::domain::ClientGuesses::wait`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn client_wait(
+        &self,
+        client: ClientNet,
+        waits: &GuessBudget,
+    ) -> Result<Option<Duration>, StoreError>;
+
+    /// Counts a guess by phone of `client`'s: a wrong one grows its wrong
+    /// guesses in a row, a right one clears them.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time, or has no
+    /// room to count a new client.
+    async fn note_guess(&self, client: ClientNet, right: bool, waits: &GuessBudget)
+        -> Result<(), StoreError>;
+}
+
+/// What the SMS providers said of each code's message.
+#[async_trait]
+pub trait Deliveries: Send + Sync + 'static {
     /// Notes who took the SMS for the code hashed as `hash`, as `queued` at
     /// unix second `at`, if it is still its verification's newest code.
     /// A tracked message is also linked to its phone for `link_ttl`, so the
@@ -192,7 +167,11 @@ pub trait OtpStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError>;
+}
 
+/// Requests' idempotency keys and the answers kept for their retries.
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync + 'static {
     /// Claims an idempotency key for a request in one atomic step: the
     /// first claim holds it for `hold` (while it is answered); a later one
     /// learns whether it is still held, was used for another request, or
@@ -219,6 +198,48 @@ pub trait OtpStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError>;
+}
+
+/// Everything otpd keeps: each part, and the steps that span them (a
+/// send's quotas with its code, a guess's counters with its check), which
+/// a store that can take them in one atomic call overrides. Every method
+/// is one atomic step, so any number of service instances can share one
+/// store.
+#[async_trait]
+pub trait OtpStore: Verifications + Counters + Deliveries + IdempotencyKeys {
+    /// Takes one from each of `quotas`' buckets, then [`Verifications::open`]s,
+    /// as one step: a bucket that has none left, or a refusal by the
+    /// phone's rules, leaves every bucket as it was. A store that can do
+    /// it all in one atomic call overrides this.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn admit(
+        &self,
+        quotas: &[(Bucket, Quota)],
+        phone: &Phone,
+        otp: &PendingOtp,
+        mode: &SendMode,
+        rules: &SendRules,
+    ) -> Result<Admitted<Opened>, StoreError> {
+        admit_in_steps(self, quotas, phone, otp, mode, rules).await
+    }
+
+    /// The guesser's quota, its waits (by phone) and the check as one step:
+    /// a guess the quota or the waits refuse, or whose count could not be
+    /// kept, is not compared. A store that can do it in one atomic call
+    /// overrides this.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn guess(
+        &self,
+        guesser: &Guesser,
+        phone: &Phone,
+        guess: &Guess<'_>,
+    ) -> Result<Admitted<Checked>, StoreError> {
+        guess_in_steps(self, guesser, phone, guess).await
+    }
 
     /// Checks that the store answers.
     ///

@@ -18,7 +18,9 @@ use crate::domain::{
     GuessBudget, Idempotency, Named, Opened, PendingOtp, Phone, PhoneState, Quota, Scope, SendMode,
     SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome,
 };
-use crate::ports::{Guess, Guesser, OtpStore, SendRules, StoreError};
+use crate::ports::{
+    Counters, Deliveries, Guess, Guesser, IdempotencyKeys, OtpStore, SendRules, StoreError, Verifications,
+};
 
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -204,7 +206,7 @@ impl State {
 }
 
 #[async_trait]
-impl OtpStore for MemoryStore {
+impl Verifications for MemoryStore {
     async fn open(
         &self,
         phone: &Phone,
@@ -213,28 +215,6 @@ impl OtpStore for MemoryStore {
         rules: &SendRules,
     ) -> Result<Opened, StoreError> {
         self.with_state(|state, now, ms| self.open_now(state, now, ms, phone, otp, mode, rules, &[]))
-    }
-
-    /// The quotas, the phone's limits and the write under one lock: a
-    /// refusal (or no room) takes nothing and leaves no key behind.
-    async fn admit(
-        &self,
-        quotas: &[(Bucket, Quota)],
-        phone: &Phone,
-        otp: &PendingOtp,
-        mode: &SendMode,
-        rules: &SendRules,
-    ) -> Result<Admitted<Opened>, StoreError> {
-        self.with_state(|state, now, ms| {
-            if let Some((refused, retry_after)) = state.refusal(quotas, now) {
-                return Ok(Admitted::Refused { refused, retry_after });
-            }
-            for (bucket, _) in quotas {
-                self.room_for_bucket(state, bucket)?;
-            }
-            self.open_now(state, now, ms, phone, otp, mode, rules, quotas)
-                .map(Admitted::Done)
-        })
     }
 
     async fn end(
@@ -247,6 +227,35 @@ impl OtpStore for MemoryStore {
             .with_state(|state, _, ms| self.phone_step(state, ms, phone, |held, ms| held.end(scope, id, ms))))
     }
 
+    async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError> {
+        Ok(self.with_state(|state, _, ms| {
+            self.phone_step(state, ms, phone, |held, ms| checked(held, guess, ms))
+        }))
+    }
+
+    async fn status(
+        &self,
+        phone: &Phone,
+        scope: &Scope,
+        named: Named<'_>,
+    ) -> Result<Option<Verification>, StoreError> {
+        Ok(self.with_state(|state, _, ms| {
+            self.phone_step(state, ms, phone, |held, ms| held.status(scope, named, ms))
+        }))
+    }
+
+    async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
+        self.with_state(|state, _, ms| self.phone_step(state, ms, phone, |held, ms| held.withdraw(hash, ms)));
+        Ok(())
+    }
+
+    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
+        Ok(self.with_state(|state, _, ms| self.phone_step(state, ms, phone, PhoneState::clear_guesses)))
+    }
+}
+
+#[async_trait]
+impl Counters for MemoryStore {
     async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
         self.with_state(|state, now, _| {
             if let Some((_, retry_after)) = state.refusal(&[(bucket, quota)], now) {
@@ -265,12 +274,6 @@ impl OtpStore for MemoryStore {
             }
         });
         Ok(())
-    }
-
-    async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError> {
-        Ok(self.with_state(|state, _, ms| {
-            self.phone_step(state, ms, phone, |held, ms| checked(held, guess, ms))
-        }))
     }
 
     async fn client_wait(
@@ -296,6 +299,105 @@ impl OtpStore for MemoryStore {
             }
             self.note(state, ms, client, right, waits);
             Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl Deliveries for MemoryStore {
+    async fn record_delivery(
+        &self,
+        phone: &Phone,
+        hash: &CodeHash,
+        receipt: &SmsReceipt,
+        at: u64,
+        link_ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.with_state(|state, now, ms| {
+            let link = (receipt.provider.clone(), receipt.message_id.clone());
+            if receipt.tracked && !state.links.has_slot(&link) {
+                self.room_for(state, 1)?;
+            }
+            let recorded = self.phone_step(state, ms, phone, |held, ms| {
+                held.record_delivery(hash, Delivery::queued(receipt, at), ms)
+            });
+            if recorded && receipt.tracked {
+                state.links.insert(link, phone.clone(), now + link_ttl);
+            }
+            Ok(())
+        })
+    }
+
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
+        Ok(self.with_state(|state, now, ms| {
+            let key = (report.provider.clone(), report.message_id.clone());
+            let phone = state.links.get(&key, now)?.0.clone();
+            let updated = self.phone_step(state, ms, &phone, |held, ms| held.update_delivery(report, ms));
+            updated.then_some(phone)
+        }))
+    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for MemoryStore {
+    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
+        self.with_state(|state, now, _| {
+            Ok(match state.claims.get(&idempotency.slot, now) {
+                None => {
+                    self.room_for(state, usize::from(!state.claims.has_slot(&idempotency.slot)))?;
+                    let held = (idempotency.fingerprint.clone(), None);
+                    state.claims.insert(idempotency.slot.clone(), held, now + hold);
+                    Claim::Fresh
+                }
+                Some(((fingerprint, _), _)) if *fingerprint != idempotency.fingerprint => Claim::Reused,
+                Some(((_, None), _)) => Claim::InFlight,
+                Some(((_, Some(answer)), _)) => Claim::Answered(answer.clone()),
+            })
+        })
+    }
+
+    async fn settle(
+        &self,
+        idempotency: &Idempotency,
+        answer: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        self.with_state(|state, now, _| {
+            let answered = (idempotency.fingerprint.clone(), Some(answer.to_owned()));
+            state
+                .claims
+                .insert(idempotency.slot.clone(), answered, now + window);
+        });
+        Ok(())
+    }
+
+    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError> {
+        self.with_state(|state, _, _| state.claims.remove(&idempotency.slot));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OtpStore for MemoryStore {
+    /// The quotas, the phone's limits and the write under one lock: a
+    /// refusal (or no room) takes nothing and leaves no key behind.
+    async fn admit(
+        &self,
+        quotas: &[(Bucket, Quota)],
+        phone: &Phone,
+        otp: &PendingOtp,
+        mode: &SendMode,
+        rules: &SendRules,
+    ) -> Result<Admitted<Opened>, StoreError> {
+        self.with_state(|state, now, ms| {
+            if let Some((refused, retry_after)) = state.refusal(quotas, now) {
+                return Ok(Admitted::Refused { refused, retry_after });
+            }
+            for (bucket, _) in quotas {
+                self.room_for_bucket(state, bucket)?;
+            }
+            self.open_now(state, now, ms, phone, otp, mode, rules, quotas)
+                .map(Admitted::Done)
         })
     }
 
@@ -346,96 +448,8 @@ impl OtpStore for MemoryStore {
         })
     }
 
-    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
-        Ok(self.with_state(|state, _, ms| self.phone_step(state, ms, phone, PhoneState::clear_guesses)))
-    }
-
-    async fn status(
-        &self,
-        phone: &Phone,
-        scope: &Scope,
-        named: Named<'_>,
-    ) -> Result<Option<Verification>, StoreError> {
-        Ok(self.with_state(|state, _, ms| {
-            self.phone_step(state, ms, phone, |held, ms| held.status(scope, named, ms))
-        }))
-    }
-
-    async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
-        self.with_state(|state, _, ms| self.phone_step(state, ms, phone, |held, ms| held.withdraw(hash, ms)));
-        Ok(())
-    }
-
-    async fn record_delivery(
-        &self,
-        phone: &Phone,
-        hash: &CodeHash,
-        receipt: &SmsReceipt,
-        at: u64,
-        link_ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.with_state(|state, now, ms| {
-            let link = (receipt.provider.clone(), receipt.message_id.clone());
-            if receipt.tracked && !state.links.has_slot(&link) {
-                self.room_for(state, 1)?;
-            }
-            let recorded = self.phone_step(state, ms, phone, |held, ms| {
-                held.record_delivery(hash, Delivery::queued(receipt, at), ms)
-            });
-            if recorded && receipt.tracked {
-                state.links.insert(link, phone.clone(), now + link_ttl);
-            }
-            Ok(())
-        })
-    }
-
-    async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
-        self.with_state(|state, now, _| {
-            Ok(match state.claims.get(&idempotency.slot, now) {
-                None => {
-                    self.room_for(state, usize::from(!state.claims.has_slot(&idempotency.slot)))?;
-                    let held = (idempotency.fingerprint.clone(), None);
-                    state.claims.insert(idempotency.slot.clone(), held, now + hold);
-                    Claim::Fresh
-                }
-                Some(((fingerprint, _), _)) if *fingerprint != idempotency.fingerprint => Claim::Reused,
-                Some(((_, None), _)) => Claim::InFlight,
-                Some(((_, Some(answer)), _)) => Claim::Answered(answer.clone()),
-            })
-        })
-    }
-
-    async fn settle(
-        &self,
-        idempotency: &Idempotency,
-        answer: &str,
-        window: Duration,
-    ) -> Result<(), StoreError> {
-        self.with_state(|state, now, _| {
-            let answered = (idempotency.fingerprint.clone(), Some(answer.to_owned()));
-            state
-                .claims
-                .insert(idempotency.slot.clone(), answered, now + window);
-        });
-        Ok(())
-    }
-
-    async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError> {
-        self.with_state(|state, _, _| state.claims.remove(&idempotency.slot));
-        Ok(())
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
-    }
-
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
-        Ok(self.with_state(|state, now, ms| {
-            let key = (report.provider.clone(), report.message_id.clone());
-            let phone = state.links.get(&key, now)?.0.clone();
-            let updated = self.phone_step(state, ms, &phone, |held, ms| held.update_delivery(report, ms));
-            updated.then_some(phone)
-        }))
     }
 }
 

@@ -28,7 +28,10 @@ use crate::domain::{
     GuessCeiling, Idempotency, Named, Opened, PendingOtp, Phone, Quota, Scope, SendMode, SmsReceipt, Taken,
     Verification, VerificationId, VerifyOutcome,
 };
-use crate::ports::{admit_in_steps, guess_in_steps, Guess, Guesser, OtpStore, SendRules, StoreError};
+use crate::ports::{
+    admit_in_steps, guess_in_steps, Counters, Deliveries, Guess, Guesser, IdempotencyKeys, OtpStore,
+    SendRules, StoreError, Verifications,
+};
 
 pub struct RedisStore {
     connections: Connections,
@@ -405,7 +408,7 @@ fn without_quotas<T>(admitted: Admitted<T>) -> Result<T, StoreError> {
 }
 
 #[async_trait]
-impl OtpStore for RedisStore {
+impl Verifications for RedisStore {
     async fn open(
         &self,
         phone: &Phone,
@@ -414,20 +417,6 @@ impl OtpStore for RedisStore {
         rules: &SendRules,
     ) -> Result<Opened, StoreError> {
         without_quotas(self.open_with(&[], phone, otp, mode, rules).await?)
-    }
-
-    async fn admit(
-        &self,
-        quotas: &[(Bucket, Quota)],
-        phone: &Phone,
-        otp: &PendingOtp,
-        mode: &SendMode,
-        rules: &SendRules,
-    ) -> Result<Admitted<Opened>, StoreError> {
-        if self.connections.is_cluster() {
-            return admit_in_steps(self, quotas, phone, otp, mode, rules).await;
-        }
-        self.open_with(quotas, phone, otp, mode, rules).await
     }
 
     async fn end(
@@ -445,6 +434,51 @@ impl OtpStore for RedisStore {
         }
     }
 
+    async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError> {
+        without_quotas(self.check_with(None, phone, guess).await?)
+    }
+
+    async fn status(
+        &self,
+        phone: &Phone,
+        scope: &Scope,
+        named: Named<'_>,
+    ) -> Result<Option<Verification>, StoreError> {
+        let id = match named {
+            Named::ById(id) => id.as_str(),
+            Named::ByPhone => "",
+        };
+        let args: [&[u8]; 2] = [scope.as_str().as_bytes(), id.as_bytes()];
+        let reply = self.on_phone(&self.scripts.status, phone, &args).await?;
+        match split_reply("status", &reply)? {
+            ("found", [record, now]) => Ok(Some(view(record, now, named)?)),
+            ("not_found", []) => Ok(None),
+            (name, _) => Err(unknown("status", name)),
+        }
+    }
+
+    async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
+        let reply = self
+            .on_phone(&self.scripts.withdraw, phone, &[hash.as_bytes()])
+            .await?;
+        match split_reply("withdraw", &reply)? {
+            ("withdrawn" | "not_found", []) => Ok(()),
+            (name, _) => Err(unknown("withdraw", name)),
+        }
+    }
+
+    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
+        let reply = self.on_phone(&self.scripts.clear_guesses, phone, &[]).await?;
+        match split_reply("clear_guesses", &reply)? {
+            ("cleared", []) => Ok(true),
+            ("none", []) => Ok(false),
+            (name, _) => Err(unknown("clear_guesses", name)),
+        }
+    }
+}
+
+#[async_trait]
+impl Counters for RedisStore {
     async fn take(&self, bucket: Bucket, quota: Quota) -> Result<Taken, StoreError> {
         let mut invocation = self.scripts.take.key(self.bucket_key(bucket));
         invocation.arg(quota.limit).arg(millis(quota.window));
@@ -461,10 +495,6 @@ impl OtpStore for RedisStore {
     async fn give_back(&self, bucket: Bucket) -> Result<(), StoreError> {
         let invocation = self.scripts.give_back.key(self.bucket_key(bucket));
         self.run::<i64>(invocation).await.map(drop)
-    }
-
-    async fn check(&self, phone: &Phone, guess: &Guess<'_>) -> Result<Checked, StoreError> {
-        without_quotas(self.check_with(None, phone, guess).await?)
     }
 
     async fn client_wait(
@@ -497,57 +527,10 @@ impl OtpStore for RedisStore {
             (name, _) => Err(unknown("note_guess", name)),
         }
     }
+}
 
-    async fn guess(
-        &self,
-        guesser: &Guesser,
-        phone: &Phone,
-        guess: &Guess<'_>,
-    ) -> Result<Admitted<Checked>, StoreError> {
-        if self.connections.is_cluster() {
-            return guess_in_steps(self, guesser, phone, guess).await;
-        }
-        self.check_with(Some(guesser), phone, guess).await
-    }
-
-    async fn clear_guesses(&self, phone: &Phone) -> Result<bool, StoreError> {
-        let reply = self.on_phone(&self.scripts.clear_guesses, phone, &[]).await?;
-        match split_reply("clear_guesses", &reply)? {
-            ("cleared", []) => Ok(true),
-            ("none", []) => Ok(false),
-            (name, _) => Err(unknown("clear_guesses", name)),
-        }
-    }
-
-    async fn status(
-        &self,
-        phone: &Phone,
-        scope: &Scope,
-        named: Named<'_>,
-    ) -> Result<Option<Verification>, StoreError> {
-        let id = match named {
-            Named::ById(id) => id.as_str(),
-            Named::ByPhone => "",
-        };
-        let args: [&[u8]; 2] = [scope.as_str().as_bytes(), id.as_bytes()];
-        let reply = self.on_phone(&self.scripts.status, phone, &args).await?;
-        match split_reply("status", &reply)? {
-            ("found", [record, now]) => Ok(Some(view(record, now, named)?)),
-            ("not_found", []) => Ok(None),
-            (name, _) => Err(unknown("status", name)),
-        }
-    }
-
-    async fn withdraw(&self, phone: &Phone, hash: &CodeHash) -> Result<(), StoreError> {
-        let reply = self
-            .on_phone(&self.scripts.withdraw, phone, &[hash.as_bytes()])
-            .await?;
-        match split_reply("withdraw", &reply)? {
-            ("withdrawn" | "not_found", []) => Ok(()),
-            (name, _) => Err(unknown("withdraw", name)),
-        }
-    }
-
+#[async_trait]
+impl Deliveries for RedisStore {
     async fn record_delivery(
         &self,
         phone: &Phone,
@@ -576,6 +559,33 @@ impl OtpStore for RedisStore {
         Ok(())
     }
 
+    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.link_key(&report.provider, &report.message_id));
+        let Some(phone) = self.command::<Option<String>>(get).await? else {
+            return Ok(None);
+        };
+        let mut invocation = self.scripts.update_delivery.key(self.key_of(&phone));
+        invocation
+            .arg(&report.provider)
+            .arg(&report.message_id)
+            .arg(report.state.as_str())
+            .arg(report.at);
+        if let Some(code) = &report.error_code {
+            invocation.arg(code);
+        }
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("update_delivery", &reply)? {
+            // The link holds what this store wrote: an E.164 phone.
+            ("updated", []) => Ok(Phone::parse(&phone).ok()),
+            ("unchanged", []) => Ok(None),
+            (name, _) => Err(unknown("update_delivery", name)),
+        }
+    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for RedisStore {
     async fn claim(&self, idempotency: &Idempotency, hold: Duration) -> Result<Claim, StoreError> {
         let mut invocation = self.scripts.claim.key(self.claim_key(idempotency));
         invocation.arg(&idempotency.fingerprint).arg(millis(hold));
@@ -609,33 +619,38 @@ impl OtpStore for RedisStore {
         del.arg(self.claim_key(idempotency));
         self.command::<i64>(del).await.map(drop)
     }
+}
+
+#[async_trait]
+impl OtpStore for RedisStore {
+    async fn admit(
+        &self,
+        quotas: &[(Bucket, Quota)],
+        phone: &Phone,
+        otp: &PendingOtp,
+        mode: &SendMode,
+        rules: &SendRules,
+    ) -> Result<Admitted<Opened>, StoreError> {
+        if self.connections.is_cluster() {
+            return admit_in_steps(self, quotas, phone, otp, mode, rules).await;
+        }
+        self.open_with(quotas, phone, otp, mode, rules).await
+    }
+
+    async fn guess(
+        &self,
+        guesser: &Guesser,
+        phone: &Phone,
+        guess: &Guess<'_>,
+    ) -> Result<Admitted<Checked>, StoreError> {
+        if self.connections.is_cluster() {
+            return guess_in_steps(self, guesser, phone, guess).await;
+        }
+        self.check_with(Some(guesser), phone, guess).await
+    }
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.command::<String>(redis::cmd("PING")).await.map(drop)
-    }
-
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
-        let mut get = redis::cmd("GET");
-        get.arg(self.link_key(&report.provider, &report.message_id));
-        let Some(phone) = self.command::<Option<String>>(get).await? else {
-            return Ok(None);
-        };
-        let mut invocation = self.scripts.update_delivery.key(self.key_of(&phone));
-        invocation
-            .arg(&report.provider)
-            .arg(&report.message_id)
-            .arg(report.state.as_str())
-            .arg(report.at);
-        if let Some(code) = &report.error_code {
-            invocation.arg(code);
-        }
-        let reply: Vec<Value> = self.run(invocation).await?;
-        match split_reply("update_delivery", &reply)? {
-            // The link holds what this store wrote: an E.164 phone.
-            ("updated", []) => Ok(Phone::parse(&phone).ok()),
-            ("unchanged", []) => Ok(None),
-            (name, _) => Err(unknown("update_delivery", name)),
-        }
     }
 }
 

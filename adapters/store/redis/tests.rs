@@ -18,7 +18,9 @@ use crate::domain::{
     GuessBudget, GuessCeiling, Named, Opened, PendingOtp, Phone, PhoneState, Quota, Record, Scope,
     SendLimits, SendMode, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome, MAX_VERIFICATIONS,
 };
-use crate::ports::{admit_in_steps, guess_in_steps, Guess, Guesser, OtpStore, SendRules};
+use crate::ports::{
+    admit_in_steps, guess_in_steps, Counters, Deliveries, Guess, Guesser, OtpStore, SendRules, Verifications,
+};
 
 /// Answers equal but for waits, which may differ by what passes between
 /// the two calls.

@@ -23,7 +23,9 @@ use crate::domain::{
     DeliveryReport, DeliveryState, GuessBudget, GuessCeiling, Named, Opened, Quota, Scope, SendLimits,
     SendMode, SmsReceipt, VerificationId,
 };
-use crate::ports::{guess_in_steps, Guess, Guesser, OtpStore, SendRules};
+use crate::ports::{
+    guess_in_steps, Counters, Deliveries, Guess, Guesser, OtpStore, SendRules, Verifications,
+};
 
 const TICK: Duration = Duration::from_secs(1);
 /// Steps start a tick late past this.
