@@ -4,7 +4,8 @@ use std::net::IpAddr;
 
 use super::{OtpService, VerifyError};
 use crate::domain::{
-    Admitted, Code, EventKind, LockReason, Named, Phone, Scope, Verification, VerificationId, VerifyOutcome,
+    Admitted, Code, EventKind, LockReason, Named, Phone, Quota, Scope, Verification, VerificationId,
+    VerifyOutcome,
 };
 use crate::ports::{Guess, Guesser};
 
@@ -43,11 +44,6 @@ impl OtpService {
         code: &Code,
         client: IpAddr,
     ) -> Result<Guessed, VerifyError> {
-        let guesser = Guesser {
-            client: self.client(client),
-            quota: self.guards.verifies_per_ip,
-            waits: self.guards.guesses,
-        };
         // An id that opens to no phone was never made here: no store call.
         let (phone, named) = match target {
             Target::Phone(phone) => (phone.clone(), Named::ByPhone),
@@ -55,6 +51,19 @@ impl OtpService {
                 self.hasher.ids().open(id).ok_or(VerifyError::NotFound)?,
                 Named::ById(id),
             ),
+        };
+        // Guesses by id are bounded by the verification's own attempts, and
+        // its id is its starter's: a client's quota would only let a
+        // stranger who shares the client's address (the app's server) use
+        // up the owner's guesses. So only guesses by phone take from it.
+        let quota = match named {
+            Named::ByPhone => self.guards.verifies_per_ip,
+            Named::ById(_) => Quota::OFF,
+        };
+        let guesser = Guesser {
+            client: self.client(client),
+            quota,
+            waits: self.guards.guesses,
         };
         let candidates = self.hasher.candidates(&phone, code);
         let guess = Guess {

@@ -227,3 +227,137 @@ async fn another_keys_send_starts_a_verification_of_its_own() {
     assert_ne!(theirs.body["verification_id"], mine.body["verification_id"]);
     assert_eq!(theirs.body["sends"], 1);
 }
+
+/// A stranger who shares the owner's address (everyone behind the app's
+/// server) uses up that address's quota of verifies by phone and makes 60
+/// wrong guesses by the id of its own send: the owner's guesses by id are
+/// bounded by its verification alone, so its right code approves.
+#[tokio::test]
+async fn a_stranger_at_the_apps_address_never_spends_the_owners_guesses_by_id() {
+    let app = spawn_app(defaults(memory_config())).await;
+    let the_app = "192.0.2.10";
+    let owner = send(&app, the_app).await;
+    assert_eq!(owner.status, 202, "{}", owner.body);
+    let code = app.outbox.last_code(PHONE);
+    let theirs = call(
+        &app,
+        APP_KEY,
+        the_app,
+        "/v1/otp",
+        json!({"phone": "+14155550142"}),
+    )
+    .await;
+    assert_eq!(theirs.status, 202, "{}", theirs.body);
+    let their_id = &theirs.body["verification_id"];
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..60 {
+        let r = by_id(&app, the_app, their_id, "000000").await;
+        let code = r.body["code"].as_str().unwrap_or("wrong").to_owned();
+        *answers.entry((r.status, code)).or_insert(0) += 1;
+    }
+    let expected = [
+        ((422, "code_mismatch".to_owned()), 5),
+        ((429, "max_attempts_reached".to_owned()), 55),
+    ];
+    assert_eq!(answers, expected.into(), "by id takes no quota");
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = by_phone(&app, the_app, &wrong(&code)).await;
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("guesses by phone meet the address's waits or quota");
+    assert!(refused.retry_after.is_some(), "{}", refused.body);
+    let approved = by_id(&app, the_app, &owner.body["verification_id"], &code).await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+}
+
+/// A memory store full of clients' counters (each address that guesses by
+/// phone leaves one) still hears guesses by id: they need no new entry, so
+/// a wrong one uses an attempt and the owner's right code approves.
+#[tokio::test]
+async fn a_full_memory_store_still_hears_guesses_by_id() {
+    let mut config = defaults(memory_config());
+    config.store.memory_max_entries = 40;
+    let app = spawn_app(config).await;
+    let owner = send(&app, "198.51.100.1").await;
+    assert_eq!(owner.status, 202, "{}", owner.body);
+    let code = app.outbox.last_code(PHONE);
+    let id = &owner.body["verification_id"];
+    let mut full = false;
+    for i in 0..200 {
+        let from = format!("2001:db8:{i:x}::1");
+        let r = call(
+            &app,
+            APP_KEY,
+            &from,
+            "/v1/otp/verify",
+            json!({"phone": "+14155550199", "code": "000000"}),
+        )
+        .await;
+        if r.status == 503 {
+            r.assert_problem(503, "store_full");
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the store filled up");
+    let wrong_one = by_id(&app, "2001:db8:ffff::1", id, &wrong(&code)).await;
+    assert_eq!(wrong_one.status, 422, "{}", wrong_one.body);
+    assert_eq!(wrong_one.body["attempts_remaining"], 4, "{}", wrong_one.body);
+    let approved = by_id(&app, "2001:db8:fffe::1", id, &code).await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+}
+
+/// The original routes start verifications of their own: a send there
+/// replaces the key's earlier original-route code, never a `/v1`
+/// verification its app checks by id.
+#[tokio::test]
+async fn an_original_route_send_never_replaces_a_v1_verification() {
+    let mut config = defaults(memory_config());
+    config.limits.resend_after_secs = 0;
+    let app = spawn_app(config).await;
+    let owner = send(&app, "198.51.100.1").await;
+    assert_eq!(owner.status, 202, "{}", owner.body);
+    let code = app.outbox.last_code(PHONE);
+    let digits = PHONE.trim_start_matches('+');
+    let generate = || {
+        app.client
+            .post(app.url("/generate_otp"))
+            .header("x-api-key", APP_KEY)
+            .header("x-forwarded-for", "203.0.113.66")
+            .form(&[("phone_number", digits)])
+            .send()
+    };
+    assert_eq!(generate().await.unwrap().status(), 200);
+    let legacy_code = app.outbox.last_code(PHONE);
+    assert_eq!(generate().await.unwrap().status(), 200);
+    let newest = app.outbox.last_code(PHONE);
+    let verify = |otp: String| {
+        app.client
+            .post(app.url("/verify_otp"))
+            .header("x-api-key", APP_KEY)
+            .header("x-forwarded-for", "203.0.113.66")
+            .form(&[("phone_number", digits.to_owned()), ("otp", otp)])
+            .send()
+    };
+    if legacy_code != newest {
+        assert_eq!(
+            verify(legacy_code).await.unwrap().status(),
+            401,
+            "the second original-route send replaced the first"
+        );
+    }
+    if code != newest {
+        assert_ne!(
+            verify(code.clone()).await.unwrap().status(),
+            200,
+            "an original-route check never reaches a /v1 verification"
+        );
+    }
+    let approved = by_id(&app, "198.51.100.1", &owner.body["verification_id"], &code).await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert_eq!(verify(newest).await.unwrap().status(), 200);
+}

@@ -152,6 +152,14 @@ impl ApiAuth {
     pub fn scope(&self) -> Scope {
         Scope::of(self.caller().as_deref().unwrap_or("open"))
     }
+
+    /// The scope of the verifications the original routes start: apart
+    /// from the caller's `/v1` ones, since a send there replaces every
+    /// pending verification of its scope, and a `/v1` verification checked
+    /// by id must not end by another route's send.
+    pub fn legacy_scope(&self) -> Scope {
+        Scope::of(&format!("legacy:{}", self.caller().as_deref().unwrap_or("open")))
+    }
 }
 
 #[cfg(test)]

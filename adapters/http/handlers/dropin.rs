@@ -114,7 +114,7 @@ impl DropInApi {
         let order = SendOrder {
             phone: &phone,
             client: client.0,
-            scope: &auth.scope(),
+            scope: &auth.legacy_scope(),
             // Each send replaces the pending code and its attempts, as the
             // original routes always did.
             mode: SendMode::Replace,
@@ -150,7 +150,7 @@ impl DropInApi {
         let code = Code::parse(otp.trim()).map_err(Problem::from)?;
         let checked = shared
             .service
-            .check(&auth.scope(), &Target::Phone(phone), &code, client.0)
+            .check(&auth.legacy_scope(), &Target::Phone(phone), &code, client.0)
             .await;
         let verified = match checked {
             Ok(guessed) if guessed.approved => Ok(()),
@@ -188,7 +188,11 @@ impl DropInApi {
         form: LegacyForm<PhoneForm>,
     ) -> Result<ValidateOtpResponse, LegacyError> {
         let phone = parse_phone(required(&form.phone_number, "phone_number")?).map_err(Problem::from)?;
-        match shared.service.status(&phone, &auth.scope(), client.0).await {
+        match shared
+            .service
+            .status(&phone, &auth.legacy_scope(), client.0)
+            .await
+        {
             Ok(_) => Ok(ValidateOtpResponse::Valid(message("success", "OTP valid."))),
             Err(StatusError::NotFound) => {
                 Ok(ValidateOtpResponse::NotFound(message("error", "OTP not found.")))
