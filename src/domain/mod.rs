@@ -34,6 +34,6 @@ pub use phone::{NumberKind, Phone, PhoneError};
 pub use rules::{Named, PhoneState, Record, Tally, WrongCodes};
 pub use sealed_id::IdSeal;
 pub use verification::{
-    Checked, Opened, Scope, SendMode, Verification, VerificationId, VerificationIdError, MAX_LIVE_CODES,
-    MAX_SEND_TIMES, MAX_VERIFICATIONS, SCOPE_LEN, VERIFICATION_ID_LEN,
+    Checked, Opened, Scope, SendMode, Status, Verification, VerificationId, VerificationIdError,
+    MAX_LIVE_CODES, MAX_SEND_TIMES, MAX_VERIFICATIONS, SCOPE_LEN, VERIFICATION_ID_LEN,
 };

@@ -140,6 +140,30 @@ pub const MAX_VERIFICATIONS: usize = 8;
 /// Most send times a verification keeps, newest last.
 pub const MAX_SEND_TIMES: usize = 10;
 
+/// Where a verification stands, the one word every surface tells.
+/// Expired and locked verifications are not told apart from ones that never
+/// were: they answer as not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting for a right code.
+    Pending,
+    /// Ended by a right code, or by the app's own word.
+    Approved,
+    /// Ended by a cancel.
+    Canceled,
+}
+
+impl Status {
+    /// Its name on every surface, Twilio's included.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
 /// A pending verification as the store holds it, without its codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use super::{OtpService, VerifyError};
 use crate::domain::{
-    Admitted, Code, EventKind, LockReason, Named, Phone, Quota, Scope, Verification, VerificationId,
+    Admitted, Code, EventKind, LockReason, Named, Phone, Quota, Scope, Status, Verification, VerificationId,
     VerifyOutcome,
 };
 use crate::ports::{Guess, Guesser};
@@ -26,6 +26,17 @@ pub struct Guessed {
     pub approved: bool,
     /// Before a right guess ended it, or after a wrong one.
     pub verification: Verification,
+}
+
+impl Guessed {
+    /// Where the guess left the verification.
+    pub fn status(&self) -> Status {
+        if self.approved {
+            Status::Approved
+        } else {
+            Status::Pending
+        }
+    }
 }
 
 impl OtpService {

@@ -1,7 +1,7 @@
 //! Cancel or approve a verification, as the app that started it says.
 
 use super::{OtpService, StatusError};
-use crate::domain::{EventKind, Phone, Scope, Verification, VerificationId};
+use crate::domain::{EventKind, Phone, Scope, Status, Verification, VerificationId};
 
 /// How an app ends a verification itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +9,16 @@ pub enum Ending {
     Cancel,
     /// It verified the user another way.
     Approve,
+}
+
+impl Ending {
+    /// Where it leaves the verification.
+    pub fn status(self) -> Status {
+        match self {
+            Self::Cancel => Status::Canceled,
+            Self::Approve => Status::Approved,
+        }
+    }
 }
 
 impl OtpService {

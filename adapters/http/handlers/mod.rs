@@ -6,6 +6,7 @@ pub mod dropin;
 pub mod idempotent;
 pub mod ops;
 pub mod otp;
+pub mod status;
 pub mod twilio_verify;
 pub mod verifications;
 pub mod webhooks;

@@ -9,12 +9,13 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::idempotent;
+use super::status::VerificationStatus;
 use crate::adapters::http::extract::auth::ApiAuth;
 use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::strict_string::{CodeText, PhoneText, VerificationIdText};
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, DeliveryState, Locale, Phone, SendMode, VerificationId};
+use crate::domain::{Code, DeliveryState, Locale, Phone, SendMode, Status, VerificationId};
 use crate::service::{SendOrder, Target};
 
 pub struct OtpApi;
@@ -46,18 +47,9 @@ pub struct VerifyRequest {
     code: CodeText,
 }
 
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-pub enum OtpState {
-    /// A code is waiting to be verified.
-    Pending,
-    /// The code was right and is now used up.
-    Approved,
-}
-
 #[derive(Object)]
 pub struct SendBody {
-    status: OtpState,
+    status: VerificationStatus,
     /// The verification this code belongs to: new, or the one a resend
     /// named (`VE` and 32 hex digits). Only your API key is ever told it.
     verification_id: String,
@@ -81,14 +73,14 @@ pub struct SendBody {
 
 #[derive(Object)]
 pub struct VerifyBody {
-    status: OtpState,
+    status: VerificationStatus,
     /// The verification the code ended.
     verification_id: String,
 }
 
 #[derive(Object)]
 pub struct StatusBody {
-    status: OtpState,
+    status: VerificationStatus,
     /// Seconds until the code expires.
     expires_in: u64,
     /// Wrong codes still allowed by phone; 0 means none is heard by phone.
@@ -267,7 +259,7 @@ impl OtpApi {
         let answered = verified.as_ref().map(drop).map_err(Clone::clone);
         shared.metrics.answered_verification(&answered);
         Ok(VerifyResponse::Approved(Json(VerifyBody {
-            status: OtpState::Approved,
+            status: Status::Approved.into(),
             verification_id: verified?.to_string(),
         })))
     }
@@ -294,7 +286,7 @@ impl OtpApi {
             .await
             .map_err(Problem::from)?;
         Ok(StatusResponse::Pending(Json(StatusBody {
-            status: OtpState::Pending,
+            status: Status::Pending.into(),
             expires_in: seconds_left(status.expires_in),
             attempts_remaining: status.attempts_remaining,
             delivery: status.delivery.map(Delivery::from),
@@ -314,7 +306,7 @@ async fn send(shared: &Shared, order: SendOrder<'_>) -> Result<SendBody, ApiErro
     shared.metrics.answered_send(&sent);
     let sent = sent?;
     Ok(SendBody {
-        status: OtpState::Pending,
+        status: Status::Pending.into(),
         verification_id: sent.verification.id.to_string(),
         sends: sent.verification.sends,
         attempts_remaining: sent.verification.attempts_remaining,

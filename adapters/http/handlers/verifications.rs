@@ -6,26 +6,18 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::otp::{seconds_left, Delivery};
+use super::status::VerificationStatus;
 use crate::adapters::http::extract::auth::ApiAuth;
 use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Phone, Verification, VerificationId};
+use crate::domain::{Phone, Status, Verification, VerificationId};
 use crate::service::Ending;
 
 pub struct VerificationApi;
-
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-pub enum VerificationStatus {
-    /// Waiting for a right code.
-    Pending,
-    /// Cancelled by this call; it answers 404 from now on.
-    Canceled,
-}
 
 #[derive(Object)]
 pub struct VerificationBody {
@@ -47,10 +39,10 @@ pub struct VerificationBody {
 }
 
 impl VerificationBody {
-    fn new(phone: &Phone, v: Verification, status: VerificationStatus) -> Self {
+    fn new(phone: &Phone, v: Verification, status: Status) -> Self {
         Self {
             id: v.id.to_string(),
-            status,
+            status: status.into(),
             phone: phone.as_str().to_owned(),
             expires_in: seconds_left(v.expires_in),
             attempts_remaining: v.attempts_remaining,
@@ -104,7 +96,7 @@ impl VerificationApi {
         Ok(VerificationResponse::Found(Json(VerificationBody::new(
             &phone,
             v,
-            VerificationStatus::Pending,
+            Status::Pending,
         ))))
     }
 
@@ -134,7 +126,7 @@ impl VerificationApi {
         Ok(VerificationResponse::Found(Json(VerificationBody::new(
             &phone,
             v,
-            VerificationStatus::Canceled,
+            Status::Canceled,
         ))))
     }
 }

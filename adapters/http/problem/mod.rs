@@ -182,13 +182,17 @@ impl Problem {
     }
 
     /// A plain response, for errors raised outside the OpenAPI handlers.
+    /// It carries the problem itself too, so a surface with an error shape
+    /// of its own (Twilio's) builds that from it, not from the body.
     pub fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = self.to_json_string();
-        Response::builder()
+        let mut response = Response::builder()
             .status(status)
             .content_type(PROBLEM_JSON)
-            .body(body)
+            .body(body);
+        response.set_data(self);
+        response
     }
 }
 

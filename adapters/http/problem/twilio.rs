@@ -7,10 +7,9 @@
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
-use poem_openapi::types::ParseFromJSON;
 use poem_openapi::{ApiResponse, Object};
 
-use super::{Problem, ProblemCode, PROBLEM_JSON};
+use super::{Problem, ProblemCode};
 
 /// A Twilio REST error.
 #[derive(Object, Debug, Clone)]
@@ -188,24 +187,11 @@ impl From<Problem> for TwilioError {
 
 /// A problem answered on a `/v2` path by what runs before the handlers
 /// (no route, a body that is no form, a missing sign-in), in Twilio's shape.
-pub async fn translate(response: Response) -> Response {
-    let is_problem = response
-        .content_type()
-        .is_some_and(|t| t.starts_with(PROBLEM_JSON));
-    if !is_problem {
+pub fn translate(response: Response) -> Response {
+    let Some(problem) = response.data::<Problem>().cloned() else {
         return response;
-    }
-    let (parts, body) = response.into_parts();
-    let body: serde_json::Value = body
-        .into_bytes()
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let code = ProblemCode::parse_from_json(Some(body["code"].clone())).unwrap_or(ProblemCode::Internal);
-    let mut problem = Problem::new(code, body["detail"].as_str().unwrap_or_default());
-    problem.status = parts.status.as_u16();
-    problem.retry_after = body["retry_after"].as_u64();
+    };
+    let (parts, _) = response.into_parts();
     // Built here, not as a `TwilioError`: these statuses (405, 413, 415, ...)
     // are no handler's, so the enum has no place for them.
     let (status, code, message) = twilio_of(&problem);

@@ -109,7 +109,7 @@ impl<E: Endpoint> Endpoint for EachRequestEndpoint<E> {
         if uri.path().starts_with("/v2/") {
             // The Twilio Verify routes answer Twilio's errors, even those
             // raised before their handlers.
-            response = twilio::translate(response).await;
+            response = twilio::translate(response);
         }
         let route = response
             .data::<OperationId>()

@@ -21,7 +21,7 @@ use crate::adapters::http::extract::twilio_auth::{TwilioBasic, TwilioCredentials
 use crate::adapters::http::problem::twilio::TwilioError;
 use crate::adapters::http::problem::Problem;
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, Locale, Phone, Scope, SendMode, VerificationId};
+use crate::domain::{Code, Locale, Phone, Scope, SendMode, Status, VerificationId};
 use crate::service::{Ending, SendOrder, Target};
 
 pub use self::objects::{iso8601, SendCodeAttempt, VerificationCheckObject, VerificationObject};
@@ -192,7 +192,7 @@ impl TwilioVerifyApi {
                 &service_sid,
                 &phone,
                 &sent?.verification,
-                "pending",
+                Status::Pending,
             ))
         };
         // The account's keys: one account signs in to this API.
@@ -262,14 +262,13 @@ impl TwilioVerifyApi {
             false => p.into(),
         })?;
         let v = &guessed.verification;
-        let status = if guessed.approved { "approved" } else { "pending" };
         Ok(CheckResponse::Ok(Json(VerificationCheckObject {
             sid: v.id.to_string(),
             service_sid: service_sid.0,
             account_sid: surface.credentials.account_sid().to_owned(),
             to: guessed.phone.as_str().to_owned(),
             channel: "sms".into(),
-            status: status.into(),
+            status: guessed.status().name().into(),
             valid: guessed.approved,
             amount: None,
             payee: None,
@@ -310,7 +309,7 @@ impl TwilioVerifyApi {
             &service_sid,
             &phone,
             &v,
-            "pending",
+            Status::Pending,
         ))))
     }
 
@@ -334,9 +333,9 @@ impl TwilioVerifyApi {
     ) -> Result<VerificationResponse, TwilioError> {
         let resource = format!("/Services/{}/Verifications/{}", service_sid.0, sid.0);
         let surface = admit(&shared, &auth, &service_sid, &resource)?;
-        let (ending, status) = match form.status.as_deref() {
-            Some("canceled") => (Ending::Cancel, "canceled"),
-            Some("approved") => (Ending::Approve, "approved"),
+        let ending = match form.status.as_deref() {
+            Some("canceled") => Ending::Cancel,
+            Some("approved") => Ending::Approve,
             _ => return Err(TwilioError::invalid("Status")),
         };
         let id = parse_sid(&sid, &resource)?;
@@ -354,7 +353,7 @@ impl TwilioVerifyApi {
             &service_sid,
             &phone,
             &v,
-            status,
+            ending.status(),
         ))))
     }
 }

@@ -5,7 +5,7 @@ use poem_openapi::Object;
 use sha2::{Digest, Sha256};
 
 use super::TwilioSurface;
-use crate::domain::{Phone, Verification, VerificationId};
+use crate::domain::{Phone, Status, Verification, VerificationId};
 
 #[derive(Object, Debug)]
 pub struct SendCodeAttempt {
@@ -87,7 +87,7 @@ impl VerificationObject {
         service: &str,
         phone: &Phone,
         v: &Verification,
-        status: &str,
+        status: Status,
     ) -> Self {
         let first = v.sends as usize - v.send_times.len().min(v.sends as usize);
         Self {
@@ -96,8 +96,8 @@ impl VerificationObject {
             account_sid: surface.credentials.account_sid().to_owned(),
             to: phone.as_str().to_owned(),
             channel: "sms".into(),
-            status: status.into(),
-            valid: status == "approved",
+            status: status.name().into(),
+            valid: status == Status::Approved,
             lookup: serde_json::json!({}),
             amount: None,
             payee: None,
