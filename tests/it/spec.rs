@@ -44,3 +44,61 @@ fn the_spec_documents_problems_and_deprecated_routes() {
         assert!(codes.as_array().unwrap().iter().any(|c| c == code), "{code}");
     }
 }
+
+/// Strict JSON and YAML parsers refuse a document that repeats a key (two
+/// `401`s under one operation's `responses`, say), and lenient ones keep
+/// one of the two: the served spec repeats none.
+#[test]
+fn the_spec_repeats_no_key() {
+    use serde::de::{Deserializer, Error, MapAccess, SeqAccess, Visitor};
+
+    /// Any JSON value, refused if an object in it repeats a key.
+    struct Strict;
+    impl<'de> serde::Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Strict)
+        }
+    }
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Strict;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_unit<E>(self) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+            while seq.next_element::<Strict>()?.is_some() {}
+            Ok(Strict)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(A::Error::custom(format!("the key {key:?} twice")));
+                }
+                map.next_value::<Strict>()?;
+            }
+            Ok(Strict)
+        }
+    }
+    let json = otpd::adapters::http::spec().spec();
+    if let Err(e) = serde_json::from_str::<Strict>(&json) {
+        panic!("{e}");
+    }
+}

@@ -56,9 +56,6 @@ pub enum VerifyOtpResponse {
     /// The code was right and is now used up.
     #[oai(status = 200)]
     Verified(Json<LegacyMessage>),
-    /// The code was wrong.
-    #[oai(status = 401)]
-    Failed(Json<LegacyMessage>),
     /// No pending code for this phone.
     #[oai(status = 404)]
     NotFound(Json<LegacyMessage>),
@@ -165,7 +162,7 @@ impl DropInApi {
             Err(p) if p.code == ProblemCode::NotFound => {
                 Ok(VerifyOtpResponse::NotFound(message("error", "OTP not found.")))
             }
-            Err(p) if p.code == ProblemCode::CodeMismatch => Ok(VerifyOtpResponse::Failed(message(
+            Err(p) if p.code == ProblemCode::CodeMismatch => Err(LegacyError::WrongCode(message(
                 "error",
                 "OTP verification failed.",
             ))),

@@ -67,11 +67,14 @@ impl LegacyMessage {
 
 /// The errors of the drop-in routes: as [`ApiError`]'s, less the 404, which
 /// those routes answer in the original service's own shape; and a request
-/// without a field they need is a 400 in that shape too, as it was.
+/// without a field they need is a 400 in that shape too, as it was, and a
+/// wrong code a 401 in it. Each status is listed once in the spec, with
+/// both shapes where it has two (strict parsers refuse a repeated key).
 #[derive(Debug)]
 pub enum LegacyError {
     Problem(Box<LegacyProblem>),
     MissingField(Json<LegacyMessage>),
+    WrongCode(Json<LegacyMessage>),
 }
 
 impl LegacyError {
@@ -91,6 +94,7 @@ impl IntoResponse for LegacyError {
         match self {
             Self::Problem(p) => p.into_response(),
             Self::MissingField(body) => (StatusCode::BAD_REQUEST, body).into_response(),
+            Self::WrongCode(body) => (StatusCode::UNAUTHORIZED, body).into_response(),
         }
     }
 }
@@ -104,17 +108,30 @@ impl From<LegacyError> for poem::Error {
 impl ApiResponse for LegacyError {
     fn meta() -> MetaResponses {
         let mut meta = LegacyProblem::meta();
-        for bad_request in meta.responses.iter_mut().filter(|r| r.status == Some(400)) {
-            bad_request.description =
+        let in_both_shapes = [
+            (
+                400,
                 "A missing field, in the original service's shape (`application/json`); an invalid \
-                 phone or code, as a problem.";
-            bad_request.content.insert(
-                0,
-                MetaMediaType {
-                    content_type: <Json<LegacyMessage> as Payload>::CONTENT_TYPE,
-                    schema: <Json<LegacyMessage> as Payload>::schema_ref(),
-                },
-            );
+                 phone or code, as a problem.",
+            ),
+            (
+                401,
+                "`/verify_otp`: the code was wrong, in the original service's shape \
+                 (`application/json`). Any route: API keys are configured and none valid was \
+                 given, as a problem.",
+            ),
+        ];
+        for (status, description) in in_both_shapes {
+            for response in meta.responses.iter_mut().filter(|r| r.status == Some(status)) {
+                response.description = description;
+                response.content.insert(
+                    0,
+                    MetaMediaType {
+                        content_type: <Json<LegacyMessage> as Payload>::CONTENT_TYPE,
+                        schema: <Json<LegacyMessage> as Payload>::schema_ref(),
+                    },
+                );
+            }
         }
         meta
     }
