@@ -34,7 +34,26 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     let code = app.outbox.last_code(PHONE);
 
     let mut conn = redis().await;
-    let mut keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    // SCAN, not KEYS: the shared Redis may hold millions of others' keys,
+    // and KEYS would block every client of it while it walks them.
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, some): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.extend(some);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
     keys.sort();
     let key = format!("{prefix}{{{PHONE}}}");
     let id = sent.body["verification_id"].clone();
