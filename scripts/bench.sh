@@ -376,7 +376,8 @@ data_memory() {
 #             default, events to an endpoint; only the service-wide budget is
 #             raised, so the run doesn't spend it;
 #   off       the same with every limit 0 and the guess budget off;
-#   maker     no key (loopback), no events: it only makes codes; limits off
+#   maker     the API key (its codes are in the measured instance's scope),
+#             no proxy, no events: it only makes codes; limits off
 #             but, making codes for the defaults instance (MAKING_FOR), the
 #             phone's cooldown and quota at their defaults, so its codes
 #             carry the phone's tally as that instance's would.
@@ -390,12 +391,10 @@ settings_for() {
         "OTPD_OTP__HASH_KEYS=$HASH_KEY"
         "OTPD_SMS__PROVIDER=console"
         "OTPD_LOG__LEVEL=warn"
+        "OTPD_AUTH__API_KEYS=sha256:$API_KEY_DIGEST"
     )
     if [[ $role != maker ]]; then
-        SETTINGS+=(
-            "OTPD_AUTH__API_KEYS=sha256:$API_KEY_DIGEST"
-            "OTPD_HTTP__TRUSTED_PROXIES=127.0.0.1"
-        )
+        SETTINGS+=("OTPD_HTTP__TRUSTED_PROXIES=127.0.0.1")
         if [[ $EVENTS == 1 ]]; then
             SETTINGS+=(
                 "OTPD_EVENTS__ENDPOINTS__BENCH__URL=$REF_URL/hook"
@@ -719,7 +718,7 @@ make_codes() {
     cap=$(( 3 * want / (rate > 0 ? rate : 1000) + 60 ))
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${cap}s" --timeout 5s -s bench/send.lua "$MAKER_URL" \
         -- threads="$THREADS" name="$name" areas="$areas" expected=202 phase="$PHASE_CODES" \
-        per_client="$PER_CLIENT" >"$WORK/$name.out" 2>&1 &
+        per_client="$PER_CLIENT" key="$API_KEY" >"$WORK/$name.out" 2>&1 &
     WRK_PID=$!
     while kill -0 "$WRK_PID" 2>/dev/null; do
         if (( $(wc -l <"$SMS") >= want )); then kill -INT "$WRK_PID" 2>/dev/null || true; break; fi

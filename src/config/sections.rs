@@ -345,6 +345,22 @@ impl Default for OtpConfig {
     }
 }
 
+impl SmsConfig {
+    /// Every provider a message may go to: the provider, the fallback and
+    /// each route's vendors.
+    pub fn providers(&self) -> impl Iterator<Item = SmsProvider> + '_ {
+        std::iter::once(self.provider)
+            .chain(self.fallback)
+            .chain(self.routes.iter().flat_map(|r| r.vendors.iter().copied()))
+    }
+
+    /// Whether no message can reach a real phone: the console is every
+    /// provider.
+    pub fn console_only(&self) -> bool {
+        self.providers().all(|p| p == SmsProvider::Console)
+    }
+}
+
 impl Default for SmsConfig {
     fn default() -> Self {
         Self {

@@ -108,9 +108,16 @@ impl ClientPrefixes {
     }
 
     /// The network `ip` belongs to; an IPv4 address written as IPv6
-    /// (`::ffff:192.0.2.1`) counts as the IPv4 one.
+    /// (`::ffff:192.0.2.1`), or carried in a 6to4 or Teredo address,
+    /// counts as the IPv4 one: each IPv4 address owns a whole 6to4 /48 and
+    /// any number of Teredo addresses, so by their /64s one IPv4 host
+    /// would be 65,536 clients or more.
     pub fn client(&self, ip: IpAddr) -> ClientNet {
-        match ip.to_canonical() {
+        let ip = match ip.to_canonical() {
+            IpAddr::V6(v6) => carried_v4(v6).map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match ip {
             IpAddr::V4(v4) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(self.v4)).unwrap_or(0);
                 ClientNet {
@@ -126,6 +133,17 @@ impl ClientPrefixes {
                 }
             }
         }
+    }
+}
+
+/// The IPv4 address a 6to4 (`2002::/16`: the next 32 bits) or Teredo
+/// (`2001::/32`: the last 32 bits, inverted) address carries.
+fn carried_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(v6);
+    match (bits >> 112, bits >> 96) {
+        (0x2002, _) => Some(Ipv4Addr::from((bits >> 80) as u32)),
+        (_, 0x2001_0000) => Some(Ipv4Addr::from(!(bits as u32))),
+        _ => None,
     }
 }
 
@@ -168,6 +186,22 @@ mod tests {
 
     fn net(prefixes: ClientPrefixes, ip: &str) -> String {
         prefixes.client(ip.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn six_to_four_and_teredo_count_as_the_ipv4_they_carry() {
+        let default = ClientPrefixes::default();
+        // 6to4 of 192.0.2.1, from two /64s of its /48.
+        assert_eq!(net(default, "2002:c000:0201:1::1"), "192.0.2.1/32");
+        assert_eq!(net(default, "2002:c000:0201:ffff::9"), "192.0.2.1/32");
+        // Teredo (RFC 4380's example): server 65.54.227.120, client
+        // 192.0.2.45 behind its NAT, stored inverted.
+        assert_eq!(
+            net(default, "2001:0000:4136:e378:8000:63bf:3fff:fdd2"),
+            "192.0.2.45/32"
+        );
+        // Other 2001:: addresses are plain IPv6.
+        assert_eq!(net(default, "2001:db8:1:2::1"), "2001:db8:1:2::/64");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE};
 use crate::domain::{
-    Admitted, Bucket, Code, Delivery, EventKind, Locale, Opened, Phone, Scope, SendMode, SmsReceipt,
-    Verification,
+    Admitted, Bucket, Code, Delivery, EventKind, Locale, Opened, Phone, Scope, SendLimits, SendMode,
+    SmsReceipt, Verification,
 };
 use crate::ports::{ErrorChain, SendRules};
 
@@ -47,7 +47,13 @@ impl OtpService {
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %order.phone.masked()))]
     pub async fn send(&self, order: SendOrder<'_>) -> Result<Sent, SendError> {
         let phone = order.phone;
-        self.guards.destinations.check(phone)?;
+        // A test number is never texted: the rules that guard phones and
+        // the bill have nothing to guard, and app-store reviewers and CI
+        // sign in with it many times a day. Its guesses keep every limit.
+        let fixed = self.test_numbers.get(phone);
+        if fixed.is_none() {
+            self.guards.destinations.check(phone)?;
+        }
         let buckets = [
             (
                 Bucket::SendsFrom(self.client(order.client)),
@@ -58,11 +64,10 @@ impl OtpService {
         ];
         let (quotas, limits): (Vec<_>, Vec<_>) = buckets
             .into_iter()
-            .filter(|(_, quota, _)| !quota.is_off())
+            .filter(|(_, quota, _)| fixed.is_none() && !quota.is_off())
             .map(|(bucket, quota, limit)| ((bucket, quota), limit))
             .unzip();
 
-        let fixed = self.test_numbers.get(phone);
         let code = fixed.cloned().unwrap_or_else(Code::generate);
         let local_id = new_message_id();
         // A receipt known before sending is stored with the code: one write.
@@ -83,7 +88,11 @@ impl OtpService {
             pending = pending.with_receipt(receipt, sent_at);
         }
         let rules = SendRules {
-            limits: self.guards.send,
+            limits: if fixed.is_some() {
+                SendLimits::OFF
+            } else {
+                self.guards.send
+            },
             ceiling: self.guards.ceiling,
         };
         // The client's and the service's quotas, the phone's rules and the

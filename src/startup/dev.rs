@@ -6,19 +6,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::adapters::sms::Inbox;
-use crate::config::{Config, SmsProvider};
+use crate::config::Config;
 
-/// An inbox when the console is the only sender (no real phone is ever
-/// texted) and the address actually bound is loopback (no one but this
-/// machine can ask for the pages); otherwise none, and `/dev` is unknown.
+/// An inbox when the console is the only sender on every route (no real
+/// phone is ever texted), the address actually bound is loopback and no
+/// proxy is trusted (no one but this machine can ask for the pages);
+/// otherwise none, and `/dev` is unknown.
 pub(super) fn dev_inbox(config: &Config, bound: SocketAddr) -> Option<Arc<Inbox>> {
-    let console_only = config.sms.provider == SmsProvider::Console && config.sms.fallback.is_none();
-    (console_only && bound.ip().is_loopback()).then(|| Arc::new(Inbox::new(Inbox::CAPACITY)))
+    let local =
+        config.sms.console_only() && config.http.trusted_proxies.is_empty() && bound.ip().is_loopback();
+    local.then(|| Arc::new(Inbox::new(Inbox::CAPACITY)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SmsProvider;
 
     fn on(config: &Config, bound: &str) -> bool {
         dev_inbox(config, bound.parse().unwrap()).is_some()
@@ -42,5 +45,17 @@ mod tests {
         let mut with_fallback = Config::default();
         with_fallback.sms.fallback = Some(SmsProvider::Plivo);
         assert!(!on(&with_fallback, "127.0.0.1:8080"));
+
+        let mut with_a_route = Config::default();
+        with_a_route.sms.routes = vec![crate::config::RouteConfig {
+            countries: vec!["GB".into()],
+            vendors: vec![SmsProvider::Twilio],
+            ..crate::config::RouteConfig::default()
+        }];
+        assert!(!on(&with_a_route, "127.0.0.1:8080"));
+
+        let mut behind_a_proxy = Config::default();
+        behind_a_proxy.http.trusted_proxies = vec!["127.0.0.1".into()];
+        assert!(!on(&behind_a_proxy, "127.0.0.1:8080"));
     }
 }

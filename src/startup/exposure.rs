@@ -25,20 +25,35 @@ pub(super) fn listens_on_loopback(config: &Config) -> Result<bool, ConfigError> 
 /// A [`ConfigError`] naming the settings that must change.
 pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
     let loopback = listens_on_loopback(config)?;
-    if !loopback && config.auth.api_keys.is_empty() && !config.auth.allow_anonymous {
-        return Err(ConfigError::new(
-            "auth.api_keys",
-            format!(
-                "is empty while http.listen ({}) is not a loopback address, so anyone who reaches it \
-                 could send codes; set auth.api_keys, or auth.allow_anonymous = true if something \
-                 in front of otpd checks callers",
-                config.http.listen
-            ),
-        ));
+    // Only loopback, no proxy in front and no real phone texted is local:
+    // a proxy on this machine carries strangers' requests to loopback, and
+    // a real vendor makes every send cost money.
+    let exposed = if !loopback {
+        Some(format!(
+            "http.listen ({}) is not a loopback address",
+            config.http.listen
+        ))
+    } else if !config.http.trusted_proxies.is_empty() {
+        Some("http.trusted_proxies is set, so requests come through a proxy from elsewhere".into())
+    } else if !config.sms.console_only() {
+        Some("a real SMS vendor is configured (sms.provider, sms.fallback or sms.routes)".into())
+    } else {
+        None
+    };
+    if let Some(why) = exposed {
+        if config.auth.api_keys.is_empty() && !config.auth.allow_anonymous {
+            return Err(ConfigError::new(
+                "auth.api_keys",
+                format!(
+                    "is empty while {why}, so anyone who reaches otpd could send codes; set \
+                     auth.api_keys, or auth.allow_anonymous = true if something in front of otpd \
+                     checks callers"
+                ),
+            ));
+        }
     }
     let sms = &config.sms;
-    let providers = std::iter::once(sms.provider).chain(sms.fallback);
-    let (console, vendor): (Vec<_>, Vec<_>) = providers.partition(|p| *p == SmsProvider::Console);
+    let (console, vendor): (Vec<_>, Vec<_>) = sms.providers().partition(|p| *p == SmsProvider::Console);
     if !console.is_empty() && !loopback {
         tracing::warn!(
             "sms.provider: the console sender writes codes to standard output and texts nobody, \

@@ -440,6 +440,7 @@ fn risky_settings_are_named_in_warnings_at_start() {
         ("OTPD_SMS__TWILIO__FROM", "+14155550000"),
     ];
     let mut env = twilio.to_vec();
+    env.push(key);
     env.push(("OTPD_LIMITS__SENDS_PER_HOUR", "0"));
     let (ok, _, stderr) = otpd(&["check-config"], &env);
     assert!(ok, "{stderr}");
@@ -451,6 +452,7 @@ fn risky_settings_are_named_in_warnings_at_start() {
     );
 
     let mut env = twilio.to_vec();
+    env.push(key);
     env.push(("OTPD_SMS__ALLOWED_COUNTRIES", "US,CA"));
     let (ok, _, stderr) = otpd(&["check-config"], &env);
     assert!(ok, "{stderr}");

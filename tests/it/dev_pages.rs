@@ -205,6 +205,56 @@ async fn the_pages_are_an_unknown_route_beyond_loopback() {
     assert_off(&format!("http://127.0.0.1:{port}")).await;
 }
 
+/// A request a proxy carried came from elsewhere, whatever its `Host`.
+#[tokio::test]
+async fn the_pages_are_an_unknown_route_through_a_proxy() {
+    let app = spawn_app(memory_config()).await;
+    for (name, value) in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+        ("x-forwarded-host", "otp.example"),
+    ] {
+        let proxied = app
+            .client
+            .get(app.url(dev::MESSAGES))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        reply(proxied).await.assert_problem(404, "route_not_found");
+    }
+    assert_eq!(
+        app.client
+            .get(app.url(dev::MESSAGES))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_pages_are_an_unknown_route_with_a_trusted_proxy() {
+    let mut config = memory_config();
+    config.http.trusted_proxies = vec!["127.0.0.1".into()];
+    assert_off(&spawn_app(config).await.base).await;
+}
+
+#[tokio::test]
+async fn the_pages_are_an_unknown_route_with_a_real_route() {
+    let vendor = MockServer::start().await;
+    let mut config = memory_config();
+    config.sms.routes = vec![otpd::config::RouteConfig {
+        countries: vec!["GB".into()],
+        vendors: vec![SmsProvider::Twilio],
+        ..otpd::config::RouteConfig::default()
+    }];
+    with_twilio(&mut config, &vendor);
+    assert_off(&spawn_app(config).await.base).await;
+}
+
 #[tokio::test]
 async fn the_pages_refuse_a_host_that_is_not_this_machine() {
     let app = spawn_app(memory_config()).await;

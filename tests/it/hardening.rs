@@ -276,6 +276,7 @@ async fn start_error(config: &Config) -> otpd::config::ConfigError {
 #[tokio::test]
 async fn an_open_api_on_a_public_address_does_not_start() {
     let mut config = memory_config();
+    config.auth.allow_anonymous = false;
     config.http.listen = "0.0.0.0:0".into();
     let err = start_error(&config).await;
     assert_eq!(err.key, "auth.api_keys");
@@ -299,11 +300,59 @@ async fn an_open_api_on_a_public_address_does_not_start() {
             .is_ok()
     );
     // On loopback, open and friendly.
+    config = memory_config();
+    config.auth.allow_anonymous = false;
     assert!(
-        Application::build(&memory_config(), ConsoleOut::Writer(Box::new(std::io::sink())))
+        Application::build(&config, ConsoleOut::Writer(Box::new(std::io::sink())))
             .await
             .is_ok()
     );
+}
+
+/// Loopback is local only with no proxy in front (a proxy on this machine
+/// carries strangers' requests to it) and no real phone texted.
+#[tokio::test]
+async fn an_open_api_behind_a_proxy_or_with_a_real_vendor_does_not_start() {
+    let local = || {
+        let mut config = memory_config();
+        config.auth.allow_anonymous = false;
+        config
+    };
+    let mut proxied = local();
+    proxied.http.trusted_proxies = vec!["127.0.0.1".into()];
+    let mut vendor = local();
+    vendor.sms.provider = otpd::config::SmsProvider::Twilio;
+    let mut fallback = local();
+    fallback.sms.fallback = Some(otpd::config::SmsProvider::Plivo);
+    let mut routed = local();
+    routed.sms.routes = vec![otpd::config::RouteConfig {
+        countries: vec!["GB".into()],
+        vendors: vec![otpd::config::SmsProvider::Twilio],
+        ..otpd::config::RouteConfig::default()
+    }];
+    for (config, why) in [
+        (proxied, "trusted_proxies"),
+        (vendor, "real SMS vendor"),
+        (fallback, "real SMS vendor"),
+        (routed, "real SMS vendor"),
+    ] {
+        let err = start_error(&config).await;
+        assert_eq!(err.key, "auth.api_keys");
+        assert!(err.to_string().contains(why), "{err}");
+        let mut keyed = config.clone();
+        keyed.auth.api_keys = vec![Secret::new(KEY)];
+        let mut anonymous = config;
+        anonymous.auth.allow_anonymous = true;
+        for config in [keyed, anonymous] {
+            // The vendors here have no credentials, which stops the start
+            // later: only the keys' refusal is gone.
+            let refused = Application::build(&config, ConsoleOut::Writer(Box::new(std::io::sink())))
+                .await
+                .err()
+                .map(|e| e.key);
+            assert_ne!(refused.as_deref(), Some("auth.api_keys"), "{why}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -463,6 +463,47 @@ async fn test_numbers_get_their_fixed_code_and_no_sms() {
         .assert_problem(404, "not_found");
 }
 
+/// A test number is never texted: no destination rule, cooldown or send
+/// quota refuses it (Twilio's magic number is a US personal number), and
+/// its guesses keep their limits.
+#[tokio::test]
+async fn test_numbers_skip_the_send_rules_and_keep_the_guess_limits() {
+    let mut config = memory_config();
+    config.limits = otpd::config::LimitsConfig::default();
+    config.sms.denied_countries = vec!["US".into()];
+    let magic = "+15005550006";
+    config.otp.test_numbers = [(magic.to_owned(), Secret::new("424242"))].into();
+    let app = spawn_app(config).await;
+    app.send("+14155550100")
+        .await
+        .assert_problem(422, "destination_not_allowed");
+    let mut approved = 0;
+    for _ in 0..30 {
+        let sent = app.send(magic).await;
+        assert_eq!(sent.status, 202, "{}", sent.body);
+        assert_eq!(sent.body["provider"], "test-number");
+        assert_eq!(app.verify(magic, "424242").await.status, 200);
+        approved += 1;
+    }
+    assert_eq!(approved, 30, "past the cooldown and the 5 sends per 10 minutes");
+    let id = app.send(magic).await.body["verification_id"].clone();
+    for remaining in (0..5).rev() {
+        let wrong = app
+            .post_json(
+                "/v1/otp/verify",
+                serde_json::json!({"verification_id": id, "code": "000000"}),
+            )
+            .await;
+        assert_eq!(wrong.body["attempts_remaining"], remaining, "{}", wrong.body);
+    }
+    app.post_json(
+        "/v1/otp/verify",
+        serde_json::json!({"verification_id": id, "code": "424242"}),
+    )
+    .await
+    .assert_problem(429, "max_attempts_reached");
+}
+
 #[tokio::test]
 async fn the_template_and_both_autofill_lines_reach_the_phone() {
     let mut config = memory_config();

@@ -24,6 +24,7 @@ TOKEN = "sdk-check-token-0123456789"
 SERVICE = "VA" + "b" * 32
 PHONE, CODE = "+14155550106", "424242"
 OTHER = "+14155550107"
+CAPPED = "+14155550108"  # not a test number: test numbers skip the send cap
 
 
 def refused(call, status, code):
@@ -75,9 +76,9 @@ def main():
     for _ in range(5):
         assert service.verification_checks.create(to=OTHER, code="000000").status == "pending"
     refused(lambda: service.verification_checks.create(to=OTHER, code=CODE), 429, 60202)
-    service.verifications.create(to=OTHER, channel="sms")
-    service.verifications.create(to=OTHER, channel="sms")
-    refused(lambda: service.verifications.create(to=OTHER, channel="sms"), 429, 60203)
+    for _ in range(3):
+        service.verifications.create(to=CAPPED, channel="sms")
+    refused(lambda: service.verifications.create(to=CAPPED, channel="sms"), 429, 60203)
 
     bad = Client(ACCOUNT, "not-the-token-0123456789")
     bad.verify.base_url = BASE

@@ -86,12 +86,20 @@ impl<E: Endpoint> Endpoint for Mount<E> {
 
     fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
         match &self.pages {
-            Some(pages) if is_dev_path(req.uri().path()) && names_loopback(&req) => {
+            Some(pages) if is_dev_path(req.uri().path()) && names_loopback(&req) && !proxied(&req) => {
                 Either::Left(pages.call(req))
             }
             _ => Either::Right(self.rest.call(req).map_ok(IntoResponse::into_response)),
         }
     }
+}
+
+/// Whether a proxy carried the request (from anywhere): the pages are for
+/// a browser on this machine, never for one a proxy forwards.
+fn proxied(req: &Request) -> bool {
+    ["x-forwarded-for", "forwarded", "x-real-ip", "x-forwarded-host"]
+        .iter()
+        .any(|name| req.headers().contains_key(*name))
 }
 
 /// Whether the `Host` the browser asked for is this machine by name or

@@ -21,9 +21,16 @@ impl TrustedProxies {
             .iter()
             .map(|e| {
                 let e = e.trim();
-                e.parse::<IpNet>()
+                let net = e
+                    .parse::<IpNet>()
                     .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("`{e}` is not an address or a network"))
+                    .map_err(|_| format!("`{e}` is not an address or a network"))?;
+                // Trusting every address lets any client write its own
+                // address, and so escape every per-client limit.
+                if net.prefix_len() == 0 {
+                    return Err(format!("`{e}` trusts every address: name the proxies' own"));
+                }
+                Ok(net)
             })
             .collect::<Result<_, _>>()
             .map(Self)
@@ -124,6 +131,15 @@ mod tests {
             ip("10.0.0.2")
         );
         assert!(TrustedProxies::parse(&["not-an-ip".into()]).is_err());
+    }
+
+    #[test]
+    fn trusting_every_address_is_refused() {
+        for every in ["0.0.0.0/0", "::/0", " ::/0 "] {
+            let refused = TrustedProxies::parse(&["10.0.0.0/8".into(), every.into()]).unwrap_err();
+            assert!(refused.contains("every address"), "{refused}");
+        }
+        assert!(TrustedProxies::parse(&["0.0.0.0/1".into(), "::/1".into()]).is_ok());
     }
 
     #[test]
