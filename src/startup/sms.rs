@@ -146,7 +146,10 @@ pub(super) fn build_sms(
         ));
     }
     let timeout = Duration::from_millis(sms.timeout_ms.max(1));
+    // No redirects: a vendor call carries credentials and the code, and a
+    // redirect would re-send both to wherever the answer points.
     let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
         .timeout(timeout)
         .build()

@@ -437,6 +437,32 @@ async fn a_vendor_that_is_down_falls_back_to_the_console() {
     assert_eq!(app.verify(PHONE, &code).await.status, 200);
 }
 
+/// A vendor call carries its credentials and the code: a redirect is not
+/// followed (the send fails as any refusal does), so neither reaches the
+/// host the answer points to.
+#[tokio::test]
+async fn vendor_calls_follow_no_redirect() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(plivo_accepted("stolen"))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(307).insert_header("location", format!("{}/steal", elsewhere.uri()).as_str()),
+        )
+        .mount(&plivo)
+        .await;
+    let mut config = config_for(SmsProvider::Plivo);
+    with_plivo(&mut config, &plivo);
+    let app = spawn_app(config).await;
+    let sent = app.send(PHONE).await;
+    assert_eq!(sent.status, 502, "{}", sent.body);
+    assert!(!plivo.received_requests().await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn test_numbers_get_their_fixed_code_and_no_sms() {
     let plivo = MockServer::start().await;
