@@ -451,7 +451,8 @@ async fn vendor_calls_follow_no_redirect() {
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(
-            ResponseTemplate::new(307).insert_header("location", format!("{}/steal", elsewhere.uri()).as_str()),
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/steal", elsewhere.uri()).as_str()),
         )
         .mount(&plivo)
         .await;

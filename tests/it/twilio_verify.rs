@@ -385,6 +385,9 @@ async fn an_idempotency_key_makes_a_create_safe_to_retry() {
     assert_eq!(first.status, 201, "{}", first.body);
     let again = create(PHONE).await;
     assert_eq!((again.status, &again.body), (201, &first.body));
+    // The same number written another way is the same request.
+    let spaced = create("+1 415 555 2671").await;
+    assert_eq!((spaced.status, &spaced.body), (201, &first.body));
     assert_eq!(app.outbox.lines().len(), 1, "one SMS");
     assert_twilio_error(&create("+14155552672").await, 422, 60200);
 }

@@ -221,6 +221,20 @@ async fn an_idempotent_retry_sends_once(config: Config) {
     send_with_key(&app, PHONE, &"k".repeat(256))
         .await
         .assert_problem(400, "invalid_request");
+    // A key that isn't ASCII is refused, not taken for no key at all.
+    let non_ascii = reqwest::header::HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap();
+    let refused = app
+        .client
+        .post(app.url("/v1/otp"))
+        .header("idempotency-key", non_ascii)
+        .json(&json!({ "phone": PHONE }))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::reply(refused)
+        .await
+        .assert_problem(400, "invalid_request");
+    assert_eq!(app.outbox.lines().len(), 1, "nothing sent");
     // Another key is another send: a verification of its own.
     let other = send_with_key(&app, PHONE, "order-43").await;
     assert_ne!(other.body["verification_id"], first.body["verification_id"]);

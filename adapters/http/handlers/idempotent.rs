@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use poem::Request;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 
 use crate::adapters::http::problem::{Problem, ProblemCode};
@@ -19,7 +20,7 @@ use crate::domain::{Claim, Idempotency, IdempotencyKey};
 /// the first request is answered, 422 for a key used for another request.
 pub async fn once<T, E, F>(
     shared: &Shared,
-    key: Option<&str>,
+    req: &Request,
     scope: &str,
     request: &str,
     send: F,
@@ -29,11 +30,17 @@ where
     E: From<Problem>,
     F: Future<Output = Result<T, E>>,
 {
-    let Some(key) = key else {
+    // Read from the request, not from the operation's parameter, which
+    // takes a value that isn't visible ASCII for no header at all: such a
+    // key is refused, never silently ignored.
+    let Some(raw) = req.headers().get("idempotency-key") else {
         return send.await;
     };
-    let key =
-        IdempotencyKey::parse(key).map_err(|e| Problem::new(ProblemCode::InvalidRequest, e.to_string()))?;
+    let invalid = |detail: String| Problem::new(ProblemCode::InvalidRequest, detail);
+    let raw = raw
+        .to_str()
+        .map_err(|_| invalid("Idempotency-Key must be printable ASCII".into()))?;
+    let key = IdempotencyKey::parse(raw).map_err(|e| invalid(e.to_string()))?;
     let idempotency = Idempotency::new(scope, &key, request);
     match shared.service.claim(&idempotency).await.map_err(Problem::from)? {
         Claim::Fresh => {}

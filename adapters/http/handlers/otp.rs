@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem::Request;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -180,8 +181,9 @@ impl OtpApi {
         /// first is still being answered, 409. Keys are the caller's own
         /// (scoped to its API key). 1 to 255 printable ASCII characters.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         body: Json<SendRequest>,
+        req: &Request,
     ) -> Result<SendResponse, ApiError> {
         let phone = Phone::parse(&body.phone.0).map_err(Problem::from)?;
         let locale = body
@@ -210,13 +212,7 @@ impl OtpApi {
             locale: locale.as_ref(),
             app: None,
         };
-        let sent = idempotent::once(
-            &shared,
-            idempotency_key.0.as_deref(),
-            &owner,
-            &request,
-            send(&shared, order),
-        );
+        let sent = idempotent::once(&shared, req, &owner, &request, send(&shared, order));
         Ok(SendResponse::Accepted(Json(sent.await?)))
     }
 

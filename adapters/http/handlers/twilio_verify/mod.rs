@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use poem::http::StatusCode;
 use poem::web::Data;
+use poem::Request;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -153,8 +154,9 @@ impl TwilioVerifyApi {
         /// first answer and sends nothing (409 while it is answered, 422 for
         /// another body). The Twilio SDKs send none.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         form: Form<CreateForm>,
+        req: &Request,
     ) -> Result<CreatedResponse, TwilioError> {
         let resource = format!("/Services/{}/Verifications", service_sid.0);
         let surface = admit(&shared, &auth, &service_sid, &resource)?;
@@ -198,11 +200,12 @@ impl TwilioVerifyApi {
         // The account's keys: one account signs in to this API.
         let owner = format!("twilio:{}", surface.credentials.account_sid());
         let request = format!(
-            "twilio_create\n{}\n{to}\n{}",
+            "twilio_create\n{}\n{}\n{}",
             service_sid.0,
+            phone.as_str(),
             form.locale.as_deref().unwrap_or_default()
         );
-        let created = idempotent::once(&shared, idempotency_key.0.as_deref(), &owner, &request, send);
+        let created = idempotent::once(&shared, req, &owner, &request, send);
         Ok(CreatedResponse::Created(Json(created.await?)))
     }
 
