@@ -144,6 +144,8 @@ impl TwilioVerifyApi {
         method = "post",
         operation_id = "twilio_create_verification"
     )]
+    // Each parameter is one part of the request as poem-openapi reads it.
+    #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
         auth: TwilioBasic,
