@@ -129,6 +129,13 @@ pub fn app(
     if !metrics_elsewhere {
         side = side.at(route_table::METRICS, ops::metrics.data(Arc::clone(&metrics)));
     }
+    // Readiness is open to every prober; which vendors otpd uses is the
+    // operator's business once callers need a key.
+    let sms_chain = if access.api_keys.is_empty() {
+        sms_chain
+    } else {
+        SmsChain::default()
+    };
     let shared = Shared {
         service,
         metrics,

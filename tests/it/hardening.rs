@@ -401,7 +401,13 @@ async fn metrics_need_a_key_when_keys_are_set_and_readiness_shows_no_error_text(
     let app = spawn_app(config).await;
     app.get("/metrics").await.assert_problem(401, "unauthorized");
     assert_eq!(with_key(app.client.get(app.url("/metrics"))).await.status, 200);
-    assert_eq!(app.get("/readyz").await.status, 200, "readiness stays open");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "readiness stays open");
+    assert_eq!(
+        ready.body,
+        serde_json::json!({"status": "ready", "store": "ok"}),
+        "and names no SMS vendor"
+    );
 
     let app = spawn_app(crate::helpers::unreachable_redis_config(300)).await;
     let ready = app.get("/readyz").await;

@@ -21,13 +21,15 @@ pub struct Health {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Readiness {
     /// `ready`.
     status: String,
     /// `ok`: the store answered a PING in time.
     store: String,
-    /// The SMS provider chain, checked complete at start.
-    sms: String,
+    /// The SMS provider chain, checked complete at start; only on a
+    /// service without API keys.
+    sms: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -64,7 +66,7 @@ impl OpsApi {
             Ok(()) => ReadyResponse::Ready(Json(Readiness {
                 status: "ready".into(),
                 store: "ok".into(),
-                sms: shared.sms_chain.0.clone(),
+                sms: Some(shared.sms_chain.0.clone()).filter(|chain| !chain.is_empty()),
             })),
             Err(e) => {
                 // The cause is for the operator's logs; the answer names the part.
