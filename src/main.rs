@@ -196,6 +196,9 @@ fn check_config(config: &Config) -> ExitCode {
     }
     let mut shown = config.clone();
     shown.store.url.0 = config.store.url.redacted();
+    for endpoint in shown.events.endpoints.values_mut() {
+        endpoint.url = otpd::config::without_userinfo(&endpoint.url);
+    }
     match toml::to_string(&shown) {
         Ok(text) => {
             println!(

@@ -13,7 +13,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 
 use self::env::RawEnv;
-pub use self::secrets::{Secret, StoreUrl};
+pub use self::secrets::{without_userinfo, Secret, StoreUrl};
 pub use self::sections::*;
 pub use self::vendors::*;
 

@@ -59,12 +59,19 @@ impl StoreUrl {
 
     /// The URL with any user info replaced: `redis://<redacted>@host:6379`.
     pub fn redacted(&self) -> String {
-        match (self.0.find("://"), self.0.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                format!("{}<redacted>{}", &self.0[..scheme_end + 3], &self.0[at..])
-            }
-            _ => self.0.clone(),
+        without_userinfo(&self.0)
+    }
+}
+
+/// `url` with any user info (a name, a password) replaced by `<redacted>`:
+/// everything between the scheme and the last `@`, so a password holding
+/// `@` or `/` is hidden whole.
+pub fn without_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}<redacted>{}", &url[..scheme_end + 3], &url[at..])
         }
+        _ => url.to_owned(),
     }
 }
 

@@ -330,10 +330,22 @@ fn check_config_prints_the_settings_with_secrets_redacted() {
             ("OTPD_OTP__HASH_KEYS", "check-config-key-0123456789"),
             ("OTPD_STORE__URL", "redis://:hunter2-password@127.0.0.1:6379"),
             ("OTPD_OTP__TEST_NUMBERS", "+14155550100=424242"),
+            (
+                "OTPD_EVENTS__ENDPOINTS__APP__URL",
+                "https://hooks:endpoint-pass@hooks.example/otp",
+            ),
+            (
+                "OTPD_EVENTS__ENDPOINTS__APP__SECRETS",
+                "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+            ),
         ],
     );
     assert!(ok, "{stderr}");
     assert!(stdout.contains("ttl_secs = 120"), "{stdout}");
+    assert!(
+        !stdout.contains("endpoint-pass") && stdout.contains("https://<redacted>@hooks.example/otp"),
+        "an endpoint's credentials: {stdout}"
+    );
     assert!(stdout.contains("<redacted>"), "{stdout}");
     assert!(
         !stdout.contains("check-config-key") && !stdout.contains("hunter2"),
