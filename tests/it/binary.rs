@@ -472,6 +472,22 @@ fn risky_settings_are_named_in_warnings_at_start() {
         !stderr.contains("sends_per_hour") && !stderr.contains("allowed_countries"),
         "the default budget and a country list: no such warning: {stderr}"
     );
+
+    let endpoint = |url: &'static str| {
+        [
+            ("OTPD_EVENTS__ENDPOINTS__APP__URL", url),
+            (
+                "OTPD_EVENTS__ENDPOINTS__APP__SECRETS",
+                "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+            ),
+        ]
+    };
+    let (ok, _, stderr) = otpd(&["check-config"], &endpoint("http://hooks.internal/otp"));
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("events.endpoints.app.url is http://"), "{stderr}");
+    let (ok, _, stderr) = otpd(&["check-config"], &endpoint("http://127.0.0.1:9000/otp"));
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("unencrypted"), "loopback is fine: {stderr}");
 }
 
 #[tokio::test]
