@@ -246,6 +246,12 @@ pub trait OtpStore: Verifications + Counters + Deliveries + IdempotencyKeys {
     /// # Errors
     /// [`StoreError`] when it doesn't, in time.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// What the operator should hear about the store's own settings, read
+    /// at start: each a sentence naming the setting (none by default).
+    async fn concerns(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// [`OtpStore::admit`] as separate calls: the takes together (on a

@@ -241,6 +241,11 @@ impl OtpService {
         self.store.ping().await
     }
 
+    /// What the operator should hear about the store's settings.
+    pub async fn store_concerns(&self) -> Vec<String> {
+        self.store.concerns().await
+    }
+
     /// The phone a verification's id carries, if it was made here.
     pub fn phone_of(&self, id: &VerificationId) -> Option<Phone> {
         self.hasher.ids().open(id)

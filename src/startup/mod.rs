@@ -197,6 +197,12 @@ impl Application {
         // Delivery runs beside the servers and ends with them; what it had
         // in hand another instance (or the next start) delivers.
         let delivering = deliverer.map(|d| tokio::spawn(d.run()));
+        let service = Arc::clone(&self.service);
+        tokio::spawn(async move {
+            for concern in service.store_concerns().await {
+                tracing::warn!("{concern}");
+            }
+        });
         let metrics_elsewhere = self.metrics_listener.is_some();
         let acceptor = http::server::idle::IdleClosingAcceptor::new(self.acceptor, self.idle_timeout);
         let main = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(

@@ -415,3 +415,27 @@ fn field(map: &rmpv::Value, name: &str) -> rmpv::Value {
         .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(name)))
         .map_or(rmpv::Value::Nil, |(_, v)| v.clone())
 }
+
+/// An evicting Redis could drop a phone's wrong-code counts: the store
+/// names the policy at start, and says nothing of `noeviction`.
+#[tokio::test]
+async fn an_evicting_redis_is_named_at_start() {
+    let own = OwnRedis::start();
+    let store = RedisStore::new(
+        &own.url(),
+        "otp:",
+        Duration::from_millis(300),
+        1,
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    crate::own_redis::cli(own.port, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    assert_eq!(store.concerns().await, Vec::<String>::new());
+    crate::own_redis::cli(own.port, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let concerns = store.concerns().await;
+    assert_eq!(concerns.len(), 1, "{concerns:?}");
+    assert!(
+        concerns[0].contains("allkeys-lru") && concerns[0].contains("noeviction"),
+        "{concerns:?}"
+    );
+}

@@ -652,6 +652,26 @@ impl OtpStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.command::<String>(redis::cmd("PING")).await.map(drop)
     }
+
+    async fn concerns(&self) -> Vec<String> {
+        // An evicting Redis may drop a phone's state or a quota under memory
+        // pressure: attempts, the ceiling's count and the quotas start over.
+        // INFO, not CONFIG GET, which managed services often disable.
+        let mut info = redis::cmd("INFO");
+        info.arg("memory");
+        let info = self.command::<String>(info).await.unwrap_or_default();
+        let policy = info
+            .lines()
+            .find_map(|line| line.strip_prefix("maxmemory_policy:"))
+            .map(str::trim);
+        match policy {
+            Some(policy) if policy != "noeviction" => vec![format!(
+                "Redis's maxmemory-policy is {policy}: under memory pressure it may evict a phone's \
+                 state or a quota, and with them its wrong-code counts; set it to noeviction"
+            )],
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
