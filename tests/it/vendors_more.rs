@@ -274,8 +274,15 @@ async fn a_generic_vendor_missing_settings_stops_the_start() {
     use otpd::startup::Application;
     let server = MockServer::start().await;
     type Spoil = fn(&mut Config);
-    let cases: [(Spoil, &str); 4] = [
+    let cases: [(Spoil, &str); 5] = [
         (|c| c.sms.http.id_pointer.clear(), "sms.http.id_pointer"),
+        // A message has several lines; a header value can hold none.
+        (
+            |c| {
+                c.sms.http.headers.insert("X-Text".into(), "{text}".into());
+            },
+            "sms.http.headers",
+        ),
         (
             |c| c.sms.http.body = "From={from}&Body={text}".into(),
             "sms.http.body",

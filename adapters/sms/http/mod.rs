@@ -172,6 +172,20 @@ impl Vendor for HttpVendor {
         if !vendor.names("text") {
             return Err(ConfigError::new("sms.http.body", "must name the message: {text}"));
         }
+        // A message has lines (the autofill ones), which no header value may
+        // hold: every send would fail.
+        if vendor.headers.iter().any(|(_, t)| t.names("text")) {
+            return Err(ConfigError::new(
+                "sms.http.headers",
+                "can't hold {text}: a message has several lines; put it in sms.http.body",
+            ));
+        }
+        if vendor.url.names("text") {
+            tracing::warn!(
+                "sms.http.url holds {{text}}: every code will be in the URL, and so in the access logs of \
+                 every proxy between otpd and the vendor; put it in sms.http.body"
+            );
+        }
         if !config.id_pointer.starts_with('/') {
             return Err(ConfigError::new(
                 "sms.http.id_pointer",
