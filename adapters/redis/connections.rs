@@ -78,6 +78,16 @@ impl Connections {
 
     pub async fn call<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
         self.calls.inc();
+        let result = self.uncounted(call).await;
+        if result.is_err() {
+            self.metrics.store_error();
+        }
+        result
+    }
+
+    /// As [`Connections::call`], counted nowhere: for what start-up reads of
+    /// the server itself, which is no caller's work.
+    pub async fn uncounted<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
         let attempt = async {
             match &self.backend {
                 Backend::Single(pool) => on(pool, call).await,
@@ -85,13 +95,9 @@ impl Connections {
             }
         };
         let timed_out = StoreError::Timeout(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
-        let result = tokio::time::timeout(self.timeout, attempt)
+        tokio::time::timeout(self.timeout, attempt)
             .await
-            .unwrap_or(Err(timed_out));
-        if result.is_err() {
-            self.metrics.store_error();
-        }
-        result
+            .unwrap_or(Err(timed_out))
     }
 }
 

@@ -409,11 +409,38 @@ async fn stored(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> rmpv
     rmpv::decode::read_value(&mut raw.as_slice()).unwrap()
 }
 
-/// A field of a msgpack map, or Nil.
-fn field(map: &rmpv::Value, name: &str) -> rmpv::Value {
-    map.as_map()
-        .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(name)))
-        .map_or(rmpv::Value::Nil, |(_, v)| v.clone())
+/// A field of a stored part by its name, or Nil for an absent one:
+/// `record.lua` keeps each part as an array in its fields' order (each
+/// part's length tells which it is).
+fn field(part: &rmpv::Value, name: &str) -> rmpv::Value {
+    const LAYOUTS: [&[&str]; 5] = [
+        &["tally", "wrong", "v"],
+        &["sends", "last_ms", "window_end_ms", "until_ms"],
+        &["count", "window_end_ms"],
+        &[
+            "id",
+            "scope",
+            "codes",
+            "attempts",
+            "phone_attempts",
+            "created_at",
+            "sends",
+            "send_times",
+            "delivery",
+        ],
+        &["provider", "message_id", "state", "updated_at", "error_code"],
+    ];
+    let Some(items) = part.as_array() else {
+        return rmpv::Value::Nil;
+    };
+    let at = LAYOUTS
+        .iter()
+        .find(|layout| layout.len() == items.len())
+        .and_then(|layout| layout.iter().position(|n| *n == name));
+    match at.map(|i| &items[i]) {
+        None | Some(rmpv::Value::Boolean(false)) => rmpv::Value::Nil,
+        Some(value) => value.clone(),
+    }
 }
 
 /// An evicting Redis could drop a phone's wrong-code counts: the store

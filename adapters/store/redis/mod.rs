@@ -659,7 +659,11 @@ impl OtpStore for RedisStore {
         // INFO, not CONFIG GET, which managed services often disable.
         let mut info = redis::cmd("INFO");
         info.arg("memory");
-        let info = self.command::<String>(info).await.unwrap_or_default();
+        let info = self
+            .connections
+            .uncounted::<String>(Call::Command(info))
+            .await
+            .unwrap_or_default();
         let policy = info
             .lines()
             .find_map(|line| line.strip_prefix("maxmemory_policy:"))
