@@ -176,9 +176,12 @@ async fn a_refused_send_does_not_use_up_the_client_or_global_budget_in_redis() {
     // The phone's tally, beside its verification: one send.
     let state: Vec<u8> = conn.get(format!("{prefix}{{{PHONE}}}")).await.unwrap();
     let state = rmpv::decode::read_value(&mut state.as_slice()).unwrap();
-    // record.lua's arrays: the tally first, its sends first.
-    let first = |part: &rmpv::Value| part.as_array().and_then(|items| items.first()).cloned();
-    let sends = first(&state).as_ref().and_then(first);
+    let field = |map: &rmpv::Value, name: &str| {
+        map.as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(name)))
+            .map(|(_, v)| v.clone())
+    };
+    let sends = field(&field(&state, "tally").unwrap(), "sends");
     assert_eq!(
         sends.and_then(|s| s.as_u64()),
         Some(1),

@@ -1,24 +1,21 @@
 //! A phone's state as Redis holds it, read back: the Rust side of
 //! `scripts/record.lua`, which says the layout and is the only writer. A
-//! phone's key holds its whole `domain::PhoneState` as MessagePack arrays
-//! (Lua's built-in `cmsgpack`; read here by the tests only); the scripts
-//! answer with a verification packed as a map by the fields' names, which
-//! this file reads into a `domain::Record`, so the caller's view of it is
-//! the domain's own (`Record::view`). A layout change touches the two
-//! files.
+//! phone's key holds its whole `domain::PhoneState` as one MessagePack map
+//! (Lua's built-in `cmsgpack`); the scripts answer with a verification
+//! packed the same way, which this file reads into a `domain::Record`, so
+//! the caller's view of it is the domain's own (`Record::view`). A layout
+//! change touches the two files.
 //!
 //! ```text
-//! {tally = {sends, last_ms, window_end_ms, until_ms},   -- false: none
-//!  wrong = {count, window_end_ms},                      -- false: none
+//! {tally = {sends, last_ms, window_end_ms, until_ms},   -- absent: none
+//!  wrong = {count, window_end_ms},                      -- absent: none
 //!  v = {{id, scope, codes = {{hash, expires_ms}, ...}, attempts,
 //!        phone_attempts, created_at, sends, send_times = {...},
 //!        delivery = {provider, message_id, state, updated_at,
 //!                    error_code}}, ...}}                -- oldest first
 //! ```
 //!
-//! Stored, every part is an array in that order (the names written here
-//! only); answered, a verification is a map keyed by the Rust fields'
-//! names, with an absent part left out. Hashes are 64 raw bytes in a
+//! Maps are keyed by the Rust fields' names. Hashes are 64 raw bytes in a
 //! MessagePack string, which carries any bytes (not only UTF-8). An empty
 //! Lua table packs as an empty array, so an empty list is an array too.
 
@@ -100,72 +97,36 @@ impl Fields<'_> {
     }
 }
 
-/// A whole state, as a phone's key holds it (arrays, `scripts/record.lua`):
-/// for the tests, which hold the key's expiry to `PhoneState::expires_at`.
+/// A whole state, as a phone's key holds it: for the tests, which hold the
+/// key's expiry to `PhoneState::expires_at`.
 #[cfg(test)]
 pub fn state(packed: &[u8]) -> Option<crate::domain::PhoneState> {
     use crate::domain::{PhoneState, Tally, WrongCodes};
     let value = rmpv::decode::read_value(&mut &packed[..]).ok()?;
-    let absent = |v: &Value| matches!(v, Value::Boolean(false));
-    let [tally, wrong, v] = value.as_array()?.as_slice() else {
-        return None;
+    let f = Fields(value.as_map()?);
+    let tally = match f.get("tally") {
+        None => None,
+        Some(t) => {
+            let t = Fields(t.as_map()?);
+            Some(Tally {
+                sends: t.int("sends")?,
+                last_ms: t.int("last_ms")?,
+                window_end_ms: t.int("window_end_ms")?,
+                until_ms: t.int("until_ms")?,
+            })
+        }
     };
-    let tally = match absent(tally) {
-        true => None,
-        false => match tally.as_array()?.as_slice() {
-            [sends, last_ms, window_end_ms, until_ms] => Some(Tally {
-                sends: int(sends)?,
-                last_ms: int(last_ms)?,
-                window_end_ms: int(window_end_ms)?,
-                until_ms: int(until_ms)?,
-            }),
-            _ => return None,
-        },
+    let wrong = match f.get("wrong") {
+        None => None,
+        Some(w) => {
+            let w = Fields(w.as_map()?);
+            Some(WrongCodes {
+                count: w.int("count")?,
+                window_end_ms: w.int("window_end_ms")?,
+            })
+        }
     };
-    let wrong = match absent(wrong) {
-        true => None,
-        false => match wrong.as_array()?.as_slice() {
-            [count, window_end_ms] => Some(WrongCodes {
-                count: int(count)?,
-                window_end_ms: int(window_end_ms)?,
-            }),
-            _ => return None,
-        },
-    };
-    let stored_record = |r: &Value| -> Option<Record> {
-        let [id, scope, codes, attempts, phone_attempts, created_at, sends, send_times, delivery] =
-            r.as_array()?.as_slice()
-        else {
-            return None;
-        };
-        Some(Record {
-            id: VerificationId::parse(id.as_str()?).ok()?,
-            scope: Scope::stored(scope.as_str()?)?,
-            codes: codes.as_array()?.iter().map(code).collect::<Option<_>>()?,
-            attempts: int(attempts)?,
-            phone_attempts: int(phone_attempts)?,
-            created_at: int(created_at)?,
-            sends: int(sends)?,
-            send_times: send_times.as_array()?.iter().map(int).collect::<Option<_>>()?,
-            delivery: match absent(delivery) {
-                true => None,
-                false => match delivery.as_array()?.as_slice() {
-                    [provider, message_id, state, updated_at, error_code] => Some(Delivery {
-                        provider: provider.as_str()?.to_owned(),
-                        message_id: message_id.as_str()?.to_owned(),
-                        state: DeliveryState::from_name(state.as_str()?)?,
-                        error_code: match absent(error_code) {
-                            true => None,
-                            false => Some(error_code.as_str()?.to_owned()),
-                        },
-                        updated_at: int(updated_at)?,
-                    }),
-                    _ => return None,
-                },
-            },
-        })
-    };
-    let verifications = v.as_array()?.iter().map(stored_record).collect::<Option<_>>()?;
+    let verifications = f.list("v")?.iter().map(record_of).collect::<Option<_>>()?;
     Some(PhoneState {
         tally,
         wrong,

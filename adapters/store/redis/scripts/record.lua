@@ -5,19 +5,15 @@
 -- under its Rust name.
 --
 -- A phone's key holds its whole state (domain::PhoneState) as MessagePack
--- (cmsgpack), each part an array in the order of its fields below (the
--- names would be a third of every key), `false` for an absent part:
---   {tally, wrong, v}
---   tally = {sends, last_ms, window_end_ms, until_ms}   (false: none)
---   wrong = {count, window_end_ms}                      (false: none)
---   v     = the verifications, oldest first, each
---     {id, scope, codes = {{hash, expires_ms}, ...} oldest first, attempts,
---      phone_attempts, created_at, sends, send_times = {unix s, ...},
---      delivery = {provider, message_id, state, updated_at, error_code}}
---     (delivery false: none; error_code false: none).
--- Scripts work on the parts by their Rust fields' names (load and save
--- turn one form into the other), and answer with a verification packed
--- as a map by those names.
+-- (cmsgpack): a map
+--   tally = {sends, last_ms, window_end_ms, until_ms}   (absent: none)
+--   wrong = {count, window_end_ms}                      (absent: none)
+--   v     = the verifications, oldest first, each a map
+--     id, scope, codes = {{hash, expires_ms}, ...} oldest first, attempts,
+--     phone_attempts, created_at, sends, send_times = {unix s, ...},
+--     delivery = {provider, message_id, state, updated_at, error_code}
+--     (absent: none; error_code absent: none).
+-- Every named part is a map by its Rust field's name; a code is a pair.
 -- Times are unix ms from Redis's clock, except created_at, send_times and
 -- the delivery's, which are the caller's unix seconds. Hashes are 64 raw
 -- bytes: MessagePack strings carry any bytes. The key lives until the
@@ -48,82 +44,13 @@ local function unpacked(key)
   end
 end
 
--- The stored order of each part's fields.
-local STATE = {'tally', 'wrong', 'v'}
-local TALLY = {'sends', 'last_ms', 'window_end_ms', 'until_ms'}
-local WRONG = {'count', 'window_end_ms'}
-local RECORD = {
-  'id', 'scope', 'codes', 'attempts', 'phone_attempts', 'created_at', 'sends', 'send_times', 'delivery',
-}
-local DELIVERY = {'provider', 'message_id', 'state', 'updated_at', 'error_code'}
-
--- A stored array as a table by `fields`' names (false: absent).
-local function named(stored, fields)
-  local t = {}
-  for i, name in ipairs(fields) do
-    if stored[i] ~= false then
-      t[name] = stored[i]
-    end
-  end
-  return t
-end
-
--- A table by names as the stored array (absent: false).
-local function positional(t, fields)
-  local stored = {}
-  for i, name in ipairs(fields) do
-    local value = t[name]
-    if value == nil then
-      value = false
-    end
-    stored[i] = value
-  end
-  return stored
-end
-
 -- The phone's state; an empty one when it has none.
 local function load(key)
-  local stored = unpacked(key)
-  if stored and type(stored.v) == 'table' then
-    -- By names, as an otpd before the arrays kept it: read, and written
-    -- back as arrays, so a rolling upgrade forgets no count.
-    return stored
+  local state = unpacked(key)
+  if state and type(state.v) == 'table' then
+    return state
   end
-  if not (stored and type(stored[3]) == 'table') then
-    return {v = {}}
-  end
-  local state = named(stored, STATE)
-  if state.tally then
-    state.tally = named(state.tally, TALLY)
-  end
-  if state.wrong then
-    state.wrong = named(state.wrong, WRONG)
-  end
-  for i, r in ipairs(state.v) do
-    local record = named(r, RECORD)
-    if record.delivery then
-      record.delivery = named(record.delivery, DELIVERY)
-    end
-    state.v[i] = record
-  end
-  return state
-end
-
--- The state as stored.
-local function packed(state)
-  local v = {}
-  for i, r in ipairs(state.v) do
-    local record = positional(r, RECORD)
-    if r.delivery then
-      record[9] = positional(r.delivery, DELIVERY)
-    end
-    v[i] = record
-  end
-  return cmsgpack.pack({
-    state.tally and positional(state.tally, TALLY) or false,
-    state.wrong and positional(state.wrong, WRONG) or false,
-    v,
-  })
+  return {v = {}}
 end
 
 -- Record::expires_at: the unix ms its newest code expires.
@@ -170,7 +97,7 @@ local function save(key, state, now)
   for _, r in ipairs(state.v) do
     last = math.max(last, expires_at(r))
   end
-  redis.call('SET', key, packed(state), 'PXAT', string.format('%d', last))
+  redis.call('SET', key, cmsgpack.pack(state), 'PXAT', string.format('%d', last))
 end
 
 -- PhoneState::find: the index of the scope's verification `id`, or nil.
