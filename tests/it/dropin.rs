@@ -115,3 +115,37 @@ async fn the_attempt_lock_holds_on_the_original_routes() {
         .await
         .assert_problem(429, "max_attempts_reached");
 }
+
+/// A form post needs no CORS preflight, so a page of any site could have
+/// its visitors' browsers post one to an open instance: a browser's word
+/// that another site sent it is refused; a server's post (neither header)
+/// and the instance's own pages are not.
+#[tokio::test]
+async fn a_form_from_another_sites_page_is_refused() {
+    let app = spawn_app(memory_config()).await;
+    let post = |headers: Vec<(&'static str, String)>| {
+        let mut request = app
+            .client
+            .post(app.url("/generate_otp"))
+            .form(&[("phone_number", DIGITS)]);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move { crate::helpers::reply(request.send().await.unwrap()).await }
+    };
+    let host = app.base.trim_start_matches("http://").to_owned();
+    for refused in [
+        vec![("origin", "https://evil.example".to_owned())],
+        vec![("origin", "null".to_owned())],
+        vec![("sec-fetch-site", "cross-site".to_owned())],
+    ] {
+        post(refused).await.assert_problem(400, "invalid_request");
+    }
+    assert!(app.outbox.lines().is_empty(), "nothing sent");
+    assert_eq!(post(vec![]).await.status, 200, "a server's post");
+    let own = vec![
+        ("origin", format!("http://{host}")),
+        ("sec-fetch-site", "same-origin".to_owned()),
+    ];
+    assert_eq!(post(own).await.status, 200, "the instance's own page");
+}

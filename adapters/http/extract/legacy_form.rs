@@ -13,6 +13,25 @@ use serde::de::DeserializeOwned;
 
 pub struct LegacyForm<T>(pub T);
 
+/// Whether a browser says a page of another site sent the request. A form
+/// post is a request a page may make anywhere without asking (no CORS
+/// preflight), so on an open instance any site could otherwise have its
+/// visitors' browsers send codes. The original service's clients are
+/// servers, which send neither header.
+fn cross_site(req: &Request) -> bool {
+    if req.header("sec-fetch-site") == Some("cross-site") {
+        return true;
+    }
+    match (req.header("origin"), req.header("host")) {
+        (Some(origin), Some(host)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            !origin_host.eq_ignore_ascii_case(host)
+        }
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
 impl<T> std::ops::Deref for LegacyForm<T> {
     type Target = T;
 
@@ -43,6 +62,12 @@ impl<T: Type + DeserializeOwned> ParsePayload for LegacyForm<T> {
     const IS_REQUIRED: bool = false;
 
     async fn from_request(req: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        if cross_site(req) {
+            return Err(ParseRequestPayloadError {
+                reason: "a form posted from another site's page is refused".into(),
+            }
+            .into());
+        }
         let data = <Vec<u8> as FromRequest>::from_request(req, body).await?;
         serde_urlencoded::from_bytes(&data).map(Self).map_err(|e| {
             ParseRequestPayloadError {
