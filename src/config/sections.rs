@@ -354,6 +354,22 @@ impl SmsConfig {
             .chain(self.routes.iter().flat_map(|r| r.vendors.iter().copied()))
     }
 
+    /// The setting that holds `kind`'s address, and the address; `None`
+    /// for the console.
+    pub fn base_url(&self, kind: SmsProvider) -> Option<(&'static str, &str)> {
+        Some(match kind {
+            SmsProvider::Console => return None,
+            SmsProvider::Plivo => ("sms.plivo.base_url", &self.plivo.base_url),
+            SmsProvider::Twilio => ("sms.twilio.base_url", &self.twilio.base_url),
+            SmsProvider::Vonage => ("sms.vonage.base_url", &self.vonage.base_url),
+            SmsProvider::Telnyx => ("sms.telnyx.base_url", &self.telnyx.base_url),
+            SmsProvider::Sinch => ("sms.sinch.base_url", &self.sinch.base_url),
+            SmsProvider::Infobip => ("sms.infobip.base_url", &self.infobip.base_url),
+            SmsProvider::Sns => ("sms.sns.endpoint", &self.sns.endpoint),
+            SmsProvider::Http => ("sms.http.url", &self.http.url),
+        })
+    }
+
     /// Whether no message can reach a real phone: the console is every
     /// provider.
     pub fn console_only(&self) -> bool {

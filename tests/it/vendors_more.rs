@@ -750,3 +750,36 @@ async fn sns_retries_refuses_and_fails_over() {
     )
     .await;
 }
+
+/// A vendor call carries its credentials and the code: `http://` is for a
+/// vendor on this machine only (a stand-in, a local relay).
+#[tokio::test]
+async fn a_vendor_in_clear_off_this_machine_stops_the_start() {
+    use otpd::adapters::sms::ConsoleOut;
+    use otpd::startup::Application;
+    let start = |config: Config| async move {
+        Application::build(&config, ConsoleOut::Writer(Box::new(std::io::sink())))
+            .await
+            .err()
+            .map(|e| e.key)
+    };
+    let server = MockServer::start().await;
+    let mut config = config_for(SmsProvider::Http);
+    generic_as_twilio(&mut config, &server);
+    for (url, refused) in [
+        ("http://sms.example.com/send", true),
+        ("http://user:pass@10.0.0.5:8080/send", true),
+        ("http://[::1]:9/send", false),
+        ("http://localhost:9/send", false),
+        ("https://sms.example.com/send", false),
+    ] {
+        let mut config = config.clone();
+        config.sms.http.url = url.into();
+        let key = start(config).await;
+        assert_eq!(key.as_deref() == Some("sms.http.url"), refused, "{url}: {key:?}");
+    }
+    config.sms.provider = SmsProvider::Console;
+    config.sms.fallback = Some(SmsProvider::Twilio);
+    config.sms.twilio.base_url = "http://api.twilio.example".into();
+    assert_eq!(start(config).await.as_deref(), Some("sms.twilio.base_url"));
+}
