@@ -73,8 +73,9 @@ impl EventOutbox for MemoryOutbox {
         if jobs.is_empty() {
             return Ok(());
         }
+        let bounded = !events.iter().any(Event::must_be_kept);
         self.with_state(|state| {
-            if state.held() + jobs.len() > self.max_jobs {
+            if bounded && state.held() + jobs.len() > self.max_jobs {
                 return Err(OutboxError::Full(self.max_jobs));
             }
             state.ready.extend(jobs);

@@ -314,7 +314,12 @@ impl EventOutbox for RedisOutbox {
         }
         let shard = self.shard_of(events);
         let mut invocation = self.scripts.publish.key(self.stream(shard));
-        invocation.key(self.retries(shard)).arg(self.per_shard);
+        // -1: no bound (Event::must_be_kept).
+        let bound = match events.iter().any(Event::must_be_kept) {
+            true => -1,
+            false => i64::try_from(self.per_shard).unwrap_or(i64::MAX),
+        };
+        invocation.key(self.retries(shard)).arg(bound);
         for job in &jobs {
             invocation.arg(job.encode());
         }

@@ -27,6 +27,13 @@ pub enum LockReason {
 }
 
 impl Event {
+    /// Whether an outbox must keep it past its bound: an approval is what
+    /// an app acts on (it signs the user in), and each needs a code that
+    /// was sent, so the sends' limits bound them.
+    pub fn must_be_kept(&self) -> bool {
+        matches!(self.kind, EventKind::Approved { .. })
+    }
+
     /// A new event with a fresh id.
     pub fn new(phone: Phone, verification_id: Option<String>, kind: EventKind, at_ms: u64) -> Self {
         Self {

@@ -467,3 +467,50 @@ async fn a_burst_is_delivered_once_each_and_leaves_the_redis_outbox_empty() {
         );
     }
 }
+
+/// A full outbox drops new events but never an approval: the app signs its
+/// user in on it.
+async fn an_approval_is_kept_past_the_backlog(config: Config) {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&endpoint)
+        .await;
+    let mut config = with_events(config, &endpoint, &[3600]);
+    config.events.max_backlog = 2;
+    config.events.shards = 1;
+    let app = spawn_app(config).await;
+    assert_eq!(app.send(PHONE).await.status, 202);
+    let code = app.outbox.last_code(PHONE);
+    // Created and sent fill the outbox; the next send's events are dropped.
+    assert_eq!(app.send("+14155552672").await.status, 202);
+    assert_eq!(app.verify(PHONE, &code).await.status, 200);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |kind: &str, outcome: &str| {
+        let series = format!("otpd_events_total{{outcome=\"{outcome}\",type=\"{kind}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    assert_eq!(count("verification.created", "dropped"), 1.0, "{text}");
+    assert_eq!(count("verification.approved", "kept"), 1.0, "{text}");
+    assert_eq!(count("verification.approved", "dropped"), 0.0, "{text}");
+}
+
+#[tokio::test]
+async fn an_approval_is_kept_past_the_backlog_on_memory() {
+    an_approval_is_kept_past_the_backlog(memory_config()).await;
+}
+
+#[tokio::test]
+async fn an_approval_is_kept_past_the_backlog_on_redis() {
+    an_approval_is_kept_past_the_backlog(redis_config()).await;
+}
