@@ -108,6 +108,10 @@ pub fn queue(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<OutboxVie
     Ok(Some((outbox.clone(), outbox)))
 }
 
+/// The secret the Standard Webhooks specification and its libraries publish
+/// in their examples: anyone can sign with it.
+const PUBLISHED_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigError> {
     let mut endpoints = HashMap::new();
     for (name, endpoint) in &events.endpoints {
@@ -149,6 +153,16 @@ fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigE
             return Err(ConfigError::new(
                 format!("{key}.secrets"),
                 "needs at least one `whsec_` secret",
+            ));
+        }
+        if let Some(i) = endpoint
+            .secrets
+            .iter()
+            .position(|s| s.expose() == PUBLISHED_SECRET)
+        {
+            return Err(ConfigError::new(
+                format!("{key}.secrets[{i}]"),
+                "is the Standard Webhooks specification's published example; make one of 32 random bytes",
             ));
         }
         let keys = endpoint

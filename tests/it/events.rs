@@ -20,7 +20,7 @@ use crate::helpers::{memory_config, redis_config, spawn_app, wrong, TestApp};
 const PHONE: &str = "+14155552671";
 /// 32 bytes, base64: a secret as an operator makes one.
 pub const SECRET: &str = "whsec_BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSY=";
-const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const OLD_SECRET: &str = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 /// Events to `endpoint`, retried after 1 s once, then dead.
 pub fn with_events(mut config: Config, endpoint: &MockServer, retries: &[u64]) -> Config {
@@ -292,8 +292,16 @@ async fn a_hanging_endpoint_never_slows_the_api() {
 async fn bad_endpoint_settings_stop_the_start_naming_them() {
     let endpoint = accepting().await;
     type Spoil = fn(&mut EventEndpoint);
-    let cases: [(Spoil, &str); 4] = [
+    let cases: [(Spoil, &str); 5] = [
         (|e| e.url = "ftp://x".into(), "events.endpoints.app.url"),
+        // The specification's published example: anyone can sign with it.
+        (
+            |e| {
+                e.secrets
+                    .push(Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+            },
+            "events.endpoints.app.secrets[2]",
+        ),
         (|e| e.secrets = Vec::new(), "events.endpoints.app.secrets"),
         (
             |e| e.secrets = vec![Secret::new("not-whsec")],

@@ -24,6 +24,13 @@ use crate::domain::Scope;
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys(Vec<[u8; 32]>);
 
+/// Keys whose `sha256:` digests are refused: what an example or a hurried
+/// operator uses.
+const WEAK_KEYS: &[&str] = &[
+    "", "test", "testing", "password", "secret", "changeme", "admin", "key", "apikey", "api_key", "api-key",
+    "example", "123456", "12345678", "otpd",
+];
+
 impl ApiKeys {
     /// Each entry a raw key or `sha256:<64 hex digits>` of one.
     ///
@@ -33,15 +40,28 @@ impl ApiKeys {
         entries
             .iter()
             .enumerate()
-            .map(|(i, entry)| match entry.expose().strip_prefix("sha256:") {
-                Some(hex_digest) => hex::decode(hex_digest)
-                    .ok()
-                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                    .ok_or_else(|| format!("entry {i}: sha256: must be followed by 64 hex digits")),
-                None if entry.expose().len() < 16 => {
-                    Err(format!("entry {i}: a key must be at least 16 characters"))
+            .map(|(i, entry)| {
+                let digest: [u8; 32] = match entry.expose().strip_prefix("sha256:") {
+                    Some(hex_digest) => hex::decode(hex_digest)
+                        .ok()
+                        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                        .ok_or_else(|| format!("entry {i}: sha256: must be followed by 64 hex digits"))?,
+                    None if entry.expose().len() < 16 => {
+                        return Err(format!("entry {i}: a key must be at least 16 characters"))
+                    }
+                    None => Sha256::digest(entry.expose().as_bytes()).into(),
+                };
+                // A digest says nothing of its key's length: at least refuse
+                // the words anyone would try first (an example's `test`).
+                let weak = WEAK_KEYS
+                    .iter()
+                    .any(|word| <[u8; 32]>::from(Sha256::digest(word.as_bytes())) == digest);
+                match weak {
+                    true => Err(format!(
+                        "entry {i}: is the digest of a well-known word; make a key of 32 random bytes"
+                    )),
+                    false => Ok(digest),
                 }
-                None => Ok(Sha256::digest(entry.expose().as_bytes()).into()),
             })
             .collect::<Result<_, _>>()
             .map(Self)
@@ -180,5 +200,23 @@ mod tests {
         assert!(!keys.admits(""));
         assert!(ApiKeys::parse(&[Secret::new("sha256:abc")]).is_err());
         assert!(ApiKeys::parse(&[Secret::new("short")]).is_err());
+    }
+
+    #[test]
+    fn digests_of_well_known_words_are_refused() {
+        // sha256 of `test`, as an example once shipped it.
+        let test = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        for weak in [
+            test.to_owned(),
+            format!("sha256:{}", hex::encode(Sha256::digest(b"password"))),
+        ] {
+            let refused = ApiKeys::parse(&[Secret::new(weak)]).unwrap_err();
+            assert!(refused.contains("well-known"), "{refused}");
+        }
+        // The example's placeholder is no digest at all.
+        assert!(ApiKeys::parse(&[Secret::new(
+            "sha256:<SHA-256 of a key of 32 random bytes, in hex>"
+        )])
+        .is_err());
     }
 }
