@@ -460,6 +460,10 @@ pub struct TwilioVerifyConfig {
     /// Auth tokens clients may sign in with; several, for rotation.
     #[serde(deserialize_with = "string_list")]
     pub auth_tokens: Vec<Secret>,
+    /// API keys (`SK` and 32 hex digits) -> their secrets, which the SDKs
+    /// may sign in with instead of the account and a token.
+    #[serde(deserialize_with = "string_map")]
+    pub api_keys: BTreeMap<String, Secret>,
     /// Service SIDs (`VA` and 32 hex digits) served, each with its
     /// friendly name.
     #[serde(deserialize_with = "string_map")]

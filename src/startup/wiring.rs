@@ -177,10 +177,14 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
 /// the account, a token and a service are all needed.
 fn twilio_surface(config: &Config) -> Result<Option<TwilioSurface>, ConfigError> {
     let twilio = &config.twilio_verify;
-    if twilio.account_sid.is_empty() && twilio.auth_tokens.is_empty() && twilio.services.is_empty() {
+    if twilio.account_sid.is_empty()
+        && twilio.auth_tokens.is_empty()
+        && twilio.api_keys.is_empty()
+        && twilio.services.is_empty()
+    {
         return Ok(None);
     }
-    let credentials = TwilioCredentials::new(&twilio.account_sid, &twilio.auth_tokens)
+    let credentials = TwilioCredentials::new(&twilio.account_sid, &twilio.auth_tokens, &twilio.api_keys)
         .map_err(|(key, reason)| ConfigError::new(format!("twilio_verify.{key}"), reason))?;
     if twilio.services.is_empty() {
         return Err(ConfigError::new(

@@ -14,6 +14,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 OTPD_HTTP__LISTEN="127.0.0.1:$port" OTPD_LOG__LEVEL=warn \
   OTPD_TWILIO_VERIFY__ACCOUNT_SID="AC$(printf 'a%.0s' {1..32})" \
   OTPD_TWILIO_VERIFY__AUTH_TOKENS="sdk-check-token-0123456789" \
+  OTPD_TWILIO_VERIFY__API_KEYS="SK$(printf 'c%.0s' {1..32})=sdk-api-key-secret-0123456789" \
   OTPD_TWILIO_VERIFY__SERVICES="VA$(printf 'b%.0s' {1..32})=SDK check" \
   OTPD_OTP__TEST_NUMBERS="+14155550106=424242,+14155550107=424242" \
   OTPD_LIMITS__RESEND_AFTER_SECS=0 OTPD_LIMITS__SENDS_PER_PHONE=3 \

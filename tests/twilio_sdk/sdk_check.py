@@ -24,7 +24,8 @@ TOKEN = "sdk-check-token-0123456789"
 SERVICE = "VA" + "b" * 32
 PHONE, CODE = "+14155550106", "424242"
 OTHER = "+14155550107"
-CAPPED = "+14155550108"  # not a test number: test numbers skip the send cap
+CAPPED = "+14155550108"
+KEY_SID, KEY_SECRET = "SK" + "c" * 32, "sdk-api-key-secret-0123456789"  # not a test number: test numbers skip the send cap
 
 
 def refused(call, status, code):
@@ -79,6 +80,19 @@ def main():
     for _ in range(3):
         service.verifications.create(to=CAPPED, channel="sms")
     refused(lambda: service.verifications.create(to=CAPPED, channel="sms"), 429, 60203)
+
+    # Built as apps often build it: an API key, its secret and the account.
+    keyed = Client(KEY_SID, KEY_SECRET, ACCOUNT)
+    keyed.verify.base_url = BASE
+    by_key = keyed.verify.v2.services(SERVICE)
+    v = by_key.verifications.create(to=PHONE, channel="sms")
+    assert v.status == "pending", v
+    right = by_key.verification_checks.create(verification_sid=v.sid, code=CODE)
+    assert right.status == "approved", right
+    print("signed in with an API key: created and approved")
+    wrong_key = Client(KEY_SID, "not-the-secret-0123456789", ACCOUNT)
+    wrong_key.verify.base_url = BASE
+    refused(lambda: wrong_key.verify.v2.services(SERVICE).verifications.create(to=PHONE, channel="sms"), 401, 20003)
 
     bad = Client(ACCOUNT, "not-the-token-0123456789")
     bad.verify.base_url = BASE
