@@ -136,13 +136,7 @@ fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigE
         // Parsed once here, not per delivery.
         let url =
             reqwest::Url::parse(&endpoint.url).map_err(|e| ConfigError::new(format!("{key}.url"), e))?;
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
-        if url.scheme() == "http" && !loopback {
+        if super::exposure::in_clear_off_this_machine(&endpoint.url) {
             // Allowed (a private network may have no TLS), but named: every
             // event carries a phone number, and these go in clear.
             tracing::warn!(

@@ -19,6 +19,22 @@ pub(super) fn listens_on_loopback(config: &Config) -> Result<bool, ConfigError> 
     Ok(!addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback()))
 }
 
+/// Whether `url` is `http://` to a host other than this machine: what it
+/// carries crosses a network in clear. A URL that doesn't parse can't show
+/// its host, so `http://` there counts as off this machine.
+pub(super) fn in_clear_off_this_machine(url: &str) -> bool {
+    if !url.starts_with("http://") {
+        return false;
+    }
+    let on_this_machine = match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    !on_this_machine
+}
+
 /// Refuses settings that are unsafe as a whole, and warns of risky ones.
 ///
 /// # Errors

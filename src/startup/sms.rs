@@ -22,25 +22,6 @@ use crate::config::{Config, ConfigError, SmsConfig, SmsProvider, VonageSignature
 use crate::ports::SmsSender;
 
 /// The vendors, by the setting that names them: the one list of them.
-/// Whether `url` is `http://` to a host other than this machine.
-fn clear_off_this_machine(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match authority.rsplit_once('@') {
-        Some((_, host)) => host,
-        None => authority,
-    };
-    let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
-    };
-    let loopback = name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    !loopback
-}
-
 /// `None` for the console, which is no vendor.
 pub(super) fn vendor(kind: SmsProvider, sms: &SmsConfig) -> Option<Box<dyn Chosen + '_>> {
     Some(match kind {
@@ -165,7 +146,7 @@ pub(super) fn build_sms(
         ));
     }
     for (key, url) in sms.providers().filter_map(|kind| sms.base_url(kind)) {
-        if clear_off_this_machine(url) {
+        if super::exposure::in_clear_off_this_machine(url) {
             return Err(ConfigError::new(
                 key,
                 "must be https:// (http:// only on this machine): a vendor call carries its \
