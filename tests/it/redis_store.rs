@@ -67,13 +67,17 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     // its one code's HMAC and expiry, the attempts, the console's receipt.
     let raw: Vec<u8> = conn.get(&key).await.unwrap();
     let state = stored(&mut conn, &key).await;
-    let all = field(&state, "v");
+    let all = at(&state, VERIFICATIONS);
     let v = &all.as_array().unwrap()[0];
-    assert_eq!(field(v, "id").as_str(), Some(id));
-    assert_eq!(field(v, "attempts").as_u64(), Some(5));
-    assert_eq!(field(v, "phone_attempts").as_u64(), Some(5));
-    assert_eq!(field(&field(v, "delivery"), "provider").as_str(), Some("console"));
-    let codes = field(v, "codes");
+    assert_eq!(at(v, 0).as_str(), Some(id), "its id");
+    assert_eq!(at(v, 3).as_u64(), Some(5), "its attempts");
+    assert_eq!(at(v, 4).as_u64(), Some(5), "its attempts by phone");
+    assert_eq!(
+        at(&at(v, 8), 0).as_str(),
+        Some("console"),
+        "its delivery's provider"
+    );
+    let codes = at(v, 2);
     let code_entry = codes.as_array().unwrap()[0].as_array().unwrap();
     let stored_hash = match &code_entry[0] {
         rmpv::Value::Binary(b) => b.clone(),
@@ -364,9 +368,9 @@ async fn the_phones_tally_rides_in_its_key_and_outlives_the_code() {
     let mut conn = redis().await;
     assert_eq!(app.send(PHONE).await.status, 202);
     let state = stored(&mut conn, &key).await;
-    assert_eq!(field(&field(&state, "tally"), "sends").as_u64(), Some(1));
+    assert_eq!(at(&at(&state, TALLY), 0).as_u64(), Some(1), "its sends");
     assert_eq!(
-        field(&state, "v").as_array().map(Vec::len),
+        at(&state, VERIFICATIONS).as_array().map(Vec::len),
         Some(1),
         "beside the verification"
     );
@@ -378,11 +382,11 @@ async fn the_phones_tally_rides_in_its_key_and_outlives_the_code() {
     // The code is used up, its tally stays for the window.
     let state = stored(&mut conn, &key).await;
     assert_eq!(
-        field(&state, "v").as_array().map(Vec::len).unwrap_or(0),
+        at(&state, VERIFICATIONS).as_array().map(Vec::len).unwrap_or(0),
         0,
         "the tally alone"
     );
-    assert_eq!(field(&field(&state, "tally"), "sends").as_u64(), Some(1));
+    assert_eq!(at(&at(&state, TALLY), 0).as_u64(), Some(1), "its sends");
     let ttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(ttl > 590_000 && ttl <= 600_000, "pttl {ttl}");
     app.get(&format!("/v1/otp/{PHONE}"))
@@ -409,11 +413,16 @@ async fn stored(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> rmpv
     rmpv::decode::read_value(&mut raw.as_slice()).unwrap()
 }
 
-/// A field of a msgpack map, or Nil.
-fn field(map: &rmpv::Value, name: &str) -> rmpv::Value {
-    map.as_map()
-        .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(name)))
-        .map_or(rmpv::Value::Nil, |(_, v)| v.clone())
+/// The state's places (`record.lua`).
+const TALLY: usize = 0;
+const VERIFICATIONS: usize = 2;
+
+/// The `i`th place of a msgpack array, or Nil.
+fn at(array: &rmpv::Value, i: usize) -> rmpv::Value {
+    array
+        .as_array()
+        .and_then(|a| a.get(i))
+        .map_or(rmpv::Value::Nil, Clone::clone)
 }
 
 /// An evicting Redis could drop a phone's wrong-code counts: the store
@@ -438,4 +447,72 @@ async fn an_evicting_redis_is_named_at_start() {
         concerns[0].contains("allkeys-lru") && concerns[0].contains("noeviction"),
         "{concerns:?}"
     );
+}
+
+/// A key written by an otpd that kept the state as maps by name (before
+/// the arrays) is read as it was: a rolling upgrade forgets no attempt.
+#[tokio::test]
+async fn a_state_kept_by_names_is_read_and_kept_as_arrays() {
+    use rmpv::Value;
+    let mut config = redis_config();
+    config.limits.wrong_codes_per_phone = 20;
+    let key = format!("{}{{{PHONE}}}", config.store.key_prefix);
+    let app = spawn_app(config).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(HASH_KEY.as_bytes()).unwrap();
+    mac.update(format!("{PHONE}:135790").as_bytes());
+    let hash = mac.finalize().into_bytes().to_vec();
+    let s = |text: &str| Value::from(text);
+    let record = Value::Map(vec![
+        (s("id"), s(&format!("VE{}", "ab".repeat(16)))),
+        (s("scope"), s(otpd::domain::Scope::of("open").as_str())),
+        (
+            s("codes"),
+            Value::Array(vec![Value::Array(vec![
+                // A Lua string, as cmsgpack packs the raw hash: put in below.
+                s(&"x".repeat(64)),
+                Value::from(now_ms + 120_000),
+            ])]),
+        ),
+        (s("attempts"), Value::from(5u8)),
+        (s("phone_attempts"), Value::from(2u8)),
+        (s("created_at"), Value::from(now_ms / 1000)),
+        (s("sends"), Value::from(1u8)),
+        (s("send_times"), Value::Array(vec![Value::from(now_ms / 1000)])),
+    ]);
+    let state = Value::Map(vec![
+        (s("v"), Value::Array(vec![record])),
+        (
+            s("wrong"),
+            Value::Map(vec![
+                (s("count"), Value::from(3u8)),
+                (s("window_end_ms"), Value::from(now_ms + 600_000)),
+            ]),
+        ),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &state).unwrap();
+    let at_hash = bytes.windows(64).position(|w| w == [b'x'; 64]).unwrap();
+    bytes[at_hash..at_hash + 64].copy_from_slice(&hash);
+    let mut conn = redis().await;
+    let _: () = conn.set_ex(&key, bytes, 120).await.unwrap();
+
+    let wrong = app.verify(PHONE, "000000").await;
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert_eq!(
+        wrong.body["attempts_remaining"], 1,
+        "its 2 attempts by phone, less one"
+    );
+    let rewritten = stored(&mut conn, &key).await;
+    let v = at(&at(&rewritten, VERIFICATIONS), 0);
+    assert_eq!(at(&v, 4).as_u64(), Some(1), "written back as arrays");
+    assert_eq!(
+        at(&at(&rewritten, 1), 0).as_u64(),
+        Some(4),
+        "the ceiling's count kept, and this guess added"
+    );
+    assert_eq!(app.verify(PHONE, "135790").await.status, 200);
 }

@@ -1,23 +1,23 @@
 //! A phone's state as Redis holds it, read back: the Rust side of
-//! `scripts/record.lua`, which says the layout and is the only writer. A
-//! phone's key holds its whole `domain::PhoneState` as one MessagePack map
-//! (Lua's built-in `cmsgpack`); the scripts answer with a verification
-//! packed the same way, which this file reads into a `domain::Record`, so
-//! the caller's view of it is the domain's own (`Record::view`). A layout
-//! change touches the two files.
+//! `scripts/record.lua`, which names the layout's places and is the only
+//! writer. A phone's key holds its whole `domain::PhoneState` as MessagePack
+//! arrays (Lua's built-in `cmsgpack`); the scripts answer with a
+//! verification packed the same way, which this file reads into a
+//! `domain::Record`, so the caller's view of it is the domain's own
+//! (`Record::view`). A layout change touches the two files.
 //!
 //! ```text
-//! {tally = {sends, last_ms, window_end_ms, until_ms},   -- absent: none
-//!  wrong = {count, window_end_ms},                      -- absent: none
-//!  v = {{id, scope, codes = {{hash, expires_ms}, ...}, attempts,
-//!        phone_attempts, created_at, sends, send_times = {...},
-//!        delivery = {provider, message_id, state, updated_at,
-//!                    error_code}}, ...}}                -- oldest first
+//! state         [tally | false, wrong | false, [verification, ...]]
+//! tally         [sends, last_ms, window_end_ms, until_ms]
+//! wrong         [count, window_end_ms]
+//! verification  [id, scope, [[hash, expires_ms], ...], attempts,
+//!                phone_attempts, created_at, sends, [unix s, ...],
+//!                delivery?]
+//! delivery      [provider, message_id, state, updated_at, error_code?]
 //! ```
 //!
-//! Maps are keyed by the Rust fields' names. Hashes are 64 raw bytes in a
-//! MessagePack string, which carries any bytes (not only UTF-8). An empty
-//! Lua table packs as an empty array, so an empty list is an array too.
+//! Hashes are 64 raw bytes in a MessagePack string, which carries any bytes
+//! (not only UTF-8). An empty Lua table packs as an empty array.
 
 use rmpv::Value;
 
@@ -30,24 +30,30 @@ pub fn record(packed: &[u8]) -> Option<Record> {
 }
 
 fn record_of(value: &Value) -> Option<Record> {
-    let f = Fields(value.as_map()?);
+    let (fields, delivery) = match value.as_array()?.as_slice() {
+        [fields @ .., last] if fields.len() == 8 => (fields, Some(last)),
+        fields => (fields, None),
+    };
+    let [id, scope, codes, attempts, phone_attempts, created_at, sends, send_times] = fields else {
+        return None;
+    };
     Some(Record {
-        id: VerificationId::parse(f.get("id")?.as_str()?).ok()?,
-        scope: Scope::stored(f.get("scope")?.as_str()?)?,
-        codes: f.list("codes")?.iter().map(code).collect::<Option<_>>()?,
-        attempts: f.int("attempts")?,
-        phone_attempts: f.int("phone_attempts")?,
-        created_at: f.int("created_at")?,
-        sends: f.int("sends")?,
-        send_times: f.list("send_times")?.iter().map(int).collect::<Option<_>>()?,
-        delivery: match f.get("delivery") {
+        id: VerificationId::parse(id.as_str()?).ok()?,
+        scope: Scope::stored(scope.as_str()?)?,
+        codes: list(codes)?.iter().map(code).collect::<Option<_>>()?,
+        attempts: int(attempts)?,
+        phone_attempts: int(phone_attempts)?,
+        created_at: int(created_at)?,
+        sends: int(sends)?,
+        send_times: list(send_times)?.iter().map(int).collect::<Option<_>>()?,
+        delivery: match delivery {
             None => None,
-            Some(d) => Some(delivery(d)?),
+            Some(d) => Some(self::delivery(d)?),
         },
     })
 }
 
-/// `{hash, expires_ms}`.
+/// `[hash, expires_ms]`.
 fn code(value: &Value) -> Option<(CodeHash, u64)> {
     match value.as_array()?.as_slice() {
         [hash, expires_ms] => Some((
@@ -59,16 +65,20 @@ fn code(value: &Value) -> Option<(CodeHash, u64)> {
 }
 
 fn delivery(value: &Value) -> Option<Delivery> {
-    let f = Fields(value.as_map()?);
+    let (provider, message_id, state, updated_at, error_code) = match value.as_array()?.as_slice() {
+        [p, m, s, u] => (p, m, s, u, None),
+        [p, m, s, u, e] => (p, m, s, u, Some(e)),
+        _ => return None,
+    };
     Some(Delivery {
-        provider: f.get("provider")?.as_str()?.to_owned(),
-        message_id: f.get("message_id")?.as_str()?.to_owned(),
-        state: DeliveryState::from_name(f.get("state")?.as_str()?)?,
-        error_code: match f.get("error_code") {
+        provider: provider.as_str()?.to_owned(),
+        message_id: message_id.as_str()?.to_owned(),
+        state: DeliveryState::from_name(state.as_str()?)?,
+        error_code: match error_code {
             None => None,
             Some(code) => Some(code.as_str()?.to_owned()),
         },
-        updated_at: f.int("updated_at")?,
+        updated_at: int(updated_at)?,
     })
 }
 
@@ -77,23 +87,16 @@ fn int<T: TryFrom<u64>>(value: &Value) -> Option<T> {
     value.as_u64()?.try_into().ok()
 }
 
-/// A map's fields by name.
-struct Fields<'a>(&'a [(Value, Value)]);
+fn list(value: &Value) -> Option<&[Value]> {
+    value.as_array().map(Vec::as_slice)
+}
 
-impl Fields<'_> {
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0
-            .iter()
-            .find(|(key, _)| key.as_str() == Some(name))
-            .map(|(_, value)| value)
-    }
-
-    fn int<T: TryFrom<u64>>(&self, name: &str) -> Option<T> {
-        int(self.get(name)?)
-    }
-
-    fn list(&self, name: &str) -> Option<&[Value]> {
-        self.get(name)?.as_array().map(Vec::as_slice)
+/// A part the state may not have: `false` for none.
+#[cfg(test)]
+fn optional(value: &Value) -> Option<Option<&[Value]>> {
+    match value {
+        Value::Boolean(false) => Some(None),
+        other => list(other).map(Some),
     }
 }
 
@@ -103,34 +106,34 @@ impl Fields<'_> {
 pub fn state(packed: &[u8]) -> Option<crate::domain::PhoneState> {
     use crate::domain::{PhoneState, Tally, WrongCodes};
     let value = rmpv::decode::read_value(&mut &packed[..]).ok()?;
-    let f = Fields(value.as_map()?);
-    let tally = match f.get("tally") {
-        None => None,
-        Some(t) => {
-            let t = Fields(t.as_map()?);
-            Some(Tally {
-                sends: t.int("sends")?,
-                last_ms: t.int("last_ms")?,
-                window_end_ms: t.int("window_end_ms")?,
-                until_ms: t.int("until_ms")?,
-            })
-        }
+    let [tally, wrong, verifications] = value.as_array()?.as_slice() else {
+        return None;
     };
-    let wrong = match f.get("wrong") {
+    let tally = match optional(tally)? {
         None => None,
-        Some(w) => {
-            let w = Fields(w.as_map()?);
-            Some(WrongCodes {
-                count: w.int("count")?,
-                window_end_ms: w.int("window_end_ms")?,
-            })
-        }
+        Some([sends, last_ms, window_end_ms, until_ms]) => Some(Tally {
+            sends: int(sends)?,
+            last_ms: int(last_ms)?,
+            window_end_ms: int(window_end_ms)?,
+            until_ms: int(until_ms)?,
+        }),
+        Some(_) => return None,
     };
-    let verifications = f.list("v")?.iter().map(record_of).collect::<Option<_>>()?;
+    let wrong = match optional(wrong)? {
+        None => None,
+        Some([count, window_end_ms]) => Some(WrongCodes {
+            count: int(count)?,
+            window_end_ms: int(window_end_ms)?,
+        }),
+        Some(_) => return None,
+    };
     Some(PhoneState {
         tally,
         wrong,
-        verifications,
+        verifications: list(verifications)?
+            .iter()
+            .map(record_of)
+            .collect::<Option<_>>()?,
     })
 }
 
@@ -149,26 +152,23 @@ mod tests {
     }
 
     /// What `cmsgpack` makes of a verification: hashes as strings of any
-    /// bytes, numbers as unsigned integers of any width, keys in any order.
+    /// bytes, numbers as unsigned integers of any width.
     fn lua_record(delivery: Option<Value>) -> Value {
         let mut fields = vec![
-            (s("sends"), Value::from(2u8)),
-            (s("id"), s(&format!("VE{}", "ab".repeat(16)))),
-            (s("scope"), s("0123456789abcdef")),
-            (
-                s("codes"),
-                Value::Array(vec![Value::Array(vec![
-                    s(&"x".repeat(64)),
-                    Value::from(1_700_000_180_000u64),
-                ])]),
-            ),
-            (s("attempts"), Value::from(5u8)),
-            (s("phone_attempts"), Value::from(4u8)),
-            (s("created_at"), Value::from(1_700_000_000u32)),
-            (s("send_times"), Value::Array(vec![Value::from(1_700_000_000u32)])),
+            s(&format!("VE{}", "ab".repeat(16))),
+            s("0123456789abcdef"),
+            Value::Array(vec![Value::Array(vec![
+                s(&"x".repeat(64)),
+                Value::from(1_700_000_180_000u64),
+            ])]),
+            Value::from(5u8),
+            Value::from(4u8),
+            Value::from(1_700_000_000u32),
+            Value::from(2u8),
+            Value::Array(vec![Value::from(1_700_000_000u32)]),
         ];
-        fields.extend(delivery.map(|d| (s("delivery"), d)));
-        Value::Map(fields)
+        fields.extend(delivery);
+        Value::Array(fields)
     }
 
     #[test]
@@ -202,12 +202,12 @@ mod tests {
 
     #[test]
     fn a_delivery_reads_with_or_without_its_error_code() {
-        let delivery = Value::Map(vec![
-            (s("provider"), s("twilio")),
-            (s("message_id"), s("SM1")),
-            (s("state"), s("undelivered")),
-            (s("updated_at"), Value::from(9u8)),
-            (s("error_code"), s("30003")),
+        let delivery = Value::Array(vec![
+            s("twilio"),
+            s("SM1"),
+            s("undelivered"),
+            Value::from(9u8),
+            s("30003"),
         ]);
         let read = record(&packed(&lua_record(Some(delivery)))).unwrap();
         let d = read.delivery.unwrap();
@@ -216,6 +216,12 @@ mod tests {
             (d.state, d.error_code.as_deref(), d.updated_at),
             (DeliveryState::Undelivered, Some("30003"), 9)
         );
+        let without = Value::Array(vec![s("twilio"), s("SM2"), s("sent"), Value::from(9u8)]);
+        let d = record(&packed(&lua_record(Some(without))))
+            .unwrap()
+            .delivery
+            .unwrap();
+        assert_eq!((d.state, d.error_code), (DeliveryState::Sent, None));
     }
 
     #[test]
@@ -224,12 +230,8 @@ mod tests {
         assert!(record(b"VE0123").is_none());
         assert!(record(&packed(&Value::Array(vec![]))).is_none());
         let mut short_hash = lua_record(None);
-        if let Value::Map(fields) = &mut short_hash {
-            fields.retain(|(k, _)| k.as_str() != Some("codes"));
-            fields.push((
-                s("codes"),
-                Value::Array(vec![Value::Array(vec![s("short"), Value::from(1u8)])]),
-            ));
+        if let Value::Array(fields) = &mut short_hash {
+            fields[2] = Value::Array(vec![Value::Array(vec![s("short"), Value::from(1u8)])]);
         }
         assert!(record(&packed(&short_hash)).is_none());
     }

@@ -39,12 +39,13 @@ end
 
 local state = load(key)
 sweep(state, now)
+local v = state[V]
 
 -- Locked until the newest of the verifications at `at` expires.
 local function locked(at)
   local last = now
   for _, i in ipairs(at) do
-    last = math.max(last, expires_at(state.v[i]))
+    last = math.max(last, expires_at(v[i]))
   end
   return {'locked', last - now}
 end
@@ -55,14 +56,14 @@ if id ~= '' then
   if not i then
     return {'not_found'}
   end
-  if state.v[i].attempts == 0 then
+  if v[i][ATTEMPTS] == 0 then
     return locked({i})
   end
   reached = {i}
 else
   local scoped = {}
-  for i, r in ipairs(state.v) do
-    if r.scope == scope then
+  for i, r in ipairs(v) do
+    if r[SCOPE] == scope then
       scoped[#scoped + 1] = i
     end
   end
@@ -70,7 +71,7 @@ else
     return {'not_found'}
   end
   for _, i in ipairs(scoped) do
-    if state.v[i].phone_attempts > 0 and state.v[i].attempts > 0 then
+    if v[i][PHONE_ATTEMPTS] > 0 and v[i][ATTEMPTS] > 0 then
       reached[#reached + 1] = i
     end
   end
@@ -90,10 +91,10 @@ end
 local matched = {}
 for n, i in ipairs(reached) do
   local found = false
-  for _, c in ipairs(state.v[i].codes) do
-    if c[2] > now then
+  for _, c in ipairs(v[i][CODES]) do
+    if c[EXPIRES_MS] > now then
       for k = first_candidate, #ARGV do
-        found = (ARGV[k] == c[1]) or found
+        found = (ARGV[k] == c[HASH]) or found
       end
     end
   end
@@ -101,7 +102,7 @@ for n, i in ipairs(reached) do
 end
 for n, i in ipairs(reached) do
   if matched[n] then
-    local record = table.remove(state.v, i)
+    local record = table.remove(v, i)
     save(key, state, now)
     if waits.max_consecutive > 0 then
       note_guess(KEYS[3], true, waits, now)
@@ -111,23 +112,24 @@ for n, i in ipairs(reached) do
 end
 
 for _, i in ipairs(reached) do
-  local record = state.v[i]
+  local record = v[i]
   if id ~= '' then
-    record.attempts = record.attempts - 1
+    record[ATTEMPTS] = record[ATTEMPTS] - 1
   else
-    record.phone_attempts = record.phone_attempts - 1
+    record[PHONE_ATTEMPTS] = record[PHONE_ATTEMPTS] - 1
   end
 end
 -- PhoneState::count_wrong
 if ceiling.limit > 0 then
-  if state.wrong then
-    state.wrong.count = state.wrong.count + 1
+  local wrong = state[WRONG]
+  if wrong then
+    wrong[W_COUNT] = wrong[W_COUNT] + 1
   else
-    state.wrong = {count = 1, window_end_ms = now + ceiling.window_ms}
+    state[WRONG] = {1, now + ceiling.window_ms}
   end
 end
-local newest = state.v[reached[#reached]]
-local attempts_left = id ~= '' and newest.attempts or newest.phone_attempts
+local newest = v[reached[#reached]]
+local attempts_left = id ~= '' and newest[ATTEMPTS] or newest[PHONE_ATTEMPTS]
 local blocked = room(state, ceiling, now) == 0 and 1 or 0
 local packed = cmsgpack.pack(newest)
 save(key, state, now)

@@ -6,9 +6,9 @@ local key = KEYS[1]
 local now = now_ms()
 local state = load(key)
 sweep(state, now)
-if not state.wrong then
+if not state[WRONG] then
   return {'none'}
 end
-state.wrong = nil
+state[WRONG] = false
 save(key, state, now)
 return {'cleared'}

@@ -8,9 +8,9 @@ local now = now_ms()
 local state = load(key)
 sweep(state, now)
 local i = find(state, scope, id)
-if not i or state.v[i].attempts == 0 then
+if not i or state[V][i][ATTEMPTS] == 0 then
   return {'not_found'}
 end
-local record = table.remove(state.v, i)
+local record = table.remove(state[V], i)
 save(key, state, now)
 return {'ended', cmsgpack.pack(record), now}

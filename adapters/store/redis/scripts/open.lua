@@ -23,9 +23,9 @@ local cooldown, limit, window_ms = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumb
 local limits_on = ARGV[12] == '1'
 local ceiling = ceiling_of(ARGV[13], ARGV[14])
 local at = 15 + 2 * quotas
+local delivery
 if ARGV[at] then
-  otp.delivery = {provider = ARGV[at], message_id = ARGV[at + 1], state = ARGV[at + 2],
-    updated_at = tonumber(ARGV[at + 3]), error_code = ARGV[at + 4]}
+  delivery = {ARGV[at], ARGV[at + 1], ARGV[at + 2], tonumber(ARGV[at + 3]), ARGV[at + 4]}
 end
 
 local give_back, refused, wait = take_all(2, quotas, function(i)
@@ -42,25 +42,27 @@ end
 local now = now_ms()
 local state = load(key)
 sweep(state, now)
+local v = state[V]
 -- The verification the code joins, if any.
 local joins
 if mode == 'resend' then
   local i = find(state, otp.scope, resends)
-  if not i or state.v[i].attempts == 0 then
+  if not i or v[i][ATTEMPTS] == 0 then
     return refuse({'not_found'})
   end
   joins = i
 elseif mode == 'keep' then
-  for i = #state.v, 1, -1 do
-    if state.v[i].scope == otp.scope and state.v[i].attempts > 0 then
+  for i = #v, 1, -1 do
+    if v[i][SCOPE] == otp.scope and v[i][ATTEMPTS] > 0 then
       joins = i
       break
     end
   end
 end
 local sends, last, window_end = 0, nil, 0
-if state.tally then
-  sends, last, window_end = state.tally.sends, state.tally.last_ms, state.tally.window_end_ms
+local tally = state[TALLY]
+if tally then
+  sends, last, window_end = tally[T_SENDS], tally[T_LAST_MS], tally[T_WINDOW_END_MS]
 end
 if last and cooldown > 0 and now < last + cooldown then
   return refuse({'too_soon', last + cooldown - now})
@@ -77,10 +79,10 @@ local record
 if joins then
   -- Record::resent: one more live code, the oldest going past
   -- MAX_LIVE_CODES; the attempts stay as they are.
-  record = state.v[joins]
+  record = v[joins]
   local codes = {}
-  for _, c in ipairs(record.codes) do
-    if c[2] > now then
+  for _, c in ipairs(record[CODES]) do
+    if c[EXPIRES_MS] > now then
       codes[#codes + 1] = c
     end
   end
@@ -88,28 +90,30 @@ if joins then
     table.remove(codes, 1)
   end
   codes[#codes + 1] = {otp.hash, now + otp.ttl_ms}
-  record.codes = codes
-  record.sends = record.sends + 1
-  record.send_times[#record.send_times + 1] = otp.sent_at
-  if #record.send_times > MAX_SEND_TIMES then
-    table.remove(record.send_times, 1)
+  record[CODES] = codes
+  record[SENDS] = record[SENDS] + 1
+  local times = record[SEND_TIMES]
+  times[#times + 1] = otp.sent_at
+  if #times > MAX_SEND_TIMES then
+    table.remove(times, 1)
   end
-  record.delivery = otp.delivery
+  record[DELIVERY] = delivery
 else
   -- Refusals return before the state is saved, so it is changed in place
   -- where the Rust changes a copy.
   if mode == 'replace' then
     local kept = {}
-    for _, r in ipairs(state.v) do
-      if r.scope ~= otp.scope then
+    for _, r in ipairs(v) do
+      if r[SCOPE] ~= otp.scope then
         kept[#kept + 1] = r
       end
     end
-    state.v = kept
+    v = kept
+    state[V] = kept
   end
-  if #state.v >= MAX_VERIFICATIONS then
+  if #v >= MAX_VERIFICATIONS then
     local oldest
-    for _, r in ipairs(state.v) do
+    for _, r in ipairs(v) do
       oldest = math.min(oldest or expires_at(r), expires_at(r))
     end
     return refuse({'quota', math.max((oldest or now) - now, 0)})
@@ -122,16 +126,14 @@ else
     attempts = math.min(left, otp.attempts)
   end
   -- Record::new
-  record = {id = otp.id, scope = otp.scope, codes = {{otp.hash, now + otp.ttl_ms}},
-    attempts = attempts, phone_attempts = otp.attempts, created_at = otp.sent_at,
-    sends = 1, send_times = {otp.sent_at}, delivery = otp.delivery}
-  state.v[#state.v + 1] = record
+  record = {otp.id, otp.scope, {{otp.hash, now + otp.ttl_ms}}, attempts, otp.attempts,
+    otp.sent_at, 1, {otp.sent_at}, delivery}
+  v[#v + 1] = record
 end
 if limits_on then
   local quota_on = limit > 0
-  state.tally = {sends = quota_on and sends + 1 or 0, last_ms = now,
-    window_end_ms = quota_on and window_end or 0,
-    until_ms = math.max(now + cooldown, window_end)}
+  state[TALLY] = {quota_on and sends + 1 or 0, now, quota_on and window_end or 0,
+    math.max(now + cooldown, window_end)}
 end
 save(key, state, now)
 return {'stored', cmsgpack.pack(record), now}

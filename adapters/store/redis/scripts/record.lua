@@ -5,19 +5,31 @@
 -- under its Rust name.
 --
 -- A phone's key holds its whole state (domain::PhoneState) as MessagePack
--- (cmsgpack): a map
---   tally = {sends, last_ms, window_end_ms, until_ms}   (absent: none)
---   wrong = {count, window_end_ms}                      (absent: none)
---   v     = the verifications, oldest first, each a map
---     id, scope, codes = {{hash, expires_ms}, ...} oldest first, attempts,
---     phone_attempts, created_at, sends, send_times = {unix s, ...},
---     delivery = {provider, message_id, state, updated_at, error_code}
---     (absent: none; error_code absent: none).
--- Every named part is a map by its Rust field's name; a code is a pair.
--- Times are unix ms from Redis's clock, except created_at, send_times and
--- the delivery's, which are the caller's unix seconds. Hashes are 64 raw
--- bytes: MessagePack strings carry any bytes. The key lives until the
--- state's last part ends (PhoneState::expires_at); an empty state is no key.
+-- (cmsgpack), every part an array whose places are named here, once:
+--   state         {tally, wrong, verifications (oldest first)}
+--                 (tally, wrong: false for none)
+--   tally         {sends, last_ms, window_end_ms, until_ms}
+--   wrong         {count, window_end_ms}
+--   verification  {id, scope, codes (oldest first), attempts,
+--                 phone_attempts, created_at, sends, send_times, delivery}
+--                 (delivery absent: none)
+--   code          {hash, expires_ms}
+--   delivery      {provider, message_id, state, updated_at, error_code}
+--                 (error_code absent: none)
+-- Arrays, not maps by name: the names were 190 B of every pending code's
+-- 700 and the hashing of each on every call (docs/performance.md, eighth
+-- round). Times are unix ms from Redis's clock, except created_at,
+-- send_times and the delivery's, which are the caller's unix seconds.
+-- Hashes are 64 raw bytes: MessagePack strings carry any bytes. The key
+-- lives until the state's last part ends (PhoneState::expires_at); an empty
+-- state is no key. record.rs reads what the scripts return.
+local TALLY, WRONG, V = 1, 2, 3
+local T_SENDS, T_LAST_MS, T_WINDOW_END_MS, T_UNTIL_MS = 1, 2, 3, 4
+local W_COUNT, W_WINDOW_END_MS = 1, 2
+local ID, SCOPE, CODES, ATTEMPTS, PHONE_ATTEMPTS, CREATED_AT, SENDS, SEND_TIMES, DELIVERY =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+local HASH, EXPIRES_MS = 1, 2
+local D_PROVIDER, D_MESSAGE_ID, D_STATE, D_UPDATED_AT, D_ERROR_CODE = 1, 2, 3, 4, 5
 --
 -- A client's waits (domain::ClientGuesses), at <prefix>ip:{<net>}:guesses:
 -- {in_a_row, wait_until_ms, forget_at_ms}, living until forget_at_ms.
@@ -44,20 +56,43 @@ local function unpacked(key)
   end
 end
 
+-- A state kept as maps by name, as otpd wrote it before the arrays, in
+-- today's layout: a rolling upgrade forgets no attempt. The next save
+-- writes it as arrays.
+local function from_names(old)
+  local state = {false, false, {}}
+  if type(old.tally) == 'table' then
+    local t = old.tally
+    state[TALLY] = {t.sends, t.last_ms, t.window_end_ms, t.until_ms}
+  end
+  if type(old.wrong) == 'table' then
+    state[WRONG] = {old.wrong.count, old.wrong.window_end_ms}
+  end
+  for _, r in ipairs(old.v) do
+    local d = r.delivery
+    state[V][#state[V] + 1] = {r.id, r.scope, r.codes, r.attempts, r.phone_attempts,
+      r.created_at, r.sends, r.send_times,
+      d and {d.provider, d.message_id, d.state, d.updated_at, d.error_code}}
+  end
+  return state
+end
+
 -- The phone's state; an empty one when it has none.
 local function load(key)
   local state = unpacked(key)
-  if state and type(state.v) == 'table' then
+  if state and type(state[V]) == 'table' then
     return state
+  elseif state and type(state.v) == 'table' then
+    return from_names(state)
   end
-  return {v = {}}
+  return {false, false, {}}
 end
 
 -- Record::expires_at: the unix ms its newest code expires.
 local function expires_at(r)
   local at = 0
-  for _, c in ipairs(r.codes) do
-    at = math.max(at, c[2])
+  for _, c in ipairs(r[CODES]) do
+    at = math.max(at, c[EXPIRES_MS])
   end
   return at
 end
@@ -65,17 +100,17 @@ end
 -- PhoneState::sweep: drops every part that has ended by `now`.
 local function sweep(state, now)
   local kept = {}
-  for _, r in ipairs(state.v) do
+  for _, r in ipairs(state[V]) do
     if expires_at(r) > now then
       kept[#kept + 1] = r
     end
   end
-  state.v = kept
-  if state.tally and state.tally.until_ms <= now then
-    state.tally = nil
+  state[V] = kept
+  if state[TALLY] and state[TALLY][T_UNTIL_MS] <= now then
+    state[TALLY] = false
   end
-  if state.wrong and state.wrong.window_end_ms <= now then
-    state.wrong = nil
+  if state[WRONG] and state[WRONG][W_WINDOW_END_MS] <= now then
+    state[WRONG] = false
   end
 end
 
@@ -86,15 +121,16 @@ end
 -- its last part, stays right.
 local function save(key, state, now)
   sweep(state, now)
-  if not state.tally and not state.wrong and #state.v == 0 then
+  local tally, wrong = state[TALLY], state[WRONG]
+  if not tally and not wrong and #state[V] == 0 then
     redis.call('DEL', key)
     return
   end
-  local last = state.tally and state.tally.until_ms or 0
-  if state.wrong then
-    last = math.max(last, state.wrong.window_end_ms)
+  local last = tally and tally[T_UNTIL_MS] or 0
+  if wrong then
+    last = math.max(last, wrong[W_WINDOW_END_MS])
   end
-  for _, r in ipairs(state.v) do
+  for _, r in ipairs(state[V]) do
     last = math.max(last, expires_at(r))
   end
   redis.call('SET', key, cmsgpack.pack(state), 'PXAT', string.format('%d', last))
@@ -102,8 +138,8 @@ end
 
 -- PhoneState::find: the index of the scope's verification `id`, or nil.
 local function find(state, scope, id)
-  for i, r in ipairs(state.v) do
-    if r.id == id and r.scope == scope then
+  for i, r in ipairs(state[V]) do
+    if r[ID] == id and r[SCOPE] == scope then
       return i
     end
   end
@@ -122,16 +158,16 @@ local function room(state, ceiling, now)
   if ceiling.limit == 0 then
     return nil
   end
-  local wrong = state.wrong and state.wrong.count or 0
+  local wrong = state[WRONG]
   local reserved = 0
-  for _, r in ipairs(state.v) do
-    reserved = reserved + r.attempts
+  for _, r in ipairs(state[V]) do
+    reserved = reserved + r[ATTEMPTS]
   end
-  local left = math.max(ceiling.limit - (wrong + reserved), 0)
+  local left = math.max(ceiling.limit - ((wrong and wrong[W_COUNT] or 0) + reserved), 0)
   -- Room comes back when the window ends or a reserving verification does.
-  local next_ms = state.wrong and state.wrong.window_end_ms
-  for _, r in ipairs(state.v) do
-    if r.attempts > 0 then
+  local next_ms = wrong and wrong[W_WINDOW_END_MS]
+  for _, r in ipairs(state[V]) do
+    if r[ATTEMPTS] > 0 then
       local at = expires_at(r)
       if not next_ms or at < next_ms then
         next_ms = at

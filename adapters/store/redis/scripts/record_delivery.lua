@@ -9,11 +9,11 @@ local key, hash = KEYS[1], ARGV[1]
 local now = now_ms()
 local state = load(key)
 sweep(state, now)
-for _, r in ipairs(state.v) do
-  local newest = r.codes[#r.codes]
-  if newest and newest[1] == hash then
-    r.delivery = {provider = ARGV[2], message_id = ARGV[3], state = ARGV[4],
-      updated_at = tonumber(ARGV[5])}
+for _, r in ipairs(state[V]) do
+  local codes = r[CODES]
+  local newest = codes[#codes]
+  if newest and newest[HASH] == hash then
+    r[DELIVERY] = {ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])}
     save(key, state, now)
     return {'recorded'}
   end

@@ -10,11 +10,12 @@ sweep(state, now)
 local record
 if id ~= '' then
   local i = find(state, scope, id)
-  record = i and state.v[i]
+  record = i and state[V][i]
 else
-  for i = #state.v, 1, -1 do
-    if state.v[i].scope == scope then
-      record = state.v[i]
+  local v = state[V]
+  for i = #v, 1, -1 do
+    if v[i][SCOPE] == scope then
+      record = v[i]
       break
     end
   end

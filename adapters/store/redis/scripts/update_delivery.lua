@@ -12,20 +12,20 @@ local now = now_ms()
 local state = load(key)
 sweep(state, now)
 local delivery
-for _, r in ipairs(state.v) do
-  local d = r.delivery
-  if d and d.provider == ARGV[1] and d.message_id == ARGV[2] then
+for _, r in ipairs(state[V]) do
+  local d = r[DELIVERY]
+  if d and d[D_PROVIDER] == ARGV[1] and d[D_MESSAGE_ID] == ARGV[2] then
     delivery = d
     break
   end
 end
-if not delivery or RANK[delivery.state] >= RANK[ARGV[3]] then
+if not delivery or RANK[delivery[D_STATE]] >= RANK[ARGV[3]] then
   return {'unchanged'}
 end
-delivery.state = ARGV[3]
-delivery.updated_at = tonumber(ARGV[4])
+delivery[D_STATE] = ARGV[3]
+delivery[D_UPDATED_AT] = tonumber(ARGV[4])
 if ARGV[5] then
-  delivery.error_code = ARGV[5]
+  delivery[D_ERROR_CODE] = ARGV[5]
 end
 save(key, state, now)
 return {'updated'}

@@ -7,9 +7,9 @@ local now = now_ms()
 local state = load(key)
 sweep(state, now)
 local at
-for i, r in ipairs(state.v) do
-  for _, c in ipairs(r.codes) do
-    if c[1] == hash and c[2] > now then
+for i, r in ipairs(state[V]) do
+  for _, c in ipairs(r[CODES]) do
+    if c[HASH] == hash and c[EXPIRES_MS] > now then
       at = at or i
     end
   end
@@ -17,18 +17,18 @@ end
 if not at then
   return {'not_found'}
 end
-local record = state.v[at]
+local record = state[V][at]
 local codes = {}
-for _, c in ipairs(record.codes) do
-  if c[1] ~= hash and c[2] > now then
+for _, c in ipairs(record[CODES]) do
+  if c[HASH] ~= hash and c[EXPIRES_MS] > now then
     codes[#codes + 1] = c
   end
 end
-record.codes = codes
-record.sends = math.max(record.sends - 1, 1)
-table.remove(record.send_times)
-if #record.codes == 0 then
-  table.remove(state.v, at)
+record[CODES] = codes
+record[SENDS] = math.max(record[SENDS] - 1, 1)
+table.remove(record[SEND_TIMES])
+if #codes == 0 then
+  table.remove(state[V], at)
 end
 save(key, state, now)
 return {'withdrawn'}
