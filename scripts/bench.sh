@@ -116,7 +116,8 @@ PREFIX_REF="${PREFIX}ref:"
 HASH_KEY="bench-hash-key-$RUN_ID"
 API_KEY="bench-api-key-$RUN_ID"
 API_KEY_DIGEST=$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)
-WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# A fresh secret each run: otpd refuses the specification's published one.
+WEBHOOK_SECRET="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/otpd-bench.XXXXXX")
 SMS="$WORK/sms.txt"        # the code maker's stdout: one console line per code sent
@@ -453,7 +454,7 @@ start_otpd() {
 wait_for() {
     local what=$1 pid=$2; shift 2
     for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || die "$what exited at start: $(tail -5 "$WORK"/*.err)"
+        kill -0 "$pid" 2>/dev/null || die "$what exited at start: $(tail -n 5 "$WORK"/*.err)"
         if "$@" >/dev/null 2>&1; then return 0; fi
         sleep 0.1
     done
