@@ -97,8 +97,9 @@ pub struct Delivery {
     provider: String,
     /// The provider's id for the message.
     message_id: String,
-    /// The message's fate as the provider last reported it; `queued` until
-    /// a report arrives (reports need `http.public_url`).
+    // No doc comment on a field of an enum type: generators such as
+    // openapi-python-client refuse the `allOf` poem-openapi makes of one
+    // beside a description. The enum's own doc says it.
     state: DeliveryStateName,
     /// The provider's error code, for a message that didn't arrive.
     error_code: Option<String>,
@@ -106,6 +107,8 @@ pub struct Delivery {
     updated_at: u64,
 }
 
+/// The message's fate as the provider last reported it; `queued` until a
+/// report arrives (reports need `http.public_url`).
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "lowercase")]
 pub enum DeliveryStateName {

@@ -146,7 +146,7 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request.
     pub detail: String,
-    /// Stable machine-readable name of the problem.
+    // Described by ProblemCode's own doc: see Delivery's `state`.
     pub code: ProblemCode,
     /// Wrong codes still allowed before the code locks (`code_mismatch`).
     pub attempts_remaining: Option<u32>,
