@@ -40,6 +40,9 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
     /// Longest time to receive a request body; past it, 408.
     pub body_timeout_ms: u64,
+    /// Longest time from a request's first byte to the end of its head
+    /// (the blank line); past it, the connection is closed.
+    pub header_timeout_ms: u64,
     /// A connection that sends and receives nothing this long is closed.
     pub idle_timeout_secs: u64,
     /// How long a send's answer is replayed to a retry with its
@@ -316,6 +319,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             shutdown_grace_secs: 10,
             body_timeout_ms: 10_000,
+            header_timeout_ms: 10_000,
             idle_timeout_secs: 60,
             idempotency_window_secs: 86_400,
         }

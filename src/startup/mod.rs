@@ -4,6 +4,7 @@
 mod dev;
 mod events;
 mod exposure;
+pub mod healthcheck;
 mod languages;
 mod routes;
 mod sms;
@@ -34,7 +35,7 @@ pub struct Application {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
     grace: Duration,
-    idle_timeout: Duration,
+    timeouts: http::server::idle::Timeouts,
 }
 
 /// Everything but the service that the HTTP surface needs.
@@ -133,7 +134,10 @@ impl Application {
             acceptor,
             local_addr,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
-            idle_timeout: Duration::from_secs(config.http.idle_timeout_secs.max(1)),
+            timeouts: http::server::idle::Timeouts {
+                idle: Duration::from_secs(config.http.idle_timeout_secs.max(1)),
+                header: Duration::from_millis(config.http.header_timeout_ms.max(1)),
+            },
         })
     }
 
@@ -204,7 +208,7 @@ impl Application {
             }
         });
         let metrics_elsewhere = self.metrics_listener.is_some();
-        let acceptor = http::server::idle::IdleClosingAcceptor::new(self.acceptor, self.idle_timeout);
+        let acceptor = http::server::idle::IdleClosingAcceptor::new(self.acceptor, self.timeouts);
         let main = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             http::app(
                 self.service,

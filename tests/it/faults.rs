@@ -221,3 +221,66 @@ async fn a_busy_connection_outlives_the_idle_timeout() {
         "{waited:?}"
     );
 }
+
+/// An app that wants a request's head within half a second of its first
+/// byte, and one connection to it.
+async fn connection_with_a_half_second_head() -> (TestApp, TcpStream) {
+    let mut config = memory_config();
+    config.http.header_timeout_ms = 500;
+    let app = spawn_app(config).await;
+    let s = TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    (app, s)
+}
+
+#[tokio::test]
+async fn a_trickled_request_head_is_cut_off() {
+    let (_app, mut s) = connection_with_a_half_second_head().await;
+    let started = Instant::now();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: otpd\r\n")
+        .await
+        .unwrap();
+    // A header byte every 100 ms: never idle, never done.
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if s.write_all(b"X").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), trickle).await;
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(3), "still open after {waited:?}");
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    assert_eq!(answer(&mut s).await, "", "closed without an answer");
+}
+
+#[tokio::test]
+async fn slow_but_timely_heads_and_pauses_between_requests_are_fine() {
+    let (_app, mut s) = connection_with_a_half_second_head().await;
+    for _ in 0..3 {
+        // A head in three pieces within the half second, then a pause
+        // longer than it before the next request: only a head is timed.
+        for piece in [&b"GET /healthz HT"[..], b"TP/1.1\r\nHost: ot", b"pd\r\n\r\n"] {
+            s.write_all(piece).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let answer = answer(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    // A body after its head is no head: a send whose JSON comes 700 ms
+    // after the head is answered (under the 10 s body timeout).
+    let body = br#"{"phone":"+14155550123"}"#;
+    let head = format!(
+        "POST /v1/otp HTTP/1.1\r\nHost: otpd\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    s.write_all(body).await.unwrap();
+    let answer = answer(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer:?}");
+}

@@ -1,11 +1,17 @@
-//! Closes connections that stay quiet for `http.idle_timeout_secs`: once a
-//! connection has neither read nor written for that long, its reads end (the
-//! server sees the client leave) and its writes fail.
+//! Closes connections that stay quiet for `http.idle_timeout_secs`, and
+//! those that take longer than `http.header_timeout_ms` to send a request's
+//! head: once a connection has neither read nor written for the one, or a
+//! head begun has not ended (its blank line) within the other, its reads end
+//! (the server sees the client leave) and its writes fail. Without the
+//! second, a client that trickles a header a byte at a time holds the
+//! connection open for as long as it likes: hyper has a header deadline,
+//! but poem's server does not give it a timer.
 //!
-//! poem's own `idle_timeout` does the same by waking a watcher task and
+//! poem's own `idle_timeout` does the first by waking a watcher task and
 //! re-arming its timer on every read and write, several times per request.
 //! Here a read or write only notes the time; the watcher sleeps until the
-//! connection could first be idle, and wakes once per timeout at most.
+//! connection could first be idle or a head could first be late, and wakes
+//! at most once per header timeout.
 
 use std::io::{Error, ErrorKind, IoSlice, Result as IoResult};
 use std::pin::Pin;
@@ -25,12 +31,19 @@ use tokio::time::Instant;
 /// Wraps each connection `inner` accepts.
 pub struct IdleClosingAcceptor<A> {
     inner: A,
-    timeout: Duration,
+    timeouts: Timeouts,
+}
+
+/// How long a connection may be quiet, and take over a request's head.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub header: Duration,
 }
 
 impl<A> IdleClosingAcceptor<A> {
-    pub fn new(inner: A, timeout: Duration) -> Self {
-        Self { inner, timeout }
+    pub fn new(inner: A, timeouts: Timeouts) -> Self {
+        Self { inner, timeouts }
     }
 }
 
@@ -43,28 +56,45 @@ impl<A: Acceptor> Acceptor for IdleClosingAcceptor<A> {
 
     async fn accept(&mut self) -> IoResult<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
         let (io, local, remote, scheme) = self.inner.accept().await?;
-        Ok((IdleClosing::new(io, self.timeout), local, remote, scheme))
+        Ok((IdleClosing::new(io, self.timeouts), local, remote, scheme))
     }
 }
+
+/// No head in progress, in `Activity::head_ms`.
+const NO_HEAD: u64 = u64::MAX;
 
 /// What a connection and its watcher share.
 struct Activity {
     opened: Instant,
     /// Milliseconds from `opened` to the last read or write.
     last_ms: AtomicU64,
+    /// Milliseconds from `opened` to the first byte of the request head the
+    /// client is sending, or `NO_HEAD`.
+    head_ms: AtomicU64,
     closed: AtomicBool,
     reader: AtomicWaker,
     writer: AtomicWaker,
 }
 
 impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(NO_HEAD - 1)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     fn last(&self) -> Instant {
         self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// When the head in progress began, if one is.
+    fn head(&self) -> Option<Instant> {
+        match self.head_ms.load(Ordering::Relaxed) {
+            NO_HEAD => None,
+            ms => Some(self.opened + Duration::from_millis(ms)),
+        }
     }
 
     fn close(&self) {
@@ -82,13 +112,50 @@ pub struct IdleClosing<T> {
     inner: T,
     activity: Arc<Activity>,
     watcher: AbortHandle,
+    head: HeadTracker,
+}
+
+/// Follows the bytes a client sends, to see where a request's head begins
+/// and ends (its blank line, `\r\n\r\n`).
+struct HeadTracker {
+    /// A response went out since the last head ended (or nothing came yet):
+    /// the next byte read begins a head.
+    awaiting: bool,
+    /// The last bytes read, oldest in the highest byte, to find a blank line
+    /// split across reads.
+    tail: u32,
+}
+
+impl HeadTracker {
+    /// Notes bytes read; `Some(true)` when they begin a head, `Some(false)`
+    /// when they end it.
+    fn read(&mut self, bytes: &[u8], in_head: bool) -> Option<bool> {
+        if bytes.is_empty() {
+            return None;
+        }
+        let began = !in_head && self.awaiting;
+        if began {
+            self.awaiting = false;
+            self.tail = 0;
+        }
+        if in_head || began {
+            for &b in bytes {
+                self.tail = (self.tail << 8) | u32::from(b);
+                if self.tail == u32::from_be_bytes(*b"\r\n\r\n") {
+                    return Some(false);
+                }
+            }
+        }
+        began.then_some(true)
+    }
 }
 
 impl<T> IdleClosing<T> {
-    fn new(inner: T, timeout: Duration) -> Self {
+    fn new(inner: T, timeouts: Timeouts) -> Self {
         let activity = Arc::new(Activity {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),
+            head_ms: AtomicU64::new(NO_HEAD),
             closed: AtomicBool::new(false),
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
@@ -96,12 +163,18 @@ impl<T> IdleClosing<T> {
         let watched = Arc::clone(&activity);
         let watcher = tokio::spawn(async move {
             loop {
-                let due = watched.last() + timeout;
-                if due <= Instant::now() {
+                let now = Instant::now();
+                let idle = watched.last() + timeouts.idle;
+                // A head begun since the last look is seen at the next,
+                // at most one header timeout later, and closed on time.
+                let late = watched
+                    .head()
+                    .map_or(now + timeouts.header, |at| at + timeouts.header);
+                if idle <= now || late <= now {
                     watched.close();
                     return;
                 }
-                tokio::time::sleep_until(due).await;
+                tokio::time::sleep_until(idle.min(late)).await;
             }
         })
         .abort_handle();
@@ -109,6 +182,10 @@ impl<T> IdleClosing<T> {
             inner,
             activity,
             watcher,
+            head: HeadTracker {
+                awaiting: true,
+                tail: 0,
+            },
         }
     }
 }
@@ -128,6 +205,11 @@ impl<T: AsyncWrite + Unpin> IdleClosing<T> {
         let polled = write(Pin::new(&mut self.inner), cx);
         if polled.is_ready() {
             self.activity.touch();
+            // A response: the head it answers has arrived (whether or not
+            // its blank line was seen, as in HTTP/2), and the next byte
+            // read begins another.
+            self.head.awaiting = true;
+            self.activity.head_ms.store(NO_HEAD, Ordering::Relaxed);
         }
         polled
     }
@@ -150,9 +232,20 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleClosing<T> {
             return Poll::Ready(Ok(()));
         }
         self.activity.reader.register(cx.waker());
+        let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if polled.is_ready() {
-            self.activity.touch();
+            let this = &mut *self;
+            this.activity.touch();
+            let in_head = this.activity.head().is_some();
+            match this.head.read(&buf.filled()[before..], in_head) {
+                Some(true) => this
+                    .activity
+                    .head_ms
+                    .store(this.activity.now_ms(), Ordering::Relaxed),
+                Some(false) => this.activity.head_ms.store(NO_HEAD, Ordering::Relaxed),
+                None => {}
+            }
         }
         polled
     }
