@@ -62,6 +62,18 @@ impl Locale {
     pub fn language(&self) -> Locale {
         Self(self.0.split('-').next().unwrap_or_default().to_owned())
     }
+
+    /// The tag, then each shorter one, its last part dropped: `zh-Hant-TW`,
+    /// `zh-Hant`, `zh`.
+    pub fn fallbacks(&self) -> Vec<Locale> {
+        let mut tags = vec![self.clone()];
+        let mut tag = self.0.as_str();
+        while let Some((shorter, _)) = tag.rsplit_once('-') {
+            tags.push(Self(shorter.to_owned()));
+            tag = shorter;
+        }
+        tags
+    }
 }
 
 impl fmt::Display for Locale {
@@ -222,6 +234,91 @@ pub const BUILT_IN: &[(&str, Forms)] = &[
         "fa",
         Forms::Any("کد تأیید {app}: {code}. این کد تا {minutes} دقیقه معتبر است."),
     ),
+    (
+        "af",
+        Forms::Any("{app}: jou kode is {code}. Dit verval oor {minutes} min."),
+    ),
+    (
+        "ca",
+        Forms::Any("{app}: el teu codi és {code}. Caduca en {minutes} min."),
+    ),
+    ("cs", Forms::Any("{app}: váš kód je {code}. Platí {minutes} min.")),
+    (
+        "da",
+        Forms::Any("{app}: din kode er {code}. Den udløber om {minutes} min."),
+    ),
+    (
+        "el",
+        Forms::OneOther {
+            one: "{app}: ο κωδικός σας είναι {code}. Ισχύει {minutes} λεπτό.",
+            other: "{app}: ο κωδικός σας είναι {code}. Ισχύει {minutes} λεπτά.",
+        },
+    ),
+    (
+        "et",
+        Forms::Any("{app}: teie kood on {code}. Kehtib {minutes} min."),
+    ),
+    (
+        "fi",
+        Forms::Any("{app}: koodisi on {code}. Voimassa {minutes} min."),
+    ),
+    (
+        "he",
+        Forms::OneOther {
+            one: "קוד האימות שלך ל-{app} הוא {code}. בתוקף דקה אחת.",
+            other: "קוד האימות שלך ל-{app} הוא {code}. בתוקף {minutes} דקות.",
+        },
+    ),
+    (
+        "hr",
+        Forms::Any("{app}: vaš kod je {code}. Vrijedi {minutes} min."),
+    ),
+    (
+        "hu",
+        Forms::Any("{app}: a kódod {code}. {minutes} percig érvényes."),
+    ),
+    ("kn", Forms::Any("{app}: ನಿಮ್ಮ ಕೋಡ್ {code}. {minutes} ನಿಮಿಷ ಮಾನ್ಯ.")),
+    (
+        "lt",
+        Forms::Any("{app}: jūsų kodas {code}. Galioja {minutes} min."),
+    ),
+    ("mr", Forms::Any("{app}: तुमचा कोड {code} आहे. {minutes} मिनिटे वैध.")),
+    (
+        "nb",
+        Forms::Any("{app}: koden din er {code}. Den er gyldig i {minutes} min."),
+    ),
+    (
+        "ro",
+        Forms::Any("{app}: codul tău este {code}. Expiră în {minutes} min."),
+    ),
+    ("sk", Forms::Any("{app}: váš kód je {code}. Platí {minutes} min.")),
+    (
+        "sv",
+        Forms::Any("{app}: din kod är {code}. Den gäller i {minutes} min."),
+    ),
+    (
+        "tl",
+        Forms::Any("{app}: ang iyong code ay {code}. Mag-e-expire ito sa loob ng {minutes} minuto."),
+    ),
+    ("te", Forms::Any("{app}: మీ కోడ్ {code}. {minutes} నిమిషాలు చెల్లుతుంది.")),
+];
+
+/// Tags that name a built-in template under another name, as CLDR's likely
+/// subtags and aliases resolve them: Chinese by region to its script (as
+/// Twilio's `zh`, `zh-CN` and `zh-HK` mean), Norwegian to Bokmål, and the
+/// old or other names of Tagalog, Hebrew and Indonesian.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("zh", "zh-Hans"),
+    ("zh-CN", "zh-Hans"),
+    ("zh-SG", "zh-Hans"),
+    ("zh-MY", "zh-Hans"),
+    ("zh-TW", "zh-Hant"),
+    ("zh-HK", "zh-Hant"),
+    ("zh-MO", "zh-Hant"),
+    ("no", "nb"),
+    ("fil", "tl"),
+    ("iw", "he"),
+    ("in", "id"),
 ];
 
 /// The language each country reads by default, where one language clearly
@@ -267,6 +364,20 @@ pub const COUNTRY_LOCALES: &[(&str, &[&str])] = &[
     ("zh-Hant", &["TW", "HK", "MO"]),
     ("sw", &["TZ"]),
     ("fa", &["IR"]),
+    ("ca", &["AD"]),
+    ("cs", &["CZ"]),
+    ("da", &["DK", "GL", "FO"]),
+    ("el", &["GR", "CY"]),
+    ("et", &["EE"]),
+    ("fi", &["FI"]),
+    ("he", &["IL"]),
+    ("hr", &["HR"]),
+    ("hu", &["HU"]),
+    ("lt", &["LT"]),
+    ("nb", &["NO"]),
+    ("ro", &["RO", "MD"]),
+    ("sk", &["SK"]),
+    ("sv", &["SE"]),
 ];
 
 /// The templates by locale and the country map, built at start.
@@ -284,19 +395,25 @@ impl Templates {
         }
     }
 
-    /// The template for a send: the locale asked for (exactly, then its
-    /// language), else the destination country's language, else `None`
-    /// (the default template).
+    /// The template for a send: the locale asked for, else the destination
+    /// country's language, else `None` (the default template).
     pub fn pick(&self, asked: Option<&Locale>, country: Option<&str>) -> Option<&MessageTemplate> {
-        let find = |locale: &Locale| {
-            self.by_locale
-                .get(locale)
-                .or_else(|| self.by_locale.get(&locale.language()))
-        };
-        if let Some(locale) = asked {
-            return find(locale);
+        match asked {
+            Some(locale) => self.resolve(locale),
+            None => self.resolve(self.by_country.get(country?)?),
         }
-        find(self.by_country.get(country?)?)
+    }
+
+    /// A tag's template as BCP 47 lookup goes, each step also under its
+    /// alias: the tag (`zh-Hant-TW`), less its region (`zh-Hant`), its
+    /// language (`pt` for `pt-BR`, `zh` and so `zh-Hans` for `zh-US`).
+    fn resolve(&self, locale: &Locale) -> Option<&MessageTemplate> {
+        locale.fallbacks().into_iter().find_map(|tag| {
+            self.by_locale.get(&tag).or_else(|| {
+                let (_, alias) = ALIASES.iter().find(|(from, _)| *from == tag.as_str())?;
+                self.by_locale.get(&Locale((*alias).to_owned()))
+            })
+        })
     }
 }
 
@@ -351,10 +468,92 @@ mod tests {
         }
     }
 
+    use super::super::{Autofill, Code};
+    use std::time::Duration;
+
+    fn text_of(template: &MessageTemplate) -> String {
+        let code = Code::parse("123456").unwrap();
+        template
+            .render(&code, Duration::from_secs(180))
+            .as_str()
+            .to_owned()
+    }
+
+    fn template(locale: &str) -> MessageTemplate {
+        let (_, forms) = BUILT_IN.iter().find(|(l, _)| *l == locale).unwrap();
+        MessageTemplate::parse(forms.text(3), "A", Autofill::default()).unwrap()
+    }
+
+    /// Every built-in template, by its locale.
+    fn built_in() -> Templates {
+        let by_locale = BUILT_IN
+            .iter()
+            .map(|(l, _)| (Locale::parse(l).unwrap(), template(l)))
+            .collect();
+        Templates::new(by_locale, HashMap::new())
+    }
+
+    #[test]
+    fn tags_resolve_as_bcp_47_likely_subtags_do() {
+        let templates = built_in();
+        for (asked, gets) in [
+            ("zh", "zh-Hans"),
+            ("zh-CN", "zh-Hans"),
+            ("zh-SG", "zh-Hans"),
+            ("zh-Hans-CN", "zh-Hans"),
+            ("zh-US", "zh-Hans"),
+            ("zh-TW", "zh-Hant"),
+            ("zh-HK", "zh-Hant"),
+            ("zh-MO", "zh-Hant"),
+            ("zh-Hant", "zh-Hant"),
+            ("zh-Hant-HK", "zh-Hant"),
+            ("pt-BR", "pt"),
+            ("es-419", "es"),
+            ("nb-NO", "nb"),
+            ("no", "nb"),
+            ("fil", "tl"),
+            ("iw", "he"),
+            ("sv-FI", "sv"),
+        ] {
+            let picked = templates.pick(Some(&Locale::parse(asked).unwrap()), None);
+            assert_eq!(picked.map(text_of), Some(text_of(&template(gets))), "{asked}");
+        }
+        for english in ["en", "en-GB", "en-US", "xx"] {
+            assert!(
+                templates
+                    .pick(Some(&Locale::parse(english).unwrap()), None)
+                    .is_none(),
+                "{english}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_language_twilio_verify_lists_has_a_template() {
+        // Twilio Verify's documented SMS locales, English aside (the default
+        // template speaks it).
+        let templates = built_in();
+        for tag in [
+            "af", "ar", "ca", "zh", "zh-CN", "zh-HK", "hr", "cs", "da", "nl", "et", "fi", "fr", "de", "el",
+            "he", "hi", "hu", "id", "it", "ja", "kn", "ko", "lt", "ms", "mr", "nb", "pl", "pt-BR", "pt",
+            "ro", "ru", "sk", "es", "sv", "tl", "te", "th", "tr", "vi",
+        ] {
+            assert!(
+                templates.pick(Some(&Locale::parse(tag).unwrap()), None).is_some(),
+                "{tag}"
+            );
+        }
+    }
+
     #[test]
     fn every_built_in_locale_and_mapped_language_is_canonical_and_known() {
         for (locale, _) in BUILT_IN {
             assert_eq!(Locale::parse(locale).unwrap().as_str(), *locale);
+        }
+        for (from, to) in ALIASES {
+            assert_eq!(Locale::parse(from).unwrap().as_str(), *from);
+            assert!(BUILT_IN.iter().any(|(l, _)| l == to), "{to}");
+            assert!(!BUILT_IN.iter().any(|(l, _)| l == from), "{from} is built in");
         }
         for (locale, countries) in COUNTRY_LOCALES {
             assert!(BUILT_IN.iter().any(|(l, _)| l == locale), "{locale}");

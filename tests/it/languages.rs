@@ -52,6 +52,23 @@ async fn an_explicit_locale_then_the_country_then_the_default() {
         text.contains("Your otpd verification code is"),
         "India is left to the default: {text}"
     );
+    // Each on a phone of its own: a phone holds at most 8 verifications.
+    for (i, (locale, says)) in [
+        ("zh", "您的otpd验证码是"),
+        ("zh-SG", "您的otpd验证码是"),
+        ("zh-TW", "您的otpd驗證碼是"),
+        ("zh-Hant-HK", "您的otpd驗證碼是"),
+        ("nb-NO", "otpd: koden din er"),
+        ("cs", "otpd: váš kód je"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let text = sent_text(&app, &format!("+1415555270{i}"), Some(locale)).await;
+        assert!(text.contains(says), "{locale}: {text}");
+    }
+    let text = sent_text(&app, "+14155552709", Some("en-GB")).await;
+    assert!(text.contains("Your otpd verification code is"), "{text}");
     let text = sent_text(&app, FRANCE, Some("xx")).await;
     assert!(
         text.contains("Your otpd verification code is"),

@@ -408,6 +408,24 @@ async fn locale_picks_the_language_of_the_sms() {
     assert_eq!(created.status, 201, "{}", created.body);
     let line = app.outbox.lines().pop().unwrap();
     assert!(line.contains("Acme: tu código es"), "{line}");
+    // Twilio's Chinese tags, resolved as BCP 47 likely subtags do.
+    for (to, locale, says) in [
+        ("+14155552673", "zh", "您的Acme验证码是"),
+        ("+14155552674", "zh-CN", "您的Acme验证码是"),
+        ("+14155552675", "zh-HK", "您的Acme驗證碼是"),
+        ("+14155552676", "sv", "Acme: din kod är"),
+    ] {
+        let created = post(
+            &app,
+            &path,
+            &[("To", to), ("Channel", "sms"), ("Locale", locale)],
+            TOKEN,
+        )
+        .await;
+        assert_eq!(created.status, 201, "{locale}: {}", created.body);
+        let line = app.outbox.lines().pop().unwrap();
+        assert!(line.contains(says), "{locale}: {line}");
+    }
     let bad = post(
         &app,
         &path,
