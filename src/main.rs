@@ -47,6 +47,9 @@ enum Command {
         /// The phone in international form, e.g. `+14155552671`.
         phone: String,
     },
+    /// Exit 0 when the service serving on `http.listen` here answers
+    /// `/healthz`: a container's HEALTHCHECK, which has no curl.
+    Healthcheck,
     /// The event outbox on Redis: dead letters and disabled endpoints.
     Events {
         #[command(subcommand)]
@@ -104,6 +107,10 @@ async fn run() -> ExitCode {
     match command {
         Command::CheckConfig => check_config(&config),
         Command::Unlock { phone } => unlock(&config, &phone).await,
+        Command::Healthcheck => match startup::healthcheck::probe(&config.http.listen).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Events { command } => events(&config, command).await,
         _ => serve(&config).await,
     }
