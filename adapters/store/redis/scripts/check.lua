@@ -30,8 +30,10 @@ if quota > 0 then
   end
 end
 local now = now_ms()
+local held
 if waits.max_consecutive > 0 then
-  local wait = client_wait(KEYS[3], waits, now)
+  held = guesses(KEYS[3])
+  local wait = client_wait(held, waits, now)
   if wait then
     return {'throttled', wait}
   end
@@ -103,9 +105,9 @@ end
 for n, i in ipairs(reached) do
   if matched[n] then
     local record = table.remove(v, i)
-    save(key, state, now)
+    save(key, state)
     if waits.max_consecutive > 0 then
-      note_guess(KEYS[3], true, waits, now)
+      note_guess(KEYS[3], held, true, waits, now)
     end
     return {'approved', cmsgpack.pack(record), now}
   end
@@ -132,8 +134,8 @@ local newest = v[reached[#reached]]
 local attempts_left = id ~= '' and newest[ATTEMPTS] or newest[PHONE_ATTEMPTS]
 local blocked = room(state, ceiling, now) == 0 and 1 or 0
 local packed = cmsgpack.pack(newest)
-save(key, state, now)
+save(key, state)
 if waits.max_consecutive > 0 then
-  note_guess(KEYS[3], false, waits, now)
+  note_guess(KEYS[3], held, false, waits, now)
 end
 return {'mismatch', attempts_left, blocked, packed, now}

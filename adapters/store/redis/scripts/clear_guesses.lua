@@ -10,5 +10,5 @@ if not state[WRONG] then
   return {'none'}
 end
 state[WRONG] = false
-save(key, state, now)
+save(key, state)
 return {'cleared'}

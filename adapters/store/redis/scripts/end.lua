@@ -12,5 +12,5 @@ if not i or state[V][i][ATTEMPTS] == 0 then
   return {'not_found'}
 end
 local record = table.remove(state[V], i)
-save(key, state, now)
+save(key, state)
 return {'ended', cmsgpack.pack(record), now}

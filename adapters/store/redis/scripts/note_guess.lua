@@ -5,5 +5,5 @@
 -- 0, then its budget (free, first delay ms, longest delay ms, most in a
 -- row, memory ms).
 -- Returns {'noted'}.
-note_guess(KEYS[1], ARGV[1] == '1', budget_of(2), now_ms())
+note_guess(KEYS[1], guesses(KEYS[1]), ARGV[1] == '1', budget_of(2), now_ms())
 return {'noted'}

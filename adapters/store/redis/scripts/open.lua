@@ -135,5 +135,5 @@ if limits_on then
   state[TALLY] = {quota_on and sends + 1 or 0, now, quota_on and window_end or 0,
     math.max(now + cooldown, window_end)}
 end
-save(key, state, now)
+save(key, state)
 return {'stored', cmsgpack.pack(record), now}

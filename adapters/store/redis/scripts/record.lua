@@ -116,11 +116,10 @@ end
 
 -- Writes the state back for as long as its last part lives
 -- (PhoneState::expires_at), or deletes the key of an empty one
--- (PhoneState::is_empty). Scripts call it only when a rule changed the
--- state: what a sweep alone drops has ended, and the key's expiry, that of
--- its last part, stays right.
-local function save(key, state, now)
-  sweep(state, now)
+-- (PhoneState::is_empty). Scripts sweep the state once, as they load it,
+-- and call this only when a rule changed it: what a sweep alone drops has
+-- ended, and the key's expiry, that of its last part, stays right.
+local function save(key, state)
   local tally, wrong = state[TALLY], state[WRONG]
   if not tally and not wrong and #state[V] == 0 then
     redis.call('DEL', key)
@@ -204,39 +203,47 @@ local function after(budget, fails)
   return math.min(budget.first_ms * times, budget.max_ms)
 end
 
--- ClientGuesses::wait: the ms the client at `key` must wait before its next
--- guess by phone is heard, or nil.
-local function client_wait(key, budget, now)
+-- A client's waits (ClientGuesses) at `key`, or nil: {in_a_row,
+-- wait_until_ms, forget_at_ms}, as arrays; kept by name before them.
+local function guesses(key)
   local held = unpacked(key)
-  if not held or held.forget_at_ms <= now or budget.max_consecutive == 0 then
+  if held and held.in_a_row then
+    return {held.in_a_row, held.wait_until_ms, held.forget_at_ms}
+  end
+  return held
+end
+local G_IN_A_ROW, G_WAIT_UNTIL_MS, G_FORGET_AT_MS = 1, 2, 3
+
+-- ClientGuesses::wait: the ms a client whose waits are `held` must wait
+-- before its next guess by phone is heard, or nil.
+local function client_wait(held, budget, now)
+  if not held or held[G_FORGET_AT_MS] <= now or budget.max_consecutive == 0 then
     return nil
   end
-  if after(budget, held.in_a_row) == 'blocked' then
-    return held.forget_at_ms - now
+  if after(budget, held[G_IN_A_ROW]) == 'blocked' then
+    return held[G_FORGET_AT_MS] - now
   end
-  if held.wait_until_ms > now then
-    return held.wait_until_ms - now
+  if held[G_WAIT_UNTIL_MS] > now then
+    return held[G_WAIT_UNTIL_MS] - now
   end
 end
 
--- ClientGuesses::after_wrong, kept until it is forgotten; a right guess
--- forgets the count.
-local function note_guess(key, right, budget, now)
+-- ClientGuesses::after_wrong, kept at `key` until it is forgotten; a right
+-- guess forgets the count. `held`: the waits as they were.
+local function note_guess(key, held, right, budget, now)
   if right then
     redis.call('DEL', key)
     return
   end
-  local held = unpacked(key)
   local in_a_row = 1
-  if held and held.forget_at_ms > now then
-    in_a_row = held.in_a_row + 1
+  if held and held[G_FORGET_AT_MS] > now then
+    in_a_row = held[G_IN_A_ROW] + 1
   end
   local delay = after(budget, in_a_row)
-  local next = {in_a_row = in_a_row, wait_until_ms = 0, forget_at_ms = now + budget.memory_ms}
-  if delay ~= 'blocked' and delay > 0 then
-    next.wait_until_ms = now + delay
-  end
-  redis.call('SET', key, cmsgpack.pack(next), 'PXAT', string.format('%d', next.forget_at_ms))
+  local forget_at = now + budget.memory_ms
+  local wait_until = (delay ~= 'blocked' and delay > 0) and now + delay or 0
+  redis.call('SET', key, cmsgpack.pack({in_a_row, wait_until, forget_at}), 'PXAT',
+    string.format('%d', forget_at))
 end
 
 -- Takes one from each counter KEYS[first..], the window starting with the

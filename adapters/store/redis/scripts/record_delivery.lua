@@ -14,7 +14,7 @@ for _, r in ipairs(state[V]) do
   local newest = codes[#codes]
   if newest and newest[HASH] == hash then
     r[DELIVERY] = {ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])}
-    save(key, state, now)
+    save(key, state)
     return {'recorded'}
   end
 end

@@ -27,5 +27,5 @@ delivery[D_UPDATED_AT] = tonumber(ARGV[4])
 if ARGV[5] then
   delivery[D_ERROR_CODE] = ARGV[5]
 end
-save(key, state, now)
+save(key, state)
 return {'updated'}

@@ -30,5 +30,5 @@ table.remove(record[SEND_TIMES])
 if #codes == 0 then
   table.remove(state[V], at)
 end
-save(key, state, now)
+save(key, state)
 return {'withdrawn'}
