@@ -31,14 +31,40 @@ pub async fn probe(listen: &str) -> Result<(), String> {
         stream
             .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .await?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await?;
-        Ok::<_, std::io::Error>(head)
+        // Connection: close, so the answer ends where the stream does; a
+        // bound, as whatever listens there may not be otpd.
+        let mut answer = Vec::new();
+        (&mut stream).take(4096).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
     };
     match tokio::time::timeout(TIMEOUT, ask).await {
         Err(_) => Err(format!("no answer from {address} within {TIMEOUT:?}")),
         Ok(Err(e)) => Err(format!("{address}: {e}")),
-        Ok(Ok(head)) if &head[9..12] == b"200" && head.starts_with(b"HTTP/1.1 ") => Ok(()),
-        Ok(Ok(head)) => Err(format!("{address} answered {:?}", String::from_utf8_lossy(&head))),
+        Ok(Ok(answer)) if is_alive(&answer) => Ok(()),
+        Ok(Ok(answer)) => {
+            let line = answer.split(|&b| b == b'\r').next().unwrap_or_default();
+            Err(format!("{address} answered {:?}", String::from_utf8_lossy(line)))
+        }
+    }
+}
+
+/// otpd's own liveness answer: 200 and its body, not any server's 200.
+fn is_alive(answer: &[u8]) -> bool {
+    answer.starts_with(b"HTTP/1.1 200 ") && answer.ends_with(br#"{"status":"ok"}"#)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_alive;
+
+    #[test]
+    fn only_otpds_liveness_answer_counts() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}";
+        assert!(is_alive(ok));
+        assert!(!is_alive(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"));
+        assert!(!is_alive(
+            b"HTTP/1.1 503 Service Unavailable\r\n\r\n{\"status\":\"ok\"}"
+        ));
+        assert!(!is_alive(b""));
     }
 }

@@ -242,18 +242,88 @@ async fn a_trickled_request_head_is_cut_off() {
         .await
         .unwrap();
     // A header byte every 100 ms: never idle, never done.
-    let trickle = async {
+    let waited = trickle(&mut s, b"X", started).await;
+    assert!(waited < Duration::from_secs(3), "still open after {waited:?}");
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    assert_eq!(answer(&mut s).await, "", "closed without an answer");
+}
+
+/// Writes `piece` every 100 ms until the server closes the connection or
+/// 3 s pass; how long that took.
+async fn trickle(s: &mut TcpStream, piece: &[u8], started: Instant) -> Duration {
+    let trickling = async {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if s.write_all(b"X").await.is_err() {
+            if s.write_all(piece).await.is_err() {
                 break;
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(3), trickle).await;
-    let waited = started.elapsed();
-    assert!(waited < Duration::from_secs(3), "still open after {waited:?}");
-    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    let _ = tokio::time::timeout(Duration::from_secs(3), trickling).await;
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn blank_lines_before_a_head_do_not_stop_its_clock() {
+    // HTTP/1.1 skips blank lines before a request line; taken for the end
+    // of a head, `\r\n\r\n` would stop the clock and a trickle would live.
+    for (opening, piece) in [(&b"\r\n\r\n"[..], &b"X"[..]), (&b"\r\n"[..], &b"\r\n"[..])] {
+        let (_app, mut s) = connection_with_a_half_second_head().await;
+        let started = Instant::now();
+        s.write_all(opening).await.unwrap();
+        let waited = trickle(&mut s, piece, started).await;
+        assert!(
+            waited < Duration::from_secs(3),
+            "{opening:?}: open after {waited:?}"
+        );
+        assert!(waited >= Duration::from_millis(400), "{waited:?}");
+        assert_eq!(answer(&mut s).await, "", "closed without an answer");
+    }
+    // After a request answered, the same.
+    let (_app, mut s) = connection_with_a_half_second_head().await;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: otpd\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(answer(&mut s).await.starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    s.write_all(b"\r\n\r\nGET /healthz HTTP/1.1\r\n").await.unwrap();
+    let waited = trickle(&mut s, b"X", started).await;
+    assert!(waited < Duration::from_secs(3), "open after {waited:?}");
+}
+
+#[tokio::test]
+async fn a_blank_line_before_a_timely_request_is_still_served() {
+    let (_app, mut s) = connection_with_a_half_second_head().await;
+    s.write_all(b"\r\nGET /healthz HTTP/1.1\r\nHost: otpd\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = answer(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}
+
+#[tokio::test]
+async fn cleartext_http2_is_refused_at_its_preface() {
+    // PING and SETTINGS frames would keep an HTTP/2 connection alive with
+    // no request in flight; otpd speaks HTTP/1.1 only.
+    let (_app, mut s) = connection_with_a_half_second_head().await;
+    let started = Instant::now();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    assert_eq!(answer(&mut s).await, "", "closed without an answer");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    // Its preface trickled a byte at a time, the same.
+    let (_app, mut s) = connection_with_a_half_second_head().await;
+    for &b in b"PRI * HTTP/2.0" {
+        if s.write_all(&[b]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(answer(&mut s).await, "", "closed without an answer");
 }
 

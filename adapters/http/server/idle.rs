@@ -5,7 +5,8 @@
 //! (the server sees the client leave) and its writes fail. Without the
 //! second, a client that trickles a header a byte at a time holds the
 //! connection open for as long as it likes: hyper has a header deadline,
-//! but poem's server does not give it a timer.
+//! but poem's server does not give it a timer. A connection that opens with
+//! HTTP/2's preface is closed at once (see `Seen::Http2`).
 //!
 //! poem's own `idle_timeout` does the first by waking a watcher task and
 //! re-arming its timer on every read and write, several times per request.
@@ -121,32 +122,82 @@ struct HeadTracker {
     /// A response went out since the last head ended (or nothing came yet):
     /// the next byte read begins a head.
     awaiting: bool,
+    /// A byte other than CR or LF has been read in the head in progress.
+    /// HTTP/1.1 skips blank lines before a request line, so a blank line
+    /// there ends nothing; counted as the end, it would let a client stop
+    /// the clock with `\r\n\r\n` and then trickle a head for ever.
+    begun: bool,
     /// The last bytes read, oldest in the highest byte, to find a blank line
     /// split across reads.
     tail: u32,
+    /// How much of the HTTP/2 preface the connection's first bytes matched,
+    /// until one differs (`None`).
+    preface: Option<usize>,
 }
 
+/// What a read showed of the request heads.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Nothing,
+    HeadBegan,
+    HeadEnded,
+    /// The connection opened with HTTP/2's preface (cleartext, by prior
+    /// knowledge). Its PING and SETTINGS frames would keep it alive with no
+    /// request in flight and its heads are frames this tracker cannot time,
+    /// and otpd never terminates TLS, where HTTP/2 belongs: it is refused.
+    Http2,
+}
+
+/// The start of the preface an HTTP/2 client sends first (RFC 9113, 3.4):
+/// no HTTP/1 request line begins with it.
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
 impl HeadTracker {
-    /// Notes bytes read; `Some(true)` when they begin a head, `Some(false)`
-    /// when they end it.
-    fn read(&mut self, bytes: &[u8], in_head: bool) -> Option<bool> {
+    fn new() -> Self {
+        Self {
+            awaiting: true,
+            begun: false,
+            tail: 0,
+            preface: Some(0),
+        }
+    }
+
+    /// Notes bytes read, while a head is or isn't in progress.
+    fn read(&mut self, bytes: &[u8], in_head: bool) -> Seen {
         if bytes.is_empty() {
-            return None;
+            return Seen::Nothing;
+        }
+        if let Some(matched) = self.preface {
+            let rest = &HTTP2_PREFACE[matched..];
+            let n = rest.len().min(bytes.len());
+            self.preface = (rest[..n] == bytes[..n]).then_some(matched + n);
+            if self.preface == Some(HTTP2_PREFACE.len()) {
+                return Seen::Http2;
+            }
         }
         let began = !in_head && self.awaiting;
         if began {
             self.awaiting = false;
+            self.begun = false;
             self.tail = 0;
         }
         if in_head || began {
             for &b in bytes {
+                if !self.begun && (b == b'\r' || b == b'\n') {
+                    continue;
+                }
+                self.begun = true;
                 self.tail = (self.tail << 8) | u32::from(b);
                 if self.tail == u32::from_be_bytes(*b"\r\n\r\n") {
-                    return Some(false);
+                    return Seen::HeadEnded;
                 }
             }
         }
-        began.then_some(true)
+        if began {
+            Seen::HeadBegan
+        } else {
+            Seen::Nothing
+        }
     }
 }
 
@@ -182,10 +233,7 @@ impl<T> IdleClosing<T> {
             inner,
             activity,
             watcher,
-            head: HeadTracker {
-                awaiting: true,
-                tail: 0,
-            },
+            head: HeadTracker::new(),
         }
     }
 }
@@ -239,12 +287,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleClosing<T> {
             this.activity.touch();
             let in_head = this.activity.head().is_some();
             match this.head.read(&buf.filled()[before..], in_head) {
-                Some(true) => this
+                Seen::HeadBegan => this
                     .activity
                     .head_ms
                     .store(this.activity.now_ms(), Ordering::Relaxed),
-                Some(false) => this.activity.head_ms.store(NO_HEAD, Ordering::Relaxed),
-                None => {}
+                Seen::HeadEnded => this.activity.head_ms.store(NO_HEAD, Ordering::Relaxed),
+                Seen::Http2 => {
+                    this.activity.close();
+                    buf.set_filled(before);
+                }
+                Seen::Nothing => {}
             }
         }
         polled
