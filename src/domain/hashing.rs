@@ -22,15 +22,23 @@ pub struct HashKey(Vec<u8>);
 pub enum HashKeyError {
     #[error("a hash key must be at least {MIN_KEY_LEN} bytes long")]
     TooShort,
+    /// `<` or `>`: a documentation placeholder copied as it stands, whose
+    /// text anyone can read, and with it brute-force every stored hash.
+    #[error("a hash key is random bytes, not a placeholder in <...>: make one with `openssl rand -hex 32`")]
+    Placeholder,
 }
 
 impl HashKey {
     /// # Errors
-    /// [`HashKeyError::TooShort`] for a key under [`MIN_KEY_LEN`] bytes.
+    /// [`HashKeyError::TooShort`] for a key under [`MIN_KEY_LEN`] bytes,
+    /// [`HashKeyError::Placeholder`] for one holding `<` or `>`.
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, HashKeyError> {
         let secret = secret.into();
         if secret.len() < MIN_KEY_LEN {
             return Err(HashKeyError::TooShort);
+        }
+        if secret.iter().any(|&b| b == b'<' || b == b'>') {
+            return Err(HashKeyError::Placeholder);
         }
         Ok(Self(secret))
     }
@@ -142,6 +150,19 @@ mod tests {
 
     fn phone() -> Phone {
         Phone::parse("+14155552671").unwrap()
+    }
+
+    #[test]
+    fn short_keys_and_placeholders_are_refused() {
+        assert_eq!(
+            HashKey::new("0123456789abcde").err(),
+            Some(HashKeyError::TooShort)
+        );
+        assert_eq!(
+            HashKey::new("<new key, 32+ random bytes>").err(),
+            Some(HashKeyError::Placeholder)
+        );
+        assert!(HashKey::new("0123456789abcdef").is_ok());
     }
 
     #[test]

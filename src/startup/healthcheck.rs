@@ -26,11 +26,15 @@ pub async fn probe(listen: &str) -> Result<(), String> {
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
         });
     }
+    // otpd echoes a request id it is given; a fresh one each time, so a
+    // server that merely answers 200 `{"status":"ok"}` does not pass.
+    let id = hex::encode(rand::random::<[u8; 12]>());
     let ask = async {
         let mut stream = TcpStream::connect(address).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
+        let request = format!(
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: {id}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
         // Connection: close, so the answer ends where the stream does; a
         // bound, as whatever listens there may not be otpd.
         let mut answer = Vec::new();
@@ -40,7 +44,7 @@ pub async fn probe(listen: &str) -> Result<(), String> {
     match tokio::time::timeout(TIMEOUT, ask).await {
         Err(_) => Err(format!("no answer from {address} within {TIMEOUT:?}")),
         Ok(Err(e)) => Err(format!("{address}: {e}")),
-        Ok(Ok(answer)) if is_alive(&answer) => Ok(()),
+        Ok(Ok(answer)) if is_alive(&answer, &id) => Ok(()),
         Ok(Ok(answer)) => {
             let line = answer.split(|&b| b == b'\r').next().unwrap_or_default();
             Err(format!("{address} answered {:?}", String::from_utf8_lossy(line)))
@@ -48,9 +52,18 @@ pub async fn probe(listen: &str) -> Result<(), String> {
     }
 }
 
-/// otpd's own liveness answer: 200 and its body, not any server's 200.
-fn is_alive(answer: &[u8]) -> bool {
-    answer.starts_with(b"HTTP/1.1 200 ") && answer.ends_with(br#"{"status":"ok"}"#)
+/// otpd's own liveness answer: 200, its body and the request id echoed,
+/// not any server's 200.
+fn is_alive(answer: &[u8], id: &str) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let echoed = head.lines().skip(1).any(|line| {
+        line.split_once(':')
+            .is_some_and(|(name, value)| name.eq_ignore_ascii_case("x-request-id") && value.trim() == id)
+    });
+    head.starts_with("HTTP/1.1 200 ") && echoed && body == r#"{"status":"ok"}"#
 }
 
 #[cfg(test)]
@@ -59,12 +72,22 @@ mod tests {
 
     #[test]
     fn only_otpds_liveness_answer_counts() {
-        let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}";
-        assert!(is_alive(ok));
-        assert!(!is_alive(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"));
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nX-Request-Id: 0a1b\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}";
+        assert!(is_alive(ok, "0a1b"));
+        // Another id, or none: some other server's 200.
+        assert!(!is_alive(ok, "0a1c"));
         assert!(!is_alive(
-            b"HTTP/1.1 503 Service Unavailable\r\n\r\n{\"status\":\"ok\"}"
+            b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}",
+            "0a1b"
         ));
-        assert!(!is_alive(b""));
+        assert!(!is_alive(
+            b"HTTP/1.1 200 OK\r\nx-request-id: 0a1b\r\ncontent-length: 2\r\n\r\nhi",
+            "0a1b"
+        ));
+        assert!(!is_alive(
+            b"HTTP/1.1 503 Service Unavailable\r\nx-request-id: 0a1b\r\n\r\n{\"status\":\"ok\"}",
+            "0a1b"
+        ));
+        assert!(!is_alive(b"", "0a1b"));
     }
 }

@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError, SmsProvider};
 use crate::domain::Phone;
 use crate::service::OtpService;
 
-use self::wiring::{build_access, build_service};
+use self::wiring::{build_access, build_service, connection_timeouts};
 
 /// A service bound to its address, ready to serve.
 pub struct Application {
@@ -35,7 +35,6 @@ pub struct Application {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
     grace: Duration,
-    timeouts: http::server::idle::Timeouts,
 }
 
 /// Everything but the service that the HTTP surface needs.
@@ -47,6 +46,7 @@ struct Parts {
     inbox: Option<Arc<Inbox>>,
     /// Delivers events from the outbox, when endpoints are configured.
     deliverer: Option<crate::adapters::events::Deliverer>,
+    timeouts: http::server::idle::Timeouts,
 }
 
 pub use self::events::queue as event_outbox;
@@ -87,6 +87,7 @@ fn check_with_inbox(
             sms_chain: SmsChain(sms_chain(config)),
             inbox,
             deliverer,
+            timeouts: connection_timeouts(config)?,
         },
     })
 }
@@ -134,10 +135,6 @@ impl Application {
             acceptor,
             local_addr,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
-            timeouts: http::server::idle::Timeouts {
-                idle: Duration::from_secs(config.http.idle_timeout_secs.max(1)),
-                header: Duration::from_millis(config.http.header_timeout_ms.max(1)),
-            },
         })
     }
 
@@ -197,6 +194,7 @@ impl Application {
             sms_chain,
             inbox,
             deliverer,
+            timeouts,
         } = self.parts;
         // Delivery runs beside the servers and ends with them; what it had
         // in hand another instance (or the next start) delivers.
@@ -208,7 +206,7 @@ impl Application {
             }
         });
         let metrics_elsewhere = self.metrics_listener.is_some();
-        let acceptor = http::server::idle::IdleClosingAcceptor::new(self.acceptor, self.timeouts);
+        let acceptor = http::server::idle::IdleClosingAcceptor::new(self.acceptor, timeouts);
         let main = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             http::app(
                 self.service,

@@ -62,12 +62,44 @@ pub(super) fn build_service(
 }
 
 fn idempotency_window(config: &Config) -> Result<Duration, ConfigError> {
-    match config.http.idempotency_window_secs {
-        1..=604_800 => Ok(Duration::from_secs(config.http.idempotency_window_secs)),
-        _ => Err(ConfigError::new(
-            "http.idempotency_window_secs",
-            "must be between 1 second and 7 days",
-        )),
+    within(
+        "http.idempotency_window_secs",
+        Duration::from_secs(config.http.idempotency_window_secs),
+        Duration::from_secs(1)..=Duration::from_secs(7 * 86_400),
+        "1 second and 7 days",
+    )
+}
+
+/// How long a connection may idle and take over a request's head. Bounded
+/// both ways: 0 would close every connection at once, and a deadline past
+/// the clock's range would panic the worker that sets it.
+pub(super) fn connection_timeouts(config: &Config) -> Result<http::server::idle::Timeouts, ConfigError> {
+    Ok(http::server::idle::Timeouts {
+        idle: within(
+            "http.idle_timeout_secs",
+            Duration::from_secs(config.http.idle_timeout_secs),
+            Duration::from_secs(1)..=Duration::from_secs(86_400),
+            "1 second and 1 day",
+        )?,
+        header: within(
+            "http.header_timeout_ms",
+            Duration::from_millis(config.http.header_timeout_ms),
+            Duration::from_millis(100)..=Duration::from_secs(600),
+            "100 ms and 10 minutes",
+        )?,
+    })
+}
+
+fn within(
+    key: &str,
+    value: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+    words: &str,
+) -> Result<Duration, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(key, format!("must be between {words}")))
     }
 }
 
@@ -168,7 +200,12 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
         api_keys,
         trusted_proxies,
         webhook_keys,
-        body_timeout: Duration::from_millis(config.http.body_timeout_ms.max(1)),
+        body_timeout: within(
+            "http.body_timeout_ms",
+            Duration::from_millis(config.http.body_timeout_ms),
+            Duration::from_millis(100)..=Duration::from_secs(600),
+            "100 ms and 10 minutes",
+        )?,
         twilio: twilio_surface(config)?.map(Arc::new),
     })
 }

@@ -119,7 +119,7 @@ async fn invalid_values_stop_the_start_naming_the_key() {
         config.http.listen = "127.0.0.1:0".into();
         config
     };
-    let cases: [(&[(&str, &str)], &str); 11] = [
+    let cases: [(&[(&str, &str)], &str); 17] = [
         (&[("OTPD_OTP__TTL_SECS", "0")], "otp.ttl_secs"),
         (&[("OTPD_OTP__MAX_ATTEMPTS", "0")], "otp.max_attempts"),
         (&[("OTPD_OTP__HASH_KEYS", "short")], "otp.hash_keys[0]"),
@@ -142,6 +142,23 @@ async fn invalid_values_stop_the_start_naming_the_key() {
         (
             &[("OTPD_LIMITS__SENDS_PER_PHONE", "1001")],
             "limits.sends_per_phone",
+        ),
+        // 0 would close every connection at once; u64::MAX put a deadline
+        // past the clock's range and panicked the worker that set it.
+        (&[("OTPD_HTTP__IDLE_TIMEOUT_SECS", "0")], "http.idle_timeout_secs"),
+        (
+            &[("OTPD_HTTP__IDLE_TIMEOUT_SECS", "18446744073709551615")],
+            "http.idle_timeout_secs",
+        ),
+        (&[("OTPD_HTTP__HEADER_TIMEOUT_MS", "0")], "http.header_timeout_ms"),
+        (
+            &[("OTPD_HTTP__HEADER_TIMEOUT_MS", "18446744073709551615")],
+            "http.header_timeout_ms",
+        ),
+        (&[("OTPD_HTTP__BODY_TIMEOUT_MS", "0")], "http.body_timeout_ms"),
+        (
+            &[("OTPD_HTTP__IDEMPOTENCY_WINDOW_SECS", "18446744073709551615")],
+            "http.idempotency_window_secs",
         ),
     ];
     for (pairs, key) in cases {
@@ -215,4 +232,9 @@ fn the_documented_example_loads() {
     assert_eq!(config.limits.sends_per_hour, 2000);
     assert_eq!(config.sms.routes.len(), 2);
     assert_eq!(config.sms.routes[0].senders["vonage"], "ACMEOT");
+    // Its secrets are placeholders that can't start: copied as they stand,
+    // public text would key the hashes.
+    for key in &config.otp.hash_keys {
+        assert!(otpd::domain::HashKey::new(key.expose()).is_err(), "{key:?}");
+    }
 }
