@@ -55,6 +55,23 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// The pumping breaker on Redis: blocked destinations.
+    Fraud {
+        #[command(subcommand)]
+        command: FraudCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FraudCommand {
+    /// List the blocked destination groups, what tripped each and its
+    /// figures now.
+    Status,
+    /// End a group's block now and judge it afresh.
+    Unblock {
+        /// A country (`NG`) or a prefix (`+2348031234`), as `status` lists it.
+        group: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +124,7 @@ async fn run() -> ExitCode {
     match command {
         Command::CheckConfig => check_config(&config),
         Command::Unlock { phone } => unlock(&config, &phone).await,
+        Command::Fraud { command } => fraud(&config, command).await,
         Command::Healthcheck => match startup::healthcheck::probe(&config.http.listen).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
@@ -156,17 +174,73 @@ async fn events(config: &Config, command: EventsCommand) -> ExitCode {
     }
 }
 
-async fn unlock(config: &Config, phone: &str) -> ExitCode {
+/// The service on the configured Redis, for a command that serves nothing.
+fn store_service(config: &Config) -> Result<otpd::service::OtpService, ExitCode> {
     if config.store.url.expose() == "memory://" {
-        return fail(&"the memory store lives inside the serving process: restarting it forgets every count");
+        return Err(fail(
+            &"the memory store lives inside the serving process: restarting it forgets every count",
+        ));
     }
+    startup::check(config, ConsoleOut::Writer(Box::new(std::io::sink())))
+        .map(startup::Checked::into_service)
+        .map_err(|e| fail(&e))
+}
+
+async fn fraud(config: &Config, command: FraudCommand) -> ExitCode {
+    let service = match store_service(config) {
+        Ok(service) => service,
+        Err(code) => return code,
+    };
+    match command {
+        FraudCommand::Status => match service.blocked_groups().await {
+            Ok(blocked) if blocked.is_empty() => {
+                println!("no destination is blocked");
+                ExitCode::SUCCESS
+            }
+            Ok(blocked) => {
+                for b in blocked {
+                    let f = &b.block.figures;
+                    let [hour, day] = b.now;
+                    println!(
+                        "{} ({}) {} until {} (strike {}): {} sent, {} approved in the {}, over {}; now {}/{} an hour, {}/{} a day (sent/approved)",
+                        b.group,
+                        b.group.level.as_str(),
+                        if b.block.enforced { "blocked" } else { "would be blocked (monitor)" },
+                        otpd::domain::rfc3339(b.block.until_ms),
+                        b.block.strikes,
+                        f.sent,
+                        f.approved,
+                        f.window.as_str(),
+                        f.threshold,
+                        hour.sent,
+                        hour.approved,
+                        day.sent,
+                        day.approved,
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        FraudCommand::Unblock { group } => match service.unblock(group.trim()).await {
+            Ok(Some(group)) => {
+                println!("{group}: unblocked");
+                ExitCode::SUCCESS
+            }
+            Ok(None) => fail(&format!("{group} is not blocked")),
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+async fn unlock(config: &Config, phone: &str) -> ExitCode {
     let phone = match otpd::domain::Phone::parse(phone) {
         Ok(phone) => phone,
         Err(e) => return fail(&e),
     };
-    let service = match startup::check(config, ConsoleOut::Writer(Box::new(std::io::sink()))) {
-        Ok(checked) => checked.into_service(),
-        Err(e) => return fail(&e),
+    let service = match store_service(config) {
+        Ok(service) => service,
+        Err(code) => return code,
     };
     match service.clear_guesses(&phone).await {
         Ok(cleared) => {

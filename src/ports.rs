@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Admitted, Bucket, Checked, Claim, ClientNet, CodeHash, DeliveryReport, Event, GuessBudget, GuessCeiling,
-    Idempotency, Named, Opened, PendingOtp, Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText,
-    Taken, Verification, VerifyOutcome,
+    Admitted, Block, Bucket, Checked, Claim, ClientNet, CodeHash, DeliveryReport, Event, Group, GroupTraffic,
+    GuessBudget, GuessCeiling, Idempotency, Named, Opened, PendingOtp, Phone, Quota, Scope, SendLimits,
+    SendMode, SmsReceipt, SmsText, Taken, Verification, VerifyOutcome,
 };
 
 /// What stands between a send and a stored code: the phone's cooldown and
@@ -200,13 +200,52 @@ pub trait IdempotencyKeys: Send + Sync + 'static {
     async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError>;
 }
 
+/// What the pumping breaker counts (`domain::Breaker`): sends and
+/// approvals per destination group, and the groups' blocks. The store
+/// only counts and keeps; the breaker decides. Each call takes the groups
+/// of one phone, which share its country (and a store's slot).
+#[async_trait]
+pub trait Traffic: Send + Sync + 'static {
+    /// Counts a send for each of `groups` in the current hour, and answers
+    /// the store's unix ms and what each group holds after it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time, or has no
+    /// room for a new group.
+    async fn count_send(&self, groups: &[Group]) -> Result<(u64, Vec<GroupTraffic>), StoreError>;
+
+    /// Takes back a send counted at unix ms `at_ms` that went no further.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn uncount_send(&self, groups: &[Group], at_ms: u64) -> Result<(), StoreError>;
+
+    /// Counts an approval for each of `groups`, in its hour and its day.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn count_approval(&self, groups: &[Group]) -> Result<(), StoreError>;
+
+    /// Keeps `block` as the group's, in place of any before it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError>;
+
+    /// Every group blocked since unix ms `since_ms`, with what it holds.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError>;
+}
+
 /// Everything otpd keeps: each part, and the steps that span them (a
 /// send's quotas with its code, a guess's counters with its check), which
 /// a store that can take them in one atomic call overrides. Every method
 /// is one atomic step, so any number of service instances can share one
 /// store.
 #[async_trait]
-pub trait OtpStore: Verifications + Counters + Deliveries + IdempotencyKeys {
+pub trait OtpStore: Verifications + Counters + Deliveries + IdempotencyKeys + Traffic {
     /// Takes one from each of `quotas`' buckets, then [`Verifications::open`]s,
     /// as one step: a bucket that has none left, or a refusal by the
     /// phone's rules, leaves every bucket as it was. A store that can do

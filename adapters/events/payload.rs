@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{Event, EventKind};
+use crate::domain::{rfc3339 as timestamp, Event, EventKind};
 
 /// The body's fields in alphabetical order, as they are written.
 #[derive(Serialize)]
@@ -24,6 +24,8 @@ struct Data<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     approved_by: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    block: Option<BlockData<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     attempts_remaining: Option<u32>,
     country: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,6 +41,21 @@ struct Data<'a> {
     state: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verification_id: Option<&'a str>,
+}
+
+/// A pumping block's decision record: the group, the rule's window and
+/// its figures, and when the block ends.
+#[derive(Serialize)]
+struct BlockData<'a> {
+    approved: u32,
+    enforced: bool,
+    group: &'a str,
+    level: &'a str,
+    sent: u32,
+    strikes: u32,
+    threshold: u32,
+    until: String,
+    window: &'a str,
 }
 
 /// The JSON body, made once when the event is kept and sent as it is on
@@ -62,6 +79,19 @@ pub fn body(event: &Event) -> String {
             data.attempts_remaining = Some(*attempts_remaining);
         }
         EventKind::Locked { reason } => data.reason = Some(reason.as_str()),
+        EventKind::Blocked { group, block } => {
+            data.block = Some(BlockData {
+                approved: block.figures.approved,
+                enforced: block.enforced,
+                group: &group.name,
+                level: group.level.as_str(),
+                sent: block.figures.sent,
+                strikes: block.strikes,
+                threshold: block.figures.threshold,
+                until: timestamp(block.until_ms),
+                window: block.figures.window.as_str(),
+            });
+        }
         EventKind::DeliveryUpdated {
             provider,
             message_id,
@@ -81,35 +111,6 @@ pub fn body(event: &Event) -> String {
         kind: event.kind.name(),
     };
     serde_json::to_string(&body).unwrap_or_default()
-}
-
-/// RFC 3339 in UTC with milliseconds: `2026-12-01T10:00:00.123Z`.
-pub fn timestamp(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        unix_ms % 1000
-    )
-}
-
-/// Days since 1970-01-01 as a proleptic Gregorian date (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

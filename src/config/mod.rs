@@ -2,6 +2,7 @@
 //! `OTPD_*` environment variables with `__` between levels.
 
 mod env;
+mod fraud;
 mod secrets;
 mod sections;
 mod vendors;
@@ -13,6 +14,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 
 use self::env::RawEnv;
+pub use self::fraud::{FraudConfig, RuleMode};
 pub use self::secrets::{without_userinfo, Secret, StoreUrl};
 pub use self::sections::*;
 pub use self::vendors::*;

@@ -23,6 +23,7 @@ pub struct Config {
     pub log: LogConfig,
     pub events: EventsConfig,
     pub twilio_verify: TwilioVerifyConfig,
+    pub fraud: super::FraudConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

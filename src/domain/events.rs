@@ -2,7 +2,7 @@
 //! event names the phone and what the kind needs; never a code, its hash,
 //! a key or a token, so nothing in an event can help anyone verify.
 
-use super::{DeliveryState, Phone};
+use super::{Block, DeliveryState, Group, Phone};
 
 /// One event: a unique id (`evt_` and 128 random bits in hex), when it
 /// happened, the phone in E.164, its verification when it has one, and the
@@ -76,10 +76,17 @@ pub enum EventKind {
         state: DeliveryState,
         error_code: Option<String>,
     },
+    /// The pumping breaker blocked a destination group at this phone's
+    /// send (`fraud.blocked`), or would have, in monitor mode
+    /// (`fraud.would_block`).
+    Blocked {
+        group: Group,
+        block: Block,
+    },
 }
 
 /// Every event type's name, stable once shipped: what endpoints subscribe to.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "verification.created",
     "verification.code_sent",
     "verification.send_failed",
@@ -88,6 +95,8 @@ pub const EVENT_TYPES: [&str; 8] = [
     "verification.locked",
     "verification.canceled",
     "verification.delivery_updated",
+    "fraud.blocked",
+    "fraud.would_block",
 ];
 
 impl EventKind {
@@ -102,6 +111,8 @@ impl EventKind {
             Self::Locked { .. } => EVENT_TYPES[5],
             Self::Canceled => EVENT_TYPES[6],
             Self::DeliveryUpdated { .. } => EVENT_TYPES[7],
+            Self::Blocked { block, .. } if block.enforced => EVENT_TYPES[8],
+            Self::Blocked { .. } => EVENT_TYPES[9],
         }
     }
 }

@@ -13,8 +13,10 @@ mod locale;
 mod message;
 mod otp;
 mod phone;
+mod pumping;
 mod rules;
 mod sealed_id;
+mod time;
 mod verification;
 
 pub use code::{Code, CodeError};
@@ -31,8 +33,15 @@ pub use locale::{Forms, Locale, LocaleError, Templates, BUILT_IN as BUILT_IN_TEM
 pub use message::{minutes_shown, Autofill, MessageTemplate, SmsText, TemplateError};
 pub use otp::{OtpPolicy, PendingOtp, PolicyError, SmsReceipt, VerifyOutcome};
 pub use phone::{NumberKind, Phone, PhoneError};
+pub use pumping::{
+    Block, Breaker, Figures, Floors, Group, GroupTraffic, HourCount, Level, Mode, Verdict, Window,
+};
+pub mod traffic_slots {
+    pub use super::pumping::{kept_from, slots, KEEP_DAYS, KEEP_HOURS};
+}
 pub use rules::{Named, PhoneState, Record, Tally, WrongCodes};
 pub use sealed_id::IdSeal;
+pub use time::rfc3339;
 pub use verification::{
     Checked, Opened, Scope, SendMode, Status, Verification, VerificationId, VerificationIdError,
     MAX_LIVE_CODES, MAX_SEND_TIMES, MAX_VERIFICATIONS, SCOPE_LEN, VERIFICATION_ID_LEN,

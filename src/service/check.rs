@@ -107,7 +107,12 @@ impl OtpService {
             VerifyOutcome::Throttled { retry_after } => return Err(VerifyError::GuessBudget { retry_after }),
         };
         let verification = checked.verification.ok_or(VerifyError::NotFound)?;
-        self.emit(&phone, Some(&verification.id), events).await;
+        let emitted = self.emit(&phone, Some(&verification.id), events);
+        if approved {
+            futures_util::future::join(emitted, self.count_approval(&phone)).await;
+        } else {
+            emitted.await;
+        }
         Ok(Guessed {
             phone,
             approved,

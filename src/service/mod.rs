@@ -5,12 +5,14 @@
 
 mod check;
 mod end;
+mod pumping;
 mod report;
 mod send;
 mod status;
 
 pub use check::{Guessed, Target};
 pub use end::Ending;
+pub use pumping::BlockedGroup;
 pub use send::{SendOrder, Sent};
 
 use std::collections::HashMap;
@@ -19,9 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Bucket, Claim, ClientNet, ClientPrefixes, Code, CodeHasher, DestinationError, DestinationPolicy, Event,
-    EventKind, GuessBudget, GuessCeiling, Idempotency, MessageTemplate, OtpPolicy, Phone, Quota, SendLimits,
-    SmsReceipt, Taken, Templates, VerificationId,
+    Block, Breaker, Bucket, Claim, ClientNet, ClientPrefixes, Code, CodeHasher, DestinationError,
+    DestinationPolicy, Event, EventKind, Group, GuessBudget, GuessCeiling, Idempotency, MessageTemplate,
+    OtpPolicy, Phone, Quota, SendLimits, SmsReceipt, Taken, Templates, VerificationId,
 };
 use crate::ports::{ErrorChain, EventOutbox, OtpStore, SmsError, SmsSender, StoreError};
 
@@ -67,6 +69,8 @@ pub struct Guards {
     pub ceiling: GuessCeiling,
     /// How a client's address names the client its quotas count for.
     pub client_prefixes: ClientPrefixes,
+    /// The pumping breaker; none, off.
+    pub breaker: Option<Breaker>,
 }
 
 /// Which limit refused a request.
@@ -94,6 +98,9 @@ pub enum SendError {
     /// A resend named no pending verification of the caller's.
     #[error("there is no pending verification with this id")]
     NotFound,
+    /// The pumping breaker has blocked the destination's group.
+    #[error("codes to {group} are blocked for now: it has had too many codes that were never approved")]
+    Blocked { group: Group, block: Block },
 }
 
 #[derive(Debug, thiserror::Error)]

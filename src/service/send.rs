@@ -54,6 +54,23 @@ impl OtpService {
         if fixed.is_none() {
             self.guards.destinations.check(phone)?;
         }
+        // Counted before the phone's rules, so concurrent sends to a group
+        // each see the others; taken back if the send goes no further.
+        let counted = match fixed {
+            Some(_) => None,
+            None => self.screen(phone).await?,
+        };
+        let sent = self.deliver(&order, fixed).await;
+        if let (Err(_), Some(counted)) = (&sent, &counted) {
+            self.uncount(counted).await;
+        }
+        sent
+    }
+
+    /// The send past the destination's rules: quotas, the phone's rules
+    /// and the write in one step, then the SMS.
+    async fn deliver(&self, order: &SendOrder<'_>, fixed: Option<&Code>) -> Result<Sent, SendError> {
+        let phone = order.phone;
         let buckets = [
             (
                 Bucket::SendsFrom(self.client(order.client)),

@@ -4,6 +4,7 @@
 mod dev;
 mod events;
 mod exposure;
+mod fraud;
 pub mod healthcheck;
 mod languages;
 mod routes;

@@ -147,6 +147,7 @@ fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
         guesses: build_guess_budget(limits)?,
         ceiling: build_ceiling(limits)?,
         client_prefixes,
+        breaker: super::fraud::build_breaker(config)?,
     })
 }
 

@@ -61,11 +61,21 @@ macro_rules! on_the_cluster {
     };
 }
 
+/// Runs each of the breaker's counting tests on a store of its own.
+macro_rules! on_the_traffic_cluster {
+    ($cluster:expr; $($test:ident),* $(,)?) => {
+        $(
+            crate::traffic::$test(store($cluster)).await;
+        )*
+    };
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_and_a_failover_on_a_real_cluster() {
     let cluster = OwnCluster::start();
 
     contract::every_contract_test!(on_the_cluster!(&cluster));
+    crate::traffic::every_traffic_test!(on_the_traffic_cluster!(&cluster));
     let prefix = unique_prefix();
     contract::client_waits_count_across_codes_and_instances(
         contract::redis_store_at(&cluster.url(), &prefix),

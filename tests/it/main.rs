@@ -24,6 +24,7 @@ mod sms_vendors;
 mod spec;
 mod store_contract;
 mod stranger;
+mod traffic;
 mod twilio_verify;
 mod vendors_more;
 mod verifications;

@@ -1652,6 +1652,39 @@ impl IdempotencyKeys for Tallied {
 }
 
 #[async_trait]
+impl otpd::ports::Traffic for Tallied {
+    async fn count_send(
+        &self,
+        groups: &[otpd::domain::Group],
+    ) -> Result<(u64, Vec<otpd::domain::GroupTraffic>), StoreError> {
+        self.0.count_send(groups).await
+    }
+
+    async fn uncount_send(&self, groups: &[otpd::domain::Group], at_ms: u64) -> Result<(), StoreError> {
+        self.0.uncount_send(groups, at_ms).await
+    }
+
+    async fn count_approval(&self, groups: &[otpd::domain::Group]) -> Result<(), StoreError> {
+        self.0.count_approval(groups).await
+    }
+
+    async fn set_block(
+        &self,
+        group: &otpd::domain::Group,
+        block: &otpd::domain::Block,
+    ) -> Result<(), StoreError> {
+        self.0.set_block(group, block).await
+    }
+
+    async fn blocks(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<(otpd::domain::Group, otpd::domain::GroupTraffic)>, StoreError> {
+        self.0.blocks(since_ms).await
+    }
+}
+
+#[async_trait]
 impl OtpStore for Tallied {
     async fn admit(
         &self,

@@ -1,11 +1,11 @@
 //! Each layer's errors as problems: the one place they get a status and a
 //! stable code.
 
-use crate::domain::{CodeError, PhoneError, VerificationIdError};
+use crate::domain::{rfc3339, CodeError, PhoneError, VerificationIdError};
 use crate::ports::{ErrorChain, SmsError, StoreError};
 use crate::service::{Limit, SendError, StatusError, VerifyError};
 
-use super::{Problem, ProblemCode};
+use super::{BlockRecord, Problem, ProblemCode};
 
 impl From<PhoneError> for Problem {
     fn from(e: PhoneError) -> Self {
@@ -72,6 +72,26 @@ impl From<SendError> for Problem {
             }
             SendError::Store(e) => e.into(),
             SendError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
+            SendError::Blocked { ref group, ref block } => {
+                let f = &block.figures;
+                let mut p = Problem::new(ProblemCode::DestinationBlocked, e.to_string());
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let left_ms = block.until_ms.saturating_sub(now_ms);
+                p.retry_after = Some(left_ms.div_ceil(1000).max(1));
+                p.block = Some(BlockRecord {
+                    group: group.name.clone(),
+                    level: group.level.as_str().into(),
+                    window: f.window.as_str().into(),
+                    sent: f.sent,
+                    approved: f.approved,
+                    threshold: f.threshold,
+                    strikes: block.strikes,
+                    until: rfc3339(block.until_ms),
+                });
+                p
+            }
             SendError::Sms(SmsError::Rejected {
                 provider,
                 vendor_code,

@@ -35,6 +35,7 @@ pub enum ProblemCode {
     CodeMismatch,
     PhoneRejected,
     DestinationNotAllowed,
+    DestinationBlocked,
     MaxAttemptsReached,
     GuessBudgetExceeded,
     IdempotencyKeyInUse,
@@ -69,6 +70,7 @@ impl ProblemCode {
                 | Self::MaxAttemptsReached
                 | Self::GuessBudgetExceeded
                 | Self::DestinationNotAllowed
+                | Self::DestinationBlocked
         )
     }
     pub fn status(self) -> StatusCode {
@@ -85,6 +87,7 @@ impl ProblemCode {
             Self::CodeMismatch
             | Self::PhoneRejected
             | Self::DestinationNotAllowed
+            | Self::DestinationBlocked
             | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
             Self::MaxAttemptsReached
@@ -116,6 +119,7 @@ impl ProblemCode {
             Self::CodeMismatch => "The code is wrong",
             Self::PhoneRejected => "The SMS provider rejected the number",
             Self::DestinationNotAllowed => "Codes are not sent to this number",
+            Self::DestinationBlocked => "Codes to this number's range are blocked for now",
             Self::MaxAttemptsReached => "No attempts left for this code",
             Self::GuessBudgetExceeded => "This phone has had too many wrong codes for now",
             Self::IdempotencyKeyInUse => "A request with this Idempotency-Key is still being answered",
@@ -156,6 +160,30 @@ pub struct Problem {
     pub vendor_code: Option<String>,
     /// The SMS provider's own error message (`phone_rejected`).
     pub vendor_message: Option<String>,
+    /// The pumping breaker's decision (`destination_blocked`).
+    pub block: Option<BlockRecord>,
+}
+
+/// Why the pumping breaker blocked a destination group: its window's
+/// figures and when the block ends.
+#[derive(Object, Debug, Clone)]
+pub struct BlockRecord {
+    /// The group: a country (`NG`) or a prefix (`+2348031234`).
+    pub group: String,
+    /// `country` or `prefix`.
+    pub level: String,
+    /// The window whose figures tripped it: `hour` or `day`.
+    pub window: String,
+    /// Codes sent to the group in the window.
+    pub sent: u32,
+    /// Codes approved in the window.
+    pub approved: u32,
+    /// The most unverified codes (sent less approved) the window allowed.
+    pub threshold: u32,
+    /// Blocks of this group in a row, each within a week of the last; each doubles the length.
+    pub strikes: u32,
+    /// When the block ends (RFC 3339, UTC).
+    pub until: String,
 }
 
 impl Problem {
@@ -178,6 +206,7 @@ impl Problem {
             retry_after: None,
             vendor_code: None,
             vendor_message: None,
+            block: None,
         }
     }
 

@@ -26,8 +26,9 @@ pub enum ApiError {
     /// answered (`idempotency_key_in_use`).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
-    /// A wrong code, a number that codes are not sent to, or an
-    /// `Idempotency-Key` used for another request.
+    /// A wrong code, a number that codes are not sent to (or whose range
+    /// the pumping breaker has blocked for now), or an `Idempotency-Key`
+    /// used for another request.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// A limit was reached; `Retry-After` says when to try again.

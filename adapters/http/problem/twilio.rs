@@ -33,7 +33,8 @@ pub enum TwilioError {
     /// 20003: no valid account SID and auth token.
     #[oai(status = 401)]
     Unauthorized(Json<TwilioErrorBody>),
-    /// 60605: codes are not sent to this number.
+    /// 60605: codes are not sent to this number; 60410: its prefix is
+    /// blocked for a while (the pumping breaker).
     #[oai(status = 403)]
     Forbidden(Json<TwilioErrorBody>),
     /// 20404: no such service, or no such pending verification (never
@@ -139,6 +140,12 @@ fn twilio_of(p: &Problem) -> (StatusCode, u32, String) {
         ProblemCode::DestinationNotAllowed => (
             StatusCode::FORBIDDEN,
             60605,
+            "Verification delivery attempt blocked".into(),
+        ),
+        // Fraud Guard's: the prefix is blocked for a while.
+        ProblemCode::DestinationBlocked => (
+            StatusCode::FORBIDDEN,
+            60410,
             "Verification delivery attempt blocked".into(),
         ),
         ProblemCode::InvalidPhone | ProblemCode::PhoneRejected => {

@@ -75,6 +75,16 @@ impl<K: Hash + Ord + Clone, V> Expiring<K, V> {
         );
     }
 
+    /// The live entries, in no order.
+    pub fn iter(&self, now: Instant) -> impl Iterator<Item = (&K, &V)> {
+        self.slots
+            .iter()
+            .filter_map(move |(key, slot)| match &slot.value {
+                Some((value, expires_at)) if *expires_at > now => Some((key, value)),
+                _ => None,
+            })
+    }
+
     pub fn remove(&mut self, key: &K) -> Option<V> {
         self.slots.get_mut(key)?.value.take().map(|(value, _)| value)
     }

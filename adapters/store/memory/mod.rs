@@ -2,10 +2,11 @@
 //! phone's state changes only by the domain's rules (`domain::PhoneState`),
 //! so this store has no rule of its own. Phones, report links and
 //! idempotency keys together hold at most `max_entries` keys; the
-//! per-client counters are bounded apart, so a flood of clients can't
-//! crowd out codes. Whatever needs room that is missing is refused whole.
+//! per-client counters (and the pumping breaker's) are bounded apart, so a
+//! flood of clients can't crowd out codes. Whatever needs room that is missing is refused whole.
 
 mod expiring;
+mod traffic;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -43,6 +44,9 @@ struct State {
     /// An idempotency key's slot -> the request's fingerprint and, once
     /// answered, the answer.
     claims: Expiring<String, (String, Option<String>)>,
+    /// The pumping breaker's counts per destination group, bounded with
+    /// the counters.
+    traffic: Expiring<crate::domain::Group, crate::domain::GroupTraffic>,
 }
 
 impl MemoryStore {
@@ -72,6 +76,7 @@ impl MemoryStore {
         state.guessers.sweep(now);
         state.links.sweep(now);
         state.claims.sweep(now);
+        state.traffic.sweep(now);
         let (at, unix_ms) = self.epoch;
         let ms = unix_ms + u64::try_from(now.duration_since(at).as_millis()).unwrap_or(u64::MAX);
         f(&mut state, now, ms)
@@ -105,7 +110,7 @@ impl MemoryStore {
     }
 
     fn room_for_clients(&self, state: &State, new: usize) -> Result<(), StoreError> {
-        if state.buckets.len() + state.guessers.len() + new > self.max_entries {
+        if state.buckets.len() + state.guessers.len() + state.traffic.len() + new > self.max_entries {
             return Err(StoreError::Full(self.max_entries));
         }
         Ok(())

@@ -13,6 +13,7 @@
 //! name this side doesn't know is an error, never a guess.
 
 mod record;
+mod traffic;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,7 @@ struct Scripts {
     take: Script,
     give_back: Script,
     claim: Script,
+    traffic: Script,
 }
 
 /// A script that reads or writes a phone's state or a client's waits: the
@@ -95,6 +97,7 @@ impl RedisStore {
                 take: Script::new(include_str!("scripts/take.lua")),
                 give_back: Script::new(include_str!("scripts/give_back.lua")),
                 claim: Script::new(include_str!("scripts/claim.lua")),
+                traffic: Script::new(include_str!("scripts/traffic.lua")),
             },
         })
     }

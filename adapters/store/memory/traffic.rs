@@ -1,0 +1,126 @@
+//! The pumping breaker's counts (`ports::Traffic`) in the embedded store:
+//! each group's hour and day slots and its block, slots dropped once no
+//! window reads them (`domain::traffic_slots`). The breaker decides.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::domain::traffic_slots::{kept_from, slots, KEEP_DAYS};
+use crate::domain::{Block, Group, GroupTraffic, HourCount};
+use crate::ports::{StoreError, Traffic};
+
+/// How long a group outlives its last count: its history's length.
+const KEPT_FOR: Duration = Duration::from_secs(KEEP_DAYS * 86_400);
+
+#[derive(Clone, Copy)]
+enum Count {
+    Send,
+    /// A send counted at these unix ms, taken back.
+    Unsend(u64),
+    Approval,
+}
+
+impl MemoryStore {
+    fn count(&self, groups: &[Group], count: Count) -> Result<(u64, Vec<GroupTraffic>), StoreError> {
+        self.with_state(|state, now, ms| {
+            if let Count::Unsend(_) = count {
+            } else {
+                let new = groups.iter().filter(|g| !state.traffic.has_slot(g)).count();
+                self.room_for_clients(state, new)?;
+            }
+            let (hour, day) = slots(ms);
+            let (hour_from, day_from) = kept_from(ms);
+            let mut out = Vec::with_capacity(groups.len());
+            for group in groups {
+                let Some(mut held) = state.traffic.remove(group).or_else(|| match count {
+                    Count::Unsend(_) => None,
+                    _ => Some(GroupTraffic::default()),
+                }) else {
+                    continue;
+                };
+                held.hours.retain(|h| h.slot >= hour_from);
+                held.days.retain(|(d, _)| *d >= day_from);
+                match count {
+                    Count::Send => hour_of(&mut held, hour).sent += 1,
+                    Count::Unsend(at_ms) => {
+                        let (slot, _) = slots(at_ms);
+                        if let Some(h) = held.hours.iter_mut().find(|h| h.slot == slot) {
+                            h.sent = h.sent.saturating_sub(1);
+                        }
+                    }
+                    Count::Approval => {
+                        hour_of(&mut held, hour).approved += 1;
+                        match held.days.iter_mut().find(|(d, _)| *d == day) {
+                            Some((_, n)) => *n += 1,
+                            None => held.days.push((day, 1)),
+                        }
+                    }
+                }
+                out.push(held.clone());
+                state.traffic.insert(group.clone(), held, now + KEPT_FOR);
+            }
+            Ok((ms, out))
+        })
+    }
+}
+
+/// The group's count of hour `slot`, made if it has none.
+fn hour_of(held: &mut GroupTraffic, slot: u64) -> &mut HourCount {
+    let at = match held.hours.iter().position(|h| h.slot == slot) {
+        Some(at) => at,
+        None => {
+            held.hours.push(HourCount {
+                slot,
+                ..HourCount::default()
+            });
+            held.hours.sort_by_key(|h| h.slot);
+            held.hours.iter().position(|h| h.slot == slot).unwrap_or_default()
+        }
+    };
+    &mut held.hours[at]
+}
+
+#[async_trait]
+impl Traffic for MemoryStore {
+    async fn count_send(&self, groups: &[Group]) -> Result<(u64, Vec<GroupTraffic>), StoreError> {
+        self.count(groups, Count::Send)
+    }
+
+    async fn uncount_send(&self, groups: &[Group], at_ms: u64) -> Result<(), StoreError> {
+        self.count(groups, Count::Unsend(at_ms)).map(drop)
+    }
+
+    async fn count_approval(&self, groups: &[Group]) -> Result<(), StoreError> {
+        self.count(groups, Count::Approval).map(drop)
+    }
+
+    async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
+        self.with_state(|state, now, _| {
+            let mut held = match state.traffic.remove(group) {
+                Some(held) => held,
+                None => {
+                    self.room_for_clients(state, 1)?;
+                    GroupTraffic::default()
+                }
+            };
+            held.block = Some(block.clone());
+            state.traffic.insert(group.clone(), held, now + KEPT_FOR);
+            Ok(())
+        })
+    }
+
+    async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError> {
+        Ok(self.with_state(|state, now, _| {
+            let mut blocked: Vec<_> = state
+                .traffic
+                .iter(now)
+                .filter(|(_, held)| held.block.as_ref().is_some_and(|b| b.until_ms >= since_ms))
+                .map(|(group, held)| (group.clone(), held.clone()))
+                .collect();
+            blocked.sort_by(|a, b| a.0.cmp(&b.0));
+            blocked
+        }))
+    }
+}

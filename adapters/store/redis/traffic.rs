@@ -1,0 +1,241 @@
+//! The pumping breaker's counts (`ports::Traffic`) in Redis: a hash per
+//! group in its country's slot (`otp:traffic:{NG}:+2348031234`), counted
+//! and pruned by `scripts/traffic.lua` in one call for a phone's groups,
+//! even on a cluster; and an index of blocked groups by when their block
+//! ends, for `otpd fraud status`. The breaker decides; this only keeps.
+
+use async_trait::async_trait;
+use redis::Value;
+
+use super::{int, split_reply, unknown, unreadable, RedisStore};
+use crate::domain::traffic_slots::{slots, KEEP_DAYS, KEEP_HOURS};
+use crate::domain::{Block, Figures, Group, GroupTraffic, HourCount, Level, Window};
+use crate::ports::{StoreError, Traffic};
+
+/// The field holding a group's block.
+const BLOCK: &str = "b";
+
+impl RedisStore {
+    fn traffic_key(&self, group: &Group) -> String {
+        format!("{}traffic:{{{}}}:{}", self.key_prefix, group.country, group.name)
+    }
+
+    fn blocks_key(&self) -> String {
+        format!("{}traffic:blocks", self.key_prefix)
+    }
+
+    /// Runs `traffic.lua` on `groups`: `what`, and the hour slot for an unsend.
+    async fn count(&self, groups: &[Group], what: &str, slot: u64) -> Result<(u64, Vec<Value>), StoreError> {
+        let mut invocation = self.scripts.traffic.prepare_invoke();
+        for group in groups {
+            invocation.key(self.traffic_key(group));
+        }
+        invocation.arg(what).arg(slot).arg(KEEP_HOURS).arg(KEEP_DAYS);
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("traffic", &reply)? {
+            ("counted", [now, rest @ ..]) => Ok((int(now)?, rest.to_vec())),
+            (name, _) => Err(unknown("traffic", name)),
+        }
+    }
+}
+
+/// A group's hash, as its fields and values.
+fn traffic(fields: &[Value]) -> Result<GroupTraffic, StoreError> {
+    let mut held = GroupTraffic::default();
+    for pair in fields.chunks(2) {
+        let [Value::BulkString(field), Value::BulkString(value)] = pair else {
+            return Err(unreadable(format!("{pair:?} in a group's counts")));
+        };
+        let (field, value) = (String::from_utf8_lossy(field), String::from_utf8_lossy(value));
+        if field == BLOCK {
+            held.block = Some(decode(&value).ok_or_else(|| unreadable(format!("the block {value:?}")))?);
+            continue;
+        }
+        let bad = || unreadable(format!("the count {field:?} = {value:?}"));
+        let (kind, slot) = field.split_at(1);
+        let slot: u64 = slot.parse().map_err(|_| bad())?;
+        let n: u32 = value.parse().map_err(|_| bad())?;
+        match kind {
+            "s" | "a" => {
+                let at = match held.hours.iter().position(|h| h.slot == slot) {
+                    Some(at) => at,
+                    None => {
+                        held.hours.push(HourCount {
+                            slot,
+                            ..HourCount::default()
+                        });
+                        held.hours.len() - 1
+                    }
+                };
+                if kind == "s" {
+                    held.hours[at].sent = n;
+                } else {
+                    held.hours[at].approved = n;
+                }
+            }
+            "d" => held.days.push((slot, n)),
+            _ => return Err(bad()),
+        }
+    }
+    held.hours.sort_by_key(|h| h.slot);
+    held.days.sort_unstable();
+    Ok(held)
+}
+
+/// A block as its field holds it: since, until, strikes, window, sent,
+/// approved, threshold, enforced (1 or 0).
+fn encode(block: &Block) -> String {
+    let f = &block.figures;
+    format!(
+        "{},{},{},{},{},{},{},{}",
+        block.since_ms,
+        block.until_ms,
+        block.strikes,
+        f.window.as_str(),
+        f.sent,
+        f.approved,
+        f.threshold,
+        u8::from(block.enforced)
+    )
+}
+
+fn decode(text: &str) -> Option<Block> {
+    let parts: Vec<&str> = text.split(',').collect();
+    let [since, until, strikes, window, sent, approved, threshold, enforced] = parts[..] else {
+        return None;
+    };
+    Some(Block {
+        since_ms: since.parse().ok()?,
+        until_ms: until.parse().ok()?,
+        strikes: strikes.parse().ok()?,
+        figures: Figures {
+            window: match window {
+                "hour" => Window::Hour,
+                "day" => Window::Day,
+                _ => return None,
+            },
+            sent: sent.parse().ok()?,
+            approved: approved.parse().ok()?,
+            threshold: threshold.parse().ok()?,
+        },
+        enforced: match enforced {
+            "1" => true,
+            "0" => false,
+            _ => return None,
+        },
+    })
+}
+
+/// A group as the index names it: its country and its name.
+fn member(group: &Group) -> String {
+    format!("{} {}", group.country, group.name)
+}
+
+fn group_of(member: &str) -> Option<Group> {
+    let (country, name) = member.split_once(' ')?;
+    Some(Group {
+        level: if country == name {
+            Level::Country
+        } else {
+            Level::Prefix
+        },
+        country: country.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+#[async_trait]
+impl Traffic for RedisStore {
+    async fn count_send(&self, groups: &[Group]) -> Result<(u64, Vec<GroupTraffic>), StoreError> {
+        let (now, held) = self.count(groups, "send", 0).await?;
+        let held = held
+            .iter()
+            .map(|fields| match fields {
+                Value::Array(fields) => traffic(fields),
+                other => Err(unreadable(format!("{other:?} for a group's counts"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((now, held))
+    }
+
+    async fn uncount_send(&self, groups: &[Group], at_ms: u64) -> Result<(), StoreError> {
+        self.count(groups, "unsend", slots(at_ms).0).await.map(drop)
+    }
+
+    async fn count_approval(&self, groups: &[Group]) -> Result<(), StoreError> {
+        self.count(groups, "approve", 0).await.map(drop)
+    }
+
+    async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
+        let key = self.traffic_key(group);
+        let set = redis::cmd("HSET").arg(&key).arg(BLOCK).arg(encode(block)).clone();
+        self.command::<i64>(set).await?;
+        let keep = redis::cmd("PEXPIRE")
+            .arg(&key)
+            .arg(KEEP_DAYS * 86_400_000)
+            .clone();
+        self.command::<i64>(keep).await?;
+        // The index lives in a slot of its own: a second call.
+        let index = redis::cmd("ZADD")
+            .arg(self.blocks_key())
+            .arg(block.until_ms)
+            .arg(member(group))
+            .clone();
+        self.command::<i64>(index).await.map(drop)
+    }
+
+    async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError> {
+        let index = self.blocks_key();
+        // Blocks that ended before `since_ms` are of no more use to list.
+        let trim = redis::cmd("ZREMRANGEBYSCORE")
+            .arg(&index)
+            .arg("-inf")
+            .arg(format!("({since_ms}"))
+            .clone();
+        self.command::<i64>(trim).await?;
+        let members: Vec<String> = self
+            .command(redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1).clone())
+            .await?;
+        let mut blocked = Vec::with_capacity(members.len());
+        for group in members.iter().filter_map(|m| group_of(m)) {
+            let fields: Vec<Value> = self
+                .command(redis::cmd("HGETALL").arg(self.traffic_key(&group)).clone())
+                .await?;
+            let held = traffic(&fields)?;
+            if held.block.as_ref().is_some_and(|b| b.until_ms >= since_ms) {
+                blocked.push((group, held));
+            }
+        }
+        blocked.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(blocked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_reads_back_as_written() {
+        let block = Block {
+            since_ms: 1,
+            until_ms: 43_200_001,
+            strikes: 2,
+            figures: Figures {
+                window: Window::Day,
+                sent: 21,
+                approved: 0,
+                threshold: 20,
+            },
+            enforced: true,
+        };
+        assert_eq!(decode(&encode(&block)), Some(block));
+        assert_eq!(decode("1,2,3"), None);
+        let group = Group {
+            level: Level::Prefix,
+            country: "NG".into(),
+            name: "+2348031234".into(),
+        };
+        assert_eq!(group_of(&member(&group)), Some(group));
+    }
+}

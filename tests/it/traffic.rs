@@ -1,0 +1,132 @@
+//! The pumping breaker's counts (`ports::Traffic`), the same on every
+//! store: what each send and approval adds, taking a send back, blocks
+//! kept and listed, and counts that stay exact under concurrent sends.
+
+use std::sync::Arc;
+
+use otpd::domain::{Block, Breaker, Figures, Group, GroupTraffic, Phone, Window};
+use otpd::ports::OtpStore;
+
+use crate::store_contract::{memory_store, redis_store};
+
+fn groups(phone: &str) -> Vec<Group> {
+    Breaker::default().groups(&Phone::parse(phone).unwrap())
+}
+
+/// Sends and approvals in the hours held, summed.
+fn totals(held: &GroupTraffic) -> (u32, u32) {
+    held.hours
+        .iter()
+        .fold((0, 0), |(s, a), h| (s + h.sent, a + h.approved))
+}
+
+pub async fn sends_and_approvals_count_for_each_group(store: Arc<dyn OtpStore>) {
+    let mine = groups("+2348031234567");
+    store.count_send(&mine).await.unwrap();
+    store.count_approval(&mine).await.unwrap();
+    let (now_ms, held) = store.count_send(&mine).await.unwrap();
+    assert_eq!(held.len(), 2);
+    for group in &held {
+        assert_eq!(totals(group), (2, 1));
+        assert_eq!(group.days, vec![(now_ms / 86_400_000, 1)]);
+        assert_eq!(group.block, None);
+    }
+    // Another prefix of the same country counts apart; the country is shared.
+    let (_, other) = store.count_send(&groups("+2348039999567")).await.unwrap();
+    assert_eq!(totals(&other[0]), (3, 1), "the country");
+    assert_eq!(totals(&other[1]), (1, 0), "another prefix");
+}
+
+pub async fn a_send_taken_back_is_gone_and_never_below_zero(store: Arc<dyn OtpStore>) {
+    let mine = groups("+14155551234");
+    let (at_ms, _) = store.count_send(&mine).await.unwrap();
+    store.uncount_send(&mine, at_ms).await.unwrap();
+    store.uncount_send(&mine, at_ms).await.unwrap();
+    let (_, held) = store.count_send(&mine).await.unwrap();
+    assert_eq!(totals(&held[1]), (1, 0));
+    // Taking back from a group never counted makes nothing.
+    let never = groups("+16175551234");
+    store.uncount_send(&never, at_ms).await.unwrap();
+    assert!(store.blocks(0).await.unwrap().is_empty());
+}
+
+pub async fn a_block_is_kept_and_listed_until_it_ends(store: Arc<dyn OtpStore>) {
+    let mine = groups("+2348031234567");
+    let (now_ms, _) = store.count_send(&mine).await.unwrap();
+    let block = Block {
+        since_ms: now_ms,
+        until_ms: now_ms + 3_600_000,
+        strikes: 2,
+        figures: Figures {
+            window: Window::Hour,
+            sent: 11,
+            approved: 0,
+            threshold: 10,
+        },
+        enforced: true,
+    };
+    store.set_block(&mine[1], &block).await.unwrap();
+    let (_, held) = store.count_send(&mine).await.unwrap();
+    assert_eq!(held[1].block.as_ref(), Some(&block), "a send reads the block");
+    assert_eq!(held[0].block, None, "the country is not blocked");
+    let listed = store.blocks(now_ms).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, mine[1]);
+    assert_eq!(totals(&listed[0].1), (2, 0));
+    // Ended, it is no longer listed as on, and a send still reads it
+    // (its strikes count for the next block).
+    let ended = Block {
+        until_ms: now_ms,
+        ..block
+    };
+    store.set_block(&mine[1], &ended).await.unwrap();
+    assert!(store.blocks(now_ms + 1).await.unwrap().is_empty());
+    let (_, held) = store.count_send(&mine).await.unwrap();
+    assert_eq!(held[1].block.as_ref(), Some(&ended));
+}
+
+pub async fn concurrent_sends_each_see_their_own_count(store: Arc<dyn OtpStore>) {
+    let mine = groups("+2348031234567");
+    let sends = (0..40).map(|_| {
+        let (store, mine) = (Arc::clone(&store), mine.clone());
+        tokio::spawn(async move { totals(&store.count_send(&mine).await.unwrap().1[1]).0 })
+    });
+    let mut seen: Vec<u32> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=40).collect::<Vec<_>>());
+}
+
+/// Every test above, named once (`cluster.rs` runs them on a cluster).
+macro_rules! every_traffic_test {
+    ($then:ident!($($args:tt)*)) => {
+        $then!($($args)*;
+            sends_and_approvals_count_for_each_group,
+            a_send_taken_back_is_gone_and_never_below_zero,
+            a_block_is_kept_and_listed_until_it_ends,
+            concurrent_sends_each_see_their_own_count,
+        );
+    };
+}
+pub(crate) use every_traffic_test;
+
+macro_rules! traffic_suite {
+    ($adapter:ident, $make:expr; $($test:ident),* $(,)?) => {
+        mod $adapter {
+            use super::*;
+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($make).await;
+                }
+            )*
+        }
+    };
+}
+
+every_traffic_test!(traffic_suite!(memory, memory_store()));
+every_traffic_test!(traffic_suite!(redis, redis_store()));
