@@ -226,6 +226,13 @@ pub trait Traffic: Send + Sync + 'static {
     /// [`StoreError`] when the store can't be reached in time.
     async fn count_approval(&self, groups: &[Group]) -> Result<(), StoreError>;
 
+    /// Forgets the group's sends and approvals by the hour (its history
+    /// by the day stays), for an operator who says its traffic is real.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn forget_hours(&self, group: &Group) -> Result<(), StoreError>;
+
     /// Keeps `block` as the group's, in place of any before it.
     ///
     /// # Errors

@@ -134,8 +134,8 @@ impl OtpService {
     }
 
     /// Ends the block of the group named `name` (`NG`, `+2348031234`) now,
-    /// with no strikes: the operator says its traffic is real, so it is
-    /// judged afresh from here (`otpd fraud unblock`). The group, if it
+    /// with no strikes and its counts by the hour forgotten: the operator
+    /// says its traffic is real, so it is judged afresh from here (`otpd fraud unblock`). The group, if it
     /// was blocked.
     ///
     /// # Errors
@@ -151,6 +151,7 @@ impl OtpService {
                 strikes: 0,
                 ..block
             };
+            self.store.forget_hours(&group).await?;
             self.store.set_block(&group, &ended).await?;
             tracing::warn!(group = %group, "pumping breaker: destination unblocked by the operator");
             return Ok(Some(group));

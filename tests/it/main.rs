@@ -17,6 +17,7 @@ mod limits;
 mod ops;
 mod own_redis;
 mod properties;
+mod pumping;
 mod redis_store;
 mod reports_more;
 mod routing;

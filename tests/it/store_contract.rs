@@ -1668,6 +1668,10 @@ impl otpd::ports::Traffic for Tallied {
         self.0.count_approval(groups).await
     }
 
+    async fn forget_hours(&self, group: &otpd::domain::Group) -> Result<(), StoreError> {
+        self.0.forget_hours(group).await
+    }
+
     async fn set_block(
         &self,
         group: &otpd::domain::Group,

@@ -83,6 +83,15 @@ pub async fn a_block_is_kept_and_listed_until_it_ends(store: Arc<dyn OtpStore>) 
     assert!(store.blocks(now_ms + 1).await.unwrap().is_empty());
     let (_, held) = store.count_send(&mine).await.unwrap();
     assert_eq!(held[1].block.as_ref(), Some(&ended));
+    // An operator's unblock forgets the hours, and keeps the block's
+    // record and the history by the day.
+    store.count_approval(&mine).await.unwrap();
+    store.forget_hours(&mine[1]).await.unwrap();
+    let (_, held) = store.count_send(&mine).await.unwrap();
+    assert_eq!(totals(&held[1]), (1, 0));
+    assert_eq!(held[1].days.len(), 1);
+    assert_eq!(held[1].block.as_ref(), Some(&ended));
+    assert_eq!(totals(&held[0]), (4, 1), "the country keeps its counts");
 }
 
 pub async fn concurrent_sends_each_see_their_own_count(store: Arc<dyn OtpStore>) {

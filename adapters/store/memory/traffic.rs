@@ -96,6 +96,15 @@ impl Traffic for MemoryStore {
         self.count(groups, Count::Approval).map(drop)
     }
 
+    async fn forget_hours(&self, group: &Group) -> Result<(), StoreError> {
+        self.with_state(|state, now, _| {
+            if let Some(held) = state.traffic.get_mut(group, now) {
+                held.hours.clear();
+            }
+        });
+        Ok(())
+    }
+
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
         self.with_state(|state, now, _| {
             let mut held = match state.traffic.remove(group) {

@@ -166,6 +166,12 @@ impl Traffic for RedisStore {
         self.count(groups, "approve", 0).await.map(drop)
     }
 
+    async fn forget_hours(&self, group: &Group) -> Result<(), StoreError> {
+        self.count(std::slice::from_ref(group), "forget", 0)
+            .await
+            .map(drop)
+    }
+
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
         let key = self.traffic_key(group);
         let set = redis::cmd("HSET").arg(&key).arg(BLOCK).arg(encode(block)).clone();

@@ -1,8 +1,8 @@
 -- The pumping breaker's counts (domain/pumping.rs decides on them). KEYS:
 -- one phone's groups, a hash each in its country's slot: `s<hour>` sends
 -- and `a<hour>` approvals per hour slot, `d<day>` approvals per day slot,
--- `b` its block (kept, never read here). ARGV: 'send', 'unsend' or
--- 'approve'; for 'unsend' the hour slot to take a send back from; the hour
+-- `b` its block (kept, never read here). ARGV: 'send', 'unsend',
+-- 'approve' or 'forget' (its hours' counts, for an operator's unblock); for 'unsend' the hour slot to take a send back from; the hour
 -- and day slots kept (KEEP_HOURS, KEEP_DAYS), older ones dropped here.
 -- Returns {'counted', now ms, and for a send each hash's fields}.
 local t = redis.call('TIME')
@@ -22,14 +22,15 @@ for _, key in ipairs(KEYS) do
   elseif what == 'approve' then
     redis.call('HINCRBY', key, 'a' .. hour, 1)
     redis.call('HINCRBY', key, 'd' .. day, 1)
-  else
+  elseif what ~= 'forget' then
     return {'unknown'}
   end
   local fields = redis.call('HGETALL', key)
   local kept = {}
   for i = 1, #fields, 2 do
     local kind, slot = string.sub(fields[i], 1, 1), tonumber(string.sub(fields[i], 2))
-    local stale = ((kind == 's' or kind == 'a') and slot <= hour - keep_hours)
+    local hourly = kind == 's' or kind == 'a'
+    local stale = (hourly and (what == 'forget' or slot <= hour - keep_hours))
       or (kind == 'd' and slot <= day - keep_days)
     if stale then
       redis.call('HDEL', key, fields[i])

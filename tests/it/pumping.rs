@@ -1,0 +1,292 @@
+//! The pumping breaker end to end: a pumped prefix is blocked at its floor
+//! with a decision record (422 `destination_blocked`, `/v2` 60410, an
+//! event), approvals make room, monitor mode sends and tells, the safe list
+//! and test numbers pass, and the CLI lists and lifts blocks, on memory
+//! and on Redis.
+
+use otpd::config::{Config, RuleMode, Secret};
+use serde_json::Value;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer};
+
+use crate::events::{wait_for, with_events};
+use crate::helpers::{memory_config, redis_config, spawn_app, TestApp};
+use crate::sms_vendors::{twilio_created, with_twilio, TWILIO_PATH};
+
+/// The 1k prefix every pumped number here is in.
+const PREFIX: &str = "+2348031234";
+
+fn pumped(n: u32) -> String {
+    format!("{PREFIX}{n:03}")
+}
+
+/// `config` sending through a Twilio that accepts every message: a real
+/// vendor, so the breaker enforces by default.
+async fn through_twilio(mut config: Config) -> (Config, MockServer) {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(twilio_created("SM0123456789abcdef0123456789abcdef"))
+        .mount(&twilio)
+        .await;
+    config.sms.provider = otpd::config::SmsProvider::Twilio;
+    with_twilio(&mut config, &twilio);
+    (config, twilio)
+}
+
+async fn vendor_sends(twilio: &MockServer) -> usize {
+    twilio.received_requests().await.unwrap_or_default().len()
+}
+
+async fn a_pumped_prefix_is_blocked_at_its_floor(config: Config) {
+    let (config, twilio) = through_twilio(config).await;
+    let app = spawn_app(config).await;
+    for n in 0..10 {
+        assert_eq!(app.send(&pumped(n)).await.status, 202, "send {n}");
+    }
+    let refused = app.send(&pumped(10)).await;
+    refused.assert_problem(422, "destination_blocked");
+    let block = &refused.body["block"];
+    assert_eq!(block["group"], PREFIX);
+    assert_eq!(block["level"], "prefix");
+    assert_eq!(block["window"], "hour");
+    assert_eq!(
+        (block["sent"].as_u64(), block["approved"].as_u64()),
+        (Some(11), Some(0))
+    );
+    assert_eq!(
+        (block["threshold"].as_u64(), block["strikes"].as_u64()),
+        (Some(10), Some(1))
+    );
+    assert!(
+        block["until"].as_str().is_some_and(|u| u.ends_with('Z')),
+        "{block}"
+    );
+    let hours = refused.body["retry_after"].as_u64().unwrap();
+    assert!((11 * 3600..=12 * 3600).contains(&hours), "{hours}");
+    // Every later send to the prefix is refused and reaches no vendor.
+    for n in 11..40 {
+        app.send(&pumped(n))
+            .await
+            .assert_problem(422, "destination_blocked");
+    }
+    assert_eq!(vendor_sends(&twilio).await, 10, "ten SMS, then none");
+    // Another prefix of the country, and another country, still go.
+    assert_eq!(app.send("+2348039876000").await.status, 202);
+    assert_eq!(app.send("+14155552671").await.status, 202);
+    assert_eq!(vendor_sends(&twilio).await, 12);
+}
+
+#[tokio::test]
+async fn a_pumped_prefix_is_blocked_at_its_floor_on_memory() {
+    a_pumped_prefix_is_blocked_at_its_floor(memory_config()).await;
+}
+
+#[tokio::test]
+async fn a_pumped_prefix_is_blocked_at_its_floor_on_redis() {
+    a_pumped_prefix_is_blocked_at_its_floor(redis_config()).await;
+}
+
+/// Console, but enforcing: codes can be read and approved.
+fn enforcing(mut config: Config) -> Config {
+    config.fraud.country_mode = RuleMode::Enforce;
+    config.fraud.prefix_mode = RuleMode::Enforce;
+    config
+}
+
+async fn approve(app: &TestApp, phone: &str) {
+    assert_eq!(app.send(phone).await.status, 202);
+    let code = app.outbox.last_code(phone);
+    assert_eq!(app.verify(phone, &code).await.status, 200);
+}
+
+#[tokio::test]
+async fn approvals_make_room_one_for_one() {
+    let app = spawn_app(enforcing(redis_config())).await;
+    for n in 0..15 {
+        approve(&app, &pumped(n)).await;
+    }
+    for n in 15..30 {
+        assert_eq!(app.send(&pumped(n)).await.status, 202, "unverified send {n}");
+    }
+    let refused = app.send(&pumped(30)).await;
+    refused.assert_problem(422, "destination_blocked");
+    assert_eq!(refused.body["block"]["approved"], 15);
+    assert_eq!(refused.body["block"]["threshold"], 15);
+}
+
+#[tokio::test]
+async fn monitor_mode_sends_and_tells_once() {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(204))
+        .mount(&endpoint)
+        .await;
+    // The console alone: the breaker's rules default to monitor.
+    let app = spawn_app(with_events(memory_config(), &endpoint, &[1])).await;
+    for n in 0..15 {
+        assert_eq!(app.send(&pumped(n)).await.status, 202, "send {n}");
+    }
+    let got = wait_for(&endpoint, &["fraud.would_block"]).await;
+    let told: Vec<&Value> = got.iter().filter(|e| e["type"] == "fraud.would_block").collect();
+    assert_eq!(told.len(), 1, "once per block, not per send: {told:?}");
+    let data = &told[0]["data"];
+    assert_eq!(data["phone"], pumped(10), "the send that tripped it");
+    assert_eq!(data["block"]["group"], PREFIX);
+    assert_eq!(data["block"]["enforced"], false);
+    assert_eq!(data["block"]["sent"], 11);
+    assert!(got.iter().all(|e| e["type"] != "fraud.blocked"));
+}
+
+#[tokio::test]
+async fn an_enforced_block_is_an_event() {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(204))
+        .mount(&endpoint)
+        .await;
+    let app = spawn_app(with_events(enforcing(memory_config()), &endpoint, &[1])).await;
+    for n in 0..11 {
+        app.send(&pumped(n)).await;
+    }
+    let got = wait_for(&endpoint, &["fraud.blocked"]).await;
+    let blocked = got.iter().find(|e| e["type"] == "fraud.blocked").unwrap();
+    assert_eq!(blocked["data"]["block"]["enforced"], true);
+    assert_eq!(blocked["data"]["block"]["strikes"], 1);
+    assert_eq!(blocked["data"]["country"], "NG");
+}
+
+#[tokio::test]
+async fn safe_numbers_and_test_numbers_are_never_blocked() {
+    let mut config = enforcing(memory_config());
+    config.fraud.safe = vec![PREFIX.into()];
+    let tests = |n: u32| format!("+2348035550{n:03}");
+    config.otp.test_numbers = (0..15).map(|n| (tests(n), Secret::new("424242"))).collect();
+    let app = spawn_app(config).await;
+    for n in 0..30 {
+        assert_eq!(app.send(&pumped(n)).await.status, 202, "safe send {n}");
+    }
+    for n in 0..15 {
+        assert_eq!(app.send(&tests(n)).await.status, 202, "test number {n}");
+    }
+    // Neither counted for the country either: its floor of 30 is untouched.
+    for n in 0..30 {
+        let status = app
+            .send(&format!("+23480{:08}", 40_000_000 + n * 1000))
+            .await
+            .status;
+        assert_eq!(status, 202, "send {n} to other prefixes");
+    }
+    app.send("+2348049999000")
+        .await
+        .assert_problem(422, "destination_blocked");
+}
+
+#[tokio::test]
+async fn the_twilio_surface_answers_60410() {
+    let app = spawn_app(crate::twilio_verify::with_twilio(enforcing(memory_config()))).await;
+    let create = |to: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url(&format!(
+                    "/v2/Services/{}/Verifications",
+                    crate::twilio_verify::SERVICE
+                )))
+                .basic_auth(crate::twilio_verify::ACCOUNT, Some(crate::twilio_verify::TOKEN))
+                .form(&[("To", to.as_str()), ("Channel", "sms")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for n in 0..10 {
+        assert_eq!(create(pumped(n)).await.status(), 201);
+    }
+    let refused = create(pumped(10)).await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], 60410, "{body}");
+    assert_eq!(body["more_info"], "https://www.twilio.com/docs/errors/60410");
+}
+
+#[tokio::test]
+async fn bad_breaker_settings_stop_the_start_naming_them() {
+    let cases: [(fn(&mut Config), &str); 5] = [
+        (|c| c.fraud.prefix_digits = 0, "fraud.prefix_digits"),
+        (
+            |c| c.fraud.unverified_per_approved = -1.0,
+            "fraud.unverified_per_approved",
+        ),
+        (|c| c.fraud.block_hours = 0, "fraud.block_hours"),
+        (|c| c.fraud.prefix_hour_floor = 0, "fraud.prefix_hour_floor"),
+        (|c| c.fraud.safe = vec!["2348031234".into()], "fraud.safe"),
+    ];
+    for (change, key) in cases {
+        let mut config = memory_config();
+        change(&mut config);
+        let console = otpd::adapters::sms::ConsoleOut::Writer(Box::new(std::io::sink()));
+        let err = otpd::startup::Application::build(&config, console)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.key, key, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn the_cli_lists_a_block_and_lifts_it() {
+    let config = enforcing(redis_config());
+    let env = [
+        ("OTPD_STORE__URL", config.store.url.expose().to_owned()),
+        ("OTPD_STORE__KEY_PREFIX", config.store.key_prefix.clone()),
+        ("OTPD_OTP__HASH_KEYS", crate::helpers::HASH_KEY.to_owned()),
+    ];
+    let app = spawn_app(config).await;
+    for n in 0..11 {
+        app.send(&pumped(n)).await;
+    }
+    app.send(&pumped(11))
+        .await
+        .assert_problem(422, "destination_blocked");
+
+    let (ok, stdout, stderr) = cli(&["fraud", "status"], &env);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(PREFIX) && stdout.contains("prefix") && stdout.contains("blocked until"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("11 sent, 0 approved in the hour, over 10"),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = cli(&["fraud", "unblock", PREFIX], &env);
+    assert!(ok && stdout.contains("unblocked"), "{stdout}{stderr}");
+    // Judged afresh: the prefix has its floor again.
+    for n in 12..22 {
+        assert_eq!(app.send(&pumped(n)).await.status, 202, "send {n}");
+    }
+    app.send(&pumped(22))
+        .await
+        .assert_problem(422, "destination_blocked");
+
+    let (ok, stdout, _) = cli(&["fraud", "unblock", "+999"], &env);
+    assert!(!ok, "{stdout}");
+    let (ok, _, stderr) = cli(&["fraud", "status"], &[]);
+    assert!(!ok && stderr.contains("memory store"), "{stderr}");
+}
+
+fn cli(args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_otpd"));
+    command.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
