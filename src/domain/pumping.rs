@@ -424,6 +424,9 @@ mod tests {
     #[test]
     fn history_makes_room_for_the_country() {
         let breaker = Breaker::default();
+        // A new deployment: the floors, 30 an hour and 100 a day.
+        let [hour, day] = breaker.figures(Level::Country, &traffic(0, 0, 0), NOW);
+        assert_eq!((hour.threshold, day.threshold), (30, 100));
         // 1,200 approved on a day last week: 1,200 unverified a day, 200 an hour.
         let [hour, day] = breaker.figures(Level::Country, &traffic(0, 0, 1_200), NOW);
         assert_eq!((hour.threshold, day.threshold), (200, 1_200));
@@ -553,5 +556,60 @@ mod tests {
             panic!("no trip")
         };
         assert!(!block.enforced);
+    }
+
+    /// A week of sends to one prefix, one every `every_ms`, through the
+    /// breaker at the defaults, as a store would count them; the sends that
+    /// went out. The figures in docs/behaviour.md ("SMS pumping").
+    fn week_of_pumping(breaker: &Breaker, every_ms: u64, history: u32) -> u32 {
+        let mut held = vec![GroupTraffic::default(), GroupTraffic::default()];
+        // The country's own history: `history` approved on a day last week.
+        held[0].days.push((NOW / DAY_MS - 3, history));
+        let mut sent = 0;
+        let mut n = 0u64;
+        let groups = breaker.groups(&phone("+2348031234567"));
+        while n * every_ms < 7 * DAY_MS {
+            let at = NOW + n * every_ms;
+            n += 1;
+            for group in &mut held {
+                match group.hours.iter_mut().find(|h| h.slot == at / HOUR_MS) {
+                    Some(h) => h.sent += 1,
+                    None => group.hours.push(HourCount { slot: at / HOUR_MS, sent: 1, approved: 0 }),
+                }
+            }
+            let refused = match breaker.judge(&groups, &held, at) {
+                Verdict::Pass => false,
+                Verdict::Blocked { .. } => true,
+                Verdict::Tripped { group, block } => {
+                    let at = groups.iter().position(|g| *g == group).unwrap();
+                    held[at].block = Some(block);
+                    true
+                }
+            };
+            if refused {
+                for group in &mut held {
+                    if let Some(h) = group.hours.iter_mut().find(|h| h.slot == at / HOUR_MS) {
+                        h.sent -= 1;
+                    }
+                }
+            } else {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn what_a_week_of_pumping_one_prefix_costs_at_the_defaults() {
+        let breaker = Breaker::default();
+        // As fast as it can (a send every second): 10 before each block,
+        // and blocks of 12, 24, 48 and 96 hours fill the week.
+        assert_eq!(week_of_pumping(&breaker, 1_000, 0), 40);
+        // With the country's history it is the same: the prefix's floor
+        // trips first.
+        assert_eq!(week_of_pumping(&breaker, 1_000, 1_200), 40);
+        // Slow enough to stay under the prefix's day floor (one send every
+        // 72 minutes, 20 a day), never blocked: 140 in a week.
+        assert_eq!(week_of_pumping(&breaker, 72 * 60 * 1_000, 0), 140);
     }
 }
