@@ -287,7 +287,11 @@ impl Breaker {
         // Counting starts again where the group's last block ended: what
         // came before it was judged already. (Sends refused during a block
         // were never counted, so the hour it ended holds only later ones.)
-        let restart = traffic.block.as_ref().map_or(0, |b| b.until_ms / HOUR_MS);
+        let restart = traffic
+            .block
+            .as_ref()
+            .filter(|b| !b.is_on(now_ms))
+            .map_or(0, |b| b.until_ms / HOUR_MS);
         let sum = |from: u64| {
             traffic
                 .hours

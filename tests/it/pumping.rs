@@ -257,7 +257,7 @@ async fn the_cli_lists_a_block_and_lifts_it() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("11 sent, 0 approved in the hour, over 10"),
+        stdout.contains("11 sent, 0 approved in the hour, over 10; now 10/0 an hour"),
         "{stdout}"
     );
 
