@@ -233,7 +233,16 @@ pub trait Traffic: Send + Sync + 'static {
     /// [`StoreError`] when the store can't be reached in time.
     async fn forget_hours(&self, group: &Group) -> Result<(), StoreError>;
 
-    /// Keeps `block` as the group's, in place of any before it.
+    /// Starts `block` as the group's, unless a block of the group is on at
+    /// its start (two sends that trip at once start one block). Says
+    /// whether it started.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn start_block(&self, group: &Group, block: &Block) -> Result<bool, StoreError>;
+
+    /// Keeps `block` as the group's, in place of any before it (an
+    /// operator's unblock).
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.

@@ -578,7 +578,11 @@ mod tests {
             for group in &mut held {
                 match group.hours.iter_mut().find(|h| h.slot == at / HOUR_MS) {
                     Some(h) => h.sent += 1,
-                    None => group.hours.push(HourCount { slot: at / HOUR_MS, sent: 1, approved: 0 }),
+                    None => group.hours.push(HourCount {
+                        slot: at / HOUR_MS,
+                        sent: 1,
+                        approved: 0,
+                    }),
                 }
             }
             let refused = match breaker.judge(&groups, &held, at) {

@@ -39,8 +39,11 @@ impl OtpService {
             Verdict::Pass => return Ok(Some(counted)),
             Verdict::Blocked { group, block } => (group, block),
             Verdict::Tripped { group, block } => {
-                self.store.set_block(&group, &block).await?;
-                self.tell_block(phone, &group, &block).await;
+                // Of sends that trip at once, the first starts the block
+                // and tells of it.
+                if self.store.start_block(&group, &block).await? {
+                    self.tell_block(phone, &group, &block).await;
+                }
                 (group, block)
             }
         };

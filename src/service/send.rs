@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE};
 use crate::domain::{
-    Admitted, Bucket, Code, Delivery, EventKind, Locale, Opened, Phone, Scope, SendLimits, SendMode,
-    SmsReceipt, Verification,
+    Admitted, Bucket, Code, Delivery, EventKind, Locale, Opened, PendingOtp, Phone, Scope, SendLimits,
+    SendMode, SmsReceipt, Verification,
 };
 use crate::ports::{ErrorChain, SendRules};
 
@@ -54,22 +54,43 @@ impl OtpService {
         if fixed.is_none() {
             self.guards.destinations.check(phone)?;
         }
-        // Counted before the phone's rules, so concurrent sends to a group
-        // each see the others; taken back if the send goes no further.
-        let counted = match fixed {
-            Some(_) => None,
-            None => self.screen(phone).await?,
+        // The pumping breaker counts the send beside its admission, in
+        // parallel (one round trip's wait, not two); nothing is texted
+        // until both agree. Each undoes itself if the other refuses: the
+        // code is withdrawn as after a failed SMS, the count taken back.
+        let screening = async {
+            match fixed {
+                Some(_) => Ok(None),
+                None => self.screen(phone).await,
+            }
         };
-        let sent = self.deliver(&order, fixed).await;
+        let (screened, admitted) = futures_util::future::join(screening, self.admit(&order, fixed)).await;
+        let counted = match (screened, admitted) {
+            (Ok(counted), Ok(admission)) => (counted, admission),
+            (Err(refused), admitted) => {
+                if let Ok(admission) = admitted {
+                    self.withdraw(phone, &admission).await;
+                }
+                return Err(refused);
+            }
+            (Ok(counted), Err(refused)) => {
+                if let Some(counted) = &counted {
+                    self.uncount(counted).await;
+                }
+                return Err(refused);
+            }
+        };
+        let (counted, admission) = counted;
+        let sent = self.text(&order, fixed, admission).await;
         if let (Err(_), Some(counted)) = (&sent, &counted) {
             self.uncount(counted).await;
         }
         sent
     }
 
-    /// The send past the destination's rules: quotas, the phone's rules
-    /// and the write in one step, then the SMS.
-    async fn deliver(&self, order: &SendOrder<'_>, fixed: Option<&Code>) -> Result<Sent, SendError> {
+    /// The client's and the service's quotas, the phone's rules and the
+    /// write: one step, and nothing taken when anything refuses.
+    async fn admit(&self, order: &SendOrder<'_>, fixed: Option<&Code>) -> Result<Admission, SendError> {
         let phone = order.phone;
         let buckets = [
             (
@@ -112,8 +133,6 @@ impl OtpService {
             },
             ceiling: self.guards.ceiling,
         };
-        // The client's and the service's quotas, the phone's rules and the
-        // write: one step, and nothing taken when anything refuses.
         let opened = match self
             .store
             .admit(&quotas, phone, &pending, &order.mode, &rules)
@@ -128,13 +147,38 @@ impl OtpService {
             }
         };
         let limited = |limit, retry_after| Err(SendError::Limited { limit, retry_after });
-        let mut verification = match opened {
+        let verification = match opened {
             Opened::Stored(verification) => verification,
             Opened::TooSoon { retry_after } => return limited(Limit::ResendTooSoon, retry_after),
             Opened::QuotaExceeded { retry_after } => return limited(Limit::PhoneQuota, retry_after),
             Opened::GuessCeiling { retry_after } => return limited(Limit::GuessCeiling, retry_after),
             Opened::NotFound => return Err(SendError::NotFound),
         };
+        Ok(Admission {
+            verification,
+            pending,
+            code,
+            local_id,
+            ahead,
+            sent_at,
+        })
+    }
+
+    /// Takes back an admitted code that will not be texted.
+    async fn withdraw(&self, phone: &Phone, admission: &Admission) {
+        if let Err(e) = self.store.withdraw(phone, &admission.pending.hash).await {
+            tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "could not withdraw the code of a send that did not go");
+        }
+    }
+
+    /// Texts an admitted code, and notes who took it.
+    async fn text(
+        &self,
+        order: &SendOrder<'_>,
+        fixed: Option<&Code>,
+        admission: Admission,
+    ) -> Result<Sent, SendError> {
+        let phone = order.phone;
         let sent = if fixed.is_some() {
             Ok(test_number_receipt())
         } else {
@@ -143,21 +187,26 @@ impl OtpService {
                 .pick(order.locale, phone.region())
                 .unwrap_or(&self.template);
             let text = match order.app {
-                Some(app) => template.for_app(app).render(&code, self.policy.ttl()),
-                None => template.render(&code, self.policy.ttl()),
+                Some(app) => template.for_app(app).render(&admission.code, self.policy.ttl()),
+                None => template.render(&admission.code, self.policy.ttl()),
             };
-            self.sms.send(phone, &text, &local_id).await
+            self.sms.send(phone, &text, &admission.local_id).await
         };
         let receipt = match sent {
             Ok(receipt) => receipt,
             Err(sms_error) => {
-                if let Err(store_error) = self.store.withdraw(phone, &pending.hash).await {
-                    tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&store_error), "could not withdraw the code of a failed send");
-                }
+                self.withdraw(phone, &admission).await;
                 self.emit(phone, None, [EventKind::SendFailed]).await;
                 return Err(sms_error.into());
             }
         };
+        let Admission {
+            mut verification,
+            pending,
+            ahead,
+            sent_at,
+            ..
+        } = admission;
         // A vendor's message id, or a fallback that took over, is news the
         // stored code doesn't hold yet. Failing to note it must not fail the
         // send: the code is out. The events go out beside it.
@@ -193,4 +242,14 @@ impl OtpService {
             verification,
         })
     }
+}
+
+/// A code stored and its verification, not yet texted.
+struct Admission {
+    verification: Verification,
+    pending: PendingOtp,
+    code: Code,
+    local_id: String,
+    ahead: Option<SmsReceipt>,
+    sent_at: u64,
 }

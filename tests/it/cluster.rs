@@ -98,6 +98,14 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     let app = spawn_app(crate::stranger::defaults(config)).await;
     crate::stranger::a_stranger_never_delays_the_owner(&app, 60).await;
 
+    // The pumping breaker counts and blocks on the cluster, approvals too.
+    let mut config = redis_config();
+    config.store.url = StoreUrl(cluster.url());
+    config.store.timeout_ms = 1000;
+    crate::pumping::a_pumped_prefix_is_blocked_at_its_floor(config.clone()).await;
+    config.store.key_prefix = unique_prefix();
+    crate::pumping::approvals_make_room_on(config).await;
+
     // Events kept in shard streams spread over the cluster's masters.
     let endpoint = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))

@@ -441,7 +441,14 @@ async fn a_burst_is_delivered_once_each_and_leaves_the_redis_outbox_empty() {
     // Nothing is delivered twice, and every delivered job has left its
     // stream, acknowledged: no entry is left for another worker to claim.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = received(&endpoint).await;
+    // The burst is pumping by the breaker's measure too (monitor mode, with
+    // the console): its `fraud.would_block` are counted apart.
+    let all = received(&endpoint).await;
+    let got: Vec<&Value> = all
+        .iter()
+        .filter(|p| p["type"].as_str().unwrap().starts_with("verification."))
+        .collect();
+    assert!(all.len() - got.len() <= 2, "one per group at most");
     let mut ids: Vec<&str> = got.iter().map(|p| p["id"].as_str().unwrap()).collect();
     ids.sort_unstable();
     ids.dedup();

@@ -38,7 +38,7 @@ async fn vendor_sends(twilio: &MockServer) -> usize {
     twilio.received_requests().await.unwrap_or_default().len()
 }
 
-async fn a_pumped_prefix_is_blocked_at_its_floor(config: Config) {
+pub async fn a_pumped_prefix_is_blocked_at_its_floor(config: Config) {
     let (config, twilio) = through_twilio(config).await;
     let app = spawn_app(config).await;
     for n in 0..10 {
@@ -102,7 +102,11 @@ async fn approve(app: &TestApp, phone: &str) {
 
 #[tokio::test]
 async fn approvals_make_room_one_for_one() {
-    let app = spawn_app(enforcing(redis_config())).await;
+    approvals_make_room_on(redis_config()).await;
+}
+
+pub async fn approvals_make_room_on(config: Config) {
+    let app = spawn_app(enforcing(config)).await;
     for n in 0..15 {
         approve(&app, &pumped(n)).await;
     }
@@ -136,6 +140,29 @@ async fn monitor_mode_sends_and_tells_once() {
     assert_eq!(data["block"]["enforced"], false);
     assert_eq!(data["block"]["sent"], 11);
     assert!(got.iter().all(|e| e["type"] != "fraud.blocked"));
+}
+
+#[tokio::test]
+async fn a_burst_that_trips_at_once_tells_once() {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(204))
+        .mount(&endpoint)
+        .await;
+    let app = spawn_app(with_events(redis_config(), &endpoint, &[1])).await;
+    // 25 at once: 15 of them over the prefix's floor, the country under its own.
+    let phones: Vec<String> = (0..25).map(pumped).collect();
+    let sends = futures_util::future::join_all(phones.iter().map(|p| app.send(p))).await;
+    assert!(sends.iter().all(|s| s.status == 202), "monitor mode sends");
+    wait_for(&endpoint, &["fraud.would_block"]).await;
+    // Time for any second one to arrive.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let told = crate::events::received(&endpoint)
+        .await
+        .iter()
+        .filter(|e| e["type"] == "fraud.would_block")
+        .count();
+    assert_eq!(told, 1);
 }
 
 #[tokio::test]
@@ -212,7 +239,8 @@ async fn the_twilio_surface_answers_60410() {
 
 #[tokio::test]
 async fn bad_breaker_settings_stop_the_start_naming_them() {
-    let cases: [(fn(&mut Config), &str); 5] = [
+    type Change = fn(&mut Config);
+    let cases: [(Change, &str); 5] = [
         (|c| c.fraud.prefix_digits = 0, "fraud.prefix_digits"),
         (
             |c| c.fraud.unverified_per_approved = -1.0,

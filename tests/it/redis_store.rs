@@ -57,9 +57,19 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     keys.sort();
     let key = format!("{prefix}{{{PHONE}}}");
     let id = sent.body["verification_id"].clone();
-    // One key: the id carries its phone sealed, so no link to it is kept,
-    // and nothing of the phone shows in it.
-    assert_eq!(keys, std::slice::from_ref(&key));
+    // One key for the phone: the id carries its phone sealed, so no link
+    // to it is kept, and nothing of the phone shows in it. Beside it, the
+    // pumping breaker's counts for the phone's country and 1k prefix,
+    // which name no whole number.
+    let traffic = [
+        format!("{prefix}traffic:{{US}}:+14155552"),
+        format!("{prefix}traffic:{{US}}:US"),
+    ];
+    assert_eq!(keys, [traffic[0].clone(), traffic[1].clone(), key.clone()]);
+    for group in &traffic {
+        let ttl: i64 = conn.ttl(group).await.unwrap();
+        assert!((14 * 86_400..=15 * 86_400).contains(&ttl), "{group}: {ttl}");
+    }
     let id = id.as_str().unwrap();
     assert!(!id.contains(&PHONE[2..8]), "{id}");
 
@@ -191,9 +201,9 @@ fn counts(commands: &[(&str, u64)]) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// One round trip since the last reset: one EVALSHA, and nothing else but
-/// the commands a script runs inside it.
-fn assert_one_script(own: &OwnRedis) {
+/// `scripts` EVALSHAs since the last reset, and nothing else but the
+/// commands a script runs inside it.
+fn assert_scripts(own: &OwnRedis, scripts: u64) {
     let ran = commands(own);
     let inside = [
         "get",
@@ -205,16 +215,26 @@ fn assert_one_script(own: &OwnRedis) {
         "pexpireat",
         "del",
         "pttl",
+        // The pumping breaker's counts (traffic.lua).
+        "hincrby",
+        "hgetall",
+        "hget",
+        "hdel",
     ];
-    assert!(ran.contains(&("evalsha".to_owned(), 1)), "{ran:?}");
+    assert!(ran.contains(&("evalsha".to_owned(), scripts)), "{ran:?}");
     for (name, _) in &ran {
         assert!(name == "evalsha" || inside.contains(&name.as_str()), "{ran:?}");
     }
     crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
 }
 
+/// One round trip: one script.
+fn assert_one_script(own: &OwnRedis) {
+    assert_scripts(own, 1);
+}
+
 #[tokio::test]
-async fn a_send_and_a_verify_are_one_round_trip_each() {
+async fn a_send_and_a_verify_are_one_round_trip_each_beside_the_breakers_count() {
     let own = OwnRedis::start();
     for limits in [crate::helpers::no_limits(), otpd::config::LimitsConfig::default()] {
         let mut config = redis_config();
@@ -227,9 +247,11 @@ async fn a_send_and_a_verify_are_one_round_trip_each() {
         assert_eq!(app.verify("+14155550100", &wrong(&code)).await.status, 422);
         crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
 
+        // The verification's script, and the pumping breaker's count beside
+        // it (in parallel: one round trip's wait).
         let sent = app.send(PHONE).await;
         assert_eq!(sent.status, 202, "{}", sent.body);
-        assert_one_script(&own);
+        assert_scripts(&own, 2);
         let id = sent.body["verification_id"].as_str().unwrap().to_owned();
         let resent = app
             .post_json(
@@ -237,9 +259,10 @@ async fn a_send_and_a_verify_are_one_round_trip_each() {
                 serde_json::json!({"phone": PHONE, "verification_id": id}),
             )
             .await;
-        // Sent, or refused by the cooldown at the defaults: one script either way.
+        // Sent, or refused by the cooldown at the defaults, which then
+        // takes the breaker's count back.
         assert!(matches!(resent.status, 202 | 429), "{}", resent.body);
-        assert_one_script(&own);
+        assert_scripts(&own, if resent.status == 202 { 2 } else { 3 });
         let code = app.outbox.last_code(PHONE);
         assert_eq!(app.verify(PHONE, &wrong(&code)).await.status, 422);
         assert_one_script(&own);
@@ -250,7 +273,8 @@ async fn a_send_and_a_verify_are_one_round_trip_each() {
             )
             .await;
         assert_eq!(approved.status, 200, "{}", approved.body);
-        assert_one_script(&own);
+        // The approval is counted for the breaker beside the events.
+        assert_scripts(&own, 2);
         app.send("+1 not a phone")
             .await
             .assert_problem(400, "invalid_phone");

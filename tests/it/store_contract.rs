@@ -1672,6 +1672,14 @@ impl otpd::ports::Traffic for Tallied {
         self.0.forget_hours(group).await
     }
 
+    async fn start_block(
+        &self,
+        group: &otpd::domain::Group,
+        block: &otpd::domain::Block,
+    ) -> Result<bool, StoreError> {
+        self.0.start_block(group, block).await
+    }
+
     async fn set_block(
         &self,
         group: &otpd::domain::Group,

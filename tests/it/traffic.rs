@@ -65,7 +65,13 @@ pub async fn a_block_is_kept_and_listed_until_it_ends(store: Arc<dyn OtpStore>) 
         },
         enforced: true,
     };
-    store.set_block(&mine[1], &block).await.unwrap();
+    assert!(store.start_block(&mine[1], &block).await.unwrap());
+    let again = Block {
+        since_ms: now_ms + 1,
+        strikes: 3,
+        ..block.clone()
+    };
+    assert!(!store.start_block(&mine[1], &again).await.unwrap(), "one is on");
     let (_, held) = store.count_send(&mine).await.unwrap();
     assert_eq!(held[1].block.as_ref(), Some(&block), "a send reads the block");
     assert_eq!(held[0].block, None, "the country is not blocked");
@@ -109,6 +115,34 @@ pub async fn concurrent_sends_each_see_their_own_count(store: Arc<dyn OtpStore>)
     assert_eq!(seen, (1..=40).collect::<Vec<_>>());
 }
 
+pub async fn of_concurrent_trips_one_starts_the_block(store: Arc<dyn OtpStore>) {
+    let mine = groups("+2348031234567");
+    let (now_ms, _) = store.count_send(&mine).await.unwrap();
+    let trips = (0..20).map(|i| {
+        let (store, group) = (Arc::clone(&store), mine[1].clone());
+        let block = Block {
+            since_ms: now_ms + i,
+            until_ms: now_ms + 43_200_000 + i,
+            strikes: 1,
+            figures: Figures {
+                window: Window::Hour,
+                sent: 11,
+                approved: 0,
+                threshold: 10,
+            },
+            enforced: true,
+        };
+        tokio::spawn(async move { store.start_block(&group, &block).await.unwrap() })
+    });
+    let started = futures_util::future::join_all(trips)
+        .await
+        .into_iter()
+        .filter(|s| *s.as_ref().unwrap())
+        .count();
+    assert_eq!(started, 1);
+    assert_eq!(store.blocks(now_ms).await.unwrap().len(), 1);
+}
+
 /// Every test above, named once (`cluster.rs` runs them on a cluster).
 macro_rules! every_traffic_test {
     ($then:ident!($($args:tt)*)) => {
@@ -117,6 +151,7 @@ macro_rules! every_traffic_test {
             a_send_taken_back_is_gone_and_never_below_zero,
             a_block_is_kept_and_listed_until_it_ends,
             concurrent_sends_each_see_their_own_count,
+            of_concurrent_trips_one_starts_the_block,
         );
     };
 }

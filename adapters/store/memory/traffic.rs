@@ -66,6 +66,29 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Keeps `block` as the group's; with `only_if_none_on`, not while
+    /// another is on at its start.
+    fn keep_block(&self, group: &Group, block: &Block, only_if_none_on: bool) -> Result<bool, StoreError> {
+        self.with_state(|state, now, _| {
+            let mut held = match state.traffic.remove(group) {
+                Some(held) => held,
+                None => {
+                    self.room_for_clients(state, 1)?;
+                    GroupTraffic::default()
+                }
+            };
+            let on = held.block.as_ref().is_some_and(|b| b.until_ms > block.since_ms);
+            let kept = !(only_if_none_on && on);
+            if kept {
+                held.block = Some(block.clone());
+            }
+            state.traffic.insert(group.clone(), held, now + KEPT_FOR);
+            Ok(kept)
+        })
+    }
+}
+
 /// The group's count of hour `slot`, made if it has none.
 fn hour_of(held: &mut GroupTraffic, slot: u64) -> &mut HourCount {
     let at = match held.hours.iter().position(|h| h.slot == slot) {
@@ -105,19 +128,12 @@ impl Traffic for MemoryStore {
         Ok(())
     }
 
+    async fn start_block(&self, group: &Group, block: &Block) -> Result<bool, StoreError> {
+        self.keep_block(group, block, true)
+    }
+
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
-        self.with_state(|state, now, _| {
-            let mut held = match state.traffic.remove(group) {
-                Some(held) => held,
-                None => {
-                    self.room_for_clients(state, 1)?;
-                    GroupTraffic::default()
-                }
-            };
-            held.block = Some(block.clone());
-            state.traffic.insert(group.clone(), held, now + KEPT_FOR);
-            Ok(())
-        })
+        self.keep_block(group, block, false).map(drop)
     }
 
     async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError> {

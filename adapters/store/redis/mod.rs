@@ -55,6 +55,7 @@ struct Scripts {
     give_back: Script,
     claim: Script,
     traffic: Script,
+    block: Script,
 }
 
 /// A script that reads or writes a phone's state or a client's waits: the
@@ -98,6 +99,7 @@ impl RedisStore {
                 give_back: Script::new(include_str!("scripts/give_back.lua")),
                 claim: Script::new(include_str!("scripts/claim.lua")),
                 traffic: Script::new(include_str!("scripts/traffic.lua")),
+                block: Script::new(include_str!("scripts/block.lua")),
             },
         })
     }

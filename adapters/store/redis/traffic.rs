@@ -39,6 +39,37 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// `block.lua`, then the index when the block was kept.
+    async fn keep_block(
+        &self,
+        group: &Group,
+        block: &Block,
+        only_if_none_on: bool,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.block.key(self.traffic_key(group));
+        invocation
+            .arg(encode(block))
+            .arg(block.since_ms)
+            .arg(u8::from(only_if_none_on))
+            .arg(KEEP_DAYS * 86_400_000);
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("block", &reply)? {
+            ("set", []) => {}
+            ("held", []) => return Ok(false),
+            (name, _) => return Err(unknown("block", name)),
+        }
+        // The index lives in a slot of its own: a second call.
+        let index = redis::cmd("ZADD")
+            .arg(self.blocks_key())
+            .arg(block.until_ms)
+            .arg(member(group))
+            .clone();
+        self.command::<i64>(index).await?;
+        Ok(true)
+    }
+}
+
 /// A group's hash, as its fields and values.
 fn traffic(fields: &[Value]) -> Result<GroupTraffic, StoreError> {
     let mut held = GroupTraffic::default();
@@ -172,22 +203,12 @@ impl Traffic for RedisStore {
             .map(drop)
     }
 
+    async fn start_block(&self, group: &Group, block: &Block) -> Result<bool, StoreError> {
+        self.keep_block(group, block, true).await
+    }
+
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
-        let key = self.traffic_key(group);
-        let set = redis::cmd("HSET").arg(&key).arg(BLOCK).arg(encode(block)).clone();
-        self.command::<i64>(set).await?;
-        let keep = redis::cmd("PEXPIRE")
-            .arg(&key)
-            .arg(KEEP_DAYS * 86_400_000)
-            .clone();
-        self.command::<i64>(keep).await?;
-        // The index lives in a slot of its own: a second call.
-        let index = redis::cmd("ZADD")
-            .arg(self.blocks_key())
-            .arg(block.until_ms)
-            .arg(member(group))
-            .clone();
-        self.command::<i64>(index).await.map(drop)
+        self.keep_block(group, block, false).await.map(drop)
     }
 
     async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError> {
