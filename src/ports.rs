@@ -200,6 +200,14 @@ pub trait IdempotencyKeys: Send + Sync + 'static {
     async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError>;
 }
 
+/// A client's countries of the day, after one was noted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountriesNoted {
+    pub new: bool,
+    pub count: u32,
+    pub day_left: Duration,
+}
+
 /// What the pumping breaker counts (`domain::Breaker`): sends and
 /// approvals per destination group, and the groups' blocks. The store
 /// only counts and keeps; the breaker decides. Each call takes the groups
@@ -247,6 +255,26 @@ pub trait Traffic: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError>;
+
+    /// Adds `country` to the countries `client` has sent to in its day
+    /// (`window`, from its first), and answers whether it was new, how many
+    /// there are now, and how long the day has left.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time, or has no
+    /// room to count a new client.
+    async fn note_country(
+        &self,
+        client: ClientNet,
+        country: &str,
+        window: Duration,
+    ) -> Result<CountriesNoted, StoreError>;
+
+    /// Takes `country` back from `client`'s day, for a send refused.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn forget_country(&self, client: ClientNet, country: &str) -> Result<(), StoreError>;
 
     /// Every group blocked since unix ms `since_ms`, with what it holds.
     ///

@@ -25,6 +25,11 @@ pub struct FraudConfig {
     pub country_mode: RuleMode,
     /// The prefix rule's mode.
     pub prefix_mode: RuleMode,
+    /// The client rule's mode: destination countries per client a day.
+    pub client_mode: RuleMode,
+    /// Destination countries one client (an address, or an IPv6 /64) may
+    /// send to in a day.
+    pub countries_per_client: u32,
     /// Digits a prefix leaves off a number: 3 makes groups of 1,000.
     pub prefix_digits: u8,
     /// Unverified sends a country always has room for, per hour.
@@ -52,6 +57,8 @@ impl Default for FraudConfig {
         Self {
             country_mode: RuleMode::Auto,
             prefix_mode: RuleMode::Auto,
+            client_mode: RuleMode::Auto,
+            countries_per_client: 3,
             prefix_digits: 3,
             country_hour_floor: 30,
             country_day_floor: 100,

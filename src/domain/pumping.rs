@@ -163,6 +163,10 @@ pub struct Breaker {
     pub block_for: Duration,
     /// Numbers and prefixes in E.164 never counted or blocked.
     pub safe: Vec<String>,
+    /// The client rule: how many destination countries one client (an
+    /// address, or an IPv6 /64) may send to in a day.
+    pub clients: Mode,
+    pub countries_per_client: u32,
 }
 
 impl Default for Breaker {
@@ -176,6 +180,8 @@ impl Default for Breaker {
             per_approved: 1.0,
             block_for: Duration::from_secs(12 * 3_600),
             safe: Vec::new(),
+            clients: Mode::Enforce,
+            countries_per_client: 3,
         }
     }
 }
@@ -198,7 +204,15 @@ pub enum Verdict {
 
 impl Breaker {
     pub fn is_off(&self) -> bool {
-        self.country == Mode::Off && self.prefix == Mode::Off
+        self.country == Mode::Off && self.prefix == Mode::Off && self.clients == Mode::Off
+    }
+
+    /// Whether a client that has sent to `countries` distinct countries in
+    /// its day, this send's included, has gone past its share. A client
+    /// with real users sends to the few countries the app serves; one that
+    /// walks the world's prefixes is looking for the ones that pay.
+    pub fn too_many_countries(&self, countries: u32) -> bool {
+        self.clients != Mode::Off && countries > self.countries_per_client
     }
 
     /// Whether `phone` is on the safe list: never counted, never blocked.
@@ -408,6 +422,8 @@ mod tests {
             country: Mode::Off,
             ..Breaker::default()
         };
+        assert!(!Breaker::default().too_many_countries(3));
+        assert!(Breaker::default().too_many_countries(4));
         assert_eq!(off.groups(&phone("+2348031234567")).len(), 1);
     }
 

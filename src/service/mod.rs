@@ -83,6 +83,8 @@ pub enum Limit {
     GuessCeiling,
     IpQuota,
     GlobalQuota,
+    /// The client has sent to its share of destination countries today.
+    ClientCountries,
 }
 
 #[derive(Debug, thiserror::Error)]

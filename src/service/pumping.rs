@@ -2,27 +2,40 @@
 //! groups, let the domain judge (`domain::Breaker`), and record a block.
 //! Approvals are counted as codes are approved (`check.rs`).
 
-use super::{unix_now_ms, OtpService, SendError};
-use crate::domain::{Block, EventKind, Figures, Group, Mode, Phone, Verdict};
+use std::time::Duration;
+
+use super::{unix_now_ms, Limit, OtpService, SendError};
+use crate::domain::{Block, ClientNet, EventKind, Figures, Group, Mode, Phone, Verdict};
 use crate::ports::{ErrorChain, StoreError};
 
-/// A send the breaker counted, to take back if it goes no further.
+/// A send the breaker counted, to take back if it goes no further: its
+/// groups' counts, and its country if it was new to the client's day.
+#[derive(Default)]
 pub(super) struct Counted {
     groups: Vec<Group>,
     at_ms: u64,
+    country: Option<(ClientNet, &'static str)>,
 }
 
+/// How long a client's day of destination countries lasts, from its first.
+const CLIENT_DAY: Duration = Duration::from_secs(86_400);
+
 impl OtpService {
-    /// Counts a send to `phone` and judges it. A group blocked in enforce
-    /// mode refuses it; a new block is kept, logged and told as an event
-    /// (`fraud.blocked`, or `fraud.would_block` in monitor mode, where the
-    /// send goes on). Safe numbers are neither counted nor judged.
+    /// Counts a send from `client` to `phone` and judges it: the phone's
+    /// groups (a group blocked in enforce mode refuses it; a new block is
+    /// kept, logged and told as `fraud.blocked`, or `fraud.would_block` in
+    /// monitor mode, where the send goes on), and the client's countries
+    /// of the day. Safe numbers are neither counted nor judged.
     ///
     /// # Errors
-    /// [`SendError::Blocked`] for a send the breaker refuses, and
-    /// [`SendError::Store`] when its counts can't be kept: a breaker that
-    /// can't count fails closed.
-    pub(super) async fn screen(&self, phone: &Phone) -> Result<Option<Counted>, SendError> {
+    /// [`SendError::Blocked`] or [`SendError::Limited`] for a send the
+    /// breaker refuses, and [`SendError::Store`] when its counts can't be
+    /// kept: a breaker that can't count fails closed.
+    pub(super) async fn screen(
+        &self,
+        phone: &Phone,
+        client: ClientNet,
+    ) -> Result<Option<Counted>, SendError> {
         let Some(breaker) = &self.guards.breaker else {
             return Ok(None);
         };
@@ -30,13 +43,61 @@ impl OtpService {
             return Ok(None);
         }
         let groups = breaker.groups(phone);
-        if groups.is_empty() {
-            return Ok(None);
+        let country = phone.region().unwrap_or("ZZ");
+        let counting = async {
+            if groups.is_empty() {
+                return Ok((0, Vec::new()));
+            }
+            self.store.count_send(&groups).await
+        };
+        let noting = async {
+            if breaker.clients == Mode::Off {
+                return Ok(None);
+            }
+            self.store
+                .note_country(client, country, CLIENT_DAY)
+                .await
+                .map(Some)
+        };
+        let (counted, noted) = futures_util::future::join(counting, noting).await;
+        let mut mine = Counted {
+            groups: Vec::new(),
+            at_ms: 0,
+            country: matches!(noted, Ok(Some(n)) if n.new).then_some((client, country)),
+        };
+        let (at_ms, traffic) = match counted {
+            Ok(counted) => counted,
+            Err(e) => {
+                self.uncount(&mine).await;
+                return Err(e.into());
+            }
+        };
+        (mine.groups, mine.at_ms) = (groups, at_ms);
+        let noted = match noted {
+            Ok(noted) => noted,
+            Err(e) => {
+                self.uncount(&mine).await;
+                return Err(e.into());
+            }
+        };
+        if let Some(noted) = noted.filter(|n| n.new && breaker.too_many_countries(n.count)) {
+            tracing::warn!(
+                client = %client,
+                countries = noted.count,
+                share = breaker.countries_per_client,
+                enforced = breaker.clients == Mode::Enforce,
+                "pumping breaker: a client sends to more countries in a day than its share"
+            );
+            if breaker.clients == Mode::Enforce {
+                self.uncount(&mine).await;
+                return Err(SendError::Limited {
+                    limit: Limit::ClientCountries,
+                    retry_after: noted.day_left,
+                });
+            }
         }
-        let (at_ms, traffic) = self.store.count_send(&groups).await?;
-        let counted = Counted { groups, at_ms };
-        let (group, block) = match breaker.judge(&counted.groups, &traffic, at_ms) {
-            Verdict::Pass => return Ok(Some(counted)),
+        let (group, block) = match breaker.judge(&mine.groups, &traffic, at_ms) {
+            Verdict::Pass => return Ok(Some(mine)),
             Verdict::Blocked { group, block } => (group, block),
             Verdict::Tripped { group, block } => {
                 // Of sends that trip at once, the first starts the block
@@ -50,15 +111,28 @@ impl OtpService {
         // The mode now, not when the block began: an operator who moves a
         // rule from monitor to enforce wants its blocks to hold.
         if breaker.mode(group.level) == Mode::Enforce {
-            self.uncount(&counted).await;
+            self.uncount(&mine).await;
             return Err(SendError::Blocked { group, block });
         }
-        Ok(Some(counted))
+        Ok(Some(mine))
     }
 
     /// Takes back a counted send that was refused or failed.
     pub(super) async fn uncount(&self, counted: &Counted) {
-        if let Err(e) = self.store.uncount_send(&counted.groups, counted.at_ms).await {
+        let groups = async {
+            if counted.groups.is_empty() {
+                return Ok(());
+            }
+            self.store.uncount_send(&counted.groups, counted.at_ms).await
+        };
+        let country = async {
+            match counted.country {
+                Some((client, country)) => self.store.forget_country(client, country).await,
+                None => Ok(()),
+            }
+        };
+        let (groups, country) = futures_util::future::join(groups, country).await;
+        if let Err(e) = groups.and(country) {
             tracing::warn!(error = %ErrorChain(&e), "could not take back a counted send");
         }
     }

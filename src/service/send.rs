@@ -61,7 +61,7 @@ impl OtpService {
         let screening = async {
             match fixed {
                 Some(_) => Ok(None),
-                None => self.screen(phone).await,
+                None => self.screen(phone, self.client(order.client)).await,
             }
         };
         let (screened, admitted) = futures_util::future::join(screening, self.admit(&order, fixed)).await;

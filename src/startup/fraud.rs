@@ -50,6 +50,12 @@ pub(super) fn build_breaker(config: &Config) -> Result<Option<Breaker>, ConfigEr
             return Err(ConfigError::new(key, "must be 1 or more"));
         }
     }
+    if fraud.countries_per_client == 0 {
+        return Err(ConfigError::new(
+            "fraud.countries_per_client",
+            "must be 1 or more (fraud.client_mode = \"off\" turns the rule off)",
+        ));
+    }
     for entry in &fraud.safe {
         let digits = entry.strip_prefix('+').unwrap_or_default();
         if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -74,6 +80,8 @@ pub(super) fn build_breaker(config: &Config) -> Result<Option<Breaker>, ConfigEr
         per_approved: per,
         block_for: Duration::from_secs(u64::from(fraud.block_hours) * 3_600),
         safe: fraud.safe.clone(),
+        clients: mode(fraud.client_mode),
+        countries_per_client: fraud.countries_per_client,
     };
     Ok((!breaker.is_off()).then_some(breaker))
 }

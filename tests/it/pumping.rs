@@ -237,10 +237,50 @@ async fn the_twilio_surface_answers_60410() {
     assert_eq!(body["more_info"], "https://www.twilio.com/docs/errors/60410");
 }
 
+/// A send from `client` (behind the trusted proxy).
+async fn send_from(app: &TestApp, phone: &str, client: &str) -> crate::helpers::Reply {
+    app.post_json_with(
+        "/v1/otp",
+        serde_json::json!({"phone": phone}),
+        &[("x-forwarded-for", client)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_client_may_send_to_three_countries_a_day() {
+    let mut config = enforcing(redis_config());
+    config.fraud.client_mode = RuleMode::Enforce;
+    config.http.trusted_proxies = vec!["127.0.0.1".into()];
+    let app = spawn_app(config).await;
+    let walker = "198.51.100.7";
+    for phone in ["+14155552671", "+442079460958", "+33612345678"] {
+        assert_eq!(send_from(&app, phone, walker).await.status, 202, "{phone}");
+    }
+    let fourth = send_from(&app, "+819012345678", walker).await;
+    fourth.assert_problem(429, "country_quota_exceeded");
+    assert!(fourth.retry_after.unwrap() > 86_000, "the day's rest");
+    // Its own countries still go; a refused one was not counted...
+    assert_eq!(send_from(&app, "+14155552672", walker).await.status, 202);
+    send_from(&app, "+919876543210", walker)
+        .await
+        .assert_problem(429, "country_quota_exceeded");
+    // ...and another client has countries of its own.
+    assert_eq!(send_from(&app, "+819012345678", "198.51.100.8").await.status, 202);
+    // In monitor mode the fourth goes (and is logged).
+    let mut config = memory_config();
+    config.http.trusted_proxies = vec!["127.0.0.1".into()];
+    let app = spawn_app(config).await;
+    for phone in ["+14155552671", "+442079460958", "+33612345678", "+819012345678"] {
+        assert_eq!(send_from(&app, phone, walker).await.status, 202, "{phone}");
+    }
+}
+
 #[tokio::test]
 async fn bad_breaker_settings_stop_the_start_naming_them() {
     type Change = fn(&mut Config);
-    let cases: [(Change, &str); 5] = [
+    let cases: [(Change, &str); 6] = [
+        (|c| c.fraud.countries_per_client = 0, "fraud.countries_per_client"),
         (|c| c.fraud.prefix_digits = 0, "fraud.prefix_digits"),
         (
             |c| c.fraud.unverified_per_approved = -1.0,

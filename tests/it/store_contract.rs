@@ -1688,6 +1688,19 @@ impl otpd::ports::Traffic for Tallied {
         self.0.set_block(group, block).await
     }
 
+    async fn note_country(
+        &self,
+        client: ClientNet,
+        country: &str,
+        window: Duration,
+    ) -> Result<otpd::ports::CountriesNoted, StoreError> {
+        self.0.note_country(client, country, window).await
+    }
+
+    async fn forget_country(&self, client: ClientNet, country: &str) -> Result<(), StoreError> {
+        self.0.forget_country(client, country).await
+    }
+
     async fn blocks(
         &self,
         since_ms: u64,

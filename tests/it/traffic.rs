@@ -3,8 +3,9 @@
 //! kept and listed, and counts that stay exact under concurrent sends.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use otpd::domain::{Block, Breaker, Figures, Group, GroupTraffic, Phone, Window};
+use otpd::domain::{Block, Breaker, ClientPrefixes, Figures, Group, GroupTraffic, Phone, Window};
 use otpd::ports::OtpStore;
 
 use crate::store_contract::{memory_store, redis_store};
@@ -143,6 +144,24 @@ pub async fn of_concurrent_trips_one_starts_the_block(store: Arc<dyn OtpStore>) 
     assert_eq!(store.blocks(now_ms).await.unwrap().len(), 1);
 }
 
+pub async fn a_clients_countries_count_once_each_for_its_day(store: Arc<dyn OtpStore>) {
+    let client = ClientPrefixes::default().client("203.0.113.7".parse().unwrap());
+    let day = Duration::from_secs(86_400);
+    let first = store.note_country(client, "NG", day).await.unwrap();
+    assert!(first.new && first.count == 1, "{first:?}");
+    assert!(first.day_left <= day && first.day_left > day - Duration::from_secs(5));
+    let again = store.note_country(client, "NG", day).await.unwrap();
+    assert!(!again.new && again.count == 1, "{again:?}");
+    let second = store.note_country(client, "GB", day).await.unwrap();
+    assert!(second.new && second.count == 2, "{second:?}");
+    store.forget_country(client, "GB").await.unwrap();
+    let back = store.note_country(client, "FR", day).await.unwrap();
+    assert!(back.new && back.count == 2, "{back:?}");
+    // Another client has a day of its own.
+    let other = ClientPrefixes::default().client("2001:db8::1".parse().unwrap());
+    assert_eq!(store.note_country(other, "NG", day).await.unwrap().count, 1);
+}
+
 /// Every test above, named once (`cluster.rs` runs them on a cluster).
 macro_rules! every_traffic_test {
     ($then:ident!($($args:tt)*)) => {
@@ -152,6 +171,7 @@ macro_rules! every_traffic_test {
             a_block_is_kept_and_listed_until_it_ends,
             concurrent_sends_each_see_their_own_count,
             of_concurrent_trips_one_starts_the_block,
+            a_clients_countries_count_once_each_for_its_day,
         );
     };
 }

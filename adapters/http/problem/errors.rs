@@ -67,6 +67,10 @@ impl From<SendError> for Problem {
                         ProblemCode::GlobalQuotaExceeded,
                         "the service has sent all its codes for now",
                     ),
+                    Limit::ClientCountries => (
+                        ProblemCode::CountryQuotaExceeded,
+                        "this client has sent codes to as many countries as it may today",
+                    ),
                 };
                 Problem::retry_later(code, detail, retry_after)
             }

@@ -44,6 +44,7 @@ pub enum ProblemCode {
     SendQuotaExceeded,
     IpQuotaExceeded,
     GlobalQuotaExceeded,
+    CountryQuotaExceeded,
     SmsDeliveryFailed,
     StoreUnavailable,
     StoreFull,
@@ -67,6 +68,7 @@ impl ProblemCode {
                 | Self::SendQuotaExceeded
                 | Self::IpQuotaExceeded
                 | Self::GlobalQuotaExceeded
+                | Self::CountryQuotaExceeded
                 | Self::MaxAttemptsReached
                 | Self::GuessBudgetExceeded
                 | Self::DestinationNotAllowed
@@ -95,7 +97,8 @@ impl ProblemCode {
             | Self::ResendTooSoon
             | Self::SendQuotaExceeded
             | Self::IpQuotaExceeded
-            | Self::GlobalQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+            | Self::GlobalQuotaExceeded
+            | Self::CountryQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::SmsDeliveryFailed => StatusCode::BAD_GATEWAY,
             Self::StoreUnavailable | Self::StoreFull | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,6 +131,7 @@ impl ProblemCode {
             Self::SendQuotaExceeded => "This phone has had all its codes for now",
             Self::IpQuotaExceeded => "This client has made too many requests",
             Self::GlobalQuotaExceeded => "The service has sent all its codes for now",
+            Self::CountryQuotaExceeded => "This client has reached its destination countries for today",
             Self::SmsDeliveryFailed => "The SMS could not be sent",
             Self::StoreUnavailable => "The code store is unavailable",
             Self::StoreFull => "The code store is full",

@@ -134,7 +134,10 @@ fn twilio_of(p: &Problem) -> (StatusCode, u32, String) {
             60203,
             "Max send attempts reached".into(),
         ),
-        ProblemCode::ResendTooSoon | ProblemCode::IpQuotaExceeded | ProblemCode::GlobalQuotaExceeded => {
+        ProblemCode::ResendTooSoon
+        | ProblemCode::IpQuotaExceeded
+        | ProblemCode::GlobalQuotaExceeded
+        | ProblemCode::CountryQuotaExceeded => {
             (StatusCode::TOO_MANY_REQUESTS, 20429, "Too many requests".into())
         }
         ProblemCode::DestinationNotAllowed => (

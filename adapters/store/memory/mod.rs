@@ -47,6 +47,8 @@ struct State {
     /// The pumping breaker's counts per destination group, bounded with
     /// the counters.
     traffic: Expiring<crate::domain::Group, crate::domain::GroupTraffic>,
+    /// Each client's destination countries of its day.
+    countries: Expiring<ClientNet, Vec<String>>,
 }
 
 impl MemoryStore {
@@ -77,6 +79,7 @@ impl MemoryStore {
         state.links.sweep(now);
         state.claims.sweep(now);
         state.traffic.sweep(now);
+        state.countries.sweep(now);
         let (at, unix_ms) = self.epoch;
         let ms = unix_ms + u64::try_from(now.duration_since(at).as_millis()).unwrap_or(u64::MAX);
         f(&mut state, now, ms)
@@ -110,7 +113,9 @@ impl MemoryStore {
     }
 
     fn room_for_clients(&self, state: &State, new: usize) -> Result<(), StoreError> {
-        if state.buckets.len() + state.guessers.len() + state.traffic.len() + new > self.max_entries {
+        let counters =
+            state.buckets.len() + state.guessers.len() + state.traffic.len() + state.countries.len();
+        if counters + new > self.max_entries {
             return Err(StoreError::Full(self.max_entries));
         }
         Ok(())

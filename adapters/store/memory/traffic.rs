@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::domain::traffic_slots::{kept_from, slots, KEEP_DAYS};
-use crate::domain::{Block, Group, GroupTraffic, HourCount};
-use crate::ports::{StoreError, Traffic};
+use crate::domain::{Block, ClientNet, Group, GroupTraffic, HourCount};
+use crate::ports::{CountriesNoted, StoreError, Traffic};
 
 /// How long a group outlives its last count: its history's length.
 const KEPT_FOR: Duration = Duration::from_secs(KEEP_DAYS * 86_400);
@@ -134,6 +134,45 @@ impl Traffic for MemoryStore {
 
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
         self.keep_block(group, block, false).map(drop)
+    }
+
+    async fn note_country(
+        &self,
+        client: ClientNet,
+        country: &str,
+        window: Duration,
+    ) -> Result<CountriesNoted, StoreError> {
+        self.with_state(|state, now, _| {
+            if let Some((held, ends)) = state.countries.get(&client, now) {
+                let new = !held.iter().any(|c| c == country);
+                let day_left = ends - now;
+                let count = u32::try_from(held.len() + usize::from(new)).unwrap_or(u32::MAX);
+                if new {
+                    if let Some(held) = state.countries.get_mut(&client, now) {
+                        held.push(country.to_owned());
+                    }
+                }
+                return Ok(CountriesNoted { new, count, day_left });
+            }
+            self.room_for_clients(state, usize::from(!state.countries.has_slot(&client)))?;
+            state
+                .countries
+                .insert(client, vec![country.to_owned()], now + window);
+            Ok(CountriesNoted {
+                new: true,
+                count: 1,
+                day_left: window,
+            })
+        })
+    }
+
+    async fn forget_country(&self, client: ClientNet, country: &str) -> Result<(), StoreError> {
+        self.with_state(|state, now, _| {
+            if let Some(held) = state.countries.get_mut(&client, now) {
+                held.retain(|c| c != country);
+            }
+        });
+        Ok(())
     }
 
     async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError> {

@@ -4,13 +4,15 @@
 //! even on a cluster; and an index of blocked groups by when their block
 //! ends, for `otpd fraud status`. The breaker decides; this only keeps.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use redis::Value;
 
-use super::{int, split_reply, unknown, unreadable, RedisStore};
+use super::{int, millis, split_reply, unknown, unreadable, wait, RedisStore};
 use crate::domain::traffic_slots::{slots, KEEP_DAYS, KEEP_HOURS};
-use crate::domain::{Block, Figures, Group, GroupTraffic, HourCount, Level, Window};
-use crate::ports::{StoreError, Traffic};
+use crate::domain::{Block, ClientNet, Figures, Group, GroupTraffic, HourCount, Level, Window};
+use crate::ports::{CountriesNoted, StoreError, Traffic};
 
 /// The field holding a group's block.
 const BLOCK: &str = "b";
@@ -18,6 +20,11 @@ const BLOCK: &str = "b";
 impl RedisStore {
     fn traffic_key(&self, group: &Group) -> String {
         format!("{}traffic:{{{}}}:{}", self.key_prefix, group.country, group.name)
+    }
+
+    /// A client's countries of the day, in its counters' slot.
+    fn countries_key(&self, client: ClientNet) -> String {
+        format!("{}ip:{{{client}}}:countries", self.key_prefix)
     }
 
     fn blocks_key(&self) -> String {
@@ -209,6 +216,33 @@ impl Traffic for RedisStore {
 
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
         self.keep_block(group, block, false).await.map(drop)
+    }
+
+    async fn note_country(
+        &self,
+        client: ClientNet,
+        country: &str,
+        window: Duration,
+    ) -> Result<CountriesNoted, StoreError> {
+        let mut invocation = self.scripts.countries.key(self.countries_key(client));
+        invocation.arg(country).arg(millis(window));
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("countries", &reply)? {
+            ("noted", [added, count, left]) => Ok(CountriesNoted {
+                new: int::<u8>(added)? == 1,
+                count: int(count)?,
+                day_left: wait(left)?,
+            }),
+            (name, _) => Err(unknown("countries", name)),
+        }
+    }
+
+    async fn forget_country(&self, client: ClientNet, country: &str) -> Result<(), StoreError> {
+        let forget = redis::cmd("SREM")
+            .arg(self.countries_key(client))
+            .arg(country)
+            .clone();
+        self.command::<i64>(forget).await.map(drop)
     }
 
     async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError> {
