@@ -114,6 +114,16 @@ pub struct Figures {
     pub threshold: u32,
 }
 
+impl GroupTraffic {
+    /// Whether the group has had an approval in the day window or on any
+    /// of its last 14 days.
+    pub fn has_approvals(&self, now_ms: u64) -> bool {
+        let (hour, today) = (now_ms / HOUR_MS, now_ms / DAY_MS);
+        self.hours.iter().any(|h| h.approved > 0 && h.slot + 23 >= hour)
+            || self.days.iter().any(|(d, n)| *n > 0 && *d + HISTORY_DAYS >= today)
+    }
+}
+
 impl Figures {
     pub fn unverified(&self) -> u32 {
         self.sent.saturating_sub(self.approved)
@@ -195,10 +205,12 @@ pub enum Verdict {
         group: Group,
         block: Block,
     },
-    /// This send tripped a new block.
+    /// This send tripped a new block; `spared`, the send itself goes on
+    /// (its prefix has real users).
     Tripped {
         group: Group,
         block: Block,
+        spared: bool,
     },
 }
 
@@ -256,25 +268,44 @@ impl Breaker {
     /// Judges a send that has been counted in `traffic` (one per group of
     /// [`Breaker::groups`], in order) at unix ms `now_ms`: the first group
     /// already blocked, or the first whose figures trip a rule, or a pass.
+    ///
+    /// A prefix with approvals of its own (in the day, or on any of the last
+    /// 14) has real users: its country's block does not stop it, so a
+    /// stranger who pumps a country blocks only its unproven prefixes. The
+    /// country's trip is still kept and told (`spared`).
     pub fn judge(&self, groups: &[Group], traffic: &[GroupTraffic], now_ms: u64) -> Verdict {
+        let proven = groups
+            .iter()
+            .zip(traffic)
+            .any(|(g, held)| g.level == Level::Prefix && held.has_approvals(now_ms));
+        let spared = |g: &Group| g.level == Level::Country && proven;
         for (group, held) in groups.iter().zip(traffic) {
-            if let Some(block) = held.block.as_ref().filter(|b| b.is_on(now_ms)) {
+            if let Some(block) = held.block.as_ref().filter(|b| b.is_on(now_ms) && !spared(group)) {
                 return Verdict::Blocked {
                     group: group.clone(),
                     block: block.clone(),
                 };
             }
         }
+        let mut spared_trip = None;
         for (group, held) in groups.iter().zip(traffic) {
+            if held.block.as_ref().is_some_and(|b| b.is_on(now_ms)) {
+                continue;
+            }
             if let Some(figures) = self.trips(group.level, held, now_ms) {
                 let block = self.block(held.block.as_ref(), figures, group.level, now_ms);
-                return Verdict::Tripped {
+                let trip = Verdict::Tripped {
                     group: group.clone(),
                     block,
+                    spared: spared(group),
                 };
+                if !spared(group) {
+                    return trip;
+                }
+                spared_trip.get_or_insert(trip);
             }
         }
-        Verdict::Pass
+        spared_trip.unwrap_or(Verdict::Pass)
     }
 
     /// The window whose unverified sends are over its threshold, if any.
@@ -515,7 +546,7 @@ mod tests {
                 },
             ]
         };
-        let Verdict::Tripped { group, block } = breaker.judge(&groups, &pumped(NOW, None), NOW) else {
+        let Verdict::Tripped { group, block, .. } = breaker.judge(&groups, &pumped(NOW, None), NOW) else {
             panic!("no trip")
         };
         assert_eq!(group.level, Level::Prefix);
@@ -578,6 +609,30 @@ mod tests {
         assert!(!block.enforced);
     }
 
+    #[test]
+    fn a_country_block_spares_prefixes_with_real_users() {
+        let breaker = Breaker::default();
+        let groups = breaker.groups(&phone("+2348031234567"));
+        // The country pumped past its floor; the prefix quiet.
+        let mut held = vec![traffic(101, 0, 0), traffic(1, 0, 0)];
+        let Verdict::Tripped { group, block, spared } = breaker.judge(&groups, &held, NOW) else {
+            panic!("no trip")
+        };
+        assert_eq!((group.level, spared), (Level::Country, false), "an unproven prefix");
+        // A prefix whose users approved a code last week goes on, and the
+        // country's block is still started.
+        held[1].days.push((NOW / DAY_MS - 5, 1));
+        assert!(matches!(breaker.judge(&groups, &held, NOW), Verdict::Tripped { spared: true, .. }));
+        held[0].block = Some(block);
+        assert_eq!(breaker.judge(&groups, &held, NOW + 1), Verdict::Pass);
+        // Its own floor still holds it.
+        held[1].hours[0].sent = 11;
+        assert!(matches!(
+            breaker.judge(&groups, &held, NOW + 1),
+            Verdict::Tripped { spared: false, .. }
+        ));
+    }
+
     /// A week of sends to one prefix, one every `every_ms`, through the
     /// breaker at the defaults, as a store would count them; the sends that
     /// went out. The figures in docs/behaviour.md ("SMS pumping").
@@ -604,7 +659,7 @@ mod tests {
             let refused = match breaker.judge(&groups, &held, at) {
                 Verdict::Pass => false,
                 Verdict::Blocked { .. } => true,
-                Verdict::Tripped { group, block } => {
+                Verdict::Tripped { group, block, .. } => {
                     let at = groups.iter().position(|g| *g == group).unwrap();
                     held[at].block = Some(block);
                     true

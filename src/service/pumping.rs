@@ -99,11 +99,14 @@ impl OtpService {
         let (group, block) = match breaker.judge(&mine.groups, &traffic, at_ms) {
             Verdict::Pass => return Ok(Some(mine)),
             Verdict::Blocked { group, block } => (group, block),
-            Verdict::Tripped { group, block } => {
+            Verdict::Tripped { group, block, spared } => {
                 // Of sends that trip at once, the first starts the block
                 // and tells of it.
                 if self.store.start_block(&group, &block).await? {
                     self.tell_block(phone, &group, &block).await;
+                }
+                if spared {
+                    return Ok(Some(mine));
                 }
                 (group, block)
             }
