@@ -14,7 +14,7 @@
 # /dev/null and their events going to the reference's POST /hook:
 #   defaults    every limit at its default; only the service-wide budget
 #               (limits.sends_per_hour) raised so the run doesn't spend it;
-#   limits off  every limit 0 and the guess budget off.
+#   limits off  every limit 0, the guess budget and the pumping breaker off.
 # Every request carries the API key and a client address in X-Forwarded-For
 # that changes every PER_CLIENT requests (IPv4 addresses and IPv6 /64s in
 # turn, a range of their own per phase), and every phone is fresh.
@@ -420,6 +420,10 @@ settings_for() {
         # for a before-and-after, refuses a setting it doesn't know).
         if grep -qa wrong_codes_per_phone "$OTPD_BIN"; then
             SETTINGS+=(OTPD_LIMITS__WRONG_CODES_PER_PHONE=0)
+        fi
+        # The pumping breaker, likewise.
+        if grep -qa countries_per_client "$OTPD_BIN"; then
+            SETTINGS+=(OTPD_FRAUD__COUNTRY_MODE=off OTPD_FRAUD__PREFIX_MODE=off OTPD_FRAUD__CLIENT_MODE=off)
         fi
     fi
 }

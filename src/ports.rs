@@ -200,6 +200,32 @@ pub trait IdempotencyKeys: Send + Sync + 'static {
     async fn release(&self, idempotency: &Idempotency) -> Result<(), StoreError>;
 }
 
+/// A send for the pumping breaker to count: its phone's groups, and the
+/// country to note for its client's day.
+#[derive(Debug, Clone, Copy)]
+pub struct SendToCount<'a> {
+    pub groups: &'a [Group],
+    pub country: Option<CountryNote<'a>>,
+}
+
+/// A destination country for `client`'s day, which lasts `window` from its
+/// first.
+#[derive(Debug, Clone, Copy)]
+pub struct CountryNote<'a> {
+    pub client: ClientNet,
+    pub country: &'a str,
+    pub window: Duration,
+}
+
+/// What a counted send found: the store's unix ms, each group's counts
+/// after it, and the client's countries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendCounts {
+    pub at_ms: u64,
+    pub traffic: Vec<GroupTraffic>,
+    pub countries: Option<CountriesNoted>,
+}
+
 /// A client's countries of the day, after one was noted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CountriesNoted {
@@ -214,13 +240,15 @@ pub struct CountriesNoted {
 /// of one phone, which share its country (and a store's slot).
 #[async_trait]
 pub trait Traffic: Send + Sync + 'static {
-    /// Counts a send for each of `groups` in the current hour, and answers
-    /// the store's unix ms and what each group holds after it.
+    /// Counts a send for each of its groups in the current hour and, when
+    /// it names one, notes its country for its client's day; answers the
+    /// store's unix ms, what each group holds after it, and the client's
+    /// countries.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time, or has no
-    /// room for a new group.
-    async fn count_send(&self, groups: &[Group]) -> Result<(u64, Vec<GroupTraffic>), StoreError>;
+    /// room for a new group or client.
+    async fn count_send(&self, send: &SendToCount<'_>) -> Result<SendCounts, StoreError>;
 
     /// Takes back a send counted at unix ms `at_ms` that went no further.
     ///
@@ -255,20 +283,6 @@ pub trait Traffic: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError>;
-
-    /// Adds `country` to the countries `client` has sent to in its day
-    /// (`window`, from its first), and answers whether it was new, how many
-    /// there are now, and how long the day has left.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store can't be reached in time, or has no
-    /// room to count a new client.
-    async fn note_country(
-        &self,
-        client: ClientNet,
-        country: &str,
-        window: Duration,
-    ) -> Result<CountriesNoted, StoreError>;
 
     /// Takes `country` back from `client`'s day, for a send refused.
     ///

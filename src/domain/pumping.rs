@@ -120,7 +120,10 @@ impl GroupTraffic {
     pub fn has_approvals(&self, now_ms: u64) -> bool {
         let (hour, today) = (now_ms / HOUR_MS, now_ms / DAY_MS);
         self.hours.iter().any(|h| h.approved > 0 && h.slot + 23 >= hour)
-            || self.days.iter().any(|(d, n)| *n > 0 && *d + HISTORY_DAYS >= today)
+            || self
+                .days
+                .iter()
+                .any(|(d, n)| *n > 0 && *d + HISTORY_DAYS >= today)
     }
 }
 
@@ -618,11 +621,18 @@ mod tests {
         let Verdict::Tripped { group, block, spared } = breaker.judge(&groups, &held, NOW) else {
             panic!("no trip")
         };
-        assert_eq!((group.level, spared), (Level::Country, false), "an unproven prefix");
+        assert_eq!(
+            (group.level, spared),
+            (Level::Country, false),
+            "an unproven prefix"
+        );
         // A prefix whose users approved a code last week goes on, and the
         // country's block is still started.
         held[1].days.push((NOW / DAY_MS - 5, 1));
-        assert!(matches!(breaker.judge(&groups, &held, NOW), Verdict::Tripped { spared: true, .. }));
+        assert!(matches!(
+            breaker.judge(&groups, &held, NOW),
+            Verdict::Tripped { spared: true, .. }
+        ));
         held[0].block = Some(block);
         assert_eq!(breaker.judge(&groups, &held, NOW + 1), Verdict::Pass);
         // Its own floor still holds it.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{unix_now_ms, Limit, OtpService, SendError};
 use crate::domain::{Block, ClientNet, EventKind, Figures, Group, Mode, Phone, Verdict};
-use crate::ports::{ErrorChain, StoreError};
+use crate::ports::{CountryNote, ErrorChain, SendToCount, StoreError};
 
 /// A send the breaker counted, to take back if it goes no further: its
 /// groups' counts, and its country if it was new to the client's day.
@@ -44,41 +44,28 @@ impl OtpService {
         }
         let groups = breaker.groups(phone);
         let country = phone.region().unwrap_or("ZZ");
-        let counting = async {
-            if groups.is_empty() {
-                return Ok((0, Vec::new()));
-            }
-            self.store.count_send(&groups).await
-        };
-        let noting = async {
-            if breaker.clients == Mode::Off {
-                return Ok(None);
-            }
-            self.store
-                .note_country(client, country, CLIENT_DAY)
-                .await
-                .map(Some)
-        };
-        let (counted, noted) = futures_util::future::join(counting, noting).await;
-        let mut mine = Counted {
-            groups: Vec::new(),
-            at_ms: 0,
-            country: matches!(noted, Ok(Some(n)) if n.new).then_some((client, country)),
-        };
-        let (at_ms, traffic) = match counted {
-            Ok(counted) => counted,
-            Err(e) => {
-                self.uncount(&mine).await;
-                return Err(e.into());
-            }
-        };
-        (mine.groups, mine.at_ms) = (groups, at_ms);
-        let noted = match noted {
-            Ok(noted) => noted,
-            Err(e) => {
-                self.uncount(&mine).await;
-                return Err(e.into());
-            }
+        let note = (breaker.clients != Mode::Off).then_some(CountryNote {
+            client,
+            country,
+            window: CLIENT_DAY,
+        });
+        if groups.is_empty() && note.is_none() {
+            return Ok(None);
+        }
+        let counts = self
+            .store
+            .count_send(&SendToCount {
+                groups: &groups,
+                country: note,
+            })
+            .await?;
+        let noted = counts.countries;
+        let at_ms = counts.at_ms;
+        let traffic = counts.traffic;
+        let mine = Counted {
+            groups,
+            at_ms,
+            country: noted.filter(|n| n.new).map(|_| (client, country)),
         };
         if let Some(noted) = noted.filter(|n| n.new && breaker.too_many_countries(n.count)) {
             tracing::warn!(

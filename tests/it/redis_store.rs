@@ -60,12 +60,20 @@ async fn only_the_hmac_is_stored_under_a_hash_tagged_key_with_the_ttl() {
     // One key for the phone: the id carries its phone sealed, so no link
     // to it is kept, and nothing of the phone shows in it. Beside it, the
     // pumping breaker's counts for the phone's country and 1k prefix,
-    // which name no whole number.
+    // which name no whole number, and the client's countries of the day.
     let traffic = [
         format!("{prefix}traffic:{{US}}:+14155552"),
         format!("{prefix}traffic:{{US}}:US"),
     ];
-    assert_eq!(keys, [traffic[0].clone(), traffic[1].clone(), key.clone()]);
+    let countries = format!("{prefix}ip:{{127.0.0.1/32}}:countries");
+    assert_eq!(
+        keys,
+        [countries.clone(), traffic[0].clone(), traffic[1].clone(), key.clone()]
+    );
+    let members: Vec<String> = conn.smembers(&countries).await.unwrap();
+    assert_eq!(members, ["US"]);
+    let ttl: i64 = conn.ttl(&countries).await.unwrap();
+    assert!((86_000..=86_400).contains(&ttl), "{ttl}");
     for group in &traffic {
         let ttl: i64 = conn.ttl(group).await.unwrap();
         assert!((14 * 86_400..=15 * 86_400).contains(&ttl), "{group}: {ttl}");
@@ -220,6 +228,8 @@ fn assert_scripts(own: &OwnRedis, scripts: u64) {
         "hgetall",
         "hget",
         "hdel",
+        "sadd",
+        "scard",
     ];
     assert!(ran.contains(&("evalsha".to_owned(), scripts)), "{ran:?}");
     for (name, _) in &ran {

@@ -1655,9 +1655,9 @@ impl IdempotencyKeys for Tallied {
 impl otpd::ports::Traffic for Tallied {
     async fn count_send(
         &self,
-        groups: &[otpd::domain::Group],
-    ) -> Result<(u64, Vec<otpd::domain::GroupTraffic>), StoreError> {
-        self.0.count_send(groups).await
+        send: &otpd::ports::SendToCount<'_>,
+    ) -> Result<otpd::ports::SendCounts, StoreError> {
+        self.0.count_send(send).await
     }
 
     async fn uncount_send(&self, groups: &[otpd::domain::Group], at_ms: u64) -> Result<(), StoreError> {
@@ -1686,15 +1686,6 @@ impl otpd::ports::Traffic for Tallied {
         block: &otpd::domain::Block,
     ) -> Result<(), StoreError> {
         self.0.set_block(group, block).await
-    }
-
-    async fn note_country(
-        &self,
-        client: ClientNet,
-        country: &str,
-        window: Duration,
-    ) -> Result<otpd::ports::CountriesNoted, StoreError> {
-        self.0.note_country(client, country, window).await
     }
 
     async fn forget_country(&self, client: ClientNet, country: &str) -> Result<(), StoreError> {

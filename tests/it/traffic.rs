@@ -5,13 +5,50 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use otpd::domain::{Block, Breaker, ClientPrefixes, Figures, Group, GroupTraffic, Phone, Window};
+use otpd::domain::{Block, Breaker, ClientNet, ClientPrefixes, Figures, Group, GroupTraffic, Phone, Window};
 use otpd::ports::OtpStore;
+use otpd::ports::{CountriesNoted, CountryNote, SendToCount};
 
 use crate::store_contract::{memory_store, redis_store};
 
 fn groups(phone: &str) -> Vec<Group> {
     Breaker::default().groups(&Phone::parse(phone).unwrap())
+}
+
+/// Counts a send for `groups`: the store's ms and what each holds.
+async fn count(store: &Arc<dyn OtpStore>, groups: &[Group]) -> (u64, Vec<GroupTraffic>) {
+    let counts = store
+        .count_send(&SendToCount {
+            groups,
+            country: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts.countries, None);
+    (counts.at_ms, counts.traffic)
+}
+
+/// Notes `country` for `client`'s day, with or without groups.
+async fn note(
+    store: &Arc<dyn OtpStore>,
+    client: ClientNet,
+    country: &str,
+    groups: &[Group],
+) -> CountriesNoted {
+    let note = CountryNote {
+        client,
+        country,
+        window: Duration::from_secs(86_400),
+    };
+    let counts = store
+        .count_send(&SendToCount {
+            groups,
+            country: Some(note),
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts.traffic.len(), groups.len());
+    counts.countries.unwrap()
 }
 
 /// Sends and approvals in the hours held, summed.
@@ -23,9 +60,9 @@ fn totals(held: &GroupTraffic) -> (u32, u32) {
 
 pub async fn sends_and_approvals_count_for_each_group(store: Arc<dyn OtpStore>) {
     let mine = groups("+2348031234567");
-    store.count_send(&mine).await.unwrap();
+    count(&store, &mine).await;
     store.count_approval(&mine).await.unwrap();
-    let (now_ms, held) = store.count_send(&mine).await.unwrap();
+    let (now_ms, held) = count(&store, &mine).await;
     assert_eq!(held.len(), 2);
     for group in &held {
         assert_eq!(totals(group), (2, 1));
@@ -33,17 +70,17 @@ pub async fn sends_and_approvals_count_for_each_group(store: Arc<dyn OtpStore>) 
         assert_eq!(group.block, None);
     }
     // Another prefix of the same country counts apart; the country is shared.
-    let (_, other) = store.count_send(&groups("+2348039999567")).await.unwrap();
+    let (_, other) = count(&store, &groups("+2348039999567")).await;
     assert_eq!(totals(&other[0]), (3, 1), "the country");
     assert_eq!(totals(&other[1]), (1, 0), "another prefix");
 }
 
 pub async fn a_send_taken_back_is_gone_and_never_below_zero(store: Arc<dyn OtpStore>) {
     let mine = groups("+14155551234");
-    let (at_ms, _) = store.count_send(&mine).await.unwrap();
+    let (at_ms, _) = count(&store, &mine).await;
     store.uncount_send(&mine, at_ms).await.unwrap();
     store.uncount_send(&mine, at_ms).await.unwrap();
-    let (_, held) = store.count_send(&mine).await.unwrap();
+    let (_, held) = count(&store, &mine).await;
     assert_eq!(totals(&held[1]), (1, 0));
     // Taking back from a group never counted makes nothing.
     let never = groups("+16175551234");
@@ -53,7 +90,7 @@ pub async fn a_send_taken_back_is_gone_and_never_below_zero(store: Arc<dyn OtpSt
 
 pub async fn a_block_is_kept_and_listed_until_it_ends(store: Arc<dyn OtpStore>) {
     let mine = groups("+2348031234567");
-    let (now_ms, _) = store.count_send(&mine).await.unwrap();
+    let (now_ms, _) = count(&store, &mine).await;
     let block = Block {
         since_ms: now_ms,
         until_ms: now_ms + 3_600_000,
@@ -73,7 +110,7 @@ pub async fn a_block_is_kept_and_listed_until_it_ends(store: Arc<dyn OtpStore>) 
         ..block.clone()
     };
     assert!(!store.start_block(&mine[1], &again).await.unwrap(), "one is on");
-    let (_, held) = store.count_send(&mine).await.unwrap();
+    let (_, held) = count(&store, &mine).await;
     assert_eq!(held[1].block.as_ref(), Some(&block), "a send reads the block");
     assert_eq!(held[0].block, None, "the country is not blocked");
     let listed = store.blocks(now_ms).await.unwrap();
@@ -88,13 +125,13 @@ pub async fn a_block_is_kept_and_listed_until_it_ends(store: Arc<dyn OtpStore>) 
     };
     store.set_block(&mine[1], &ended).await.unwrap();
     assert!(store.blocks(now_ms + 1).await.unwrap().is_empty());
-    let (_, held) = store.count_send(&mine).await.unwrap();
+    let (_, held) = count(&store, &mine).await;
     assert_eq!(held[1].block.as_ref(), Some(&ended));
     // An operator's unblock forgets the hours, and keeps the block's
     // record and the history by the day.
     store.count_approval(&mine).await.unwrap();
     store.forget_hours(&mine[1]).await.unwrap();
-    let (_, held) = store.count_send(&mine).await.unwrap();
+    let (_, held) = count(&store, &mine).await;
     assert_eq!(totals(&held[1]), (1, 0));
     assert_eq!(held[1].days.len(), 1);
     assert_eq!(held[1].block.as_ref(), Some(&ended));
@@ -105,7 +142,7 @@ pub async fn concurrent_sends_each_see_their_own_count(store: Arc<dyn OtpStore>)
     let mine = groups("+2348031234567");
     let sends = (0..40).map(|_| {
         let (store, mine) = (Arc::clone(&store), mine.clone());
-        tokio::spawn(async move { totals(&store.count_send(&mine).await.unwrap().1[1]).0 })
+        tokio::spawn(async move { totals(&count(&store, &mine).await.1[1]).0 })
     });
     let mut seen: Vec<u32> = futures_util::future::join_all(sends)
         .await
@@ -118,7 +155,7 @@ pub async fn concurrent_sends_each_see_their_own_count(store: Arc<dyn OtpStore>)
 
 pub async fn of_concurrent_trips_one_starts_the_block(store: Arc<dyn OtpStore>) {
     let mine = groups("+2348031234567");
-    let (now_ms, _) = store.count_send(&mine).await.unwrap();
+    let (now_ms, _) = count(&store, &mine).await;
     let trips = (0..20).map(|i| {
         let (store, group) = (Arc::clone(&store), mine[1].clone());
         let block = Block {
@@ -147,19 +184,22 @@ pub async fn of_concurrent_trips_one_starts_the_block(store: Arc<dyn OtpStore>) 
 pub async fn a_clients_countries_count_once_each_for_its_day(store: Arc<dyn OtpStore>) {
     let client = ClientPrefixes::default().client("203.0.113.7".parse().unwrap());
     let day = Duration::from_secs(86_400);
-    let first = store.note_country(client, "NG", day).await.unwrap();
+    let mine = groups("+2348031234567");
+    let first = note(&store, client, "NG", &mine).await;
     assert!(first.new && first.count == 1, "{first:?}");
     assert!(first.day_left <= day && first.day_left > day - Duration::from_secs(5));
-    let again = store.note_country(client, "NG", day).await.unwrap();
+    let again = note(&store, client, "NG", &mine).await;
     assert!(!again.new && again.count == 1, "{again:?}");
-    let second = store.note_country(client, "GB", day).await.unwrap();
+    let second = note(&store, client, "GB", &[]).await;
     assert!(second.new && second.count == 2, "{second:?}");
     store.forget_country(client, "GB").await.unwrap();
-    let back = store.note_country(client, "FR", day).await.unwrap();
+    let back = note(&store, client, "FR", &[]).await;
     assert!(back.new && back.count == 2, "{back:?}");
-    // Another client has a day of its own.
+    // Another client has a day of its own; the groups counted each time.
     let other = ClientPrefixes::default().client("2001:db8::1".parse().unwrap());
-    assert_eq!(store.note_country(other, "NG", day).await.unwrap().count, 1);
+    assert_eq!(note(&store, other, "NG", &[]).await.count, 1);
+    let (_, held) = count(&store, &mine).await;
+    assert_eq!(totals(&held[1]), (3, 0));
 }
 
 /// Every test above, named once (`cluster.rs` runs them on a cluster).

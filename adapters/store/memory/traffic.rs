@@ -2,14 +2,14 @@
 //! each group's hour and day slots and its block, slots dropped once no
 //! window reads them (`domain::traffic_slots`). The breaker decides.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::MemoryStore;
+use super::{MemoryStore, State};
 use crate::domain::traffic_slots::{kept_from, slots, KEEP_DAYS};
 use crate::domain::{Block, ClientNet, Group, GroupTraffic, HourCount};
-use crate::ports::{CountriesNoted, StoreError, Traffic};
+use crate::ports::{CountriesNoted, CountryNote, SendCounts, SendToCount, StoreError, Traffic};
 
 /// How long a group outlives its last count: its history's length.
 const KEPT_FOR: Duration = Duration::from_secs(KEEP_DAYS * 86_400);
@@ -22,9 +22,48 @@ enum Count {
     Approval,
 }
 
+/// Adds a country to a client's day (room checked before).
+fn note_country(state: &mut State, now: Instant, note: &CountryNote<'_>) -> CountriesNoted {
+    if let Some(held) = state.countries.get_mut(&note.client, now) {
+        let new = !held.iter().any(|c| c == note.country);
+        if new {
+            held.push(note.country.to_owned());
+        }
+        let count = u32::try_from(held.len()).unwrap_or(u32::MAX);
+        let ends = state
+            .countries
+            .get(&note.client, now)
+            .map_or(now, |(_, ends)| ends);
+        return CountriesNoted {
+            new,
+            count,
+            day_left: ends - now,
+        };
+    }
+    state
+        .countries
+        .insert(note.client, vec![note.country.to_owned()], now + note.window);
+    CountriesNoted {
+        new: true,
+        count: 1,
+        day_left: note.window,
+    }
+}
+
 impl MemoryStore {
     fn count(&self, groups: &[Group], count: Count) -> Result<(u64, Vec<GroupTraffic>), StoreError> {
-        self.with_state(|state, now, ms| {
+        self.with_state(|state, now, ms| self.count_in(state, now, ms, groups, count))
+    }
+
+    fn count_in(
+        &self,
+        state: &mut State,
+        now: Instant,
+        ms: u64,
+        groups: &[Group],
+        count: Count,
+    ) -> Result<(u64, Vec<GroupTraffic>), StoreError> {
+        {
             if let Count::Unsend(_) = count {
             } else {
                 let new = groups.iter().filter(|g| !state.traffic.has_slot(g)).count();
@@ -62,7 +101,7 @@ impl MemoryStore {
                 state.traffic.insert(group.clone(), held, now + KEPT_FOR);
             }
             Ok((ms, out))
-        })
+        }
     }
 }
 
@@ -107,8 +146,23 @@ fn hour_of(held: &mut GroupTraffic, slot: u64) -> &mut HourCount {
 
 #[async_trait]
 impl Traffic for MemoryStore {
-    async fn count_send(&self, groups: &[Group]) -> Result<(u64, Vec<GroupTraffic>), StoreError> {
-        self.count(groups, Count::Send)
+    async fn count_send(&self, send: &SendToCount<'_>) -> Result<SendCounts, StoreError> {
+        // One lock for both, as Redis's one script.
+        let (at_ms, traffic, countries) = self.with_state(|state, now, ms| {
+            if let Some(note) = &send.country {
+                let new = usize::from(!state.countries.has_slot(&note.client));
+                let groups = send.groups.iter().filter(|g| !state.traffic.has_slot(g)).count();
+                self.room_for_clients(state, new + groups)?;
+            }
+            let (at_ms, traffic) = self.count_in(state, now, ms, send.groups, Count::Send)?;
+            let countries = send.country.map(|note| note_country(state, now, &note));
+            Ok::<_, StoreError>((at_ms, traffic, countries))
+        })?;
+        Ok(SendCounts {
+            at_ms,
+            traffic,
+            countries,
+        })
     }
 
     async fn uncount_send(&self, groups: &[Group], at_ms: u64) -> Result<(), StoreError> {
@@ -134,36 +188,6 @@ impl Traffic for MemoryStore {
 
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
         self.keep_block(group, block, false).map(drop)
-    }
-
-    async fn note_country(
-        &self,
-        client: ClientNet,
-        country: &str,
-        window: Duration,
-    ) -> Result<CountriesNoted, StoreError> {
-        self.with_state(|state, now, _| {
-            if let Some((held, ends)) = state.countries.get(&client, now) {
-                let new = !held.iter().any(|c| c == country);
-                let day_left = ends - now;
-                let count = u32::try_from(held.len() + usize::from(new)).unwrap_or(u32::MAX);
-                if new {
-                    if let Some(held) = state.countries.get_mut(&client, now) {
-                        held.push(country.to_owned());
-                    }
-                }
-                return Ok(CountriesNoted { new, count, day_left });
-            }
-            self.room_for_clients(state, usize::from(!state.countries.has_slot(&client)))?;
-            state
-                .countries
-                .insert(client, vec![country.to_owned()], now + window);
-            Ok(CountriesNoted {
-                new: true,
-                count: 1,
-                day_left: window,
-            })
-        })
     }
 
     async fn forget_country(&self, client: ClientNet, country: &str) -> Result<(), StoreError> {

@@ -56,7 +56,6 @@ struct Scripts {
     claim: Script,
     traffic: Script,
     block: Script,
-    countries: Script,
 }
 
 /// A script that reads or writes a phone's state or a client's waits: the
@@ -101,7 +100,6 @@ impl RedisStore {
                 claim: Script::new(include_str!("scripts/claim.lua")),
                 traffic: Script::new(include_str!("scripts/traffic.lua")),
                 block: Script::new(include_str!("scripts/block.lua")),
-                countries: Script::new(include_str!("scripts/countries.lua")),
             },
         })
     }

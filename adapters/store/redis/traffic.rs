@@ -4,15 +4,13 @@
 //! even on a cluster; and an index of blocked groups by when their block
 //! ends, for `otpd fraud status`. The breaker decides; this only keeps.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use redis::Value;
 
 use super::{int, millis, split_reply, unknown, unreadable, wait, RedisStore};
-use crate::domain::traffic_slots::{slots, KEEP_DAYS, KEEP_HOURS};
+use crate::domain::traffic_slots::{kept_from, slots, KEEP_DAYS, KEEP_HOURS};
 use crate::domain::{Block, ClientNet, Figures, Group, GroupTraffic, HourCount, Level, Window};
-use crate::ports::{CountriesNoted, StoreError, Traffic};
+use crate::ports::{CountriesNoted, CountryNote, SendCounts, SendToCount, StoreError, Traffic};
 
 /// The field holding a group's block.
 const BLOCK: &str = "b";
@@ -31,19 +29,69 @@ impl RedisStore {
         format!("{}traffic:blocks", self.key_prefix)
     }
 
-    /// Runs `traffic.lua` on `groups`: `what`, and the hour slot for an unsend.
-    async fn count(&self, groups: &[Group], what: &str, slot: u64) -> Result<(u64, Vec<Value>), StoreError> {
+    /// Runs `traffic.lua` on `groups`: `what`, the hour slot for an
+    /// unsend, and a country to note for a client's day.
+    async fn count(
+        &self,
+        groups: &[Group],
+        what: &str,
+        slot: u64,
+        country: Option<&CountryNote<'_>>,
+    ) -> Result<(u64, Vec<Value>), StoreError> {
         let mut invocation = self.scripts.traffic.prepare_invoke();
         for group in groups {
             invocation.key(self.traffic_key(group));
         }
-        invocation.arg(what).arg(slot).arg(KEEP_HOURS).arg(KEEP_DAYS);
+        if let Some(note) = country {
+            invocation.key(self.countries_key(note.client));
+        }
+        invocation
+            .arg(what)
+            .arg(slot)
+            .arg(KEEP_HOURS)
+            .arg(KEEP_DAYS)
+            .arg(groups.len())
+            .arg(country.map_or("", |n| n.country))
+            .arg(country.map_or(0, |n| millis(n.window)));
         let reply: Vec<Value> = self.run(invocation).await?;
         match split_reply("traffic", &reply)? {
             ("counted", [now, rest @ ..]) => Ok((int(now)?, rest.to_vec())),
             (name, _) => Err(unknown("traffic", name)),
         }
     }
+}
+
+/// A client's countries as the script answers them.
+fn countries(value: &Value) -> Result<CountriesNoted, StoreError> {
+    match value {
+        Value::Array(parts) => match &parts[..] {
+            [added, count, left] => Ok(CountriesNoted {
+                new: int::<u8>(added)? == 1,
+                count: int(count)?,
+                day_left: wait(left)?,
+            }),
+            _ => Err(unreadable(format!("{parts:?} for a client's countries"))),
+        },
+        other => Err(unreadable(format!("{other:?} for a client's countries"))),
+    }
+}
+
+/// Each group's counts as the script answers them, less any slot no
+/// window reads any more (the script drops those once an hour).
+fn groups_traffic(values: &[Value], at_ms: u64) -> Result<Vec<GroupTraffic>, StoreError> {
+    let (hour_from, day_from) = kept_from(at_ms);
+    values
+        .iter()
+        .map(|fields| match fields {
+            Value::Array(fields) => {
+                let mut held = traffic(fields)?;
+                held.hours.retain(|h| h.slot >= hour_from);
+                held.days.retain(|(d, _)| *d >= day_from);
+                Ok(held)
+            }
+            other => Err(unreadable(format!("{other:?} for a group's counts"))),
+        })
+        .collect()
 }
 
 impl RedisStore {
@@ -184,28 +232,52 @@ fn group_of(member: &str) -> Option<Group> {
 
 #[async_trait]
 impl Traffic for RedisStore {
-    async fn count_send(&self, groups: &[Group]) -> Result<(u64, Vec<GroupTraffic>), StoreError> {
-        let (now, held) = self.count(groups, "send", 0).await?;
-        let held = held
-            .iter()
-            .map(|fields| match fields {
-                Value::Array(fields) => traffic(fields),
-                other => Err(unreadable(format!("{other:?} for a group's counts"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((now, held))
+    async fn count_send(&self, send: &SendToCount<'_>) -> Result<SendCounts, StoreError> {
+        // On one server, one script; on a cluster the client's countries
+        // live in its counters' slot, apart from the groups': two calls at
+        // once.
+        let (groups, noted) = if self.connections.is_cluster() && !send.groups.is_empty() {
+            let groups = self.count(send.groups, "send", 0, None);
+            let noted = async {
+                match &send.country {
+                    Some(note) => self.count(&[], "send", 0, Some(note)).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (groups, noted) = futures_util::future::join(groups, noted).await;
+            let noted = match noted? {
+                Some((_, values)) => values.first().map(countries).transpose()?,
+                None => None,
+            };
+            (groups?, noted)
+        } else {
+            let (at_ms, mut values) = self.count(send.groups, "send", 0, send.country.as_ref()).await?;
+            let noted = match send.country {
+                Some(_) => Some(countries(
+                    &values.pop().ok_or_else(|| unreadable("no countries".into()))?,
+                )?),
+                None => None,
+            };
+            ((at_ms, values), noted)
+        };
+        let (at_ms, values) = groups;
+        Ok(SendCounts {
+            at_ms,
+            traffic: groups_traffic(&values, at_ms)?,
+            countries: noted,
+        })
     }
 
     async fn uncount_send(&self, groups: &[Group], at_ms: u64) -> Result<(), StoreError> {
-        self.count(groups, "unsend", slots(at_ms).0).await.map(drop)
+        self.count(groups, "unsend", slots(at_ms).0, None).await.map(drop)
     }
 
     async fn count_approval(&self, groups: &[Group]) -> Result<(), StoreError> {
-        self.count(groups, "approve", 0).await.map(drop)
+        self.count(groups, "approve", 0, None).await.map(drop)
     }
 
     async fn forget_hours(&self, group: &Group) -> Result<(), StoreError> {
-        self.count(std::slice::from_ref(group), "forget", 0)
+        self.count(std::slice::from_ref(group), "forget", 0, None)
             .await
             .map(drop)
     }
@@ -216,25 +288,6 @@ impl Traffic for RedisStore {
 
     async fn set_block(&self, group: &Group, block: &Block) -> Result<(), StoreError> {
         self.keep_block(group, block, false).await.map(drop)
-    }
-
-    async fn note_country(
-        &self,
-        client: ClientNet,
-        country: &str,
-        window: Duration,
-    ) -> Result<CountriesNoted, StoreError> {
-        let mut invocation = self.scripts.countries.key(self.countries_key(client));
-        invocation.arg(country).arg(millis(window));
-        let reply: Vec<Value> = self.run(invocation).await?;
-        match split_reply("countries", &reply)? {
-            ("noted", [added, count, left]) => Ok(CountriesNoted {
-                new: int::<u8>(added)? == 1,
-                count: int(count)?,
-                day_left: wait(left)?,
-            }),
-            (name, _) => Err(unknown("countries", name)),
-        }
     }
 
     async fn forget_country(&self, client: ClientNet, country: &str) -> Result<(), StoreError> {

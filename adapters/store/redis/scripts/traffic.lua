@@ -1,49 +1,68 @@
--- The pumping breaker's counts (domain/pumping.rs decides on them). KEYS:
--- one phone's groups, a hash each in its country's slot: `s<hour>` sends
--- and `a<hour>` approvals per hour slot, `d<day>` approvals per day slot,
--- `b` its block (kept, never read here). ARGV: 'send', 'unsend',
--- 'approve' or 'forget' (its hours' counts, for an operator's unblock); for 'unsend' the hour slot to take a send back from; the hour
--- and day slots kept (KEEP_HOURS, KEEP_DAYS), older ones dropped here.
--- Returns {'counted', now ms, and for a send each hash's fields}.
+-- The pumping breaker's counts (domain/pumping.rs decides on them).
+-- KEYS: one phone's groups (ARGV[5] of them), a hash each in its country's
+-- slot: `s<hour>` sends and `a<hour>` approvals per hour slot, `d<day>`
+-- approvals per day slot, `b` its block (kept, never read here); then,
+-- when ARGV[6] names a country, the client's countries of its day (a set
+-- that lives ARGV[7] ms from its first).
+-- ARGV[1]: 'send', 'unsend', 'approve' or 'forget' (the hours' counts, for
+-- an operator's unblock); ARGV[2]: for 'unsend', the hour slot to take a
+-- send back from; ARGV[3], ARGV[4]: the hour and day slots kept
+-- (KEEP_HOURS, KEEP_DAYS). Older slots are dropped, and the hash's life
+-- renewed, when a slot is first counted (once an hour at most): the
+-- reader ignores what has aged out in between.
+-- Returns {'counted', now ms, for a send each hash's fields, and for a
+-- country {1 if it was new else 0, how many now, ms the day has left}}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local what = ARGV[1]
 local keep_hours, keep_days = tonumber(ARGV[3]), tonumber(ARGV[4])
 local hour, day = math.floor(now / 3600000), math.floor(now / 86400000)
+local groups = tonumber(ARGV[5])
 local out = {'counted', now}
-for _, key in ipairs(KEYS) do
+for i = 1, groups do
+  local key = KEYS[i]
+  local first = what == 'forget'
   if what == 'send' then
-    redis.call('HINCRBY', key, 's' .. hour, 1)
+    first = redis.call('HINCRBY', key, 's' .. hour, 1) == 1
   elseif what == 'unsend' then
     local field = 's' .. ARGV[2]
     if tonumber(redis.call('HGET', key, field) or '0') > 0 then
       redis.call('HINCRBY', key, field, -1)
     end
   elseif what == 'approve' then
-    redis.call('HINCRBY', key, 'a' .. hour, 1)
+    first = redis.call('HINCRBY', key, 'a' .. hour, 1) == 1
     redis.call('HINCRBY', key, 'd' .. day, 1)
   elseif what ~= 'forget' then
     return {'unknown'}
   end
-  local fields = redis.call('HGETALL', key)
+  local fields = (first or what == 'send') and redis.call('HGETALL', key) or {}
   local kept = {}
-  for i = 1, #fields, 2 do
-    local kind, slot = string.sub(fields[i], 1, 1), tonumber(string.sub(fields[i], 2))
+  for j = 1, #fields, 2 do
+    local kind, slot = string.sub(fields[j], 1, 1), tonumber(string.sub(fields[j], 2))
     local hourly = kind == 's' or kind == 'a'
-    local stale = (hourly and (what == 'forget' or slot <= hour - keep_hours))
-      or (kind == 'd' and slot <= day - keep_days)
+    local stale = first and ((hourly and (what == 'forget' or slot <= hour - keep_hours))
+      or (kind == 'd' and slot <= day - keep_days))
     if stale then
-      redis.call('HDEL', key, fields[i])
+      redis.call('HDEL', key, fields[j])
     else
-      kept[#kept + 1] = fields[i]
-      kept[#kept + 1] = fields[i + 1]
+      kept[#kept + 1] = fields[j]
+      kept[#kept + 1] = fields[j + 1]
     end
   end
-  if #kept > 0 then
+  if first and #kept > 0 then
     redis.call('PEXPIRE', key, keep_days * 86400000)
   end
   if what == 'send' then
     out[#out + 1] = kept
   end
+end
+if ARGV[6] ~= '' then
+  local key = KEYS[groups + 1]
+  local added = redis.call('SADD', key, ARGV[6])
+  local count = redis.call('SCARD', key)
+  if added == 1 and count == 1 then
+    redis.call('PEXPIRE', key, ARGV[7])
+  end
+  out[#out + 1] = {added, count, redis.call('PTTL', key)}
 end
 return out
