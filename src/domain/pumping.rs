@@ -114,19 +114,6 @@ pub struct Figures {
     pub threshold: u32,
 }
 
-impl GroupTraffic {
-    /// Whether the group has had an approval in the day window or on any
-    /// of its last 14 days.
-    pub fn has_approvals(&self, now_ms: u64) -> bool {
-        let (hour, today) = (now_ms / HOUR_MS, now_ms / DAY_MS);
-        self.hours.iter().any(|h| h.approved > 0 && h.slot + 23 >= hour)
-            || self
-                .days
-                .iter()
-                .any(|(d, n)| *n > 0 && *d + HISTORY_DAYS >= today)
-    }
-}
-
 impl Figures {
     pub fn unverified(&self) -> u32 {
         self.sent.saturating_sub(self.approved)
@@ -199,22 +186,13 @@ impl Default for Breaker {
     }
 }
 
-/// What the breaker says of a send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    /// The group was already blocked.
-    Blocked {
-        group: Group,
-        block: Block,
-    },
-    /// This send tripped a new block; `spared`, the send itself goes on
-    /// (its prefix has real users).
-    Tripped {
-        group: Group,
-        block: Block,
-        spared: bool,
-    },
+/// What the breaker says of a send: the blocks it trips (to start and
+/// tell, in monitor mode too), and the block that refuses it, if any: a
+/// group's, in enforce mode, that does not spare it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verdict {
+    pub trips: Vec<(Group, Block)>,
+    pub refusal: Option<(Group, Block)>,
 }
 
 impl Breaker {
@@ -269,46 +247,47 @@ impl Breaker {
     }
 
     /// Judges a send that has been counted in `traffic` (one per group of
-    /// [`Breaker::groups`], in order) at unix ms `now_ms`: the first group
-    /// already blocked, or the first whose figures trip a rule, or a pass.
+    /// [`Breaker::groups`], in order) at unix ms `now_ms`. Every group is
+    /// judged, whatever another's mode: a group with no block on whose
+    /// figures pass its room trips a new block; a group whose block is on
+    /// (or just began) refuses the send if its rule enforces.
     ///
-    /// A prefix with approvals of its own (in the day, or on any of the last
-    /// 14) has real users: its country's block does not stop it, so a
-    /// stranger who pumps a country blocks only its unproven prefixes. The
-    /// country's trip is still kept and told (`spared`).
+    /// A prefix whose users approve its codes is real: its country's block
+    /// does not stop it, so a stranger who pumps a country blocks only its
+    /// other prefixes. "Approve" means converting within its own room: some
+    /// approvals in the day or on its best of the last 14, and no more
+    /// unverified codes in the day than `per_approved` times that many.
     pub fn judge(&self, groups: &[Group], traffic: &[GroupTraffic], now_ms: u64) -> Verdict {
         let proven = groups
             .iter()
             .zip(traffic)
-            .any(|(g, held)| g.level == Level::Prefix && held.has_approvals(now_ms));
-        let spared = |g: &Group| g.level == Level::Country && proven;
+            .any(|(g, held)| g.level == Level::Prefix && self.converts(held, now_ms));
+        let mut verdict = Verdict::default();
         for (group, held) in groups.iter().zip(traffic) {
-            if let Some(block) = held.block.as_ref().filter(|b| b.is_on(now_ms) && !spared(group)) {
-                return Verdict::Blocked {
-                    group: group.clone(),
-                    block: block.clone(),
-                };
+            let block = match held.block.as_ref().filter(|b| b.is_on(now_ms)) {
+                Some(on) => on.clone(),
+                None => match self.trips(group.level, held, now_ms) {
+                    Some(figures) => {
+                        let block = self.block(held.block.as_ref(), figures, group.level, now_ms);
+                        verdict.trips.push((group.clone(), block.clone()));
+                        block
+                    }
+                    None => continue,
+                },
+            };
+            let spared = group.level == Level::Country && proven;
+            if !spared && self.mode(group.level) == Mode::Enforce && verdict.refusal.is_none() {
+                verdict.refusal = Some((group.clone(), block));
             }
         }
-        let mut spared_trip = None;
-        for (group, held) in groups.iter().zip(traffic) {
-            if held.block.as_ref().is_some_and(|b| b.is_on(now_ms)) {
-                continue;
-            }
-            if let Some(figures) = self.trips(group.level, held, now_ms) {
-                let block = self.block(held.block.as_ref(), figures, group.level, now_ms);
-                let trip = Verdict::Tripped {
-                    group: group.clone(),
-                    block,
-                    spared: spared(group),
-                };
-                if !spared(group) {
-                    return trip;
-                }
-                spared_trip.get_or_insert(trip);
-            }
-        }
-        spared_trip.unwrap_or(Verdict::Pass)
+        verdict
+    }
+
+    /// Whether a prefix converts within its own room (see [`Breaker::judge`]).
+    fn converts(&self, traffic: &GroupTraffic, now_ms: u64) -> bool {
+        let [_, day] = self.figures(Level::Prefix, traffic, now_ms);
+        let approvals = day.approved.max(best_day(traffic, now_ms));
+        approvals > 0 && day.unverified() <= scale(self.per_approved, approvals)
     }
 
     /// The window whose unverified sends are over its threshold, if any.
@@ -331,7 +310,6 @@ impl Breaker {
             Level::Prefix => self.prefix_floors,
         };
         let hour = now_ms / HOUR_MS;
-        let today = now_ms / DAY_MS;
         // Counting starts again where the group's last block ended: what
         // came before it was judged already. (Sends refused during a block
         // were never counted, so the hour it ended holds only later ones.)
@@ -349,13 +327,7 @@ impl Breaker {
                     (s.saturating_add(h.sent), a.saturating_add(h.approved))
                 })
         };
-        let best_day = traffic
-            .days
-            .iter()
-            .filter(|(day, _)| *day < today && *day + HISTORY_DAYS >= today)
-            .map(|(_, approved)| *approved)
-            .max()
-            .unwrap_or(0);
+        let best_day = best_day(traffic, now_ms);
         let room = |approved: u32| scale(self.per_approved, approved);
         let (day_sent, day_approved) = sum(hour.saturating_sub(23));
         let day_room = floors.day.max(room(day_approved)).max(room(best_day));
@@ -394,6 +366,18 @@ impl Breaker {
             enforced: self.mode(level) == Mode::Enforce,
         }
     }
+}
+
+/// The most approvals of the group's last 14 full days.
+fn best_day(traffic: &GroupTraffic, now_ms: u64) -> u32 {
+    let today = now_ms / DAY_MS;
+    traffic
+        .days
+        .iter()
+        .filter(|(day, _)| *day < today && *day + HISTORY_DAYS >= today)
+        .map(|(_, approved)| *approved)
+        .max()
+        .unwrap_or(0)
 }
 
 fn scale(per: f64, n: u32) -> u32 {
@@ -549,17 +533,15 @@ mod tests {
                 },
             ]
         };
-        let Verdict::Tripped { group, block, .. } = breaker.judge(&groups, &pumped(NOW, None), NOW) else {
-            panic!("no trip")
-        };
+        let first = breaker.judge(&groups, &pumped(NOW, None), NOW);
+        let (group, block) = first.trips[0].clone();
+        assert_eq!(first.refusal, Some((group.clone(), block.clone())));
         assert_eq!(group.level, Level::Prefix);
         assert_eq!((block.strikes, block.until_ms - NOW), (1, 12 * HOUR_MS));
         assert!(block.enforced);
-        let during = pumped(NOW + 1, Some(block.clone()));
-        assert!(matches!(
-            breaker.judge(&groups, &during, NOW + 1),
-            Verdict::Blocked { .. }
-        ));
+        // While it is on, it refuses, and trips nothing new.
+        let during = breaker.judge(&groups, &pumped(NOW + 1, Some(block.clone())), NOW + 1);
+        assert!(during.trips.is_empty() && during.refusal.is_some());
         // Once it ends, what the pumping did then no longer trips it...
         let later = block.until_ms + 1;
         let quiet = vec![
@@ -569,21 +551,13 @@ mod tests {
                 ..pumped(NOW, None)[1].clone()
             },
         ];
-        assert_eq!(breaker.judge(&groups, &quiet, later), Verdict::Pass);
+        assert_eq!(breaker.judge(&groups, &quiet, later), Verdict::default());
         // ...but pumping again does, for twice as long.
-        let Verdict::Tripped { block: second, .. } =
-            breaker.judge(&groups, &pumped(later, Some(block)), later)
-        else {
-            panic!("no second trip")
-        };
+        let second = trip(&breaker.judge(&groups, &pumped(later, Some(block)), later));
         assert_eq!((second.strikes, second.until_ms - later), (2, 24 * HOUR_MS));
         // A week after a block ends, a trip starts again from the first length.
         let week = second.until_ms + 7 * DAY_MS + 1;
-        let Verdict::Tripped { block: fresh, .. } =
-            breaker.judge(&groups, &pumped(week, Some(second.clone())), week)
-        else {
-            panic!("no trip a week on")
-        };
+        let fresh = trip(&breaker.judge(&groups, &pumped(week, Some(second.clone())), week));
         assert_eq!(fresh.strikes, 1);
         // However many strikes, a week at most.
         let after = second.until_ms + 1;
@@ -591,11 +565,14 @@ mod tests {
             strikes: 40,
             ..second
         };
-        let Verdict::Tripped { block: long, .. } = breaker.judge(&groups, &pumped(after, Some(worn)), after)
-        else {
-            panic!("no trip")
-        };
+        let long = trip(&breaker.judge(&groups, &pumped(after, Some(worn)), after));
         assert_eq!((long.strikes, long.until_ms - after), (41, 7 * DAY_MS));
+    }
+
+    /// The block of a verdict's one trip.
+    fn trip(verdict: &Verdict) -> Block {
+        assert_eq!(verdict.trips.len(), 1, "{verdict:?}");
+        verdict.trips[0].1.clone()
     }
 
     #[test]
@@ -606,41 +583,67 @@ mod tests {
         };
         let groups = breaker.groups(&phone("+2348031234567"));
         let held = vec![traffic(1, 0, 0), traffic(11, 0, 0)];
-        let Verdict::Tripped { block, .. } = breaker.judge(&groups, &held, NOW) else {
-            panic!("no trip")
-        };
-        assert!(!block.enforced);
+        let verdict = breaker.judge(&groups, &held, NOW);
+        assert!(!trip(&verdict).enforced);
+        assert_eq!(verdict.refusal, None);
     }
 
     #[test]
-    fn a_country_block_spares_prefixes_with_real_users() {
+    fn each_rule_judges_every_send_whatever_the_others_mode() {
+        // The prefix in monitor mode and blocked already; the country,
+        // enforced, past its floor: the country still trips and refuses.
+        let breaker = Breaker {
+            prefix: Mode::Monitor,
+            ..Breaker::default()
+        };
+        let groups = breaker.groups(&phone("+2348031234567"));
+        let shadow = trip(&breaker.judge(&groups, &[traffic(1, 0, 0), traffic(11, 0, 0)], NOW));
+        let mut held = vec![traffic(31, 0, 0), traffic(31, 0, 0)];
+        held[1].block = Some(shadow);
+        let verdict = breaker.judge(&groups, &held, NOW + 1);
+        assert_eq!(verdict.trips.len(), 1);
+        assert_eq!(verdict.refusal.unwrap().0.level, Level::Country);
+        // The other way round: the country watched, the prefix enforced.
+        let breaker = Breaker {
+            country: Mode::Monitor,
+            ..Breaker::default()
+        };
+        let shadow = trip(&breaker.judge(&groups, &[traffic(31, 0, 0), traffic(1, 0, 0)], NOW));
+        let mut held = vec![traffic(41, 0, 0), traffic(11, 0, 0)];
+        held[0].block = Some(shadow);
+        let verdict = breaker.judge(&groups, &held, NOW + 1);
+        assert_eq!(verdict.refusal.unwrap().0.level, Level::Prefix);
+    }
+
+    #[test]
+    fn a_country_block_spares_prefixes_whose_users_approve() {
         let breaker = Breaker::default();
         let groups = breaker.groups(&phone("+2348031234567"));
         // The country pumped past its floor; the prefix quiet.
-        let mut held = vec![traffic(101, 0, 0), traffic(1, 0, 0)];
-        let Verdict::Tripped { group, block, spared } = breaker.judge(&groups, &held, NOW) else {
-            panic!("no trip")
-        };
+        let mut held = vec![traffic(31, 0, 0), traffic(1, 0, 0)];
+        let verdict = breaker.judge(&groups, &held, NOW);
+        let block = trip(&verdict);
         assert_eq!(
-            (group.level, spared),
-            (Level::Country, false),
+            verdict.refusal.unwrap().0.level,
+            Level::Country,
             "an unproven prefix"
         );
-        // A prefix whose users approved a code last week goes on, and the
-        // country's block is still started.
-        held[1].days.push((NOW / DAY_MS - 5, 1));
-        assert!(matches!(
-            breaker.judge(&groups, &held, NOW),
-            Verdict::Tripped { spared: true, .. }
-        ));
+        // A prefix whose users approve its codes goes on, and the country's
+        // block is still started.
+        held[1] = traffic(2, 1, 0);
+        let verdict = breaker.judge(&groups, &held, NOW);
+        assert_eq!((verdict.trips.len(), verdict.refusal), (1, None));
         held[0].block = Some(block);
-        assert_eq!(breaker.judge(&groups, &held, NOW + 1), Verdict::Pass);
-        // Its own floor still holds it.
-        held[1].hours[0].sent = 11;
-        assert!(matches!(
-            breaker.judge(&groups, &held, NOW + 1),
-            Verdict::Tripped { spared: false, .. }
-        ));
+        assert_eq!(breaker.judge(&groups, &held, NOW + 1), Verdict::default());
+        // One approval does not spare a prefix pumped past it: it must
+        // convert within its own room (here 1 unverified per approval).
+        held[1] = traffic(3, 1, 0);
+        assert!(breaker.judge(&groups, &held, NOW + 1).refusal.is_some());
+        // Nor does an approval last week, beside this day's pumping.
+        held[1] = traffic(5, 0, 1);
+        assert!(breaker.judge(&groups, &held, NOW + 1).refusal.is_some());
+        held[1] = traffic(1, 0, 1);
+        assert_eq!(breaker.judge(&groups, &held, NOW + 1).refusal, None);
     }
 
     /// A week of sends to one prefix, one every `every_ms`, through the
@@ -666,15 +669,12 @@ mod tests {
                     }),
                 }
             }
-            let refused = match breaker.judge(&groups, &held, at) {
-                Verdict::Pass => false,
-                Verdict::Blocked { .. } => true,
-                Verdict::Tripped { group, block, .. } => {
-                    let at = groups.iter().position(|g| *g == group).unwrap();
-                    held[at].block = Some(block);
-                    true
-                }
-            };
+            let verdict = breaker.judge(&groups, &held, at);
+            for (group, block) in verdict.trips {
+                let at = groups.iter().position(|g| *g == group).unwrap();
+                held[at].block = Some(block);
+            }
+            let refused = verdict.refusal.is_some();
             if refused {
                 for group in &mut held {
                     if let Some(h) = group.hours.iter_mut().find(|h| h.slot == at / HOUR_MS) {

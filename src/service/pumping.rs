@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{unix_now_ms, Limit, OtpService, SendError};
-use crate::domain::{Block, ClientNet, EventKind, Figures, Group, Mode, Phone, Verdict};
+use crate::domain::{Block, ClientNet, EventKind, Figures, Group, Mode, Phone};
 use crate::ports::{CountryNote, ErrorChain, SendToCount, StoreError};
 
 /// A send the breaker counted, to take back if it goes no further: its
@@ -83,24 +83,26 @@ impl OtpService {
                 });
             }
         }
-        let (group, block) = match breaker.judge(&mine.groups, &traffic, at_ms) {
-            Verdict::Pass => return Ok(Some(mine)),
-            Verdict::Blocked { group, block } => (group, block),
-            Verdict::Tripped { group, block, spared } => {
-                // Of sends that trip at once, the first starts the block
-                // and tells of it.
-                if self.store.start_block(&group, &block).await? {
-                    self.tell_block(phone, &group, &block).await;
-                }
-                if spared {
-                    return Ok(Some(mine));
-                }
-                (group, block)
+        let verdict = breaker.judge(&mine.groups, &traffic, at_ms);
+        for (group, block) in &verdict.trips {
+            // Of sends that trip at once, the first starts the block and
+            // tells of it.
+            if self.store.start_block(group, block).await? {
+                self.tell_block(group, block);
+                self.emit(
+                    phone,
+                    None,
+                    [EventKind::Blocked {
+                        group: group.clone(),
+                        block: block.clone(),
+                    }],
+                )
+                .await;
             }
-        };
-        // The mode now, not when the block began: an operator who moves a
-        // rule from monitor to enforce wants its blocks to hold.
-        if breaker.mode(group.level) == Mode::Enforce {
+        }
+        // By the rule's mode now, not when the block began: an operator who
+        // moves a rule from monitor to enforce wants its blocks to hold.
+        if let Some((group, block)) = verdict.refusal {
             self.uncount(&mine).await;
             return Err(SendError::Blocked { group, block });
         }
@@ -144,9 +146,12 @@ impl OtpService {
         }
     }
 
-    async fn tell_block(&self, phone: &Phone, group: &Group, block: &Block) {
+    /// The block's log line. Not in the send's span: with the group, its
+    /// masked phone would give the whole number but a digit.
+    fn tell_block(&self, group: &Group, block: &Block) {
         let f = &block.figures;
         tracing::warn!(
+            parent: None,
             group = %group,
             level = group.level.as_str(),
             window = f.window.as_str(),
@@ -163,11 +168,6 @@ impl OtpService {
                 "pumping breaker (monitor): destination would be blocked"
             }
         );
-        let kind = EventKind::Blocked {
-            group: group.clone(),
-            block: block.clone(),
-        };
-        self.emit(phone, None, [kind]).await;
     }
 }
 

@@ -56,13 +56,37 @@ pub(super) fn build_breaker(config: &Config) -> Result<Option<Breaker>, ConfigEr
             "must be 1 or more (fraud.client_mode = \"off\" turns the rule off)",
         ));
     }
+    for (key, hour, day) in [
+        (
+            "fraud.country_day_floor",
+            fraud.country_hour_floor,
+            fraud.country_day_floor,
+        ),
+        (
+            "fraud.prefix_day_floor",
+            fraud.prefix_hour_floor,
+            fraud.prefix_day_floor,
+        ),
+    ] {
+        if day < hour {
+            return Err(ConfigError::new(key, "must not be below its hour floor"));
+        }
+    }
     for entry in &fraud.safe {
         let digits = entry.strip_prefix('+').unwrap_or_default();
-        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        // No country code starts with 0.
+        let e164 = (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        if !e164 || digits.starts_with('0') {
             return Err(ConfigError::new(
                 "fraud.safe",
-                format!("`{entry}` is not a number or prefix in E.164 (+ and up to 15 digits)"),
+                format!("`{entry}` is not a number or prefix in E.164 (+, then 1 to 15 digits, not 0 first)"),
             ));
+        }
+        // A country code's length or less: a whole country or region.
+        if digits.len() <= 3 {
+            tracing::warn!(
+                "fraud.safe holds {entry}, a whole country or region: the pumping breaker never counts or blocks it"
+            );
         }
     }
     let breaker = Breaker {
@@ -83,5 +107,11 @@ pub(super) fn build_breaker(config: &Config) -> Result<Option<Breaker>, ConfigEr
         clients: mode(fraud.client_mode),
         countries_per_client: fraud.countries_per_client,
     };
+    if breaker.is_off() && !config.sms.console_only() {
+        tracing::warn!(
+            "fraud.country_mode, fraud.prefix_mode and fraud.client_mode are off with a real SMS vendor: \
+             nothing but the static rules stands between an SMS-pumping attack and the bill"
+        );
+    }
     Ok((!breaker.is_off()).then_some(breaker))
 }

@@ -472,6 +472,27 @@ fn risky_settings_are_named_in_warnings_at_start() {
         !stderr.contains("sends_per_hour") && !stderr.contains("allowed_countries"),
         "the default budget and a country list: no such warning: {stderr}"
     );
+    assert!(
+        !stderr.contains("fraud."),
+        "the breaker at its defaults: {stderr}"
+    );
+
+    // The pumping breaker off with a real vendor, or a whole country safe.
+    let mut env = twilio.to_vec();
+    env.push(key);
+    env.extend([
+        ("OTPD_FRAUD__COUNTRY_MODE", "off"),
+        ("OTPD_FRAUD__PREFIX_MODE", "off"),
+        ("OTPD_FRAUD__CLIENT_MODE", "off"),
+        ("OTPD_FRAUD__SAFE", "+1"),
+    ]);
+    let (ok, _, stderr) = otpd(&["check-config"], &env);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("fraud.client_mode are off"), "{stderr}");
+    assert!(
+        stderr.contains("fraud.safe holds +1, a whole country"),
+        "{stderr}"
+    );
 
     let endpoint = |url: &'static str| {
         [

@@ -143,6 +143,35 @@ async fn monitor_mode_sends_and_tells_once() {
 }
 
 #[tokio::test]
+async fn an_enforced_rule_holds_whatever_the_other_rules_mode() {
+    // The prefix watched, the country enforced: the prefix's would-be
+    // block must not stop the country counting.
+    let mut config = enforcing(memory_config());
+    config.fraud.prefix_mode = RuleMode::Monitor;
+    let app = spawn_app(config).await;
+    for n in 0..30 {
+        assert_eq!(app.send(&pumped(n)).await.status, 202, "send {n}");
+    }
+    let refused = app.send(&pumped(30)).await;
+    refused.assert_problem(422, "destination_blocked");
+    assert_eq!(refused.body["block"]["group"], "NG");
+    // The country watched, the prefix enforced.
+    let mut config = enforcing(memory_config());
+    config.fraud.country_mode = RuleMode::Monitor;
+    let app = spawn_app(config).await;
+    for n in 0..40 {
+        let phone = format!("+23480{:05}000", 33000 + n);
+        assert_eq!(app.send(&phone).await.status, 202, "spread send {n}");
+    }
+    for n in 0..10 {
+        assert_eq!(app.send(&pumped(n)).await.status, 202, "send {n}");
+    }
+    let refused = app.send(&pumped(10)).await;
+    refused.assert_problem(422, "destination_blocked");
+    assert_eq!(refused.body["block"]["group"], PREFIX);
+}
+
+#[tokio::test]
 async fn a_burst_that_trips_at_once_tells_once() {
     let endpoint = MockServer::start().await;
     Mock::given(method("POST"))
@@ -279,7 +308,10 @@ async fn a_client_may_send_to_three_countries_a_day() {
 #[tokio::test]
 async fn bad_breaker_settings_stop_the_start_naming_them() {
     type Change = fn(&mut Config);
-    let cases: [(Change, &str); 6] = [
+    let cases: [(Change, &str); 9] = [
+        (|c| c.fraud.safe = vec!["+0123".into()], "fraud.safe"),
+        (|c| c.fraud.safe = vec![String::new()], "fraud.safe"),
+        (|c| c.fraud.prefix_day_floor = 5, "fraud.prefix_day_floor"),
         (|c| c.fraud.countries_per_client = 0, "fraud.countries_per_client"),
         (|c| c.fraud.prefix_digits = 0, "fraud.prefix_digits"),
         (

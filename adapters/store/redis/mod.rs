@@ -56,6 +56,7 @@ struct Scripts {
     claim: Script,
     traffic: Script,
     block: Script,
+    forget_country: Script,
 }
 
 /// A script that reads or writes a phone's state or a client's waits: the
@@ -100,6 +101,7 @@ impl RedisStore {
                 claim: Script::new(include_str!("scripts/claim.lua")),
                 traffic: Script::new(include_str!("scripts/traffic.lua")),
                 block: Script::new(include_str!("scripts/block.lua")),
+                forget_country: Script::new(include_str!("scripts/forget_country.lua")),
             },
         })
     }

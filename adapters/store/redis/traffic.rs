@@ -291,11 +291,13 @@ impl Traffic for RedisStore {
     }
 
     async fn forget_country(&self, client: ClientNet, country: &str) -> Result<(), StoreError> {
-        let forget = redis::cmd("SREM")
-            .arg(self.countries_key(client))
-            .arg(country)
-            .clone();
-        self.command::<i64>(forget).await.map(drop)
+        let mut invocation = self.scripts.forget_country.key(self.countries_key(client));
+        invocation.arg(country);
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("forget_country", &reply)? {
+            ("forgotten", []) => Ok(()),
+            (name, _) => Err(unknown("forget_country", name)),
+        }
     }
 
     async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError> {

@@ -2,8 +2,9 @@
 -- KEYS: one phone's groups (ARGV[5] of them), a hash each in its country's
 -- slot: `s<hour>` sends and `a<hour>` approvals per hour slot, `d<day>`
 -- approvals per day slot, `b` its block (kept, never read here); then,
--- when ARGV[6] names a country, the client's countries of its day (a set
--- that lives ARGV[7] ms from its first).
+-- when ARGV[6] names a country, the client's countries of its day (a
+-- string, `NG,GB,`: a third of a set's memory, for a key every client
+-- keeps a day; it lives ARGV[7] ms from its first).
 -- ARGV[1]: 'send', 'unsend', 'approve' or 'forget' (the hours' counts, for
 -- an operator's unblock); ARGV[2]: for 'unsend', the hour slot to take a
 -- send back from; ARGV[3], ARGV[4]: the hour and day slots kept
@@ -58,11 +59,17 @@ for i = 1, groups do
 end
 if ARGV[6] ~= '' then
   local key = KEYS[groups + 1]
-  local added = redis.call('SADD', key, ARGV[6])
-  local count = redis.call('SCARD', key)
-  if added == 1 and count == 1 then
-    redis.call('PEXPIRE', key, ARGV[7])
+  local held = redis.call('GET', key) or ''
+  local added = 0
+  if not string.find(held, ARGV[6] .. ',', 1, true) then
+    added = 1
+    if held == '' then
+      redis.call('SET', key, ARGV[6] .. ',', 'PX', ARGV[7])
+    else
+      redis.call('SET', key, held .. ARGV[6] .. ',', 'KEEPTTL')
+    end
   end
+  local count = select(2, string.gsub(held, ',', '')) + added
   out[#out + 1] = {added, count, redis.call('PTTL', key)}
 end
 return out
