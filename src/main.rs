@@ -222,7 +222,8 @@ async fn fraud(config: &Config, command: FraudCommand) -> ExitCode {
             }
             Err(e) => fail(&e),
         },
-        FraudCommand::Unblock { group } => match service.unblock(group.trim()).await {
+        // A country as people write it too: `ng` is NG.
+        FraudCommand::Unblock { group } => match service.unblock(&group.trim().to_ascii_uppercase()).await {
             Ok(Some(group)) => {
                 println!("{group}: unblocked");
                 ExitCode::SUCCESS

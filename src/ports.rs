@@ -205,6 +205,9 @@ pub trait IdempotencyKeys: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct SendToCount<'a> {
     pub groups: &'a [Group],
+    /// Per group: whether its block, while on, holds the send back; then
+    /// no group is counted (`domain::Breaker::holds`).
+    pub holds: &'a [bool],
     pub country: Option<CountryNote<'a>>,
 }
 
@@ -223,6 +226,8 @@ pub struct CountryNote<'a> {
 pub struct SendCounts {
     pub at_ms: u64,
     pub traffic: Vec<GroupTraffic>,
+    /// A block that holds was on: no group was counted.
+    pub held: bool,
     pub countries: Option<CountriesNoted>,
 }
 
@@ -240,10 +245,10 @@ pub struct CountriesNoted {
 /// of one phone, which share its country (and a store's slot).
 #[async_trait]
 pub trait Traffic: Send + Sync + 'static {
-    /// Counts a send for each of its groups in the current hour and, when
-    /// it names one, notes its country for its client's day; answers the
-    /// store's unix ms, what each group holds after it, and the client's
-    /// countries.
+    /// Counts a send for each of its groups in the current hour (unless a
+    /// block that holds it is on) and, when it names one, notes its country
+    /// for its client's day; answers the store's unix ms, what each group
+    /// holds after it, and the client's countries.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time, or has no

@@ -227,7 +227,9 @@ impl Breaker {
     pub fn groups(&self, phone: &Phone) -> Vec<Group> {
         let country = phone.region().unwrap_or("ZZ").to_owned();
         let e164 = phone.as_str();
-        let keep = e164.len().saturating_sub(self.prefix_digits).max(2);
+        // At least a country code's longest (3 digits) and one more, so no
+        // prefix spans two countries.
+        let keep = e164.len().saturating_sub(self.prefix_digits).max(5);
         let mut groups = Vec::with_capacity(2);
         if self.country != Mode::Off {
             groups.push(Group {
@@ -263,9 +265,14 @@ impl Breaker {
             .zip(traffic)
             .any(|(g, held)| g.level == Level::Prefix && self.converts(held, now_ms));
         let mut verdict = Verdict::default();
-        for (group, held) in groups.iter().zip(traffic) {
-            let block = match held.block.as_ref().filter(|b| b.is_on(now_ms)) {
-                Some(on) => on.clone(),
+        // The prefix first: a send its prefix refuses goes nowhere, so it
+        // must not trip its country too (a burst at one range would
+        // otherwise block the whole country for the range's floor).
+        for (group, held) in groups.iter().zip(traffic).rev() {
+            let on = held.block.as_ref().filter(|b| b.is_on(now_ms)).cloned();
+            let block = match on {
+                Some(on) => on,
+                None if verdict.refusal.is_some() => continue,
                 None => match self.trips(group.level, held, now_ms) {
                     Some(figures) => {
                         let block = self.block(held.block.as_ref(), figures, group.level, now_ms);
@@ -281,6 +288,18 @@ impl Breaker {
             }
         }
         verdict
+    }
+
+    /// Per group of a send (in order): whether its block, while on, holds
+    /// the send back uncounted. A store then counts no group of the send,
+    /// so a flood at a blocked range adds nothing to its country. Only a
+    /// prefix's enforced block holds: a country's block may spare the send
+    /// (its prefix converts), which must then count.
+    pub fn holds(&self, groups: &[Group]) -> Vec<bool> {
+        groups
+            .iter()
+            .map(|g| g.level == Level::Prefix && self.mode(g.level) == Mode::Enforce)
+            .collect()
     }
 
     /// Whether a prefix converts within its own room (see [`Breaker::judge`]).

@@ -52,10 +52,12 @@ impl OtpService {
         if groups.is_empty() && note.is_none() {
             return Ok(None);
         }
+        let holds = breaker.holds(&groups);
         let counts = self
             .store
             .count_send(&SendToCount {
                 groups: &groups,
+                holds: &holds,
                 country: note,
             })
             .await?;
@@ -63,7 +65,8 @@ impl OtpService {
         let at_ms = counts.at_ms;
         let traffic = counts.traffic;
         let mine = Counted {
-            groups,
+            // A send a block held back was not counted: nothing to take back.
+            groups: if counts.held { Vec::new() } else { groups.clone() },
             at_ms,
             country: noted.filter(|n| n.new).map(|_| (client, country)),
         };
@@ -83,7 +86,7 @@ impl OtpService {
                 });
             }
         }
-        let verdict = breaker.judge(&mine.groups, &traffic, at_ms);
+        let verdict = breaker.judge(&groups, &traffic, at_ms);
         for (group, block) in &verdict.trips {
             // Of sends that trip at once, the first starts the block and
             // tells of it.

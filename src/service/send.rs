@@ -54,33 +54,21 @@ impl OtpService {
         if fixed.is_none() {
             self.guards.destinations.check(phone)?;
         }
-        // The pumping breaker counts the send beside its admission, in
-        // parallel (one round trip's wait, not two); nothing is texted
-        // until both agree. Each undoes itself if the other refuses: the
-        // code is withdrawn as after a failed SMS, the count taken back.
-        let screening = async {
-            match fixed {
-                Some(_) => Ok(None),
-                None => self.screen(phone, self.client(order.client)).await,
-            }
-        };
-        let (screened, admitted) = futures_util::future::join(screening, self.admit(&order, fixed)).await;
-        let counted = match (screened, admitted) {
-            (Ok(counted), Ok(admission)) => (counted, admission),
-            (Err(refused), admitted) => {
-                if let Ok(admission) = admitted {
+        // Admitted first (quotas, cooldown, the phone's rules, the write),
+        // then counted by the pumping breaker: a send another rule refuses
+        // is never counted, so a flood of refused sends can't trip a block
+        // (the count is needed before the SMS, so it can't run beside).
+        let admission = self.admit(&order, fixed).await?;
+        let counted = match fixed {
+            Some(_) => None,
+            None => match self.screen(phone, self.client(order.client)).await {
+                Ok(counted) => counted,
+                Err(refused) => {
                     self.withdraw(phone, &admission).await;
+                    return Err(refused);
                 }
-                return Err(refused);
-            }
-            (Ok(counted), Err(refused)) => {
-                if let Some(counted) = &counted {
-                    self.uncount(counted).await;
-                }
-                return Err(refused);
-            }
+            },
         };
-        let (counted, admission) = counted;
         let sent = self.text(&order, fixed, admission).await;
         if let (Err(_), Some(counted)) = (&sent, &counted) {
             self.uncount(counted).await;

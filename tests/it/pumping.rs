@@ -171,6 +171,50 @@ async fn an_enforced_rule_holds_whatever_the_other_rules_mode() {
     assert_eq!(refused.body["block"]["group"], PREFIX);
 }
 
+/// From the black-box review: sends other rules refuse, or a block holds
+/// back, count for nothing, however many arrive at once.
+#[tokio::test]
+async fn refused_sends_never_trip_a_block() {
+    let mut config = enforcing(redis_config());
+    config.http.trusted_proxies = vec!["127.0.0.1".into()];
+    config.limits.sends_per_ip = 3;
+    config.limits.resend_after_secs = 30;
+    let app = spawn_app(config).await;
+    // A client past its quota floods a prefix: 429s, nothing counted.
+    for n in 0..3 {
+        assert_eq!(send_from(&app, &pumped(n), "198.51.100.1").await.status, 202);
+    }
+    let flood: Vec<String> = (100..160).map(pumped).collect();
+    let answers =
+        futures_util::future::join_all(flood.iter().map(|p| send_from(&app, p, "198.51.100.1"))).await;
+    assert!(answers.iter().all(|a| a.status == 429));
+    // One phone, sixty at once: the cooldown admits one.
+    let clients: Vec<String> = (0..60).map(|i| format!("2001:db8:{i:x}::1")).collect();
+    let answers =
+        futures_util::future::join_all(clients.iter().map(|c| send_from(&app, "+2348031234900", c))).await;
+    assert_eq!(answers.iter().filter(|a| a.status == 202).count(), 1);
+    // So the prefix has had 4 sends: 6 more go, the 11th is refused.
+    for n in 0..6 {
+        let reply = send_from(&app, &pumped(200 + n), &format!("203.0.113.{n}")).await;
+        assert_eq!(reply.status, 202, "send {n}: {}", reply.body);
+    }
+    let refused = send_from(&app, &pumped(210), "203.0.113.99").await;
+    refused.assert_problem(422, "destination_blocked");
+    assert_eq!(refused.body["block"]["sent"], 11);
+    // A flood at the blocked prefix adds nothing to its country: 20 more
+    // sends to other prefixes go (the country's 30 an hour, 10 used).
+    let flood: Vec<(String, String)> = (0..100)
+        .map(|i| (pumped(300 + i), format!("2001:db8:1:{i:x}::1")))
+        .collect();
+    let answers = futures_util::future::join_all(flood.iter().map(|(p, c)| send_from(&app, p, c))).await;
+    assert!(answers.iter().all(|a| a.status == 422));
+    for n in 0..20 {
+        let phone = format!("+23480{:05}000", 33000 + n);
+        let reply = send_from(&app, &phone, &format!("2001:db8:2:{n:x}::1")).await;
+        assert_eq!(reply.status, 202, "other prefix {n}: {}", reply.body);
+    }
+}
+
 #[tokio::test]
 async fn a_burst_that_trips_at_once_tells_once() {
     let endpoint = MockServer::start().await;

@@ -247,7 +247,7 @@ fn assert_one_script(own: &OwnRedis) {
 }
 
 #[tokio::test]
-async fn a_send_and_a_verify_are_one_round_trip_each_beside_the_breakers_count() {
+async fn a_send_is_two_round_trips_with_the_breakers_count_and_a_verify_one() {
     let own = OwnRedis::start();
     for limits in [crate::helpers::no_limits(), otpd::config::LimitsConfig::default()] {
         let mut config = redis_config();
@@ -260,8 +260,7 @@ async fn a_send_and_a_verify_are_one_round_trip_each_beside_the_breakers_count()
         assert_eq!(app.verify("+14155550100", &wrong(&code)).await.status, 422);
         crate::own_redis::cli(own.port, &["CONFIG", "RESETSTAT"]);
 
-        // The verification's script, and the pumping breaker's count beside
-        // it (in parallel: one round trip's wait).
+        // The verification's script, then the pumping breaker's count.
         let sent = app.send(PHONE).await;
         assert_eq!(sent.status, 202, "{}", sent.body);
         assert_scripts(&own, 2);
@@ -272,10 +271,10 @@ async fn a_send_and_a_verify_are_one_round_trip_each_beside_the_breakers_count()
                 serde_json::json!({"phone": PHONE, "verification_id": id}),
             )
             .await;
-        // Sent, or refused by the cooldown at the defaults, which then
-        // takes the breaker's count back.
+        // Sent, or refused by the cooldown at the defaults before the
+        // breaker counts it.
         assert!(matches!(resent.status, 202 | 429), "{}", resent.body);
-        assert_scripts(&own, if resent.status == 202 { 2 } else { 3 });
+        assert_scripts(&own, if resent.status == 202 { 2 } else { 1 });
         let code = app.outbox.last_code(PHONE);
         assert_eq!(app.verify(PHONE, &wrong(&code)).await.status, 422);
         assert_one_script(&own);

@@ -20,6 +20,7 @@ async fn count(store: &Arc<dyn OtpStore>, groups: &[Group]) -> (u64, Vec<GroupTr
     let counts = store
         .count_send(&SendToCount {
             groups,
+            holds: &[],
             country: None,
         })
         .await
@@ -43,6 +44,7 @@ async fn note(
     let counts = store
         .count_send(&SendToCount {
             groups,
+            holds: &[],
             country: Some(note),
         })
         .await
@@ -202,6 +204,41 @@ pub async fn a_clients_countries_count_once_each_for_its_day(store: Arc<dyn OtpS
     assert_eq!(totals(&held[1]), (3, 0));
 }
 
+pub async fn a_send_a_prefix_block_holds_counts_nothing(store: Arc<dyn OtpStore>) {
+    let mine = groups("+2348031234567");
+    let (now_ms, _) = count(&store, &mine).await;
+    let block = Block {
+        since_ms: now_ms,
+        until_ms: now_ms + 3_600_000,
+        strikes: 1,
+        figures: Figures {
+            window: Window::Hour,
+            sent: 11,
+            approved: 0,
+            threshold: 10,
+        },
+        enforced: true,
+    };
+    assert!(store.start_block(&mine[1], &block).await.unwrap());
+    let holds = [false, true];
+    for _ in 0..5 {
+        let counts = store
+            .count_send(&SendToCount {
+                groups: &mine,
+                holds: &holds,
+                country: None,
+            })
+            .await
+            .unwrap();
+        assert!(counts.held);
+        assert_eq!(counts.traffic[1].block.as_ref(), Some(&block));
+    }
+    // Neither the prefix nor its country counted them; a send that no
+    // block holds (its hold off) counts.
+    let (_, held) = count(&store, &mine).await;
+    assert_eq!((totals(&held[0]), totals(&held[1])), ((2, 0), (2, 0)));
+}
+
 /// Every test above, named once (`cluster.rs` runs them on a cluster).
 macro_rules! every_traffic_test {
     ($then:ident!($($args:tt)*)) => {
@@ -212,6 +249,7 @@ macro_rules! every_traffic_test {
             concurrent_sends_each_see_their_own_count,
             of_concurrent_trips_one_starts_the_block,
             a_clients_countries_count_once_each_for_its_day,
+            a_send_a_prefix_block_holds_counts_nothing,
         );
     };
 }

@@ -17,6 +17,8 @@ const KEPT_FOR: Duration = Duration::from_secs(KEEP_DAYS * 86_400);
 #[derive(Clone, Copy)]
 enum Count {
     Send,
+    /// A send held back by a block: read, nothing counted.
+    Read,
     /// A send counted at these unix ms, taken back.
     Unsend(u64),
     Approval,
@@ -63,45 +65,54 @@ impl MemoryStore {
         groups: &[Group],
         count: Count,
     ) -> Result<(u64, Vec<GroupTraffic>), StoreError> {
-        {
-            if let Count::Unsend(_) = count {
-            } else {
-                let new = groups.iter().filter(|g| !state.traffic.has_slot(g)).count();
-                self.room_for_clients(state, new)?;
-            }
-            let (hour, day) = slots(ms);
-            let (hour_from, day_from) = kept_from(ms);
-            let mut out = Vec::with_capacity(groups.len());
-            for group in groups {
-                let Some(mut held) = state.traffic.remove(group).or_else(|| match count {
-                    Count::Unsend(_) => None,
-                    _ => Some(GroupTraffic::default()),
-                }) else {
-                    continue;
-                };
-                held.hours.retain(|h| h.slot >= hour_from);
-                held.days.retain(|(d, _)| *d >= day_from);
-                match count {
-                    Count::Send => hour_of(&mut held, hour).sent += 1,
-                    Count::Unsend(at_ms) => {
-                        let (slot, _) = slots(at_ms);
-                        if let Some(h) = held.hours.iter_mut().find(|h| h.slot == slot) {
-                            h.sent = h.sent.saturating_sub(1);
-                        }
-                    }
-                    Count::Approval => {
-                        hour_of(&mut held, hour).approved += 1;
-                        match held.days.iter_mut().find(|(d, _)| *d == day) {
-                            Some((_, n)) => *n += 1,
-                            None => held.days.push((day, 1)),
-                        }
+        let (hour, day) = slots(ms);
+        let (hour_from, day_from) = kept_from(ms);
+        let trimmed = |mut held: GroupTraffic| {
+            held.hours.retain(|h| h.slot >= hour_from);
+            held.days.retain(|(d, _)| *d >= day_from);
+            held
+        };
+        if let Count::Read = count {
+            let read = groups.iter().map(|group| {
+                let held = state.traffic.get(group, now).map(|(held, _)| held.clone());
+                trimmed(held.unwrap_or_default())
+            });
+            return Ok((ms, read.collect()));
+        }
+        if !matches!(count, Count::Unsend(_)) {
+            let new = groups.iter().filter(|g| !state.traffic.has_slot(g)).count();
+            self.room_for_clients(state, new)?;
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for group in groups {
+            let held = match (state.traffic.remove(group), count) {
+                (Some(held), _) => held,
+                // Nothing to take back from a group never counted.
+                (None, Count::Unsend(_)) => continue,
+                (None, _) => GroupTraffic::default(),
+            };
+            let mut held = trimmed(held);
+            match count {
+                Count::Send => hour_of(&mut held, hour).sent += 1,
+                Count::Read => {}
+                Count::Unsend(at_ms) => {
+                    let (slot, _) = slots(at_ms);
+                    if let Some(h) = held.hours.iter_mut().find(|h| h.slot == slot) {
+                        h.sent = h.sent.saturating_sub(1);
                     }
                 }
-                out.push(held.clone());
-                state.traffic.insert(group.clone(), held, now + KEPT_FOR);
+                Count::Approval => {
+                    hour_of(&mut held, hour).approved += 1;
+                    match held.days.iter_mut().find(|(d, _)| *d == day) {
+                        Some((_, n)) => *n += 1,
+                        None => held.days.push((day, 1)),
+                    }
+                }
             }
-            Ok((ms, out))
+            out.push(held.clone());
+            state.traffic.insert(group.clone(), held, now + KEPT_FOR);
         }
+        Ok((ms, out))
     }
 }
 
@@ -148,19 +159,29 @@ fn hour_of(held: &mut GroupTraffic, slot: u64) -> &mut HourCount {
 impl Traffic for MemoryStore {
     async fn count_send(&self, send: &SendToCount<'_>) -> Result<SendCounts, StoreError> {
         // One lock for both, as Redis's one script.
-        let (at_ms, traffic, countries) = self.with_state(|state, now, ms| {
+        let (at_ms, held, traffic, countries) = self.with_state(|state, now, ms| {
             if let Some(note) = &send.country {
                 let new = usize::from(!state.countries.has_slot(&note.client));
                 let groups = send.groups.iter().filter(|g| !state.traffic.has_slot(g)).count();
                 self.room_for_clients(state, new + groups)?;
             }
-            let (at_ms, traffic) = self.count_in(state, now, ms, send.groups, Count::Send)?;
+            let held = send.groups.iter().zip(send.holds).any(|(group, holds)| {
+                *holds
+                    && state
+                        .traffic
+                        .get(group, now)
+                        .and_then(|(held, _)| held.block.as_ref())
+                        .is_some_and(|b| b.until_ms > ms)
+            });
+            let count = if held { Count::Read } else { Count::Send };
+            let (at_ms, traffic) = self.count_in(state, now, ms, send.groups, count)?;
             let countries = send.country.map(|note| note_country(state, now, &note));
-            Ok::<_, StoreError>((at_ms, traffic, countries))
+            Ok::<_, StoreError>((at_ms, held, traffic, countries))
         })?;
         Ok(SendCounts {
             at_ms,
             traffic,
+            held,
             countries,
         })
     }

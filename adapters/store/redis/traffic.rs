@@ -38,6 +38,21 @@ impl RedisStore {
         slot: u64,
         country: Option<&CountryNote<'_>>,
     ) -> Result<(u64, Vec<Value>), StoreError> {
+        self.count_holding(groups, &[], what, slot, country)
+            .await
+            .map(|(now, _, values)| (now, values))
+    }
+
+    /// [`RedisStore::count`], a send held back by the blocks `holds` names
+    /// (while on) counting nothing: the ms, whether it was held, the values.
+    async fn count_holding(
+        &self,
+        groups: &[Group],
+        holds: &[bool],
+        what: &str,
+        slot: u64,
+        country: Option<&CountryNote<'_>>,
+    ) -> Result<(u64, bool, Vec<Value>), StoreError> {
         let mut invocation = self.scripts.traffic.prepare_invoke();
         for group in groups {
             invocation.key(self.traffic_key(group));
@@ -52,10 +67,17 @@ impl RedisStore {
             .arg(KEEP_DAYS)
             .arg(groups.len())
             .arg(country.map_or("", |n| n.country))
-            .arg(country.map_or(0, |n| millis(n.window)));
+            .arg(country.map_or(0, |n| millis(n.window)))
+            .arg(
+                holds
+                    .iter()
+                    .map(|h| if *h { '1' } else { '0' })
+                    .collect::<String>(),
+            );
         let reply: Vec<Value> = self.run(invocation).await?;
         match split_reply("traffic", &reply)? {
-            ("counted", [now, rest @ ..]) => Ok((int(now)?, rest.to_vec())),
+            ("counted", [now, rest @ ..]) => Ok((int(now)?, false, rest.to_vec())),
+            ("held", [now, rest @ ..]) => Ok((int(now)?, true, rest.to_vec())),
             (name, _) => Err(unknown("traffic", name)),
         }
     }
@@ -237,7 +259,7 @@ impl Traffic for RedisStore {
         // live in its counters' slot, apart from the groups': two calls at
         // once.
         let (groups, noted) = if self.connections.is_cluster() && !send.groups.is_empty() {
-            let groups = self.count(send.groups, "send", 0, None);
+            let groups = self.count_holding(send.groups, send.holds, "send", 0, None);
             let noted = async {
                 match &send.country {
                     Some(note) => self.count(&[], "send", 0, Some(note)).await.map(Some),
@@ -251,19 +273,22 @@ impl Traffic for RedisStore {
             };
             (groups?, noted)
         } else {
-            let (at_ms, mut values) = self.count(send.groups, "send", 0, send.country.as_ref()).await?;
+            let (at_ms, held, mut values) = self
+                .count_holding(send.groups, send.holds, "send", 0, send.country.as_ref())
+                .await?;
             let noted = match send.country {
                 Some(_) => Some(countries(
                     &values.pop().ok_or_else(|| unreadable("no countries".into()))?,
                 )?),
                 None => None,
             };
-            ((at_ms, values), noted)
+            ((at_ms, held, values), noted)
         };
-        let (at_ms, values) = groups;
+        let (at_ms, held, values) = groups;
         Ok(SendCounts {
             at_ms,
             traffic: groups_traffic(&values, at_ms)?,
+            held,
             countries: noted,
         })
     }

@@ -8,22 +8,37 @@
 -- ARGV[1]: 'send', 'unsend', 'approve' or 'forget' (the hours' counts, for
 -- an operator's unblock); ARGV[2]: for 'unsend', the hour slot to take a
 -- send back from; ARGV[3], ARGV[4]: the hour and day slots kept
--- (KEEP_HOURS, KEEP_DAYS). Older slots are dropped, and the hash's life
+-- (KEEP_HOURS, KEEP_DAYS); ARGV[8]: per group, '1' if its block, while on,
+-- holds a send back: then no group is counted. Older slots are dropped, and the hash's life
 -- renewed, when a slot is first counted (once an hour at most): the
 -- reader ignores what has aged out in between.
--- Returns {'counted', now ms, for a send each hash's fields, and for a
--- country {1 if it was new else 0, how many now, ms the day has left}}.
+-- Returns {'counted' or 'held', now ms, for a send each hash's fields, and
+-- for a country {1 if it was new else 0, how many now, ms the day has left}}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local what = ARGV[1]
 local keep_hours, keep_days = tonumber(ARGV[3]), tonumber(ARGV[4])
 local hour, day = math.floor(now / 3600000), math.floor(now / 86400000)
 local groups = tonumber(ARGV[5])
-local out = {'counted', now}
+local held = false
+if what == 'send' then
+  for i = 1, groups do
+    if string.sub(ARGV[8], i, i) == '1' then
+      local block = redis.call('HGET', KEYS[i], 'b')
+      local ends = block and tonumber(string.match(block, '^%d+,(%d+),'))
+      if ends and ends > now then
+        held = true
+      end
+    end
+  end
+end
+local out = {held and 'held' or 'counted', now}
 for i = 1, groups do
   local key = KEYS[i]
   local first = what == 'forget'
-  if what == 'send' then
+  if what == 'send' and held then
+    first = false
+  elseif what == 'send' then
     first = redis.call('HINCRBY', key, 's' .. hour, 1) == 1
   elseif what == 'unsend' then
     local field = 's' .. ARGV[2]
@@ -59,17 +74,17 @@ for i = 1, groups do
 end
 if ARGV[6] ~= '' then
   local key = KEYS[groups + 1]
-  local held = redis.call('GET', key) or ''
+  local countries = redis.call('GET', key) or ''
   local added = 0
-  if not string.find(held, ARGV[6] .. ',', 1, true) then
+  if not string.find(countries, ARGV[6] .. ',', 1, true) then
     added = 1
-    if held == '' then
+    if countries == '' then
       redis.call('SET', key, ARGV[6] .. ',', 'PX', ARGV[7])
     else
-      redis.call('SET', key, held .. ARGV[6] .. ',', 'KEEPTTL')
+      redis.call('SET', key, countries .. ARGV[6] .. ',', 'KEEPTTL')
     end
   end
-  local count = select(2, string.gsub(held, ',', '')) + added
+  local count = select(2, string.gsub(countries, ',', '')) + added
   out[#out + 1] = {added, count, redis.call('PTTL', key)}
 end
 return out
