@@ -15,8 +15,8 @@ Scenarios, each on a fresh instance:
                  per client address, as fast as they go; then real users
   many prefixes  the warm-up, then 40 sends to each of 50 prefixes of one
                  country, one address each
-  slow pumping   the warm-up, then sends to 5 prefixes that stay under the
-                 prefix floors (8 each)
+  spread         the warm-up, then sends to 5 prefixes that each stay under
+                 the prefix floors (8 each): the country's floor catches them
 
 Reports SMS that reached the vendor and their approximate cost (the price
 table below is an estimate, not a quote), real users refused, and the
@@ -278,7 +278,7 @@ async def main():
     rows = []
     async with ClientSession(timeout=ClientTimeout(total=30)) as session:
         for name, attack in [("no attack", no_attack), ("fast pumping, one prefix", fast),
-                             ("many prefixes of one country", many), ("slow, under the floors", slow)]:
+                             ("many prefixes of one country", many), ("spread under the prefix floors", slow)]:
             rows.append(await scenario(name, args, vendor, session, attack))
             print(f"  {name}: done", file=sys.stderr)
 
