@@ -235,7 +235,10 @@ pub struct SendCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CountriesNoted {
     pub new: bool,
-    pub count: u32,
+    /// The country's place in the client's day, first sent first: what
+    /// the client rule judges, so concurrent sends to a new country all
+    /// see it past the share, not only the one that added it.
+    pub place: u32,
     pub day_left: Duration,
 }
 

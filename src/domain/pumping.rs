@@ -200,12 +200,12 @@ impl Breaker {
         self.country == Mode::Off && self.prefix == Mode::Off && self.clients == Mode::Off
     }
 
-    /// Whether a client that has sent to `countries` distinct countries in
-    /// its day, this send's included, has gone past its share. A client
+    /// Whether a send to the country at `place` in a client's day (its
+    /// countries in the order first sent to) is past the client's share. A client
     /// with real users sends to the few countries the app serves; one that
     /// walks the world's prefixes is looking for the ones that pay.
-    pub fn too_many_countries(&self, countries: u32) -> bool {
-        self.clients != Mode::Off && countries > self.countries_per_client
+    pub fn too_many_countries(&self, place: u32) -> bool {
+        self.clients != Mode::Off && place > self.countries_per_client
     }
 
     /// Whether `phone` is on the safe list: never counted, never blocked.
@@ -250,9 +250,11 @@ impl Breaker {
 
     /// Judges a send that has been counted in `traffic` (one per group of
     /// [`Breaker::groups`], in order) at unix ms `now_ms`. Every group is
-    /// judged, whatever another's mode: a group with no block on whose
-    /// figures pass its room trips a new block; a group whose block is on
-    /// (or just began) refuses the send if its rule enforces.
+    /// judged, whatever another's mode: a group whose block is on refuses
+    /// the send if its rule enforces; one with no block on whose figures
+    /// pass its room trips a new block. Only a send that goes on, or the
+    /// trip that refuses it, records a block: a refused send's counts are
+    /// taken back, and concurrent refused sends must not trip anything.
     ///
     /// A prefix whose users approve its codes is real: its country's block
     /// does not stop it, so a stranger who pumps a country blocks only its
@@ -264,30 +266,41 @@ impl Breaker {
             .iter()
             .zip(traffic)
             .any(|(g, held)| g.level == Level::Prefix && self.converts(held, now_ms));
-        let mut verdict = Verdict::default();
-        // The prefix first: a send its prefix refuses goes nowhere, so it
-        // must not trip its country too (a burst at one range would
-        // otherwise block the whole country for the range's floor).
+        let spared = |g: &Group| g.level == Level::Country && proven;
+        let refuses = |g: &Group| !spared(g) && self.mode(g.level) == Mode::Enforce;
+        // A block already on that refuses the send: it goes nowhere, so its
+        // counts are no evidence against any other group, and trip nothing.
         for (group, held) in groups.iter().zip(traffic).rev() {
-            let on = held.block.as_ref().filter(|b| b.is_on(now_ms)).cloned();
-            let block = match on {
-                Some(on) => on,
-                None if verdict.refusal.is_some() => continue,
-                None => match self.trips(group.level, held, now_ms) {
-                    Some(figures) => {
-                        let block = self.block(held.block.as_ref(), figures, group.level, now_ms);
-                        verdict.trips.push((group.clone(), block.clone()));
-                        block
-                    }
-                    None => continue,
-                },
-            };
-            let spared = group.level == Level::Country && proven;
-            if !spared && self.mode(group.level) == Mode::Enforce && verdict.refusal.is_none() {
-                verdict.refusal = Some((group.clone(), block));
+            if let Some(on) = held.block.as_ref().filter(|b| b.is_on(now_ms)) {
+                if refuses(group) {
+                    return Verdict {
+                        trips: Vec::new(),
+                        refusal: Some((group.clone(), on.clone())),
+                    };
+                }
             }
         }
-        verdict
+        // The prefix first. The first trip that refuses is the only one
+        // kept, for the same reason; trips that let the send go (monitor
+        // mode, or a spared prefix's country) are all kept.
+        let mut trips = Vec::new();
+        for (group, held) in groups.iter().zip(traffic).rev() {
+            if held.block.as_ref().is_some_and(|b| b.is_on(now_ms)) {
+                continue;
+            }
+            let Some(figures) = self.trips(group.level, held, now_ms) else {
+                continue;
+            };
+            let block = self.block(held.block.as_ref(), figures, group.level, now_ms);
+            if refuses(group) {
+                return Verdict {
+                    trips: vec![(group.clone(), block.clone())],
+                    refusal: Some((group.clone(), block)),
+                };
+            }
+            trips.push((group.clone(), block));
+        }
+        Verdict { trips, refusal: None }
     }
 
     /// Per group of a send (in order): whether its block, while on, holds

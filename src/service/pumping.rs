@@ -70,10 +70,12 @@ impl OtpService {
             at_ms,
             country: noted.filter(|n| n.new).map(|_| (client, country)),
         };
-        if let Some(noted) = noted.filter(|n| n.new && breaker.too_many_countries(n.count)) {
+        // By its place, not only when new: concurrent sends to one new
+        // country all see it past the share.
+        if let Some(noted) = noted.filter(|n| breaker.too_many_countries(n.place)) {
             tracing::warn!(
                 client = %client,
-                countries = noted.count,
+                place = noted.place,
                 share = breaker.countries_per_client,
                 enforced = breaker.clients == Mode::Enforce,
                 "pumping breaker: a client sends to more countries in a day than its share"

@@ -349,6 +349,76 @@ async fn a_client_may_send_to_three_countries_a_day() {
     }
 }
 
+/// From the second black-box review: concurrent sends to new countries
+/// all see them past the share, not only the one that added each.
+#[tokio::test]
+async fn concurrent_sends_to_new_countries_keep_a_client_to_its_share() {
+    let mut config = enforcing(redis_config());
+    config.fraud.client_mode = RuleMode::Enforce;
+    config.http.trusted_proxies = vec!["127.0.0.1".into()];
+    let app = spawn_app(config).await;
+    let walker = "198.51.100.9";
+    for phone in ["+14155552671", "+442079460958", "+33612345678"] {
+        assert_eq!(send_from(&app, phone, walker).await.status, 202, "{phone}");
+    }
+    // Sixteen at once to one new country, then pairs to four more.
+    let japan: Vec<String> = (0..16).map(|n| format!("+8190{:04}5678", 1000 + n)).collect();
+    let more = [
+        "+919876543210",
+        "+919876543211",
+        "+4915112345678",
+        "+4915112345679",
+    ];
+    let phones: Vec<&str> = japan.iter().map(String::as_str).chain(more).collect();
+    let answers = futures_util::future::join_all(phones.iter().map(|p| send_from(&app, p, walker))).await;
+    for (phone, answer) in phones.iter().zip(&answers) {
+        assert_eq!(answer.status, 429, "{phone}: {}", answer.body);
+    }
+    // Its own three still go.
+    assert_eq!(send_from(&app, "+14155552672", walker).await.status, 202);
+}
+
+/// From the second black-box review: a burst of sends a country's block
+/// refuses trips nothing of its own, so when the country's block is lifted
+/// the range's real users are not held by a block of their prefix's.
+#[tokio::test]
+async fn a_refused_burst_never_blocks_a_prefix_of_its_own() {
+    let config = enforcing(redis_config());
+    let env = [
+        ("OTPD_STORE__URL", config.store.url.expose().to_owned()),
+        ("OTPD_STORE__KEY_PREFIX", config.store.key_prefix.clone()),
+        ("OTPD_OTP__HASH_KEYS", crate::helpers::HASH_KEY.to_owned()),
+    ];
+    let app = spawn_app(config).await;
+    // A real user in the prefix approves; the country is pumped past its floor.
+    approve(&app, &pumped(0)).await;
+    for n in 0..30 {
+        let phone = format!("+23480{:05}000", 34000 + n);
+        assert_eq!(app.send(&phone).await.status, 202, "pumped {n}");
+    }
+    app.send("+2348034999000")
+        .await
+        .assert_problem(422, "destination_blocked");
+    // Eighty at once into the real user's prefix: past its one approval's
+    // room (one unverified code), all refused by the country.
+    let burst: Vec<String> = (100..180).map(pumped).collect();
+    let answers = futures_util::future::join_all(burst.iter().map(|p| app.send(p))).await;
+    let refused = answers
+        .iter()
+        .filter(|a| a.status == 422 && a.body["block"]["group"] == "NG")
+        .count();
+    assert!(refused >= 79, "{refused}");
+    let (ok, stdout, stderr) = cli(&["fraud", "status"], &env);
+    assert!(ok, "{stderr}");
+    assert!(
+        !stdout.contains(PREFIX),
+        "the prefix has no block of its own: {stdout}"
+    );
+    let (ok, _, stderr) = cli(&["fraud", "unblock", "ng"], &env);
+    assert!(ok, "{stderr}");
+    approve(&app, &pumped(1)).await;
+}
+
 #[tokio::test]
 async fn bad_breaker_settings_stop_the_start_naming_them() {
     type Change = fn(&mut Config);

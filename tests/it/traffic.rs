@@ -188,18 +188,24 @@ pub async fn a_clients_countries_count_once_each_for_its_day(store: Arc<dyn OtpS
     let day = Duration::from_secs(86_400);
     let mine = groups("+2348031234567");
     let first = note(&store, client, "NG", &mine).await;
-    assert!(first.new && first.count == 1, "{first:?}");
+    assert!(first.new && first.place == 1, "{first:?}");
     assert!(first.day_left <= day && first.day_left > day - Duration::from_secs(5));
     let again = note(&store, client, "NG", &mine).await;
-    assert!(!again.new && again.count == 1, "{again:?}");
+    assert!(!again.new && again.place == 1, "{again:?}");
     let second = note(&store, client, "GB", &[]).await;
-    assert!(second.new && second.count == 2, "{second:?}");
+    assert!(second.new && second.place == 2, "{second:?}");
+    let third = note(&store, client, "FR", &[]).await;
+    assert!(third.new && third.place == 3, "{third:?}");
+    // A country noted again keeps its place.
+    let again = note(&store, client, "GB", &[]).await;
+    assert!(!again.new && again.place == 2, "{again:?}");
     store.forget_country(client, "GB").await.unwrap();
-    let back = note(&store, client, "FR", &[]).await;
-    assert!(back.new && back.count == 2, "{back:?}");
+    let back = note(&store, client, "DE", &[]).await;
+    assert!(back.new && back.place == 3, "{back:?}");
+    assert_eq!(note(&store, client, "FR", &[]).await.place, 2);
     // Another client has a day of its own; the groups counted each time.
     let other = ClientPrefixes::default().client("2001:db8::1".parse().unwrap());
-    assert_eq!(note(&store, other, "NG", &[]).await.count, 1);
+    assert_eq!(note(&store, other, "NG", &[]).await.place, 1);
     let (_, held) = count(&store, &mine).await;
     assert_eq!(totals(&held[1]), (3, 0));
 }

@@ -27,18 +27,19 @@ enum Count {
 /// Adds a country to a client's day (room checked before).
 fn note_country(state: &mut State, now: Instant, note: &CountryNote<'_>) -> CountriesNoted {
     if let Some(held) = state.countries.get_mut(&note.client, now) {
-        let new = !held.iter().any(|c| c == note.country);
+        let at = held.iter().position(|c| c == note.country);
+        let new = at.is_none();
         if new {
             held.push(note.country.to_owned());
         }
-        let count = u32::try_from(held.len()).unwrap_or(u32::MAX);
+        let place = at.map_or(held.len(), |at| at + 1);
         let ends = state
             .countries
             .get(&note.client, now)
             .map_or(now, |(_, ends)| ends);
         return CountriesNoted {
             new,
-            count,
+            place: u32::try_from(place).unwrap_or(u32::MAX),
             day_left: ends - now,
         };
     }
@@ -47,7 +48,7 @@ fn note_country(state: &mut State, now: Instant, note: &CountryNote<'_>) -> Coun
         .insert(note.client, vec![note.country.to_owned()], now + note.window);
     CountriesNoted {
         new: true,
-        count: 1,
+        place: 1,
         day_left: note.window,
     }
 }

@@ -87,9 +87,9 @@ impl RedisStore {
 fn countries(value: &Value) -> Result<CountriesNoted, StoreError> {
     match value {
         Value::Array(parts) => match &parts[..] {
-            [added, count, left] => Ok(CountriesNoted {
+            [added, place, left] => Ok(CountriesNoted {
                 new: int::<u8>(added)? == 1,
-                count: int(count)?,
+                place: int(place)?,
                 day_left: wait(left)?,
             }),
             _ => Err(unreadable(format!("{parts:?} for a client's countries"))),

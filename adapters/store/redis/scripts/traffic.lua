@@ -13,7 +13,8 @@
 -- renewed, when a slot is first counted (once an hour at most): the
 -- reader ignores what has aged out in between.
 -- Returns {'counted' or 'held', now ms, for a send each hash's fields, and
--- for a country {1 if it was new else 0, how many now, ms the day has left}}.
+-- for a country {1 if it was new else 0, its place in the day (first sent,
+-- 1), ms the day has left}}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local what = ARGV[1]
@@ -75,16 +76,19 @@ end
 if ARGV[6] ~= '' then
   local key = KEYS[groups + 1]
   local countries = redis.call('GET', key) or ''
+  local at = string.find(countries, ARGV[6] .. ',', 1, true)
   local added = 0
-  if not string.find(countries, ARGV[6] .. ',', 1, true) then
+  if not at then
     added = 1
+    at = #countries + 1
     if countries == '' then
       redis.call('SET', key, ARGV[6] .. ',', 'PX', ARGV[7])
     else
       redis.call('SET', key, countries .. ARGV[6] .. ',', 'KEEPTTL')
     end
   end
-  local count = select(2, string.gsub(countries, ',', '')) + added
-  out[#out + 1] = {added, count, redis.call('PTTL', key)}
+  -- Each entry is 3 characters (`NG,`).
+  local place = (at - 1) / 3 + 1
+  out[#out + 1] = {added, place, redis.call('PTTL', key)}
 end
 return out
