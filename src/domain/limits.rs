@@ -108,7 +108,7 @@ impl ClientPrefixes {
     }
 
     /// The network `ip` belongs to; an IPv4 address written as IPv6
-    /// (`::ffff:192.0.2.1`), or carried in a 6to4 or Teredo address,
+    /// (`::ffff:192.0.2.1`), or carried in a 6to4, Teredo or NAT64 address,
     /// counts as the IPv4 one: each IPv4 address owns a whole 6to4 /48 and
     /// any number of Teredo addresses, so by their /64s one IPv4 host
     /// would be 65,536 clients or more.
@@ -136,10 +136,17 @@ impl ClientPrefixes {
     }
 }
 
-/// The IPv4 address a 6to4 (`2002::/16`: the next 32 bits) or Teredo
-/// (`2001::/32`: the last 32 bits, inverted) address carries.
+/// The IPv4 address a 6to4 (`2002::/16`: the next 32 bits), Teredo
+/// (`2001::/32`: the last 32 bits, inverted) or NAT64 (`64:ff9b::/96`: the
+/// last 32 bits) address carries.
 fn carried_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let bits = u128::from(v6);
+    // NAT64's well-known prefix (RFC 6052, `64:ff9b::/96`): the last 32
+    // bits are the IPv4 client behind the translator, which by its /64
+    // would otherwise be one client for every IPv4 host it serves.
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return Some(Ipv4Addr::from(bits as u32));
+    }
     match (bits >> 112, bits >> 96) {
         (0x2002, _) => Some(Ipv4Addr::from((bits >> 80) as u32)),
         (_, 0x2001_0000) => Some(Ipv4Addr::from(!(bits as u32))),
@@ -202,6 +209,11 @@ mod tests {
         );
         // Other 2001:: addresses are plain IPv6.
         assert_eq!(net(default, "2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        // NAT64 (RFC 6052's example, 192.0.2.33): each IPv4 client apart.
+        assert_eq!(net(default, "64:ff9b::192.0.2.33"), "192.0.2.33/32");
+        assert_eq!(net(default, "64:ff9b::c000:221"), "192.0.2.33/32");
+        assert_eq!(net(default, "64:ff9b::192.0.2.34"), "192.0.2.34/32");
+        assert_eq!(net(default, "64:ff9b:1::192.0.2.33"), "64:ff9b:1::/64");
     }
 
     #[test]
