@@ -16,6 +16,7 @@ mod phone;
 mod pumping;
 mod rules;
 mod sealed_id;
+mod spend;
 mod time;
 mod verification;
 
@@ -41,6 +42,7 @@ pub mod traffic_slots {
 }
 pub use rules::{Named, PhoneState, Record, Tally, WrongCodes};
 pub use sealed_id::IdSeal;
+pub use spend::{Cap, CapLevel, CapReached, Ledger, Money, Prices, Span, SpendCaps, SpendVerdict};
 pub use time::rfc3339;
 pub use verification::{
     Checked, Opened, Scope, SendMode, Status, Verification, VerificationId, VerificationIdError,

@@ -1,0 +1,381 @@
+//! Money caps: each send costs its destination country's price, and what
+//! was spent is tallied per UTC day and month, service-wide and per
+//! country. Past a soft cap only destinations with approved history keep
+//! going; past a hard cap no code is sent until the window rolls. The rule,
+//! the default prices and what they bound are in docs/behaviour.md
+//! ("Money caps").
+
+use std::collections::BTreeMap;
+
+use super::time::{utc_day, utc_month};
+use super::Phone;
+
+/// An amount in millionths of the price table's currency: prices of a
+/// fraction of a cent stay exact, and a u64 holds any bill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Money(u64);
+
+impl Money {
+    pub const ZERO: Self = Self(0);
+
+    pub fn from_micros(micros: u64) -> Self {
+        Self(micros)
+    }
+
+    /// An amount in currency units (`0.0079`), to the millionth; `None`
+    /// for a negative, non-finite or absurd (a billion or more) amount.
+    pub fn from_units(units: f64) -> Option<Self> {
+        let micros = (units * 1_000_000.0).round();
+        // 1e15 micros is a billion units: no price or cap is near it.
+        (units.is_finite() && (0.0..1e15).contains(&micros)).then(|| Self(micros as u64))
+    }
+
+    pub fn micros(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Money {
+    /// Units with at least 2 decimals and at most 6: `0.0079`, `500.00`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fraction = format!("{:06}", self.0 % 1_000_000);
+        let kept = fraction.trim_end_matches('0');
+        let kept = if kept.len() < 2 { &fraction[..2] } else { kept };
+        write!(f, "{}.{kept}", self.0 / 1_000_000)
+    }
+}
+
+/// What a send to each country costs: an operator's table over the
+/// approximate default one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prices {
+    /// For a country the table doesn't name, and numbers of no country.
+    pub default: Money,
+    pub by_country: BTreeMap<String, Money>,
+    /// ISO 4217, as events and logs show amounts.
+    pub currency: String,
+}
+
+/// Approximate prices of one SMS in US dollars, by destination country:
+/// the order of magnitude of vendors' public list prices in 2026, so the
+/// caps mean something before an operator sets its own. Not a quote.
+const APPROXIMATE_USD: [(&str, u64); 40] = [
+    ("AE", 45_000),
+    ("AR", 60_000),
+    ("AU", 50_000),
+    ("BD", 30_000),
+    ("BR", 40_000),
+    ("CA", 8_000),
+    ("CH", 70_000),
+    ("CN", 40_000),
+    ("CO", 30_000),
+    ("DE", 90_000),
+    ("EG", 120_000),
+    ("ES", 80_000),
+    ("FR", 80_000),
+    ("GB", 40_000),
+    ("GH", 200_000),
+    ("ID", 350_000),
+    ("IN", 80_000),
+    ("IT", 80_000),
+    ("JP", 70_000),
+    ("KE", 150_000),
+    ("KR", 30_000),
+    ("MX", 50_000),
+    ("MY", 60_000),
+    ("NG", 300_000),
+    ("NL", 100_000),
+    ("PH", 200_000),
+    ("PK", 250_000),
+    ("PL", 40_000),
+    ("RU", 500_000),
+    ("SA", 60_000),
+    ("SE", 60_000),
+    ("SG", 50_000),
+    ("TH", 60_000),
+    ("TR", 30_000),
+    ("TZ", 250_000),
+    ("UA", 150_000),
+    ("US", 8_000),
+    ("UZ", 300_000),
+    ("VN", 100_000),
+    ("ZA", 30_000),
+];
+
+impl Prices {
+    /// The approximate table in US dollars, with 0.10 for every country it
+    /// doesn't name.
+    pub fn approximate() -> Self {
+        Self {
+            default: Money(100_000),
+            by_country: APPROXIMATE_USD
+                .iter()
+                .map(|(country, micros)| ((*country).to_owned(), Money(*micros)))
+                .collect(),
+            currency: "USD".into(),
+        }
+    }
+
+    /// What a send to `phone` costs.
+    pub fn of(&self, phone: &Phone) -> Money {
+        phone
+            .region()
+            .and_then(|country| self.by_country.get(country))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
+/// How long a tally lasts: the UTC calendar day or month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    Day,
+    Month,
+}
+
+impl Span {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Month => "month",
+        }
+    }
+}
+
+/// A cap's two limits; `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cap {
+    pub soft: Option<Money>,
+    pub hard: Option<Money>,
+}
+
+impl Cap {
+    fn is_off(self) -> bool {
+        self.soft.is_none() && self.hard.is_none()
+    }
+}
+
+/// The caps, service-wide and for each country alike.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpendCaps {
+    pub day: Cap,
+    pub month: Cap,
+    pub country_day: Cap,
+    pub country_month: Cap,
+}
+
+/// A tally a send adds to: the cap it answers to, its name in the store
+/// (`day:20261205`, `month:202612:NG`) and when its window ends (unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    pub span: Span,
+    /// `None` for a service-wide tally.
+    pub country: Option<String>,
+    pub name: String,
+    pub ends_ms: u64,
+    pub cap: Cap,
+}
+
+/// Which limit a level is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapLevel {
+    Soft,
+    Hard,
+}
+
+impl CapLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Soft => "soft",
+            Self::Hard => "hard",
+        }
+    }
+}
+
+/// A limit a tally is past: which, and the figures (`spent` counts the
+/// send being judged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapReached {
+    pub span: Span,
+    pub country: Option<String>,
+    pub level: CapLevel,
+    pub limit: Money,
+    pub spent: Money,
+    pub ends_ms: u64,
+}
+
+impl CapReached {
+    /// The tally's name and the level: what is told once per window.
+    pub fn notice(&self, ledger: &Ledger) -> String {
+        format!("{}:{}", ledger.name, self.level.as_str())
+    }
+}
+
+/// What the caps make of a send: every limit its tallies are past, and
+/// the one that refuses it, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpendVerdict {
+    /// With the ledger each is in, by index.
+    pub reached: Vec<(usize, CapReached)>,
+    pub refusal: Option<CapReached>,
+}
+
+impl SpendCaps {
+    pub fn is_off(&self) -> bool {
+        [self.day, self.month, self.country_day, self.country_month]
+            .iter()
+            .all(|cap| cap.is_off())
+    }
+
+    /// The tallies a send to `country` at unix ms `now_ms` adds to: those
+    /// with a cap.
+    pub fn ledgers(&self, country: &str, now_ms: u64) -> Vec<Ledger> {
+        let (day, day_ends) = utc_day(now_ms);
+        let (month, month_ends) = utc_month(now_ms);
+        [
+            (Span::Day, None, self.day, &day, day_ends),
+            (Span::Month, None, self.month, &month, month_ends),
+            (Span::Day, Some(country), self.country_day, &day, day_ends),
+            (Span::Month, Some(country), self.country_month, &month, month_ends),
+        ]
+        .into_iter()
+        .filter(|(_, _, cap, _, _)| !cap.is_off())
+        .map(|(span, country, cap, when, ends_ms)| Ledger {
+            span,
+            country: country.map(str::to_owned),
+            name: match country {
+                Some(country) => format!("{}:{when}:{country}", span.as_str()),
+                None => format!("{}:{when}", span.as_str()),
+            },
+            ends_ms,
+            cap,
+        })
+        .collect()
+    }
+
+    /// Judges a send by its ledgers' totals with its cost added (`totals`,
+    /// in the ledgers' order). A total past a hard limit refuses it; past a
+    /// soft limit, it goes on only to a destination with approved history
+    /// (`known`). A total at a limit is not past it.
+    pub fn judge(ledgers: &[Ledger], totals: &[Money], known: bool) -> SpendVerdict {
+        let mut verdict = SpendVerdict::default();
+        for (at, (ledger, spent)) in ledgers.iter().zip(totals).enumerate() {
+            for (level, limit) in [
+                (CapLevel::Hard, ledger.cap.hard),
+                (CapLevel::Soft, ledger.cap.soft),
+            ] {
+                let Some(limit) = limit.filter(|limit| spent > limit) else {
+                    continue;
+                };
+                verdict.reached.push((
+                    at,
+                    CapReached {
+                        span: ledger.span,
+                        country: ledger.country.clone(),
+                        level,
+                        limit,
+                        spent: *spent,
+                        ends_ms: ledger.ends_ms,
+                    },
+                ));
+            }
+        }
+        let refuses = |level: CapLevel| {
+            verdict
+                .reached
+                .iter()
+                .find(|(_, reached)| reached.level == level)
+                .map(|(_, reached)| reached.clone())
+        };
+        verdict.refusal =
+            refuses(CapLevel::Hard).or_else(|| if known { None } else { refuses(CapLevel::Soft) });
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_796_471_913_000; // 2026-12-05T11:58:33Z
+
+    fn units(u: f64) -> Money {
+        Money::from_units(u).unwrap()
+    }
+
+    fn caps() -> SpendCaps {
+        SpendCaps {
+            day: Cap {
+                soft: Some(units(250.0)),
+                hard: Some(units(500.0)),
+            },
+            country_day: Cap {
+                soft: None,
+                hard: Some(units(100.0)),
+            },
+            ..SpendCaps::default()
+        }
+    }
+
+    #[test]
+    fn amounts_read_and_show_as_units() {
+        assert_eq!(units(0.0079).micros(), 7_900);
+        assert_eq!(units(0.0079).to_string(), "0.0079");
+        assert_eq!(units(500.0).to_string(), "500.00");
+        assert_eq!(units(0.3).to_string(), "0.30");
+        assert_eq!(Money::from_micros(1).to_string(), "0.000001");
+        for bad in [-0.01, f64::NAN, f64::INFINITY, 1e10] {
+            assert_eq!(Money::from_units(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_send_costs_its_country_s_price() {
+        let prices = Prices::approximate();
+        let of = |number: &str| prices.of(&Phone::parse(number).unwrap()).to_string();
+        assert_eq!(of("+14155552671"), "0.008");
+        assert_eq!(of("+2348031234567"), "0.30");
+        // No row: the default.
+        assert_eq!(of("+3545511234"), "0.10");
+    }
+
+    #[test]
+    fn only_caps_that_are_set_make_ledgers_each_named_for_its_window() {
+        let ledgers = caps().ledgers("NG", NOW);
+        let names: Vec<_> = ledgers.iter().map(|l| (l.name.as_str(), l.ends_ms)).collect();
+        let midnight = 1_796_515_200_000; // 2026-12-06T00:00:00Z
+        assert_eq!(names, [("day:20261205", midnight), ("day:20261205:NG", midnight)]);
+        assert!(SpendCaps::default().is_off());
+        assert!(SpendCaps::default().ledgers("NG", NOW).is_empty());
+    }
+
+    #[test]
+    fn a_hard_cap_refuses_every_send_past_it_and_a_soft_one_only_unknown_destinations() {
+        let ledgers = caps().ledgers("NG", NOW);
+        let judge = |day: f64, country: f64, known: bool| {
+            SpendCaps::judge(&ledgers, &[units(day), units(country)], known)
+        };
+        // At a limit is not past it.
+        assert_eq!(judge(250.0, 100.0, false), SpendVerdict::default());
+        let soft = judge(250.3, 50.0, false);
+        assert_eq!(soft.reached.len(), 1);
+        let refusal = soft.refusal.unwrap();
+        assert_eq!(
+            (refusal.level, refusal.span, refusal.country),
+            (CapLevel::Soft, Span::Day, None)
+        );
+        assert_eq!(refusal.limit, units(250.0));
+        assert_eq!(refusal.ends_ms, 1_796_515_200_000);
+        // Known destinations keep going past the soft cap...
+        let known = judge(250.3, 50.0, true);
+        assert_eq!((known.reached.len(), known.refusal), (1, None));
+        // ... not past a hard one, the country's included.
+        let country = judge(260.0, 100.3, true).refusal.unwrap();
+        assert_eq!(
+            (country.level, country.country.as_deref()),
+            (CapLevel::Hard, Some("NG"))
+        );
+        let day = judge(500.3, 100.3, true).refusal.unwrap();
+        assert_eq!((day.level, day.country), (CapLevel::Hard, None));
+    }
+}
