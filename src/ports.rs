@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Admitted, Block, Bucket, Checked, Claim, ClientNet, CodeHash, DeliveryReport, Event, Group, GroupTraffic,
-    GuessBudget, GuessCeiling, Idempotency, Named, Opened, PendingOtp, Phone, Quota, Scope, SendLimits,
-    SendMode, SmsReceipt, SmsText, Taken, Verification, VerifyOutcome,
+    GuessBudget, GuessCeiling, Idempotency, Ledger, Money, Named, Opened, PendingOtp, Phone, Quota, Scope,
+    SendLimits, SendMode, SmsReceipt, SmsText, Taken, Verification, VerifyOutcome,
 };
 
 /// What stands between a send and a stored code: the phone's cooldown and
@@ -305,13 +305,35 @@ pub trait Traffic: Send + Sync + 'static {
     async fn blocks(&self, since_ms: u64) -> Result<Vec<(Group, GroupTraffic)>, StoreError>;
 }
 
+/// What was spent on sends (`domain::SpendCaps`): a total per ledger,
+/// kept until its window ends. The store only adds; the caps decide.
+#[async_trait]
+pub trait Spending: Send + Sync + 'static {
+    /// Adds `micros` (negative: takes a refused or failed send back) to
+    /// each ledger's total, each kept until its window ends, and answers
+    /// the totals after it, in the ledgers' order.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time, or has no
+    /// room for a new ledger.
+    async fn spend(&self, ledgers: &[Ledger], micros: i64) -> Result<Vec<Money>, StoreError>;
+
+    /// Whether this is the first call naming `notice` (a ledger's limit,
+    /// `CapReached::notice`) before unix ms `ends_ms`: what is told once
+    /// per window is told by the one caller that gets `true`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn first_notice(&self, notice: &str, ends_ms: u64) -> Result<bool, StoreError>;
+}
+
 /// Everything otpd keeps: each part, and the steps that span them (a
 /// send's quotas with its code, a guess's counters with its check), which
 /// a store that can take them in one atomic call overrides. Every method
 /// is one atomic step, so any number of service instances can share one
 /// store.
 #[async_trait]
-pub trait OtpStore: Verifications + Counters + Deliveries + IdempotencyKeys + Traffic {
+pub trait OtpStore: Verifications + Counters + Deliveries + IdempotencyKeys + Traffic + Spending {
     /// Takes one from each of `quotas`' buckets, then [`Verifications::open`]s,
     /// as one step: a bucket that has none left, or a refusal by the
     /// phone's rules, leaves every bucket as it was. A store that can do

@@ -1701,6 +1701,21 @@ impl otpd::ports::Traffic for Tallied {
 }
 
 #[async_trait]
+impl otpd::ports::Spending for Tallied {
+    async fn spend(
+        &self,
+        ledgers: &[otpd::domain::Ledger],
+        micros: i64,
+    ) -> Result<Vec<otpd::domain::Money>, StoreError> {
+        self.0.spend(ledgers, micros).await
+    }
+
+    async fn first_notice(&self, notice: &str, ends_ms: u64) -> Result<bool, StoreError> {
+        self.0.first_notice(notice, ends_ms).await
+    }
+}
+
+#[async_trait]
 impl OtpStore for Tallied {
     async fn admit(
         &self,

@@ -1,11 +1,16 @@
-//! The pumping breaker's counts (`ports::Traffic`), the same on every
-//! store: what each send and approval adds, taking a send back, blocks
-//! kept and listed, and counts that stay exact under concurrent sends.
+//! The pumping breaker's counts (`ports::Traffic`) and the money caps'
+//! tallies (`ports::Spending`), the same on every store: what each send
+//! and approval adds, taking a send back, blocks kept and listed, spend
+//! kept per window, notices told once, and counts that stay exact under
+//! concurrent sends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use otpd::domain::{Block, Breaker, ClientNet, ClientPrefixes, Figures, Group, GroupTraffic, Phone, Window};
+use otpd::domain::{
+    Block, Breaker, Cap, ClientNet, ClientPrefixes, Figures, Group, GroupTraffic, Ledger, Money, Phone,
+    SpendCaps, Window,
+};
 use otpd::ports::OtpStore;
 use otpd::ports::{CountriesNoted, CountryNote, SendToCount};
 
@@ -245,6 +250,104 @@ pub async fn a_send_a_prefix_block_holds_counts_nothing(store: Arc<dyn OtpStore>
     assert_eq!((totals(&held[0]), totals(&held[1])), ((2, 0), (2, 0)));
 }
 
+/// A service-wide and a country ledger for today, each with a cap.
+fn ledgers(now_ms: u64) -> Vec<Ledger> {
+    let cap = Cap {
+        soft: None,
+        hard: Money::from_units(1.0),
+    };
+    SpendCaps {
+        day: cap,
+        country_month: cap,
+        ..SpendCaps::default()
+    }
+    .ledgers("NG", now_ms)
+}
+
+fn unix_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn micros(totals: &[Money]) -> Vec<u64> {
+    totals.iter().map(|t| t.micros()).collect()
+}
+
+pub async fn spend_adds_to_each_ledger_and_is_taken_back_never_below_zero(store: Arc<dyn OtpStore>) {
+    let ledgers = ledgers(unix_ms());
+    assert_eq!(ledgers.len(), 2);
+    assert_eq!(
+        micros(&store.spend(&ledgers, 300_000).await.unwrap()),
+        [300_000, 300_000]
+    );
+    assert_eq!(
+        micros(&store.spend(&ledgers, 7_900).await.unwrap()),
+        [307_900, 307_900]
+    );
+    // A ledger the send didn't name is untouched.
+    assert_eq!(micros(&store.spend(&ledgers[1..], 100).await.unwrap()), [308_000]);
+    assert_eq!(
+        micros(&store.spend(&ledgers, -7_900).await.unwrap()),
+        [300_000, 300_100]
+    );
+    assert_eq!(micros(&store.spend(&ledgers, -1_000_000).await.unwrap()), [0, 0]);
+    assert_eq!(micros(&store.spend(&ledgers, 0).await.unwrap()), [0, 0]);
+    assert!(store.spend(&[], 5).await.unwrap().is_empty());
+}
+
+pub async fn a_ledger_ends_with_its_window(store: Arc<dyn OtpStore>) {
+    let mut ledger = ledgers(unix_ms()).remove(0);
+    ledger.ends_ms = unix_ms() + 300;
+    assert_eq!(micros(&store.spend(&[ledger.clone()], 500).await.unwrap()), [500]);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    ledger.ends_ms = unix_ms() + 60_000;
+    assert_eq!(micros(&store.spend(&[ledger], 200).await.unwrap()), [200]);
+}
+
+pub async fn concurrent_spends_each_see_their_own_total(store: Arc<dyn OtpStore>) {
+    let ledgers = ledgers(unix_ms());
+    let spends = (0..40).map(|_| store.spend(&ledgers, 1_000));
+    let mut seen: Vec<u64> = futures_util::future::join_all(spends)
+        .await
+        .into_iter()
+        .map(|totals| {
+            let totals = micros(&totals.unwrap());
+            assert_eq!(totals[0], totals[1]);
+            totals[0]
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=40).map(|n| n * 1_000).collect::<Vec<_>>());
+}
+
+pub async fn a_notice_is_told_once_in_its_window(store: Arc<dyn OtpStore>) {
+    let ends_ms = unix_ms() + 60_000;
+    let tries = (0..20).map(|_| store.first_notice("day:20261205:NG:soft", ends_ms));
+    let told = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|first| *first.as_ref().unwrap())
+        .count();
+    assert_eq!(told, 1);
+    assert!(!store.first_notice("day:20261205:NG:soft", ends_ms).await.unwrap());
+    assert!(store.first_notice("day:20261205:NG:hard", ends_ms).await.unwrap());
+    // A notice whose window ended is told again.
+    assert!(store
+        .first_notice("day:20261204:soft", unix_ms() + 200)
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(store
+        .first_notice("day:20261204:soft", unix_ms() + 60_000)
+        .await
+        .unwrap());
+}
+
 /// Every test above, named once (`cluster.rs` runs them on a cluster).
 macro_rules! every_traffic_test {
     ($then:ident!($($args:tt)*)) => {
@@ -256,6 +359,10 @@ macro_rules! every_traffic_test {
             of_concurrent_trips_one_starts_the_block,
             a_clients_countries_count_once_each_for_its_day,
             a_send_a_prefix_block_holds_counts_nothing,
+            spend_adds_to_each_ledger_and_is_taken_back_never_below_zero,
+            a_ledger_ends_with_its_window,
+            concurrent_spends_each_see_their_own_total,
+            a_notice_is_told_once_in_its_window,
         );
     };
 }

@@ -6,6 +6,7 @@
 //! flood of clients can't crowd out codes. Whatever needs room that is missing is refused whole.
 
 mod expiring;
+mod spend;
 mod traffic;
 
 use std::sync::Mutex;
@@ -49,6 +50,10 @@ struct State {
     traffic: Expiring<crate::domain::Group, crate::domain::GroupTraffic>,
     /// Each client's destination countries of its day.
     countries: Expiring<ClientNet, Vec<String>>,
+    /// Spend by ledger (`domain::Ledger::name`), in millionths.
+    spent: Expiring<String, u64>,
+    /// The spend notices told in their windows.
+    notices: Expiring<String, ()>,
 }
 
 impl MemoryStore {
@@ -80,6 +85,8 @@ impl MemoryStore {
         state.claims.sweep(now);
         state.traffic.sweep(now);
         state.countries.sweep(now);
+        state.spent.sweep(now);
+        state.notices.sweep(now);
         let (at, unix_ms) = self.epoch;
         let ms = unix_ms + u64::try_from(now.duration_since(at).as_millis()).unwrap_or(u64::MAX);
         f(&mut state, now, ms)
@@ -113,8 +120,12 @@ impl MemoryStore {
     }
 
     fn room_for_clients(&self, state: &State, new: usize) -> Result<(), StoreError> {
-        let counters =
-            state.buckets.len() + state.guessers.len() + state.traffic.len() + state.countries.len();
+        let counters = state.buckets.len()
+            + state.guessers.len()
+            + state.traffic.len()
+            + state.countries.len()
+            + state.spent.len()
+            + state.notices.len();
         if counters + new > self.max_entries {
             return Err(StoreError::Full(self.max_entries));
         }

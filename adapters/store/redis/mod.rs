@@ -13,6 +13,7 @@
 //! name this side doesn't know is an error, never a guess.
 
 mod record;
+mod spend;
 mod traffic;
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ struct Scripts {
     traffic: Script,
     block: Script,
     forget_country: Script,
+    spend: Script,
 }
 
 /// A script that reads or writes a phone's state or a client's waits: the
@@ -102,6 +104,7 @@ impl RedisStore {
                 traffic: Script::new(include_str!("scripts/traffic.lua")),
                 block: Script::new(include_str!("scripts/block.lua")),
                 forget_country: Script::new(include_str!("scripts/forget_country.lua")),
+                spend: Script::new(include_str!("scripts/spend.lua")),
             },
         })
     }
