@@ -27,16 +27,27 @@ struct Data<'a> {
     block: Option<BlockData<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts_remaining: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<String>,
     country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     message_id: Option<&'a str>,
-    phone: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spend: Option<SpendData<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,12 +69,26 @@ struct BlockData<'a> {
     window: &'a str,
 }
 
+/// A money cap's figures: which tally (the day's or the month's,
+/// service-wide or one country's), the limit passed, what the tally holds
+/// with the send that passed it, and when its window ends.
+#[derive(Serialize)]
+struct SpendData<'a> {
+    country: Option<&'a str>,
+    currency: &'a str,
+    level: &'a str,
+    limit: String,
+    spent: String,
+    until: String,
+    window: &'a str,
+}
+
 /// The JSON body, made once when the event is kept and sent as it is on
 /// every attempt (the signature covers these exact bytes).
 pub fn body(event: &Event) -> String {
     let mut data = Data {
-        country: event.phone.region(),
-        phone: event.phone.as_str(),
+        country: event.phone.as_ref().and_then(|p| p.region()),
+        phone: event.phone.as_ref().map(|p| p.as_str()),
         verification_id: event.verification_id.as_deref(),
         ..Data::default()
     };
@@ -71,9 +96,32 @@ pub fn body(event: &Event) -> String {
         EventKind::Created | EventKind::SendFailed | EventKind::Canceled => {}
         // A code, or the app's own word (Twilio's `Status=approved`).
         EventKind::Approved { by_code } => data.approved_by = Some(if *by_code { "code" } else { "app" }),
-        EventKind::CodeSent { provider, message_id } => {
+        EventKind::CodeSent {
+            provider,
+            message_id,
+            cost,
+            currency,
+        } => {
             data.provider = Some(provider);
             data.message_id = Some(message_id);
+            data.cost = Some(cost.to_string());
+            data.currency = Some(currency);
+        }
+        EventKind::Unblocked { group } => {
+            data.country = Some(&group.country);
+            data.group = Some(&group.name);
+            data.level = Some(group.level.as_str());
+        }
+        EventKind::SpendCapReached { reached, currency } => {
+            data.spend = Some(SpendData {
+                country: reached.country.as_deref(),
+                currency,
+                level: reached.level.as_str(),
+                limit: reached.limit.to_string(),
+                spent: reached.spent.to_string(),
+                until: timestamp(reached.ends_ms),
+                window: reached.span.as_str(),
+            });
         }
         EventKind::GuessFailed { attempts_remaining } => {
             data.attempts_remaining = Some(*attempts_remaining);
@@ -118,11 +166,11 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::domain::{DeliveryState, LockReason, Phone};
+    use crate::domain::{CapLevel, CapReached, DeliveryState, Group, Level, LockReason, Money, Phone, Span};
 
     fn event(kind: EventKind) -> Event {
         let phone = Phone::parse("+14155552671").unwrap();
-        Event::new(phone, None, kind, 1_795_601_234_567)
+        Event::new(Some(phone), None, kind, 1_795_601_234_567)
     }
 
     #[test]
@@ -137,6 +185,8 @@ mod tests {
         let sent: Value = serde_json::from_str(&body(&event(EventKind::CodeSent {
             provider: "twilio".into(),
             message_id: "SM1".into(),
+            cost: Money::from_micros(7_900),
+            currency: "USD".into(),
         })))
         .unwrap();
         assert_eq!(sent["type"], "verification.code_sent");
@@ -144,7 +194,39 @@ mod tests {
         assert_eq!(sent["timestamp"], "2026-11-25T10:07:14.567Z");
         assert_eq!(
             sent["data"],
-            json!({"phone": "+14155552671", "country": "US", "provider": "twilio", "message_id": "SM1"})
+            json!({"phone": "+14155552671", "country": "US", "provider": "twilio", "message_id": "SM1",
+                   "cost": "0.0079", "currency": "USD"})
+        );
+        // An operator's unblock names no phone.
+        let group = Group {
+            level: Level::Prefix,
+            country: "NG".into(),
+            name: "+2348031234".into(),
+        };
+        let unblocked = Event::new(None, None, EventKind::Unblocked { group }, 1_795_601_234_567);
+        let unblocked: Value = serde_json::from_str(&body(&unblocked)).unwrap();
+        assert_eq!(unblocked["type"], "fraud.unblocked");
+        assert_eq!(
+            unblocked["data"],
+            json!({"country": "NG", "group": "+2348031234", "level": "prefix"})
+        );
+        let reached: Value = serde_json::from_str(&body(&event(EventKind::SpendCapReached {
+            reached: CapReached {
+                span: Span::Day,
+                country: None,
+                level: CapLevel::Soft,
+                limit: Money::from_micros(250_000_000),
+                spent: Money::from_micros(250_007_900),
+                ends_ms: 1_795_651_200_000,
+            },
+            currency: "USD".into(),
+        })))
+        .unwrap();
+        assert_eq!(reached["type"], "spend.cap_reached");
+        assert_eq!(
+            reached["data"]["spend"],
+            json!({"country": null, "currency": "USD", "level": "soft", "limit": "250.00",
+                   "spent": "250.0079", "until": "2026-11-26T00:00:00.000Z", "window": "day"})
         );
         let locked: Value = serde_json::from_str(&body(&event(EventKind::Locked {
             reason: LockReason::GuessBudget,

@@ -115,7 +115,10 @@ impl RedisOutbox {
 
     /// The shard of an API call's events: by phone, so they go in one step.
     fn shard_of(&self, events: &[Event]) -> usize {
-        let phone = events.first().map_or("", |e| e.phone.as_str());
+        let phone = events
+            .first()
+            .and_then(|e| e.phone.as_ref())
+            .map_or("", |p| p.as_str());
         let hash = phone.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });

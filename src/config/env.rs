@@ -139,3 +139,32 @@ pub fn number_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u64>, D::Erro
             .collect(),
     }
 }
+
+/// A map of numbers given as a table, or as one string of `key=value`
+/// pairs separated by commas (how a map arrives from the environment).
+pub fn number_map<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum PairsOrTable {
+        Pairs(String),
+        Table(BTreeMap<String, f64>),
+    }
+    match PairsOrTable::deserialize(de)? {
+        PairsOrTable::Table(map) => Ok(map),
+        PairsOrTable::Pairs(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or_else(|| serde::de::Error::custom(format!("`{pair}` is not key=value")))?;
+                let v = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| serde::de::Error::custom(format!("`{pair}` has no number")))?;
+                Ok((k.trim().to_owned(), v))
+            })
+            .collect(),
+    }
+}

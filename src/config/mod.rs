@@ -5,6 +5,7 @@ mod env;
 mod fraud;
 mod secrets;
 mod sections;
+mod spend;
 mod vendors;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use self::env::RawEnv;
 pub use self::fraud::{FraudConfig, RuleMode};
 pub use self::secrets::{without_userinfo, Secret, StoreUrl};
 pub use self::sections::*;
+pub use self::spend::SpendConfig;
 pub use self::vendors::*;
 
 pub const ENV_PREFIX: &str = "OTPD_";

@@ -24,6 +24,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub twilio_verify: TwilioVerifyConfig,
     pub fraud: super::FraudConfig,
+    pub spend: super::SpendConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

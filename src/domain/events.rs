@@ -2,17 +2,18 @@
 //! event names the phone and what the kind needs; never a code, its hash,
 //! a key or a token, so nothing in an event can help anyone verify.
 
-use super::{Block, DeliveryState, Group, Phone};
+use super::{Block, CapReached, DeliveryState, Group, Money, Phone};
 
 /// One event: a unique id (`evt_` and 128 random bits in hex), when it
-/// happened, the phone in E.164, its verification when it has one, and the
-/// kind with its own fields.
+/// happened, the phone in E.164 (none for an operator's act, such as an
+/// unblock), its verification when it has one, and the kind with its own
+/// fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub id: String,
     /// Unix milliseconds.
     pub at_ms: u64,
-    pub phone: Phone,
+    pub phone: Option<Phone>,
     pub verification_id: Option<String>,
     pub kind: EventKind,
 }
@@ -35,7 +36,7 @@ impl Event {
     }
 
     /// A new event with a fresh id.
-    pub fn new(phone: Phone, verification_id: Option<String>, kind: EventKind, at_ms: u64) -> Self {
+    pub fn new(phone: Option<Phone>, verification_id: Option<String>, kind: EventKind, at_ms: u64) -> Self {
         Self {
             id: format!("evt_{}", hex::encode(rand::random::<[u8; 16]>())),
             at_ms,
@@ -50,10 +51,12 @@ impl Event {
 pub enum EventKind {
     /// A new verification started with this send.
     Created,
-    /// A code went to a provider.
+    /// A code went to a provider, at the price table's cost.
     CodeSent {
         provider: String,
         message_id: String,
+        cost: Money,
+        currency: String,
     },
     /// No provider took the SMS; no code is pending from it.
     SendFailed,
@@ -83,10 +86,20 @@ pub enum EventKind {
         group: Group,
         block: Block,
     },
+    /// An operator ended a group's block (`otpd fraud unblock`).
+    Unblocked {
+        group: Group,
+    },
+    /// A money cap's total went past a limit with this phone's send: told
+    /// once per limit and window.
+    SpendCapReached {
+        reached: CapReached,
+        currency: String,
+    },
 }
 
 /// Every event type's name, stable once shipped: what endpoints subscribe to.
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 12] = [
     "verification.created",
     "verification.code_sent",
     "verification.send_failed",
@@ -97,6 +110,8 @@ pub const EVENT_TYPES: [&str; 10] = [
     "verification.delivery_updated",
     "fraud.blocked",
     "fraud.would_block",
+    "fraud.unblocked",
+    "spend.cap_reached",
 ];
 
 impl EventKind {
@@ -113,6 +128,8 @@ impl EventKind {
             Self::DeliveryUpdated { .. } => EVENT_TYPES[7],
             Self::Blocked { block, .. } if block.enforced => EVENT_TYPES[8],
             Self::Blocked { .. } => EVENT_TYPES[9],
+            Self::Unblocked { .. } => EVENT_TYPES[10],
+            Self::SpendCapReached { .. } => EVENT_TYPES[11],
         }
     }
 }

@@ -104,6 +104,13 @@ pub struct GroupTraffic {
     pub block: Option<Block>,
 }
 
+impl GroupTraffic {
+    /// Whether any code to the group was approved in the history kept.
+    pub fn approved_lately(&self) -> bool {
+        self.hours.iter().any(|h| h.approved > 0) || self.days.iter().any(|(_, approved)| *approved > 0)
+    }
+}
+
 /// A window's figures, as a decision record shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Figures {

@@ -126,6 +126,12 @@ impl Prices {
     }
 }
 
+impl Default for Prices {
+    fn default() -> Self {
+        Self::approximate()
+    }
+}
+
 /// How long a tally lasts: the UTC calendar day or month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Span {

@@ -8,6 +8,7 @@ mod end;
 mod pumping;
 mod report;
 mod send;
+mod spend;
 mod status;
 
 pub use check::{Guessed, Target};
@@ -23,7 +24,7 @@ use std::time::Duration;
 use crate::domain::{
     Block, Breaker, Bucket, Claim, ClientNet, ClientPrefixes, Code, CodeHasher, DestinationError,
     DestinationPolicy, Event, EventKind, Group, GuessBudget, GuessCeiling, Idempotency, MessageTemplate,
-    OtpPolicy, Phone, Quota, SendLimits, SmsReceipt, Taken, Templates, VerificationId,
+    OtpPolicy, Phone, Prices, Quota, SendLimits, SmsReceipt, SpendCaps, Taken, Templates, VerificationId,
 };
 use crate::ports::{ErrorChain, EventOutbox, OtpStore, SmsError, SmsSender, StoreError};
 
@@ -71,6 +72,9 @@ pub struct Guards {
     pub client_prefixes: ClientPrefixes,
     /// The pumping breaker; none, off.
     pub breaker: Option<Breaker>,
+    /// What each send costs, as its event says and the caps count it.
+    pub prices: Prices,
+    pub caps: SpendCaps,
 }
 
 /// Which limit refused a request.
@@ -85,6 +89,11 @@ pub enum Limit {
     GlobalQuota,
     /// The client has sent to its share of destination countries today.
     ClientCountries,
+    /// A money cap: past a hard one every send waits for its window to
+    /// roll; past a soft one, sends to destinations without approved history.
+    SpendCap {
+        soft: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +177,17 @@ impl OtpService {
         verification: Option<&VerificationId>,
         kinds: impl IntoIterator<Item = EventKind>,
     ) {
+        self.publish(Some(phone), verification, kinds).await;
+    }
+
+    /// [`OtpService::emit`], for events of a phone or of none (an
+    /// operator's act).
+    async fn publish(
+        &self,
+        phone: Option<&Phone>,
+        verification: Option<&VerificationId>,
+        kinds: impl IntoIterator<Item = EventKind>,
+    ) {
         let Some(outbox) = &self.events else {
             return;
         };
@@ -176,7 +196,7 @@ impl OtpService {
             .into_iter()
             .map(|kind| {
                 Event::new(
-                    phone.clone(),
+                    phone.cloned(),
                     verification.map(|v| v.as_str().to_owned()),
                     kind,
                     at_ms,
@@ -184,7 +204,8 @@ impl OtpService {
             })
             .collect();
         if let Err(e) = outbox.publish(&events).await {
-            tracing::warn!(phone = %phone.masked(), error = %ErrorChain(&e), "events were not kept");
+            let phone = phone.map(Phone::masked);
+            tracing::warn!(phone = ?phone, error = %ErrorChain(&e), "events were not kept");
         }
     }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{unix_now_ms, Limit, OtpService, SendError};
-use crate::domain::{Block, ClientNet, EventKind, Figures, Group, Mode, Phone};
+use crate::domain::{Block, ClientNet, EventKind, Figures, Group, Level, Mode, Phone};
 use crate::ports::{CountryNote, ErrorChain, SendToCount, StoreError};
 
 /// A send the breaker counted, to take back if it goes no further: its
@@ -15,6 +15,8 @@ pub(super) struct Counted {
     groups: Vec<Group>,
     at_ms: u64,
     country: Option<(ClientNet, &'static str)>,
+    /// A code to the phone's prefix was approved in the history kept.
+    known: bool,
 }
 
 /// How long a client's day of destination countries lasts, from its first.
@@ -69,6 +71,10 @@ impl OtpService {
             groups: if counts.held { Vec::new() } else { groups.clone() },
             at_ms,
             country: noted.filter(|n| n.new).map(|_| (client, country)),
+            known: groups
+                .iter()
+                .zip(&traffic)
+                .any(|(group, held)| group.level == Level::Prefix && held.approved_lately()),
         };
         // By its place, not only when new: concurrent sends to one new
         // country all see it past the share.
@@ -112,6 +118,16 @@ impl OtpService {
             return Err(SendError::Blocked { group, block });
         }
         Ok(Some(mine))
+    }
+
+    /// Whether the phone's destination has approved history, as the money
+    /// caps ask: its prefix had a code approved lately (so it needs the
+    /// prefix rule on, in any mode), or the breaker holds it safe.
+    pub(super) fn known(&self, phone: &Phone, counted: Option<&Counted>) -> bool {
+        match counted {
+            Some(counted) => counted.known,
+            None => self.guards.breaker.as_ref().is_some_and(|b| b.is_safe(phone)),
+        }
     }
 
     /// Takes back a counted send that was refused or failed.
@@ -207,8 +223,9 @@ impl OtpService {
 
     /// Ends the block of the group named `name` (`NG`, `+2348031234`) now,
     /// with no strikes and its counts by the hour forgotten: the operator
-    /// says its traffic is real, so it is judged afresh from here (`otpd fraud unblock`). The group, if it
-    /// was blocked.
+    /// says its traffic is real, so it is judged afresh from here (`otpd
+    /// fraud unblock`), and `fraud.unblocked` tells the app. The group, if
+    /// it was blocked.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
@@ -226,6 +243,8 @@ impl OtpService {
             self.store.forget_hours(&group).await?;
             self.store.set_block(&group, &ended).await?;
             tracing::warn!(group = %group, "pumping breaker: destination unblocked by the operator");
+            self.publish(None, None, [EventKind::Unblocked { group: group.clone() }])
+                .await;
             return Ok(Some(group));
         }
         Ok(None)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE};
 use crate::domain::{
-    Admitted, Bucket, Code, Delivery, EventKind, Locale, Opened, PendingOtp, Phone, Scope, SendLimits,
+    Admitted, Bucket, Code, Delivery, EventKind, Locale, Money, Opened, PendingOtp, Phone, Scope, SendLimits,
     SendMode, SmsReceipt, Verification,
 };
 use crate::ports::{ErrorChain, SendRules};
@@ -69,9 +69,33 @@ impl OtpService {
                 }
             },
         };
+        // Charged last of the rules: a send they refuse costs nothing.
+        let charged = match fixed {
+            Some(_) => None,
+            None => match self.charge(phone, self.known(phone, counted.as_ref())).await {
+                Ok(charged) => charged,
+                Err(refused) => {
+                    if let Some(counted) = &counted {
+                        self.uncount(counted).await;
+                    }
+                    self.withdraw(phone, &admission).await;
+                    return Err(refused);
+                }
+            },
+        };
         let sent = self.text(&order, fixed, admission).await;
-        if let (Err(_), Some(counted)) = (&sent, &counted) {
-            self.uncount(counted).await;
+        if sent.is_err() {
+            let uncounted = async {
+                if let Some(counted) = &counted {
+                    self.uncount(counted).await;
+                }
+            };
+            let refunded = async {
+                if let Some(charged) = &charged {
+                    self.refund(charged).await;
+                }
+            };
+            futures_util::future::join(uncounted, refunded).await;
         }
         sent
     }
@@ -217,6 +241,13 @@ impl OtpService {
         sent_events.push(EventKind::CodeSent {
             provider: receipt.provider.clone(),
             message_id: receipt.message_id.clone(),
+            // A test number is never texted.
+            cost: if fixed.is_some() {
+                Money::ZERO
+            } else {
+                self.price(phone)
+            },
+            currency: self.guards.prices.currency.clone(),
         });
         let emitted = self.emit(phone, Some(&verification.id), sent_events);
         futures_util::future::join(note, emitted).await;

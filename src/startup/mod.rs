@@ -9,6 +9,7 @@ pub mod healthcheck;
 mod languages;
 mod routes;
 mod sms;
+mod spend;
 mod wiring;
 
 use std::future::Future;

@@ -134,6 +134,7 @@ fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
         ConfigError::new(key, e)
     })?;
     let minute = Duration::from_secs(60);
+    let (prices, caps) = super::spend::build_spend(config)?;
     Ok(Guards {
         send: SendLimits {
             resend_after: Duration::from_secs(limits.resend_after_secs),
@@ -148,6 +149,8 @@ fn build_guards(config: &Config) -> Result<Guards, ConfigError> {
         ceiling: build_ceiling(limits)?,
         client_prefixes,
         breaker: super::fraud::build_breaker(config)?,
+        prices,
+        caps,
     })
 }
 

@@ -23,6 +23,7 @@ mod reports_more;
 mod routing;
 mod sms_vendors;
 mod spec;
+mod spending;
 mod store_contract;
 mod stranger;
 mod traffic;

@@ -71,6 +71,14 @@ impl From<SendError> for Problem {
                         ProblemCode::CountryQuotaExceeded,
                         "this client has sent codes to as many countries as it may today",
                     ),
+                    Limit::SpendCap { soft: false } => (
+                        ProblemCode::SpendCapReached,
+                        "the service has spent what it may on codes until the window ends",
+                    ),
+                    Limit::SpendCap { soft: true } => (
+                        ProblemCode::SpendCapReached,
+                        "the service is near its spending cap: until the window ends, codes go only to destinations that have verified before",
+                    ),
                 };
                 Problem::retry_later(code, detail, retry_after)
             }

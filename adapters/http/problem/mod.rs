@@ -45,6 +45,7 @@ pub enum ProblemCode {
     IpQuotaExceeded,
     GlobalQuotaExceeded,
     CountryQuotaExceeded,
+    SpendCapReached,
     SmsDeliveryFailed,
     StoreUnavailable,
     StoreFull,
@@ -69,6 +70,7 @@ impl ProblemCode {
                 | Self::IpQuotaExceeded
                 | Self::GlobalQuotaExceeded
                 | Self::CountryQuotaExceeded
+                | Self::SpendCapReached
                 | Self::MaxAttemptsReached
                 | Self::GuessBudgetExceeded
                 | Self::DestinationNotAllowed
@@ -98,7 +100,8 @@ impl ProblemCode {
             | Self::SendQuotaExceeded
             | Self::IpQuotaExceeded
             | Self::GlobalQuotaExceeded
-            | Self::CountryQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+            | Self::CountryQuotaExceeded
+            | Self::SpendCapReached => StatusCode::TOO_MANY_REQUESTS,
             Self::SmsDeliveryFailed => StatusCode::BAD_GATEWAY,
             Self::StoreUnavailable | Self::StoreFull | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,6 +135,7 @@ impl ProblemCode {
             Self::IpQuotaExceeded => "This client has made too many requests",
             Self::GlobalQuotaExceeded => "The service has sent all its codes for now",
             Self::CountryQuotaExceeded => "This client has reached its destination countries for today",
+            Self::SpendCapReached => "The service has reached a spending cap for now",
             Self::SmsDeliveryFailed => "The SMS could not be sent",
             Self::StoreUnavailable => "The code store is unavailable",
             Self::StoreFull => "The code store is full",

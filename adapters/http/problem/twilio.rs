@@ -137,9 +137,8 @@ fn twilio_of(p: &Problem) -> (StatusCode, u32, String) {
         ProblemCode::ResendTooSoon
         | ProblemCode::IpQuotaExceeded
         | ProblemCode::GlobalQuotaExceeded
-        | ProblemCode::CountryQuotaExceeded => {
-            (StatusCode::TOO_MANY_REQUESTS, 20429, "Too many requests".into())
-        }
+        | ProblemCode::CountryQuotaExceeded
+        | ProblemCode::SpendCapReached => (StatusCode::TOO_MANY_REQUESTS, 20429, "Too many requests".into()),
         ProblemCode::DestinationNotAllowed => (
             StatusCode::FORBIDDEN,
             60605,

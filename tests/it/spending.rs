@@ -1,0 +1,248 @@
+//! Money caps end to end: each send costs its country's price, a hard cap
+//! refuses every send until its window rolls (429 `spend_cap_reached`), a
+//! soft cap lets only destinations with approved history through, a
+//! refused or failed send costs nothing, the caps are told once as
+//! `spend.cap_reached`, and `verification.code_sent` carries the cost, on
+//! memory and on Redis (the tallies on the cluster are in `traffic.rs`).
+
+use std::collections::BTreeMap;
+
+use otpd::config::Config;
+use serde_json::Value;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::events::{received, wait_for, with_events};
+use crate::helpers::{memory_config, redis_config, spawn_app, TestApp};
+
+const US: &str = "+14155552671";
+
+/// Sends to the US cost 1.00 and to Nigeria 0.60 here.
+fn priced(mut config: Config) -> Config {
+    config.spend.prices = BTreeMap::from([("US".into(), 1.0), ("NG".into(), 0.6)]);
+    config
+}
+
+fn us(n: u32) -> String {
+    format!("+1415555{n:04}")
+}
+
+/// Seconds left in the UTC day.
+fn day_left() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    86_400 - now % 86_400
+}
+
+async fn endpoint() -> MockServer {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&endpoint)
+        .await;
+    endpoint
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+pub async fn a_hard_cap_refuses_every_send_until_the_day_ends(config: Config) {
+    let hooks = endpoint().await;
+    let mut config = with_events(priced(config), &hooks, &[1]);
+    config.spend.day_hard = 3.0;
+    config.limits.resend_after_secs = 60;
+    let app = spawn_app(config).await;
+    for n in 0..3 {
+        assert_eq!(app.send(&us(n)).await.status, 202, "send {n}");
+    }
+    // A send another rule refuses costs nothing.
+    app.send(&us(0)).await.assert_problem(429, "resend_too_soon");
+    let refused = app.send(&us(3)).await;
+    refused.assert_problem(429, "spend_cap_reached");
+    let retry = refused.body["retry_after"].as_u64().unwrap();
+    assert!(retry.abs_diff(day_left()) <= 2, "{retry} vs {}", day_left());
+    // A cheaper country is refused too: the cap is reached.
+    app.send("+2348031234567")
+        .await
+        .assert_problem(429, "spend_cap_reached");
+    // No code is pending from a refused send.
+    assert_eq!(app.get(&format!("/v1/otp/{}", us(3))).await.status, 404);
+
+    let events = wait_for(&hooks, &["spend.cap_reached"]).await;
+    let reached = of_type(&events, "spend.cap_reached");
+    assert_eq!(reached.len(), 1, "told once: {events:?}");
+    let spend = &reached[0]["data"]["spend"];
+    assert_eq!(
+        (
+            &spend["level"],
+            &spend["window"],
+            &spend["limit"],
+            &spend["spent"]
+        ),
+        (&"hard".into(), &"day".into(), &"3.00".into(), &"4.00".into())
+    );
+    assert_eq!(spend["country"], Value::Null);
+    assert_eq!(spend["currency"], "USD");
+    for sent in of_type(&events, "verification.code_sent") {
+        assert_eq!(
+            (&sent["data"]["cost"], &sent["data"]["currency"]),
+            (&"1.00".into(), &"USD".into())
+        );
+    }
+    // More refusals tell nothing new.
+    app.send(&us(4)).await.assert_problem(429, "spend_cap_reached");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(of_type(&received(&hooks).await, "spend.cap_reached").len(), 1);
+}
+
+#[tokio::test]
+async fn a_hard_cap_refuses_every_send_until_the_day_ends_on_memory() {
+    a_hard_cap_refuses_every_send_until_the_day_ends(memory_config()).await;
+}
+
+#[tokio::test]
+async fn a_hard_cap_refuses_every_send_until_the_day_ends_on_redis() {
+    a_hard_cap_refuses_every_send_until_the_day_ends(redis_config()).await;
+}
+
+async fn approve(app: &TestApp, phone: &str) {
+    assert_eq!(app.send(phone).await.status, 202);
+    let code = app.outbox.last_code(phone);
+    assert_eq!(app.verify(phone, &code).await.status, 200);
+}
+
+pub async fn past_a_soft_cap_only_destinations_with_approved_history_go(config: Config) {
+    let hooks = endpoint().await;
+    let mut config = with_events(priced(config), &hooks, &[1]);
+    config.spend.day_soft = 2.0;
+    config.spend.day_hard = 10.0;
+    let app = spawn_app(config).await;
+    // A user of +1415555 0xxx verifies; a new number elsewhere is sent one.
+    approve(&app, &us(1)).await;
+    assert_eq!(app.send("+12125550100").await.status, 202);
+    // Past 2.00: a number of a prefix that never verified waits...
+    let refused = app.send("+13105550100").await;
+    refused.assert_problem(429, "spend_cap_reached");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("verified before"),
+        "{}",
+        refused.body
+    );
+    // ... a new number in the prefix that verified goes.
+    assert_eq!(app.send(&us(2)).await.status, 202);
+    assert_eq!(app.send(&us(3)).await.status, 202);
+    let events = wait_for(&hooks, &["spend.cap_reached"]).await;
+    let reached = of_type(&events, "spend.cap_reached");
+    assert_eq!(reached.len(), 1, "{events:?}");
+    assert_eq!(reached[0]["data"]["spend"]["level"], "soft");
+    assert_eq!(reached[0]["data"]["spend"]["limit"], "2.00");
+}
+
+#[tokio::test]
+async fn past_a_soft_cap_only_destinations_with_approved_history_go_on_memory() {
+    past_a_soft_cap_only_destinations_with_approved_history_go(memory_config()).await;
+}
+
+#[tokio::test]
+async fn past_a_soft_cap_only_destinations_with_approved_history_go_on_redis() {
+    past_a_soft_cap_only_destinations_with_approved_history_go(redis_config()).await;
+}
+
+#[tokio::test]
+async fn a_country_cap_stops_that_country_alone() {
+    let mut config = priced(redis_config());
+    config.spend.country_day_hard = 1.0;
+    let app = spawn_app(config).await;
+    assert_eq!(app.send("+2348031234567").await.status, 202);
+    app.send("+2348039876543")
+        .await
+        .assert_problem(429, "spend_cap_reached");
+    assert_eq!(app.send(US).await.status, 202);
+    // 1.00 is the US's price: at the cap, not past it.
+    app.send("+14155550000")
+        .await
+        .assert_problem(429, "spend_cap_reached");
+}
+
+#[tokio::test]
+async fn a_send_the_vendor_fails_costs_nothing() {
+    let vendor = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&vendor)
+        .await;
+    let mut config = priced(memory_config());
+    config.sms.provider = otpd::config::SmsProvider::Twilio;
+    config.sms.retries = 0;
+    crate::sms_vendors::with_twilio(&mut config, &vendor);
+    config.spend.day_hard = 2.0;
+    let app = spawn_app(config).await;
+    for n in 0..4 {
+        app.send(&us(n)).await.assert_problem(502, "sms_delivery_failed");
+    }
+    // Four failed sends spent nothing: the vendor is back, two go.
+    vendor.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(crate::sms_vendors::twilio_created(
+            "SM0123456789abcdef0123456789abcdef",
+        ))
+        .mount(&vendor)
+        .await;
+    assert_eq!(app.send(&us(10)).await.status, 202);
+    assert_eq!(app.send(&us(11)).await.status, 202);
+    app.send(&us(12)).await.assert_problem(429, "spend_cap_reached");
+}
+
+#[tokio::test]
+async fn test_numbers_cost_nothing_and_are_never_capped() {
+    let hooks = endpoint().await;
+    let mut config = with_events(priced(memory_config()), &hooks, &[1]);
+    config.spend.day_hard = 0.5;
+    config
+        .otp
+        .test_numbers
+        .insert(US.into(), otpd::config::Secret::new("123456"));
+    let app = spawn_app(config).await;
+    assert_eq!(app.send(US).await.status, 202);
+    let events = wait_for(&hooks, &["verification.code_sent"]).await;
+    assert_eq!(
+        of_type(&events, "verification.code_sent")[0]["data"]["cost"],
+        "0.00"
+    );
+    app.send(&us(1)).await.assert_problem(429, "spend_cap_reached");
+}
+
+#[tokio::test]
+async fn caps_and_prices_out_of_range_are_refused_at_start() {
+    let cases: [(&str, fn(&mut Config)); 6] = [
+        ("spend.currency", |c| c.spend.currency = "dollars".into()),
+        ("spend.default_price", |c| c.spend.default_price = -1.0),
+        ("spend.prices", |c| {
+            c.spend.prices.insert("Nigeria".into(), 0.3);
+        }),
+        ("spend.prices", |c| {
+            c.spend.prices.insert("NG".into(), f64::NAN);
+        }),
+        ("spend.day_soft", |c| {
+            c.spend.day_soft = 20.0;
+            c.spend.day_hard = 10.0;
+        }),
+        ("spend.country_month_hard", |c| c.spend.country_month_hard = 1e12),
+    ];
+    for (key, change) in cases {
+        let mut config = memory_config();
+        change(&mut config);
+        let console = otpd::adapters::sms::ConsoleOut::Writer(Box::new(std::io::sink()));
+        let err = otpd::startup::Application::build(&config, console)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.key, key, "{err}");
+    }
+}
