@@ -450,11 +450,25 @@ async fn bad_breaker_settings_stop_the_start_naming_them() {
 
 #[tokio::test]
 async fn the_cli_lists_a_block_and_lifts_it() {
-    let config = enforcing(redis_config());
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(204))
+        .mount(&hooks)
+        .await;
+    let config = with_events(enforcing(redis_config()), &hooks, &[1]);
+    // The CLI keeps its events in the same outbox, which the app delivers.
     let env = [
         ("OTPD_STORE__URL", config.store.url.expose().to_owned()),
         ("OTPD_STORE__KEY_PREFIX", config.store.key_prefix.clone()),
         ("OTPD_OTP__HASH_KEYS", crate::helpers::HASH_KEY.to_owned()),
+        (
+            "OTPD_EVENTS__ENDPOINTS__APP__URL",
+            format!("{}/hooks/otpd", hooks.uri()),
+        ),
+        (
+            "OTPD_EVENTS__ENDPOINTS__APP__SECRETS",
+            crate::events::SECRET.to_owned(),
+        ),
     ];
     let app = spawn_app(config).await;
     for n in 0..11 {
@@ -477,6 +491,13 @@ async fn the_cli_lists_a_block_and_lifts_it() {
 
     let (ok, stdout, stderr) = cli(&["fraud", "unblock", PREFIX], &env);
     assert!(ok && stdout.contains("unblocked"), "{stdout}{stderr}");
+    let events = wait_for(&hooks, &["fraud.blocked", "fraud.unblocked"]).await;
+    let unblocked: Vec<_> = events.iter().filter(|e| e["type"] == "fraud.unblocked").collect();
+    assert_eq!(unblocked.len(), 1, "{events:?}");
+    assert_eq!(
+        unblocked[0]["data"],
+        serde_json::json!({"country": "NG", "group": PREFIX, "level": "prefix"})
+    );
     // Judged afresh: the prefix has its floor again.
     for n in 12..22 {
         assert_eq!(app.send(&pumped(n)).await.status, 202, "send {n}");
