@@ -246,3 +246,30 @@ async fn caps_and_prices_out_of_range_are_refused_at_start() {
         assert_eq!(err.key, key, "{err}");
     }
 }
+
+#[tokio::test]
+async fn the_twilio_surface_answers_20429_past_a_cap() {
+    let mut config = priced(crate::twilio_verify::with_twilio(memory_config()));
+    config.spend.day_hard = 1.0;
+    let app = spawn_app(config).await;
+    let create = |to: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url(&format!(
+                    "/v2/Services/{}/Verifications",
+                    crate::twilio_verify::SERVICE
+                )))
+                .basic_auth(crate::twilio_verify::ACCOUNT, Some(crate::twilio_verify::TOKEN))
+                .form(&[("To", to), ("Channel", "sms")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(create(US).await.status(), 201);
+    let refused = create("+14155550000").await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], 20429, "{body}");
+}
