@@ -327,6 +327,22 @@ pub trait Spending: Send + Sync + 'static {
     async fn first_notice(&self, notice: &str, ends_ms: u64) -> Result<bool, StoreError>;
 }
 
+/// What the use cases count for operators, by destination country (ISO, or
+/// `none`): a bounded label set, whatever the traffic. The HTTP edge
+/// counts requests and their answers; this counts what they did.
+pub trait Meter: Send + Sync + 'static {
+    /// A code was handed to a vendor, at the price table's cost (test
+    /// numbers are not counted).
+    fn code_sent(&self, country: &str, cost: Money);
+
+    /// A code was approved by its right code.
+    fn code_approved(&self, country: &str);
+
+    /// The pumping breaker blocked a group of the country, or would have
+    /// (`enforced` false: monitor mode).
+    fn blocked(&self, group: &Group, enforced: bool);
+}
+
 /// Everything otpd keeps: each part, and the steps that span them (a
 /// send's quotas with its code, a guess's counters with its check), which
 /// a store that can take them in one atomic call overrides. Every method

@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
+use crate::domain::{Group, Money};
+use crate::ports::Meter;
+
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -24,6 +28,10 @@ pub struct Metrics {
     event_dead_letters: IntCounterVec,
     events_waiting: IntGauge,
     events_dead: IntGauge,
+    country_sends: IntCounterVec,
+    country_approvals: IntCounterVec,
+    country_blocks: IntCounterVec,
+    country_spend: CounterVec,
 }
 
 /// Request latencies from 1 ms to 10 s.
@@ -109,6 +117,32 @@ impl Metrics {
             &["caller"],
         );
         let store_errors = plain_counter("otpd_store_errors_total", "Store calls that failed or timed out.");
+        let country_sends = counter(
+            "otpd_country_sends_total",
+            "Codes handed to a vendor, by destination country (test numbers not counted).",
+            &["country"],
+        );
+        let country_approvals = counter(
+            "otpd_country_approvals_total",
+            "Codes approved by their right code, by destination country (test numbers not counted).",
+            &["country"],
+        );
+        let country_blocks = counter(
+            "otpd_country_blocks_total",
+            "Destination groups the pumping breaker blocked, by country, level and mode.",
+            &["country", "level", "mode"],
+        );
+        let country_spend = registered(
+            &registry,
+            "otpd_country_spend_total",
+            CounterVec::new(
+                Opts::new(
+                    "otpd_country_spend_total",
+                    "What codes handed to vendors cost by the price table, in spend.currency, by destination country.",
+                ),
+                &["country"],
+            ),
+        );
         Self {
             registry,
             sends,
@@ -125,6 +159,10 @@ impl Metrics {
             event_dead_letters,
             events_waiting,
             events_dead,
+            country_sends,
+            country_approvals,
+            country_blocks,
+            country_spend,
         }
     }
 
@@ -213,6 +251,27 @@ fn registered<M: Collector + Clone + 'static>(
         .register(Box::new(metric.clone()))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     metric
+}
+
+impl Meter for Metrics {
+    fn code_sent(&self, country: &str, cost: Money) {
+        self.country_sends.with_label_values(&[country]).inc();
+        // Millionths as units: exact to the digits a bill has.
+        self.country_spend
+            .with_label_values(&[country])
+            .inc_by(cost.micros() as f64 / 1e6);
+    }
+
+    fn code_approved(&self, country: &str) {
+        self.country_approvals.with_label_values(&[country]).inc();
+    }
+
+    fn blocked(&self, group: &Group, enforced: bool) {
+        let mode = if enforced { "enforce" } else { "monitor" };
+        self.country_blocks
+            .with_label_values(&[&group.country, group.level.as_str(), mode])
+            .inc();
+    }
 }
 
 impl std::fmt::Debug for Metrics {

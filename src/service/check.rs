@@ -109,6 +109,9 @@ impl OtpService {
         let verification = checked.verification.ok_or(VerifyError::NotFound)?;
         let emitted = self.emit(&phone, Some(&verification.id), events);
         if approved {
+            if !self.test_numbers.contains_key(&phone) {
+                self.meter(|m| m.code_approved(phone.region().unwrap_or("none")));
+            }
             futures_util::future::join(emitted, self.count_approval(&phone)).await;
         } else {
             emitted.await;

@@ -26,7 +26,7 @@ use crate::domain::{
     DestinationPolicy, Event, EventKind, Group, GuessBudget, GuessCeiling, Idempotency, MessageTemplate,
     OtpPolicy, Phone, Prices, Quota, SendLimits, SmsReceipt, SpendCaps, Taken, Templates, VerificationId,
 };
-use crate::ports::{ErrorChain, EventOutbox, OtpStore, SmsError, SmsSender, StoreError};
+use crate::ports::{ErrorChain, EventOutbox, Meter, OtpStore, SmsError, SmsSender, StoreError};
 
 /// How long after a code expires a provider's report of its SMS is still
 /// taken; reports trail the message by seconds to minutes.
@@ -52,6 +52,8 @@ pub struct OtpService {
     guards: Guards,
     /// Where events go; none configured, none are made.
     events: Option<Arc<dyn EventOutbox>>,
+    /// Where the use cases' figures by country are counted.
+    meter: Option<Arc<dyn Meter>>,
     idempotency_window: Duration,
 }
 
@@ -158,7 +160,21 @@ impl OtpService {
             test_numbers: HashMap::new(),
             guards: Guards::default(),
             events: None,
+            meter: None,
             idempotency_window: Duration::from_secs(86_400),
+        }
+    }
+
+    /// Counts sends, approvals, blocks and spend by country in `meter`.
+    pub fn with_meter(mut self, meter: Arc<dyn Meter>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Counts in the meter, if there is one.
+    fn meter(&self, count: impl FnOnce(&dyn Meter)) {
+        if let Some(meter) = &self.meter {
+            count(meter.as_ref());
         }
     }
 

@@ -100,6 +100,7 @@ impl OtpService {
             // tells of it.
             if self.store.start_block(group, block).await? {
                 self.tell_block(group, block);
+                self.meter(|m| m.blocked(group, block.enforced));
                 self.emit(
                     phone,
                     None,

@@ -234,6 +234,13 @@ impl OtpService {
                 }
             }
         };
+        let cost = if fixed.is_some() {
+            Money::ZERO
+        } else {
+            let cost = self.price(phone);
+            self.meter(|m| m.code_sent(phone.region().unwrap_or("none"), cost));
+            cost
+        };
         let mut sent_events = Vec::with_capacity(2);
         if verification.sends == 1 {
             sent_events.push(EventKind::Created);
@@ -241,12 +248,8 @@ impl OtpService {
         sent_events.push(EventKind::CodeSent {
             provider: receipt.provider.clone(),
             message_id: receipt.message_id.clone(),
-            // A test number is never texted.
-            cost: if fixed.is_some() {
-                Money::ZERO
-            } else {
-                self.price(phone)
-            },
+            // A test number is never texted: it costs nothing.
+            cost,
             currency: self.guards.prices.currency.clone(),
         });
         let emitted = self.emit(phone, Some(&verification.id), sent_events);

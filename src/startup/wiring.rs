@@ -54,7 +54,8 @@ pub(super) fn build_service(
     .with_templates(super::languages::build_templates(config, policy.ttl())?)
     .with_test_numbers(build_test_numbers(config)?)
     .with_guards(build_guards(config)?)
-    .with_idempotency_window(idempotency_window(config)?);
+    .with_idempotency_window(idempotency_window(config)?)
+    .with_meter(Arc::clone(metrics) as Arc<dyn crate::ports::Meter>);
     Ok(match events {
         Some(outbox) => service.with_events(outbox),
         None => service,

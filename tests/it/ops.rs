@@ -190,3 +190,42 @@ async fn request_ids_are_kept_or_made_and_echoed() {
         .unwrap();
     assert_ne!(forged.headers()["x-request-id"], "line\tbreak");
 }
+
+#[tokio::test]
+async fn metrics_count_sends_approvals_blocks_and_spend_by_country() {
+    let mut config = memory_config();
+    config.fraud.prefix_mode = otpd::config::RuleMode::Enforce;
+    config.spend.prices.insert("NG".into(), 0.5);
+    config
+        .otp
+        .test_numbers
+        .insert("+14155550100".into(), otpd::config::Secret::new("123456"));
+    let app = spawn_app(config).await;
+    app.send(PHONE).await;
+    let code = app.outbox.last_code(PHONE);
+    assert_eq!(app.verify(PHONE, &code).await.status, 200);
+    // A test number is neither a send nor an approval here.
+    app.send("+14155550100").await;
+    assert_eq!(app.verify("+14155550100", "123456").await.status, 200);
+    // Ten sends to one Nigerian prefix, then its block.
+    for n in 0..11 {
+        app.send(&format!("+2348031234{n:03}")).await;
+    }
+
+    let text = metrics_of(&app).await;
+    let country = |name, country| sample(&text, name, &[("country", country)]);
+    assert_eq!(country("otpd_country_sends_total", "US"), 1.0);
+    assert_eq!(country("otpd_country_approvals_total", "US"), 1.0);
+    assert_eq!(country("otpd_country_sends_total", "NG"), 10.0);
+    assert_eq!(country("otpd_country_approvals_total", "NG"), 0.0);
+    assert_eq!(country("otpd_country_spend_total", "NG"), 5.0);
+    assert_eq!(country("otpd_country_spend_total", "US"), 0.008);
+    assert_eq!(
+        sample(
+            &text,
+            "otpd_country_blocks_total",
+            &[("country", "NG"), ("level", "prefix"), ("mode", "enforce")]
+        ),
+        1.0
+    );
+}
