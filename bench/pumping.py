@@ -17,11 +17,14 @@ Scenarios, each on a fresh instance:
                  country, one address each
   spread         the warm-up, then sends to 5 prefixes that each stay under
                  the prefix floors (8 each): the country's floor catches them
+  money cap      fast pumping with the breaker off and a money cap of 5.00 a
+                 day on each country (spend.country_day_hard): the cap alone
+                 bounds the bill
 
-Reports SMS that reached the vendor and their approximate cost (the price
-table below is an estimate, not a quote), real users refused, and the
-blocks. Targets (issue 29): at most 50 pumped SMS per attacked prefix, no
-real user refused.
+Reports SMS that reached the vendor and what they cost by otpd's own price
+table (its approximate default: `otpd_country_spend_total` on its metrics
+listener), real users refused, and the blocks. Targets (issue 29): at most
+50 pumped SMS per attacked prefix, no real user refused.
 
   bench/pumping.py [--otpd target/dist/otpd] [--redis redis://127.0.0.1:6379]
                    [--warmup 300] [--pump 2000] [--out bench/pumping.md]
@@ -45,9 +48,6 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 ACCOUNT = "AC" + "0" * 32
 API_KEY = "pumping-bench-" + secrets.token_hex(16)
-# Approximate prices per SMS in USD, for the report only: an estimate of
-# what a verification SMS costs to each country, not any vendor's quote.
-PRICE = {"US": 0.0083, "GB": 0.0420, "FR": 0.0760, "NG": 0.2500}
 PUMPED_PREFIX = "+2348031234"
 
 
@@ -85,8 +85,9 @@ class Vendor:
 
 
 class Otpd:
-    def __init__(self, binary, vendor, redis):
+    def __init__(self, binary, vendor, redis, settings):
         self.port = free_port()
+        self.metrics_port = free_port()
         env = dict(os.environ)
         env.update({
             "OTPD_HTTP__LISTEN": f"127.0.0.1:{self.port}",
@@ -101,7 +102,9 @@ class Otpd:
             # The scenario sends more than the service's default hourly budget.
             "OTPD_LIMITS__SENDS_PER_HOUR": "1000000",
             "OTPD_LOG__LEVEL": "warn",
+            "OTPD_METRICS__LISTEN": f"127.0.0.1:{self.metrics_port}",
         })
+        env.update(settings)
         if redis:
             env["OTPD_STORE__URL"] = redis
             env["OTPD_STORE__KEY_PREFIX"] = f"pumping-bench:{secrets.token_hex(6)}:"
@@ -120,6 +123,13 @@ class Otpd:
                 pass
             await asyncio.sleep(0.1)
         raise SystemExit("otpd did not start: " + (self.process.stderr.read() if self.process.poll() else ""))
+
+    async def spent(self, session, country):
+        """What otpd's price table says the SMS to `country` cost so far."""
+        async with session.get(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+            text = await r.text()
+        match = re.search(r'^otpd_country_spend_total\{country="%s"\} (\S+)$' % country, text, re.M)
+        return float(match.group(1)) if match else 0.0
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
@@ -195,36 +205,20 @@ async def pump(session, otpd, tally, phones, start):
         await asyncio.gather(*(one(batch + j, p) for j, p in enumerate(phones[batch:batch + 50])))
 
 
-def cost(vendor, since, country_of):
-    total = 0.0
-    for to, _ in vendor.messages[since:]:
-        total += PRICE.get(country_of(to), 0.05)
-    return total
-
-
-def country_of(phone):
-    if phone.startswith("+234"):
-        return "NG"
-    if phone.startswith("+44"):
-        return "GB"
-    if phone.startswith("+33"):
-        return "FR"
-    return "US"
-
-
-async def scenario(name, args, vendor, session, attack):
+async def scenario(name, args, vendor, session, attack, settings):
     rng = random.Random(name)
-    otpd = Otpd(args.otpd, vendor, args.redis)
+    otpd = Otpd(args.otpd, vendor, args.redis, settings)
     try:
         await otpd.ready(session)
         tally = Tally()
         await real_users(session, otpd, vendor, tally, rng, args.warmup, 0.9, 0)
         before = len(vendor.messages)
+        spent_before = await otpd.spent(session, "NG")
         started = time.monotonic()
         per_prefix = await attack(session, otpd, tally, rng)
         took = time.monotonic() - started
         pumped = [to for to, _ in vendor.messages[before:] if to.startswith("+234")]
-        after = len(vendor.messages)
+        wasted = await otpd.spent(session, "NG") - spent_before
         await real_users(session, otpd, vendor, tally, rng, args.warmup, 0.85, 100_000)
         prefixes = {}
         for to in pumped:
@@ -235,7 +229,7 @@ async def scenario(name, args, vendor, session, attack):
             "pumped": len(pumped),
             "worst_prefix": max(prefixes.values(), default=0),
             "prefixes": len(prefixes),
-            "wasted": cost(vendor, before, country_of) - cost(vendor, after, country_of),
+            "wasted": wasted,
             "real_refused": sum(n for (kind, _), n in tally.refused.items() if kind == "real"),
             "refusals": {code: n for (kind, code), n in tally.refused.items() if kind == "pumped"},
             "took": took,
@@ -275,18 +269,26 @@ async def main():
         await pump(session, otpd, tally, phones, 20_000)
         return len(phones)
 
+    breaker_off = {f"OTPD_FRAUD__{rule}_MODE": "off" for rule in ("COUNTRY", "PREFIX", "CLIENT")}
+    capped = dict(breaker_off, OTPD_SPEND__COUNTRY_DAY_HARD="5")
     rows = []
     async with ClientSession(timeout=ClientTimeout(total=30)) as session:
-        for name, attack in [("no attack", no_attack), ("fast pumping, one prefix", fast),
-                             ("many prefixes of one country", many), ("spread under the prefix floors", slow)]:
-            rows.append(await scenario(name, args, vendor, session, attack))
+        for name, attack, settings in [
+            ("no attack", no_attack, {}),
+            ("fast pumping, one prefix", fast, {}),
+            ("many prefixes of one country", many, {}),
+            ("spread under the prefix floors", slow, {}),
+            ("money cap alone (breaker off, 5.00 a day a country)", fast, capped),
+        ]:
+            rows.append(await scenario(name, args, vendor, session, attack, settings))
             print(f"  {name}: done", file=sys.stderr)
 
     lines = [
         f"Pumping scenarios (bench/pumping.py, {'Redis' if args.redis else 'memory store'}, "
-        f"warm-up {args.warmup} real users at 90 %, then {args.warmup} more at 85 %; prices are estimates):",
+        f"warm-up {args.warmup} real users at 90 %, then {args.warmup} more at 85 %; "
+        f"cost by otpd's approximate price table):",
         "",
-        "| scenario | pumped sends tried | reached the vendor | most to one prefix | cost (USD, est.) | real users refused | attacker refused with |",
+        "| scenario | pumped sends tried | reached the vendor | most to one prefix | cost to NG (USD, approx.) | real users refused | attacker refused with |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
