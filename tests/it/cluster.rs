@@ -104,7 +104,14 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     config.store.timeout_ms = 1000;
     crate::pumping::a_pumped_prefix_is_blocked_at_its_floor(config.clone()).await;
     config.store.key_prefix = unique_prefix();
-    crate::pumping::approvals_make_room_on(config).await;
+    crate::pumping::approvals_make_room_on(config.clone()).await;
+
+    // The money caps: a hard cap, and a soft cap that lets known
+    // destinations through, with their events.
+    config.store.key_prefix = unique_prefix();
+    crate::spending::a_hard_cap_refuses_every_send_until_the_day_ends(config.clone()).await;
+    config.store.key_prefix = unique_prefix();
+    crate::spending::past_a_soft_cap_only_destinations_with_approved_history_go(config).await;
 
     // Events kept in shard streams spread over the cluster's masters.
     let endpoint = wiremock::MockServer::start().await;
