@@ -368,6 +368,26 @@ pub trait OtpStore: Verifications + Counters + Deliveries + IdempotencyKeys + Tr
         admit_in_steps(self, quotas, phone, otp, mode, rules).await
     }
 
+    /// [`OtpStore::admit`] and, for a code it stored, the pumping
+    /// breaker's [`Traffic::count_send`], as one step: a send another rule
+    /// refuses is never counted, and a stored code whose count can't be
+    /// kept is withdrawn. A store that can do both in one atomic call
+    /// overrides this.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn admit_and_count(
+        &self,
+        quotas: &[(Bucket, Quota)],
+        phone: &Phone,
+        otp: &PendingOtp,
+        mode: &SendMode,
+        rules: &SendRules,
+        count: Option<&SendToCount<'_>>,
+    ) -> Result<Admitted<(Opened, Option<SendCounts>)>, StoreError> {
+        admit_and_count_in_steps(self, quotas, phone, otp, mode, rules, count).await
+    }
+
     /// The guesser's quota, its waits (by phone) and the check as one step:
     /// a guess the quota or the waits refuse, or whose count could not be
     /// kept, is not compared. A store that can do it in one atomic call
@@ -441,6 +461,37 @@ pub async fn admit_in_steps<S: OtpStore + ?Sized>(
         give_back().await;
     }
     opened.map(Admitted::Done)
+}
+
+/// [`OtpStore::admit_and_count`] as calls one after the other.
+///
+/// # Errors
+/// [`StoreError`] when the store can't be reached in time.
+pub async fn admit_and_count_in_steps<S: OtpStore + ?Sized>(
+    store: &S,
+    quotas: &[(Bucket, Quota)],
+    phone: &Phone,
+    otp: &PendingOtp,
+    mode: &SendMode,
+    rules: &SendRules,
+    count: Option<&SendToCount<'_>>,
+) -> Result<Admitted<(Opened, Option<SendCounts>)>, StoreError> {
+    let opened = match store.admit(quotas, phone, otp, mode, rules).await? {
+        Admitted::Done(opened) => opened,
+        Admitted::Refused { refused, retry_after } => return Ok(Admitted::Refused { refused, retry_after }),
+    };
+    let (Opened::Stored(_), Some(count)) = (&opened, count) else {
+        return Ok(Admitted::Done((opened, None)));
+    };
+    match store.count_send(count).await {
+        Ok(counts) => Ok(Admitted::Done((opened, Some(counts)))),
+        Err(e) => {
+            if let Err(w) = store.withdraw(phone, &otp.hash).await {
+                tracing::warn!(error = %ErrorChain(&w), "could not withdraw a code the breaker could not count");
+            }
+            Err(e)
+        }
+    }
 }
 
 /// [`OtpStore::guess`] as calls one after the other: the quota and the

@@ -104,13 +104,6 @@ pub struct GroupTraffic {
     pub block: Option<Block>,
 }
 
-impl GroupTraffic {
-    /// Whether any code to the group was approved in the history kept.
-    pub fn approved_lately(&self) -> bool {
-        self.hours.iter().any(|h| h.approved > 0) || self.days.iter().any(|(_, approved)| *approved > 0)
-    }
-}
-
 /// A window's figures, as a decision record shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Figures {
@@ -269,10 +262,7 @@ impl Breaker {
     /// approvals in the day or on its best of the last 14, and no more
     /// unverified codes in the day than `per_approved` times that many.
     pub fn judge(&self, groups: &[Group], traffic: &[GroupTraffic], now_ms: u64) -> Verdict {
-        let proven = groups
-            .iter()
-            .zip(traffic)
-            .any(|(g, held)| g.level == Level::Prefix && self.converts(held, now_ms));
+        let proven = self.proven(groups, traffic, now_ms);
         let spared = |g: &Group| g.level == Level::Country && proven;
         let refuses = |g: &Group| !spared(g) && self.mode(g.level) == Mode::Enforce;
         // A block already on that refuses the send: it goes nowhere, so its
@@ -320,6 +310,16 @@ impl Breaker {
             .iter()
             .map(|g| g.level == Level::Prefix && self.mode(g.level) == Mode::Enforce)
             .collect()
+    }
+
+    /// Whether a phone's prefix (of its `groups`, with their `traffic`)
+    /// converts within its own room: its users approve their codes, as
+    /// the country rule and the money caps' soft limits ask.
+    pub fn proven(&self, groups: &[Group], traffic: &[GroupTraffic], now_ms: u64) -> bool {
+        groups
+            .iter()
+            .zip(traffic)
+            .any(|(g, held)| g.level == Level::Prefix && self.converts(held, now_ms))
     }
 
     /// Whether a prefix converts within its own room (see [`Breaker::judge`]).

@@ -27,7 +27,7 @@ impl Money {
     pub fn from_units(units: f64) -> Option<Self> {
         let micros = (units * 1_000_000.0).round();
         // 1e15 micros is a billion units: no price or cap is near it.
-        (units.is_finite() && (0.0..1e15).contains(&micros)).then(|| Self(micros as u64))
+        (units.is_finite() && (0.0..1e15).contains(&micros)).then_some(Self(micros as u64))
     }
 
     pub fn micros(self) -> u64 {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{unix_now_ms, Limit, OtpService, SendError};
-use crate::domain::{Block, ClientNet, EventKind, Figures, Group, Level, Mode, Phone};
-use crate::ports::{CountryNote, ErrorChain, SendToCount, StoreError};
+use crate::domain::{Block, ClientNet, EventKind, Figures, Group, Mode, Phone};
+use crate::ports::{CountryNote, ErrorChain, SendCounts, SendToCount, StoreError};
 
 /// A send the breaker counted, to take back if it goes no further: its
 /// groups' counts, and its country if it was new to the client's day.
@@ -15,54 +15,74 @@ pub(super) struct Counted {
     groups: Vec<Group>,
     at_ms: u64,
     country: Option<(ClientNet, &'static str)>,
-    /// A code to the phone's prefix was approved in the history kept.
+    /// The phone's prefix converts (`Breaker::proven`).
     known: bool,
 }
 
 /// How long a client's day of destination countries lasts, from its first.
 const CLIENT_DAY: Duration = Duration::from_secs(86_400);
 
+/// What the breaker has the store count for a send, with its admission:
+/// the phone's groups, whether each one's block holds the send back, and
+/// the country to note for the client's day.
+pub(super) struct CountAsk {
+    groups: Vec<Group>,
+    holds: Vec<bool>,
+    note: Option<CountryNote<'static>>,
+}
+
+impl CountAsk {
+    pub(super) fn as_send(&self) -> SendToCount<'_> {
+        SendToCount {
+            groups: &self.groups,
+            holds: &self.holds,
+            country: self.note,
+        }
+    }
+}
+
 impl OtpService {
-    /// Counts a send from `client` to `phone` and judges it: the phone's
-    /// groups (a group blocked in enforce mode refuses it; a new block is
-    /// kept, logged and told as `fraud.blocked`, or `fraud.would_block` in
-    /// monitor mode, where the send goes on), and the client's countries
-    /// of the day. Safe numbers are neither counted nor judged.
-    ///
-    /// # Errors
-    /// [`SendError::Blocked`] or [`SendError::Limited`] for a send the
-    /// breaker refuses, and [`SendError::Store`] when its counts can't be
-    /// kept: a breaker that can't count fails closed.
-    pub(super) async fn screen(
-        &self,
-        phone: &Phone,
-        client: ClientNet,
-    ) -> Result<Option<Counted>, SendError> {
-        let Some(breaker) = &self.guards.breaker else {
-            return Ok(None);
-        };
+    /// What the breaker counts for a send from `client` to `phone`: none
+    /// when it is off or the number is safe.
+    pub(super) fn count_ask(&self, phone: &Phone, client: ClientNet) -> Option<CountAsk> {
+        let breaker = self.guards.breaker.as_ref()?;
         if breaker.is_safe(phone) {
-            return Ok(None);
+            return None;
         }
         let groups = breaker.groups(phone);
-        let country = phone.region().unwrap_or("ZZ");
         let note = (breaker.clients != Mode::Off).then_some(CountryNote {
             client,
-            country,
+            country: phone.region().unwrap_or("ZZ"),
             window: CLIENT_DAY,
         });
         if groups.is_empty() && note.is_none() {
-            return Ok(None);
+            return None;
         }
         let holds = breaker.holds(&groups);
-        let counts = self
-            .store
-            .count_send(&SendToCount {
-                groups: &groups,
-                holds: &holds,
-                country: note,
-            })
-            .await?;
+        Some(CountAsk { groups, holds, note })
+    }
+
+    /// Judges a send the store counted with its admission (`ask`, what it
+    /// found `counts`): the phone's groups (a group blocked in enforce mode
+    /// refuses it; a new block is kept, logged and told as `fraud.blocked`,
+    /// or `fraud.would_block` in monitor mode, where the send goes on), and
+    /// the client's countries of the day.
+    ///
+    /// # Errors
+    /// [`SendError::Blocked`] or [`SendError::Limited`] for a send the
+    /// breaker refuses, and [`SendError::Store`] when a block can't be
+    /// kept.
+    pub(super) async fn screen(
+        &self,
+        phone: &Phone,
+        ask: &CountAsk,
+        counts: SendCounts,
+    ) -> Result<Counted, SendError> {
+        // An ask comes from the breaker: without one nothing was counted.
+        let Some(breaker) = &self.guards.breaker else {
+            return Ok(Counted::default());
+        };
+        let groups = &ask.groups;
         let noted = counts.countries;
         let at_ms = counts.at_ms;
         let traffic = counts.traffic;
@@ -70,17 +90,17 @@ impl OtpService {
             // A send a block held back was not counted: nothing to take back.
             groups: if counts.held { Vec::new() } else { groups.clone() },
             at_ms,
-            country: noted.filter(|n| n.new).map(|_| (client, country)),
-            known: groups
-                .iter()
-                .zip(&traffic)
-                .any(|(group, held)| group.level == Level::Prefix && held.approved_lately()),
+            country: ask
+                .note
+                .filter(|_| noted.is_some_and(|n| n.new))
+                .map(|n| (n.client, n.country)),
+            known: breaker.proven(groups, &traffic, at_ms),
         };
         // By its place, not only when new: concurrent sends to one new
         // country all see it past the share.
-        if let Some(noted) = noted.filter(|n| breaker.too_many_countries(n.place)) {
+        if let (Some(noted), Some(note)) = (noted.filter(|n| breaker.too_many_countries(n.place)), ask.note) {
             tracing::warn!(
-                client = %client,
+                client = %note.client,
                 place = noted.place,
                 share = breaker.countries_per_client,
                 enforced = breaker.clients == Mode::Enforce,
@@ -94,7 +114,7 @@ impl OtpService {
                 });
             }
         }
-        let verdict = breaker.judge(&groups, &traffic, at_ms);
+        let verdict = breaker.judge(groups, &traffic, at_ms);
         for (group, block) in &verdict.trips {
             // Of sends that trip at once, the first starts the block and
             // tells of it.
@@ -118,12 +138,12 @@ impl OtpService {
             self.uncount(&mine).await;
             return Err(SendError::Blocked { group, block });
         }
-        Ok(Some(mine))
+        Ok(mine)
     }
 
     /// Whether the phone's destination has approved history, as the money
-    /// caps ask: its prefix had a code approved lately (so it needs the
-    /// prefix rule on, in any mode), or the breaker holds it safe.
+    /// caps ask: its prefix converts (so it needs the prefix rule on, in
+    /// any mode), or the breaker holds it safe.
     pub(super) fn known(&self, phone: &Phone, counted: Option<&Counted>) -> bool {
         match counted {
             Some(counted) => counted.known,

@@ -3,12 +3,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::pumping::CountAsk;
 use super::{new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE};
 use crate::domain::{
     Admitted, Bucket, Code, Delivery, EventKind, Locale, Money, Opened, PendingOtp, Phone, Scope, SendLimits,
     SendMode, SmsReceipt, Verification,
 };
-use crate::ports::{ErrorChain, SendRules};
+use crate::ports::{ErrorChain, SendCounts, SendRules};
 
 /// A send as a caller asks for it.
 #[derive(Debug, Clone)]
@@ -54,20 +55,24 @@ impl OtpService {
         if fixed.is_none() {
             self.guards.destinations.check(phone)?;
         }
-        // Admitted first (quotas, cooldown, the phone's rules, the write),
-        // then counted by the pumping breaker: a send another rule refuses
-        // is never counted, so a flood of refused sends can't trip a block
-        // (the count is needed before the SMS, so it can't run beside).
-        let admission = self.admit(&order, fixed).await?;
-        let counted = match fixed {
+        // Admitted (quotas, cooldown, the phone's rules, the write) and then
+        // counted by the pumping breaker, in one step where the store can:
+        // a send another rule refuses is never counted, so a flood of
+        // refused sends can't trip a block. The breaker judges after.
+        let ask = match fixed {
             Some(_) => None,
-            None => match self.screen(phone, self.client(order.client)).await {
-                Ok(counted) => counted,
+            None => self.count_ask(phone, self.client(order.client)),
+        };
+        let mut admission = self.admit(&order, fixed, ask.as_ref()).await?;
+        let counted = match (&ask, admission.counts.take()) {
+            (Some(ask), Some(counts)) => match self.screen(phone, ask, counts).await {
+                Ok(counted) => Some(counted),
                 Err(refused) => {
                     self.withdraw(phone, &admission).await;
                     return Err(refused);
                 }
             },
+            _ => None,
         };
         // Charged last of the rules: a send they refuse costs nothing.
         let charged = match fixed {
@@ -102,7 +107,12 @@ impl OtpService {
 
     /// The client's and the service's quotas, the phone's rules and the
     /// write: one step, and nothing taken when anything refuses.
-    async fn admit(&self, order: &SendOrder<'_>, fixed: Option<&Code>) -> Result<Admission, SendError> {
+    async fn admit(
+        &self,
+        order: &SendOrder<'_>,
+        fixed: Option<&Code>,
+        ask: Option<&CountAsk>,
+    ) -> Result<Admission, SendError> {
         let phone = order.phone;
         let buckets = [
             (
@@ -145,12 +155,13 @@ impl OtpService {
             },
             ceiling: self.guards.ceiling,
         };
-        let opened = match self
+        let count = ask.map(CountAsk::as_send);
+        let (opened, counts) = match self
             .store
-            .admit(&quotas, phone, &pending, &order.mode, &rules)
+            .admit_and_count(&quotas, phone, &pending, &order.mode, &rules, count.as_ref())
             .await?
         {
-            Admitted::Done(opened) => opened,
+            Admitted::Done(done) => done,
             Admitted::Refused { refused, retry_after } => {
                 return Err(SendError::Limited {
                     limit: limits[refused],
@@ -168,6 +179,7 @@ impl OtpService {
         };
         Ok(Admission {
             verification,
+            counts,
             pending,
             code,
             local_id,
@@ -269,6 +281,8 @@ impl OtpService {
 /// A code stored and its verification, not yet texted.
 struct Admission {
     verification: Verification,
+    /// What the breaker's count found, when it counted the send.
+    counts: Option<SendCounts>,
     pending: PendingOtp,
     code: Code,
     local_id: String,

@@ -31,8 +31,8 @@ use crate::domain::{
     Verification, VerificationId, VerifyOutcome,
 };
 use crate::ports::{
-    admit_in_steps, guess_in_steps, Counters, Deliveries, Guess, Guesser, IdempotencyKeys, OtpStore,
-    SendRules, StoreError, Verifications,
+    admit_and_count_in_steps, admit_in_steps, guess_in_steps, Counters, Deliveries, Guess, Guesser,
+    IdempotencyKeys, OtpStore, SendCounts, SendRules, SendToCount, StoreError, Verifications,
 };
 
 pub struct RedisStore {
@@ -88,7 +88,11 @@ impl RedisStore {
             connections: Connections::open(url, timeout, pool_size, metrics, "requests")?,
             key_prefix: key_prefix.to_owned(),
             scripts: Scripts {
-                open: with_layout!("scripts/open.lua"),
+                open: Script::new(concat!(
+                    include_str!("scripts/record.lua"),
+                    include_str!("scripts/traffic_count.lua"),
+                    include_str!("scripts/open.lua")
+                )),
                 check: with_layout!("scripts/check.lua"),
                 end: with_layout!("scripts/end.lua"),
                 status: with_layout!("scripts/status.lua"),
@@ -101,7 +105,10 @@ impl RedisStore {
                 take: Script::new(include_str!("scripts/take.lua")),
                 give_back: Script::new(include_str!("scripts/give_back.lua")),
                 claim: Script::new(include_str!("scripts/claim.lua")),
-                traffic: Script::new(include_str!("scripts/traffic.lua")),
+                traffic: Script::new(concat!(
+                    include_str!("scripts/traffic_count.lua"),
+                    include_str!("scripts/traffic.lua")
+                )),
                 block: Script::new(include_str!("scripts/block.lua")),
                 forget_country: Script::new(include_str!("scripts/forget_country.lua")),
                 spend: Script::new(include_str!("scripts/spend.lua")),
@@ -257,9 +264,9 @@ fn delivery_args(invocation: &mut ScriptInvocation<'_>, delivery: &Delivery) {
 }
 
 impl RedisStore {
-    /// [`OtpStore::admit`] in one round trip on one server: the quotas'
-    /// counters and the phone's key in one script. On a cluster the
-    /// counters live on other nodes, so it is asked for no quotas.
+    /// [`OtpStore::admit_and_count`] in one round trip on one server: the
+    /// quotas' counters, the phone's key and the pumping breaker's keys in
+    /// one script. On a cluster they live on other nodes: it is not used.
     async fn open_with(
         &self,
         quotas: &[(Bucket, Quota)],
@@ -267,7 +274,8 @@ impl RedisStore {
         otp: &PendingOtp,
         mode: &SendMode,
         rules: &SendRules,
-    ) -> Result<Admitted<Opened>, StoreError> {
+        count: Option<&SendToCount<'_>>,
+    ) -> Result<Admitted<(Opened, Option<SendCounts>)>, StoreError> {
         let mut invocation = self.scripts.open.key(self.key(phone));
         for (bucket, _) in quotas {
             invocation.key(self.bucket_key(*bucket));
@@ -293,17 +301,32 @@ impl RedisStore {
             .arg(millis(limits.per_phone.window))
             .arg(u8::from(!limits.is_off()));
         ceiling_args(&mut invocation, &rules.ceiling);
+        invocation.arg(count.map_or(0, traffic::count_keys));
         for (_, quota) in quotas {
             // As given: the memory store refuses a quota of 0 too.
             invocation.arg(quota.limit).arg(millis(quota.window));
+        }
+        if let Some(send) = count {
+            let country = send.country.as_ref();
+            self.count_parts(&mut invocation, send.groups, send.holds, "send", 0, country);
         }
         if let Some(delivery) = &otp.delivery {
             delivery_args(&mut invocation, delivery);
         }
         let reply: Vec<Value> = self.run(invocation).await?;
-        let done = |opened| Ok(Admitted::Done(opened));
+        let done = |opened| Ok(Admitted::Done((opened, None)));
         match split_reply("open", &reply)? {
-            ("stored", [record, now]) => done(Opened::Stored(view(record, now, Named::ById(&otp.id))?)),
+            ("stored", [record, now, rest @ ..]) => {
+                let stored = Opened::Stored(view(record, now, Named::ById(&otp.id))?);
+                let counts = match (count, rest) {
+                    (Some(send), [Value::Array(counted)]) => {
+                        Some(traffic::send_counts(counted, send.country.is_some())?)
+                    }
+                    (None, []) => None,
+                    _ => return Err(unreadable(format!("{rest:?} for a send's count"))),
+                };
+                Ok(Admitted::Done((stored, counts)))
+            }
             ("too_soon", [ms]) => done(Opened::TooSoon {
                 retry_after: wait(ms)?,
             }),
@@ -426,7 +449,7 @@ impl Verifications for RedisStore {
         mode: &SendMode,
         rules: &SendRules,
     ) -> Result<Opened, StoreError> {
-        without_quotas(self.open_with(&[], phone, otp, mode, rules).await?)
+        without_quotas(self.open_with(&[], phone, otp, mode, rules, None).await?).map(|(opened, _)| opened)
     }
 
     async fn end(
@@ -644,7 +667,27 @@ impl OtpStore for RedisStore {
         if self.connections.is_cluster() {
             return admit_in_steps(self, quotas, phone, otp, mode, rules).await;
         }
-        self.open_with(quotas, phone, otp, mode, rules).await
+        Ok(
+            match self.open_with(quotas, phone, otp, mode, rules, None).await? {
+                Admitted::Done((opened, _)) => Admitted::Done(opened),
+                Admitted::Refused { refused, retry_after } => Admitted::Refused { refused, retry_after },
+            },
+        )
+    }
+
+    async fn admit_and_count(
+        &self,
+        quotas: &[(Bucket, Quota)],
+        phone: &Phone,
+        otp: &PendingOtp,
+        mode: &SendMode,
+        rules: &SendRules,
+        count: Option<&SendToCount<'_>>,
+    ) -> Result<Admitted<(Opened, Option<SendCounts>)>, StoreError> {
+        if self.connections.is_cluster() {
+            return admit_and_count_in_steps(self, quotas, phone, otp, mode, rules, count).await;
+        }
+        self.open_with(quotas, phone, otp, mode, rules, count).await
     }
 
     async fn guess(

@@ -5,7 +5,7 @@
 //! ends, for `otpd fraud status`. The breaker decides; this only keeps.
 
 use async_trait::async_trait;
-use redis::Value;
+use redis::{ScriptInvocation, Value};
 
 use super::{int, millis, split_reply, unknown, unreadable, wait, RedisStore};
 use crate::domain::traffic_slots::{kept_from, slots, KEEP_DAYS, KEEP_HOURS};
@@ -54,6 +54,23 @@ impl RedisStore {
         country: Option<&CountryNote<'_>>,
     ) -> Result<(u64, bool, Vec<Value>), StoreError> {
         let mut invocation = self.scripts.traffic.prepare_invoke();
+        self.count_parts(&mut invocation, groups, holds, what, slot, country);
+        let reply: Vec<Value> = self.run(invocation).await?;
+        counted_reply(&reply)
+    }
+
+    /// Adds `count_traffic`'s keys and its 8 arguments to `invocation`
+    /// (`traffic.lua`, or `open.lua` after its own): keys and arguments
+    /// are two lists, so each lands after what is already in its own.
+    pub(super) fn count_parts(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        groups: &[Group],
+        holds: &[bool],
+        what: &str,
+        slot: u64,
+        country: Option<&CountryNote<'_>>,
+    ) {
         for group in groups {
             invocation.key(self.traffic_key(group));
         }
@@ -74,13 +91,40 @@ impl RedisStore {
                     .map(|h| if *h { '1' } else { '0' })
                     .collect::<String>(),
             );
-        let reply: Vec<Value> = self.run(invocation).await?;
-        match split_reply("traffic", &reply)? {
-            ("counted", [now, rest @ ..]) => Ok((int(now)?, false, rest.to_vec())),
-            ("held", [now, rest @ ..]) => Ok((int(now)?, true, rest.to_vec())),
-            (name, _) => Err(unknown("traffic", name)),
-        }
     }
+}
+
+/// The keys `count_parts` adds for `send`.
+pub(super) fn count_keys(send: &SendToCount<'_>) -> usize {
+    send.groups.len() + usize::from(send.country.is_some())
+}
+
+/// `count_traffic`'s reply: the ms, whether a block held the send, and
+/// the rest (each group's fields, then the client's countries).
+fn counted_reply(reply: &[Value]) -> Result<(u64, bool, Vec<Value>), StoreError> {
+    match split_reply("traffic", reply)? {
+        ("counted", [now, rest @ ..]) => Ok((int(now)?, false, rest.to_vec())),
+        ("held", [now, rest @ ..]) => Ok((int(now)?, true, rest.to_vec())),
+        (name, _) => Err(unknown("traffic", name)),
+    }
+}
+
+/// What a send's count found, from `count_traffic`'s reply on one server
+/// (the client's countries last, when the send noted one).
+pub(super) fn send_counts(reply: &[Value], noted: bool) -> Result<SendCounts, StoreError> {
+    let (at_ms, held, mut values) = counted_reply(reply)?;
+    let countries = match noted {
+        true => Some(countries(
+            &values.pop().ok_or_else(|| unreadable("no countries".into()))?,
+        )?),
+        false => None,
+    };
+    Ok(SendCounts {
+        at_ms,
+        traffic: groups_traffic(&values, at_ms)?,
+        held,
+        countries,
+    })
 }
 
 /// A client's countries as the script answers them.
@@ -273,16 +317,17 @@ impl Traffic for RedisStore {
             };
             (groups?, noted)
         } else {
-            let (at_ms, held, mut values) = self
-                .count_holding(send.groups, send.holds, "send", 0, send.country.as_ref())
-                .await?;
-            let noted = match send.country {
-                Some(_) => Some(countries(
-                    &values.pop().ok_or_else(|| unreadable("no countries".into()))?,
-                )?),
-                None => None,
-            };
-            ((at_ms, held, values), noted)
+            let mut invocation = self.scripts.traffic.prepare_invoke();
+            self.count_parts(
+                &mut invocation,
+                send.groups,
+                send.holds,
+                "send",
+                0,
+                send.country.as_ref(),
+            );
+            let reply: Vec<Value> = self.run(invocation).await?;
+            return send_counts(&reply, send.country.is_some());
         };
         let (at_ms, held, values) = groups;
         Ok(SendCounts {

@@ -3,33 +3,46 @@
 -- on one server, first takes one from each of the client's and the
 -- service's quotas (OtpStore::admit). A refusal changes nothing: what the
 -- quotas took is given back.
--- KEYS: the phone's key, then one counter per quota (one server only: a
--- cluster keeps them on other nodes, and takes them first).
+-- KEYS: the phone's key, then one counter per quota, then the pumping
+-- breaker's keys (one server only: a cluster keeps them on other nodes, and
+-- takes and counts them apart).
 -- ARGV: the code's verification id, scope, hash, ttl ms, attempts, unix s
 -- sent; the mode ('new', 'resend', 'keep' or 'replace') and the id a resend
 -- names ('' otherwise); the cooldown ms, the phone's sends per window (0:
 -- off), its window ms, 1 if any limit is on; the ceiling's limit (0: off)
--- and window ms; per quota its limit and window ms; then, for a receipt
--- known before the send, the delivery: provider, message id, state, unix s
--- and, if it has one, its error code.
--- Returns {'stored', the verification packed, now}, {'too_soon', ms},
+-- and window ms; the number of the pumping breaker's keys, which follow
+-- the quotas' (0: no count); per quota its limit and window ms; with a
+-- count, the 8 argv of `count_traffic` (traffic_count.lua); then,
+-- for a receipt known before the send, the delivery: provider, message id,
+-- state, unix s and, if it has one, its error code.
+-- Returns {'stored', the verification packed, now} (and, with a count,
+-- what `count_traffic` returns: a stored code is counted in the same step,
+-- a refused one never), {'too_soon', ms},
 -- {'quota', ms}, {'ceiling', ms}, {'not_found'}, or {'refused', ms, which
 -- quota (0-based)}.
-local key, quotas = KEYS[1], #KEYS - 1
+local key = KEYS[1]
 local otp = {id = ARGV[1], scope = ARGV[2], hash = ARGV[3], ttl_ms = tonumber(ARGV[4]),
   attempts = tonumber(ARGV[5]), sent_at = tonumber(ARGV[6])}
 local mode, resends = ARGV[7], ARGV[8]
 local cooldown, limit, window_ms = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local limits_on = ARGV[12] == '1'
 local ceiling = ceiling_of(ARGV[13], ARGV[14])
-local at = 15 + 2 * quotas
+-- The keys past the phone's: the quotas', then the count's.
+local counted = tonumber(ARGV[15])
+local quotas = #KEYS - 1 - counted
+local at = 16 + 2 * quotas
+local count
+if counted > 0 then
+  count = {{unpack(KEYS, 2 + quotas)}, {unpack(ARGV, at, at + 7)}}
+  at = at + 8
+end
 local delivery
 if ARGV[at] then
   delivery = {ARGV[at], ARGV[at + 1], ARGV[at + 2], tonumber(ARGV[at + 3]), ARGV[at + 4]}
 end
 
 local give_back, refused, wait = take_all(2, quotas, function(i)
-  return ARGV[13 + 2 * i], ARGV[14 + 2 * i]
+  return ARGV[14 + 2 * i], ARGV[15 + 2 * i]
 end)
 if refused then
   return {'refused', wait, refused}
@@ -136,4 +149,7 @@ if limits_on then
     math.max(now + cooldown, window_end)}
 end
 save(key, state)
+if count then
+  return {'stored', cmsgpack.pack(record), now, count_traffic(count[1], count[2])}
+end
 return {'stored', cmsgpack.pack(record), now}
