@@ -97,6 +97,11 @@ fn regions_of(code: u16) -> Option<Arc<Regions>> {
     lock().entry(code).or_insert(regions).clone()
 }
 
+/// Whether `id` is a region the metadata knows (`NG`, `GB`; not `UK`).
+pub fn is_region(id: &str) -> bool {
+    id != "001" && DATABASE.by_id(id).is_some()
+}
+
 /// Loads the crate's metadata (about 150 ms), so that the first request
 /// doesn't wait for it.
 pub fn load() {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crate::domain::{
     Admitted, Block, Bucket, Checked, Claim, ClientNet, CodeHash, DeliveryReport, Event, Group, GroupTraffic,
     GuessBudget, GuessCeiling, Idempotency, Ledger, Money, Named, Opened, PendingOtp, Phone, Quota, Scope,
-    SendLimits, SendMode, SmsReceipt, SmsText, Taken, Verification, VerifyOutcome,
+    SendLimits, SendMode, SmsReceipt, SmsText, Spent, Taken, Verification, VerifyOutcome,
 };
 
 /// What stands between a send and a stored code: the phone's cooldown and
@@ -309,14 +309,27 @@ pub trait Traffic: Send + Sync + 'static {
 /// kept until its window ends. The store only adds; the caps decide.
 #[async_trait]
 pub trait Spending: Send + Sync + 'static {
-    /// Adds `micros` (negative: takes a refused or failed send back) to
-    /// each ledger's total, each kept until its window ends, and answers
-    /// the totals after it, in the ledgers' order.
+    /// Adds `cost` to each ledger's total (each kept until its window
+    /// ends) as one step, unless that would take one past its limit
+    /// (`limits`, per ledger; `None`: none): then adds to none
+    /// (`domain::add_within`). Answers the totals after, in the ledgers'
+    /// order, and the first ledger that refused.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time, or has no
     /// room for a new ledger.
-    async fn spend(&self, ledgers: &[Ledger], micros: i64) -> Result<Vec<Money>, StoreError>;
+    async fn spend(
+        &self,
+        ledgers: &[Ledger],
+        cost: Money,
+        limits: &[Option<Money>],
+    ) -> Result<Spent, StoreError>;
+
+    /// Takes a failed send's `cost` back from each ledger, never below 0.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store can't be reached in time.
+    async fn refund(&self, ledgers: &[Ledger], cost: Money) -> Result<(), StoreError>;
 
     /// Whether this is the first call naming `notice` (a ledger's limit,
     /// `CapReached::notice`) before unix ms `ends_ms`: what is told once
@@ -604,6 +617,9 @@ pub enum SmsError {
     Failed {
         provider: String,
         reason: String,
+        /// A try got no answer in time: the vendor may have sent it all
+        /// the same, so its cost stays counted.
+        maybe_sent: bool,
         /// The error beneath, when there was one (a connection refused).
         #[source]
         cause: Option<Cause>,
@@ -618,6 +634,11 @@ pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
 impl Cause {
     pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self(std::sync::Arc::new(e))
+    }
+
+    /// The error itself, for an adapter that asks what kind it is.
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.0.as_ref()
     }
 }
 
@@ -659,6 +680,7 @@ mod tests {
         let e = SmsError::Failed {
             provider: "twilio".into(),
             reason: "the request got no answer (after 3 tries)".into(),
+            maybe_sent: false,
             cause: Some(Cause::new(refused)),
         };
         assert!(std::error::Error::source(&e).is_some());

@@ -73,6 +73,7 @@ impl SmsSender for ConsoleSender {
         written.map_err(|e| SmsError::Failed {
             provider: PROVIDER.into(),
             reason: "standard output took no line".into(),
+            maybe_sent: false,
             cause: Some(Cause::new(e)),
         })?;
         let receipt = receipt(local_id);

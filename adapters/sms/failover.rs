@@ -25,7 +25,22 @@ impl SmsSender for Failover {
             // A refused number would be refused by the next vendor too.
             Err(e @ SmsError::Failed { .. }) => {
                 tracing::warn!(error = %ErrorChain(&e), "primary sms provider failed, using the fallback");
-                self.fallback.send(to, text, local_id).await
+                let primary_maybe_sent = matches!(e, SmsError::Failed { maybe_sent: true, .. });
+                match self.fallback.send(to, text, local_id).await {
+                    // Either may have sent it.
+                    Err(SmsError::Failed {
+                        provider,
+                        reason,
+                        maybe_sent,
+                        cause,
+                    }) => Err(SmsError::Failed {
+                        provider,
+                        reason,
+                        maybe_sent: maybe_sent || primary_maybe_sent,
+                        cause,
+                    }),
+                    other => other,
+                }
             }
             other => other,
         }

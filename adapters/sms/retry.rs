@@ -62,9 +62,12 @@ where
     Fut: Future<Output = Result<String, AttemptError>>,
 {
     let deadline = Instant::now() + policy.deadline;
-    let failed = |reason: String, cause: Option<Cause>| SmsError::Failed {
+    // Once a try got no answer in time the message may be out.
+    let mut maybe_sent = false;
+    let failed = |reason: String, cause: Option<Cause>, maybe_sent: bool| SmsError::Failed {
         provider: provider.to_owned(),
         reason,
+        maybe_sent,
         cause,
     };
     let mut tries = 0;
@@ -88,7 +91,10 @@ where
                     tracked,
                 })
             }
-            Ok(Err(AttemptError::Transient(reason, cause))) => (reason, cause),
+            Ok(Err(AttemptError::Transient(reason, cause))) => {
+                maybe_sent |= cause.as_ref().is_some_and(timed_out);
+                (reason, cause)
+            }
             Ok(Err(AttemptError::Rejected { vendor_code, message })) => {
                 return Err(SmsError::Rejected {
                     provider: provider.to_owned(),
@@ -96,15 +102,19 @@ where
                     message,
                 })
             }
-            Ok(Err(AttemptError::Permanent(reason))) => return Err(failed(reason, None)),
+            Ok(Err(AttemptError::Permanent(reason))) => return Err(failed(reason, None, maybe_sent)),
             Err(_) => {
                 let reason = format!("no answer within {} ms", policy.deadline.as_millis());
-                return Err(failed(reason, None));
+                return Err(failed(reason, None, true));
             }
         };
         let pause = backoff(policy.base_delay, tries - 1);
         if tries > policy.retries || Instant::now() + pause >= deadline {
-            return Err(failed(format!("{reason} (after {tries} tries)"), cause));
+            return Err(failed(
+                format!("{reason} (after {tries} tries)"),
+                cause,
+                maybe_sent,
+            ));
         }
         let cause = cause.as_ref().map(|c| ErrorChain(c).to_string());
         tracing::info!(provider, tries, reason = %reason, cause, "sms send failed, retrying");
@@ -118,6 +128,21 @@ fn backoff(base: Duration, n: u32) -> Duration {
     let ceiling = base.saturating_mul(2u32.saturating_pow(n.min(16)));
     let half = ceiling / 2;
     half + half.mul_f64(rand::rng().random_range(0.0..=1.0))
+}
+
+/// Whether a try's error is a request that got no answer in time, after
+/// which the vendor may have sent the message.
+fn timed_out(cause: &Cause) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(cause.error());
+    while let Some(e) = next {
+        if e.downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

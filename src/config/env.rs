@@ -149,13 +149,14 @@ pub fn number_map<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, f
         Pairs(String),
         Table(BTreeMap<String, f64>),
     }
-    match PairsOrTable::deserialize(de)? {
+    let given = PairsOrTable::deserialize(de).map_err(|_| {
+        serde::de::Error::custom("must be a table of numbers (`{ NG = 0.30 }`) or pairs (`NG=0.30,GB=0.04`)")
+    })?;
+    match given {
         PairsOrTable::Table(map) => Ok(map),
-        PairsOrTable::Pairs(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
+        PairsOrTable::Pairs(s) => {
+            let mut map = BTreeMap::new();
+            for pair in s.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
                 let (k, v) = pair
                     .split_once('=')
                     .ok_or_else(|| serde::de::Error::custom(format!("`{pair}` is not key=value")))?;
@@ -163,8 +164,11 @@ pub fn number_map<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, f
                     .trim()
                     .parse()
                     .map_err(|_| serde::de::Error::custom(format!("`{pair}` has no number")))?;
-                Ok((k.trim().to_owned(), v))
-            })
-            .collect(),
+                if map.insert(k.trim().to_owned(), v).is_some() {
+                    return Err(serde::de::Error::custom(format!("`{}` is given twice", k.trim())));
+                }
+            }
+            Ok(map)
+        }
     }
 }

@@ -42,7 +42,9 @@ pub mod traffic_slots {
 }
 pub use rules::{Named, PhoneState, Record, Tally, WrongCodes};
 pub use sealed_id::IdSeal;
-pub use spend::{Cap, CapLevel, CapReached, Ledger, Money, Prices, Span, SpendCaps, SpendVerdict};
+pub use spend::{
+    add_within, Cap, CapLevel, CapReached, Ledger, Money, Prices, Span, SpendCaps, SpendVerdict, Spent,
+};
 pub use time::rfc3339;
 pub use verification::{
     Checked, Opened, Scope, SendMode, Status, Verification, VerificationId, VerificationIdError,

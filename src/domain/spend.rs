@@ -259,43 +259,89 @@ impl SpendCaps {
         .collect()
     }
 
-    /// Judges a send by its ledgers' totals with its cost added (`totals`,
-    /// in the ledgers' order). A total past a hard limit refuses it; past a
-    /// soft limit, it goes on only to a destination with approved history
-    /// (`known`). A total at a limit is not past it.
-    pub fn judge(ledgers: &[Ledger], totals: &[Money], known: bool) -> SpendVerdict {
+    /// The most each of `ledgers` may hold with a send added: its hard
+    /// limit, and for a destination without approved history (`known`
+    /// false) its soft one too. A store adds a send's cost to every ledger
+    /// only if none would pass its limit, so a refused send never touches
+    /// a total; a total at its limit is not past it.
+    pub fn limits(ledgers: &[Ledger], known: bool) -> Vec<Option<Money>> {
+        ledgers
+            .iter()
+            .map(|ledger| {
+                let soft = ledger.cap.soft.filter(|_| !known);
+                match (soft, ledger.cap.hard) {
+                    (Some(soft), Some(hard)) => Some(soft.min(hard)),
+                    (soft, hard) => soft.or(hard),
+                }
+            })
+            .collect()
+    }
+
+    /// Judges a send of `cost` by what the store made of it: the ledgers'
+    /// totals (with the cost, or as kept when a ledger refused it) and the
+    /// ledger that refused it, if any. The refusal is the hard limit's when
+    /// the cost would pass it, else the soft one's; the limits reached are
+    /// the refusal's and every soft limit a total is past.
+    pub fn judge(ledgers: &[Ledger], spent: &Spent, cost: Money) -> SpendVerdict {
         let mut verdict = SpendVerdict::default();
-        for (at, (ledger, spent)) in ledgers.iter().zip(totals).enumerate() {
-            for (level, limit) in [
-                (CapLevel::Hard, ledger.cap.hard),
-                (CapLevel::Soft, ledger.cap.soft),
-            ] {
-                let Some(limit) = limit.filter(|limit| spent > limit) else {
-                    continue;
-                };
-                verdict.reached.push((
-                    at,
-                    CapReached {
-                        span: ledger.span,
-                        country: ledger.country.clone(),
-                        level,
-                        limit,
-                        spent: *spent,
-                        ends_ms: ledger.ends_ms,
-                    },
-                ));
+        let reached = |at: usize, level: CapLevel, limit: Money| {
+            let ledger = &ledgers[at];
+            CapReached {
+                span: ledger.span,
+                country: ledger.country.clone(),
+                level,
+                limit,
+                spent: spent.totals[at],
+                ends_ms: ledger.ends_ms,
+            }
+        };
+        if let Some(at) = spent.refused {
+            let cap = ledgers[at].cap;
+            let with_cost = Money(spent.totals[at].0.saturating_add(cost.0));
+            let refusal = match (cap.hard, cap.soft) {
+                (Some(hard), _) if with_cost > hard => reached(at, CapLevel::Hard, hard),
+                (_, Some(soft)) => reached(at, CapLevel::Soft, soft),
+                (Some(hard), None) => reached(at, CapLevel::Hard, hard),
+                (None, None) => return verdict,
+            };
+            verdict.reached.push((at, refusal.clone()));
+            verdict.refusal = Some(refusal);
+            return verdict;
+        }
+        for (at, (ledger, total)) in ledgers.iter().zip(&spent.totals).enumerate() {
+            if let Some(soft) = ledger.cap.soft.filter(|soft| total > soft) {
+                verdict.reached.push((at, reached(at, CapLevel::Soft, soft)));
             }
         }
-        let refuses = |level: CapLevel| {
-            verdict
-                .reached
-                .iter()
-                .find(|(_, reached)| reached.level == level)
-                .map(|(_, reached)| reached.clone())
-        };
-        verdict.refusal =
-            refuses(CapLevel::Hard).or_else(|| if known { None } else { refuses(CapLevel::Soft) });
         verdict
+    }
+}
+
+/// What a store made of a send's cost: each ledger's total (with the
+/// cost, or as kept when refused), and the first ledger whose limit the
+/// cost would have passed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Spent {
+    pub totals: Vec<Money>,
+    pub refused: Option<usize>,
+}
+
+/// A store's bounded add, for the memory store and the tests that hold the
+/// Redis script to it: the cost goes on every total, or on none when one
+/// would pass its limit.
+pub fn add_within(totals: &[Money], cost: Money, limits: &[Option<Money>]) -> Spent {
+    let passes = |(total, limit): (&Money, &Option<Money>)| {
+        limit.is_some_and(|limit| total.0.saturating_add(cost.0) > limit.0)
+    };
+    match totals.iter().zip(limits).position(passes) {
+        Some(at) => Spent {
+            totals: totals.to_vec(),
+            refused: Some(at),
+        },
+        None => Spent {
+            totals: totals.iter().map(|t| Money(t.0.saturating_add(cost.0))).collect(),
+            refused: None,
+        },
     }
 }
 
@@ -358,30 +404,59 @@ mod tests {
     #[test]
     fn a_hard_cap_refuses_every_send_past_it_and_a_soft_one_only_unknown_destinations() {
         let ledgers = caps().ledgers("NG", NOW);
+        // Day: soft 250, hard 500; NG: hard 100.
+        assert_eq!(
+            SpendCaps::limits(&ledgers, false),
+            [Some(units(250.0)), Some(units(100.0))]
+        );
+        assert_eq!(
+            SpendCaps::limits(&ledgers, true),
+            [Some(units(500.0)), Some(units(100.0))]
+        );
+        let cost = units(0.3);
         let judge = |day: f64, country: f64, known: bool| {
-            SpendCaps::judge(&ledgers, &[units(day), units(country)], known)
+            let limits = SpendCaps::limits(&ledgers, known);
+            let spent = add_within(&[units(day), units(country)], cost, &limits);
+            SpendCaps::judge(&ledgers, &spent, cost)
         };
-        // At a limit is not past it.
-        assert_eq!(judge(250.0, 100.0, false), SpendVerdict::default());
-        let soft = judge(250.3, 50.0, false);
-        assert_eq!(soft.reached.len(), 1);
+        // Up to a limit is not past it.
+        assert_eq!(judge(249.7, 99.7, false), SpendVerdict::default());
+        let soft = judge(249.8, 50.0, false);
         let refusal = soft.refusal.unwrap();
         assert_eq!(
             (refusal.level, refusal.span, refusal.country),
             (CapLevel::Soft, Span::Day, None)
         );
-        assert_eq!(refusal.limit, units(250.0));
+        // The total as kept: the refused cost was never added.
+        assert_eq!((refusal.limit, refusal.spent), (units(250.0), units(249.8)));
         assert_eq!(refusal.ends_ms, 1_796_515_200_000);
-        // Known destinations keep going past the soft cap...
-        let known = judge(250.3, 50.0, true);
-        assert_eq!((known.reached.len(), known.refusal), (1, None));
+        assert_eq!(soft.reached.len(), 1);
+        // Known destinations keep going past the soft cap, which is told...
+        let known = judge(249.8, 50.0, true);
+        assert_eq!(known.refusal, None);
+        assert_eq!(known.reached[0].1.level, CapLevel::Soft);
+        assert_eq!(known.reached[0].1.spent, units(250.1));
         // ... not past a hard one, the country's included.
-        let country = judge(260.0, 100.3, true).refusal.unwrap();
+        let country = judge(260.0, 99.8, true).refusal.unwrap();
         assert_eq!(
             (country.level, country.country.as_deref()),
             (CapLevel::Hard, Some("NG"))
         );
-        let day = judge(500.3, 100.3, true).refusal.unwrap();
+        let day = judge(499.8, 10.0, true).refusal.unwrap();
         assert_eq!((day.level, day.country), (CapLevel::Hard, None));
+        // Unknown, past both: the hard limit is the one told.
+        let both = judge(499.8, 10.0, false).refusal.unwrap();
+        assert_eq!(both.level, CapLevel::Hard);
+    }
+
+    #[test]
+    fn a_bounded_add_adds_to_every_total_or_to_none() {
+        let limits = [Some(units(1.0)), None];
+        let spent = add_within(&[units(0.5), units(7.0)], units(0.5), &limits);
+        assert_eq!(spent.totals, [units(1.0), units(7.5)]);
+        assert_eq!(spent.refused, None);
+        let refused = add_within(&[units(0.6), units(7.0)], units(0.5), &limits);
+        assert_eq!(refused.totals, [units(0.6), units(7.0)]);
+        assert_eq!(refused.refused, Some(0));
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::{
     Admitted, Bucket, Code, Delivery, EventKind, Locale, Money, Opened, PendingOtp, Phone, Scope, SendLimits,
     SendMode, SmsReceipt, Verification,
 };
-use crate::ports::{ErrorChain, SendCounts, SendRules};
+use crate::ports::{ErrorChain, SendCounts, SendRules, SmsError};
 
 /// A send as a caller asks for it.
 #[derive(Debug, Clone)]
@@ -80,16 +80,30 @@ impl OtpService {
             None => match self.charge(phone, self.known(phone, counted.as_ref())).await {
                 Ok(charged) => charged,
                 Err(refused) => {
-                    if let Some(counted) = &counted {
-                        self.uncount(counted).await;
-                    }
+                    // The caps are the service's, not the client's doing:
+                    // what the send took of the quotas goes back, so a
+                    // flood the caps refuse can't spend the hourly budget
+                    // that returning users need.
+                    let uncounted = async {
+                        if let Some(counted) = &counted {
+                            self.uncount(counted).await;
+                        }
+                    };
+                    let given_back = self.give_back_quotas(&admission);
+                    futures_util::future::join(uncounted, given_back).await;
                     self.withdraw(phone, &admission).await;
                     return Err(refused);
                 }
             },
         };
         let sent = self.text(&order, fixed, admission).await;
-        if sent.is_err() {
+        // A vendor that gave no answer in time may have sent it: its cost
+        // and its count stay.
+        let maybe_sent = matches!(
+            sent,
+            Err(SendError::Sms(SmsError::Failed { maybe_sent: true, .. }))
+        );
+        if sent.is_err() && !maybe_sent {
             let uncounted = async {
                 if let Some(counted) = &counted {
                     self.uncount(counted).await;
@@ -180,12 +194,23 @@ impl OtpService {
         Ok(Admission {
             verification,
             counts,
+            quotas: quotas.iter().map(|(bucket, _)| *bucket).collect(),
             pending,
             code,
             local_id,
             ahead,
             sent_at,
         })
+    }
+
+    /// Gives back what an admitted send took of the client's and the
+    /// service's quotas.
+    async fn give_back_quotas(&self, admission: &Admission) {
+        for bucket in &admission.quotas {
+            if let Err(e) = self.store.give_back(*bucket).await {
+                tracing::warn!(error = %ErrorChain(&e), "could not give back a quota");
+            }
+        }
     }
 
     /// Takes back an admitted code that will not be texted.
@@ -283,6 +308,8 @@ struct Admission {
     verification: Verification,
     /// What the breaker's count found, when it counted the send.
     counts: Option<SendCounts>,
+    /// The quotas' buckets the send took one from.
+    quotas: Vec<Bucket>,
     pending: PendingOtp,
     code: Code,
     local_id: String,

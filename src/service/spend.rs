@@ -20,10 +20,11 @@ impl OtpService {
         self.guards.prices.of(phone)
     }
 
-    /// Adds a send's cost to its ledgers and lets the caps judge it: past
-    /// a hard cap it is refused, past a soft one too unless its destination
-    /// is `known` (has approved history). Each limit passed is logged and
-    /// told (`spend.cap_reached`) once in its window.
+    /// Adds a send's cost to its ledgers unless that would pass a hard
+    /// limit, or a soft one when its destination is not `known` (has no
+    /// approved history): then it is refused and nothing is added. Each
+    /// limit reached is logged and told (`spend.cap_reached`) once in its
+    /// window.
     ///
     /// # Errors
     /// [`SendError::Limited`] for a send the caps refuse, and
@@ -39,13 +40,14 @@ impl OtpService {
             ledgers: caps.ledgers(phone.region().unwrap_or("ZZ"), now_ms),
             cost: self.price(phone),
         };
-        let totals = self.store.spend(&charged.ledgers, micros(charged.cost)).await?;
-        let verdict = SpendCaps::judge(&charged.ledgers, &totals, known);
+        let limits = SpendCaps::limits(&charged.ledgers, known);
+        let spent = self.store.spend(&charged.ledgers, charged.cost, &limits).await?;
+        let verdict = SpendCaps::judge(&charged.ledgers, &spent, charged.cost);
         for (at, reached) in &verdict.reached {
             self.tell_cap(phone, &charged.ledgers[*at], reached).await;
         }
+        // A refused cost was never added: nothing to take back.
         if let Some(refusal) = verdict.refusal {
-            self.refund(&charged).await;
             return Err(SendError::Limited {
                 limit: Limit::SpendCap {
                     soft: refusal.level == CapLevel::Soft,
@@ -56,9 +58,9 @@ impl OtpService {
         Ok(Some(charged))
     }
 
-    /// Takes back the cost of a send that was refused or failed.
+    /// Takes back the cost of a send that went no further.
     pub(super) async fn refund(&self, charged: &Charged) {
-        if let Err(e) = self.store.spend(&charged.ledgers, -micros(charged.cost)).await {
+        if let Err(e) = self.store.refund(&charged.ledgers, charged.cost).await {
             tracing::warn!(error = %ErrorChain(&e), "could not take back the cost of a send that did not go");
         }
     }
@@ -100,8 +102,4 @@ impl OtpService {
         )
         .await;
     }
-}
-
-fn micros(cost: Money) -> i64 {
-    i64::try_from(cost.micros()).unwrap_or(i64::MAX)
 }

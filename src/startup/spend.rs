@@ -1,7 +1,7 @@
 //! The money caps from `[spend]`: the price table and the caps, each
 //! amount checked.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RuleMode};
 use crate::domain::{Cap, Money, Prices, SpendCaps};
 
 /// The prices and caps the settings ask for.
@@ -18,8 +18,13 @@ pub(super) fn build_spend(config: &Config) -> Result<(Prices, SpendCaps), Config
         ));
     }
     let amount = |key: &str, units: f64| {
-        Money::from_units(units)
-            .ok_or_else(|| ConfigError::new(key, "must be an amount of 0 or more, below a billion"))
+        let money = Money::from_units(units)
+            .ok_or_else(|| ConfigError::new(key, "must be an amount of 0 or more, below a billion"))?;
+        // Amounts are kept to the millionth: a smaller one would be 0, off.
+        if units > 0.0 && money == Money::ZERO {
+            return Err(ConfigError::new(key, "must be 0 (off) or at least 0.000001"));
+        }
+        Ok(money)
     };
     // The shipped table is in US dollars: in another currency only the
     // operator's prices and the default count.
@@ -33,16 +38,24 @@ pub(super) fn build_spend(config: &Config) -> Result<(Prices, SpendCaps), Config
     };
     prices.currency = currency;
     prices.default = amount("spend.default_price", spend.default_price)?;
+    let mut named = std::collections::BTreeSet::new();
     for (country, price) in &spend.prices {
-        let country = country.trim();
-        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
+        let country = country.trim().to_ascii_uppercase();
+        // `UK` would start and never match: numbers are `GB`.
+        if !crate::numbering::is_region(&country) {
             return Err(ConfigError::new(
                 "spend.prices",
-                format!("`{country}` is not a two-letter country code"),
+                format!("`{country}` is not a country code numbers have (ISO 3166: GB, not UK)"),
+            ));
+        }
+        if !named.insert(country.clone()) {
+            return Err(ConfigError::new(
+                "spend.prices",
+                format!("`{country}` is given twice"),
             ));
         }
         let price = amount("spend.prices", *price)?;
-        prices.by_country.insert(country.to_ascii_uppercase(), price);
+        prices.by_country.insert(country, price);
     }
     let cap = |soft_key: &str, soft: f64, hard_key: &str, hard: f64| {
         let limit = |key, units| amount(key, units).map(|m| (m > Money::ZERO).then_some(m));
@@ -81,6 +94,22 @@ pub(super) fn build_spend(config: &Config) -> Result<(Prices, SpendCaps), Config
             spend.country_month_hard,
         )?,
     };
+    // The soft limits let through destinations whose prefix converts,
+    // which only the prefix rule knows: without it they would refuse all.
+    if config.fraud.prefix_mode == RuleMode::Off {
+        let soft = [
+            ("spend.day_soft", caps.day),
+            ("spend.month_soft", caps.month),
+            ("spend.country_day_soft", caps.country_day),
+            ("spend.country_month_soft", caps.country_month),
+        ];
+        if let Some((key, _)) = soft.iter().find(|(_, cap)| cap.soft.is_some()) {
+            return Err(ConfigError::new(
+                *key,
+                "needs fraud.prefix_mode on (monitor or enforce): the soft limits let through numbers whose 1k prefix converts, which only the prefix rule counts",
+            ));
+        }
+    }
     if caps.day.hard.is_none() && caps.month.hard.is_none() && !config.sms.console_only() {
         tracing::warn!(
             "spend.day_hard and spend.month_hard are off with a real SMS vendor: only limits.sends_per_hour \

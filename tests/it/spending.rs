@@ -82,7 +82,7 @@ pub async fn a_hard_cap_refuses_every_send_until_the_day_ends(config: Config) {
             &spend["limit"],
             &spend["spent"]
         ),
-        (&"hard".into(), &"day".into(), &"3.00".into(), &"4.00".into())
+        (&"hard".into(), &"day".into(), &"3.00".into(), &"3.00".into())
     );
     assert_eq!(spend["country"], Value::Null);
     assert_eq!(spend["currency"], "USD");
@@ -223,11 +223,15 @@ async fn test_numbers_cost_nothing_and_are_never_capped() {
 #[tokio::test]
 async fn caps_and_prices_out_of_range_are_refused_at_start() {
     type Change = fn(&mut Config);
-    let cases: [(&str, Change); 6] = [
+    let cases: [(&str, Change); 9] = [
         ("spend.currency", |c| c.spend.currency = "dollars".into()),
         ("spend.default_price", |c| c.spend.default_price = -1.0),
         ("spend.prices", |c| {
             c.spend.prices.insert("Nigeria".into(), 0.3);
+        }),
+        // Numbers are GB: a price for UK would never apply.
+        ("spend.prices", |c| {
+            c.spend.prices.insert("UK".into(), 0.3);
         }),
         ("spend.prices", |c| {
             c.spend.prices.insert("NG".into(), f64::NAN);
@@ -237,6 +241,14 @@ async fn caps_and_prices_out_of_range_are_refused_at_start() {
             c.spend.day_hard = 10.0;
         }),
         ("spend.country_month_hard", |c| c.spend.country_month_hard = 1e12),
+        // Below a millionth: it would be 0, off.
+        ("spend.day_hard", |c| c.spend.day_hard = 0.000_000_4),
+        // A soft limit lets through converting prefixes: the prefix rule
+        // must count them.
+        ("spend.month_soft", |c| {
+            c.spend.month_soft = 5.0;
+            c.fraud.prefix_mode = otpd::config::RuleMode::Off;
+        }),
     ];
     for (key, change) in cases {
         let mut config = memory_config();
@@ -275,4 +287,54 @@ async fn the_twilio_surface_answers_20429_past_a_cap() {
     assert_eq!(refused.status(), 429);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], 20429, "{body}");
+}
+
+#[tokio::test]
+async fn a_flood_the_caps_refuse_neither_moves_the_totals_nor_spends_the_quotas() {
+    let hooks = endpoint().await;
+    let mut config = with_events(priced(redis_config()), &hooks, &[1]);
+    config.spend.day_soft = 1.0;
+    config.spend.day_hard = 3.0;
+    config.spend.country_day_hard = 2.0;
+    config.limits.sends_per_hour = 20;
+    let app = spawn_app(config).await;
+    // A user of +1415555 0xxx verifies: 1.00 spent, the soft limit reached.
+    approve(&app, &us(1)).await;
+    // Forty sends to unknown numbers, ten at a time, all refused at the
+    // soft limit: none stays counted against the hourly budget of 20 (a
+    // refused send holds its share only while it is being refused).
+    for batch in 0..4 {
+        let flood = (0..10).map(|n| {
+            let app = &app;
+            async move { app.send(&format!("+1310555{:04}", batch * 10 + n)).await }
+        });
+        for reply in futures_util::future::join_all(flood).await {
+            reply.assert_problem(429, "spend_cap_reached");
+        }
+    }
+    // The known prefix still goes, up to the US's cap of 2.00.
+    approve(&app, &us(2)).await;
+    app.send(&us(3)).await.assert_problem(429, "spend_cap_reached");
+    let events = wait_for(&hooks, &["spend.cap_reached", "spend.cap_reached"]).await;
+    let reached: Vec<_> = of_type(&events, "spend.cap_reached")
+        .into_iter()
+        .map(|e| {
+            let spend = &e["data"]["spend"];
+            (
+                spend["level"].as_str().unwrap().to_owned(),
+                spend["country"].clone(),
+                spend["spent"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Told once each, with what was kept: never a refused send's cost.
+    assert_eq!(reached.len(), 2, "{reached:?}");
+    assert!(
+        reached.contains(&("soft".into(), Value::Null, "1.00".into())),
+        "{reached:?}"
+    );
+    assert!(
+        reached.contains(&("hard".into(), "US".into(), "2.00".into())),
+        "{reached:?}"
+    );
 }

@@ -1705,9 +1705,18 @@ impl otpd::ports::Spending for Tallied {
     async fn spend(
         &self,
         ledgers: &[otpd::domain::Ledger],
-        micros: i64,
-    ) -> Result<Vec<otpd::domain::Money>, StoreError> {
-        self.0.spend(ledgers, micros).await
+        cost: otpd::domain::Money,
+        limits: &[Option<otpd::domain::Money>],
+    ) -> Result<otpd::domain::Spent, StoreError> {
+        self.0.spend(ledgers, cost, limits).await
+    }
+
+    async fn refund(
+        &self,
+        ledgers: &[otpd::domain::Ledger],
+        cost: otpd::domain::Money,
+    ) -> Result<(), StoreError> {
+        self.0.refund(ledgers, cost).await
     }
 
     async fn first_notice(&self, notice: &str, ends_ms: u64) -> Result<bool, StoreError> {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otpd::domain::{
-    Block, Breaker, Cap, ClientNet, ClientPrefixes, Figures, Group, GroupTraffic, Ledger, Money, Phone,
-    SpendCaps, Window,
+    add_within, Block, Breaker, Cap, ClientNet, ClientPrefixes, Figures, Group, GroupTraffic, Ledger, Money,
+    Phone, SpendCaps, Window,
 };
 use otpd::ports::OtpStore;
 use otpd::ports::{CountriesNoted, CountryNote, SendToCount};
@@ -278,51 +278,143 @@ fn micros(totals: &[Money]) -> Vec<u64> {
     totals.iter().map(|t| t.micros()).collect()
 }
 
-pub async fn spend_adds_to_each_ledger_and_is_taken_back_never_below_zero(store: Arc<dyn OtpStore>) {
+pub async fn spend_adds_within_limits_and_is_taken_back_never_below_zero(store: Arc<dyn OtpStore>) {
     let ledgers = ledgers(unix_ms());
     assert_eq!(ledgers.len(), 2);
+    let none = [None, None];
+    let spent = store
+        .spend(&ledgers, Money::from_micros(300_000), &none)
+        .await
+        .unwrap();
     assert_eq!(
-        micros(&store.spend(&ledgers, 300_000).await.unwrap()),
-        [300_000, 300_000]
+        (micros(&spent.totals), spent.refused),
+        (vec![300_000, 300_000], None)
     );
-    assert_eq!(
-        micros(&store.spend(&ledgers, 7_900).await.unwrap()),
-        [307_900, 307_900]
-    );
+    let spent = store
+        .spend(&ledgers, Money::from_micros(7_900), &none)
+        .await
+        .unwrap();
+    assert_eq!(micros(&spent.totals), [307_900, 307_900]);
     // A ledger the send didn't name is untouched.
-    assert_eq!(micros(&store.spend(&ledgers[1..], 100).await.unwrap()), [308_000]);
+    let spent = store
+        .spend(&ledgers[1..], Money::from_micros(100), &none[1..])
+        .await
+        .unwrap();
+    assert_eq!(micros(&spent.totals), [308_000]);
+    // Past a limit: nothing is added anywhere, and the ledger is named.
+    let limits = [None, Some(Money::from_micros(400_000))];
+    let refused = store
+        .spend(&ledgers, Money::from_micros(100_000), &limits)
+        .await
+        .unwrap();
     assert_eq!(
-        micros(&store.spend(&ledgers, -7_900).await.unwrap()),
-        [300_000, 300_100]
+        (micros(&refused.totals), refused.refused),
+        (vec![307_900, 308_000], Some(1))
     );
-    assert_eq!(micros(&store.spend(&ledgers, -1_000_000).await.unwrap()), [0, 0]);
-    assert_eq!(micros(&store.spend(&ledgers, 0).await.unwrap()), [0, 0]);
-    assert!(store.spend(&[], 5).await.unwrap().is_empty());
+    // Up to it is allowed.
+    let spent = store
+        .spend(&ledgers, Money::from_micros(92_000), &limits)
+        .await
+        .unwrap();
+    assert_eq!(
+        (micros(&spent.totals), spent.refused),
+        (vec![399_900, 400_000], None)
+    );
+    store.refund(&ledgers, Money::from_micros(99_900)).await.unwrap();
+    store
+        .refund(&ledgers, Money::from_micros(1_000_000))
+        .await
+        .unwrap();
+    let spent = store.spend(&ledgers, Money::ZERO, &none).await.unwrap();
+    assert_eq!(micros(&spent.totals), [0, 0]);
+    assert!(store
+        .spend(&[], Money::from_micros(5), &[])
+        .await
+        .unwrap()
+        .totals
+        .is_empty());
 }
 
 pub async fn a_ledger_ends_with_its_window(store: Arc<dyn OtpStore>) {
     let mut ledger = ledgers(unix_ms()).remove(0);
     ledger.ends_ms = unix_ms() + 300;
-    assert_eq!(micros(&store.spend(&[ledger.clone()], 500).await.unwrap()), [500]);
+    let spend = |ledger: Ledger, micros: u64| {
+        let store = Arc::clone(&store);
+        async move {
+            let spent = store
+                .spend(&[ledger], Money::from_micros(micros), &[None])
+                .await
+                .unwrap();
+            spent.totals[0].micros()
+        }
+    };
+    assert_eq!(spend(ledger.clone(), 500).await, 500);
     tokio::time::sleep(Duration::from_millis(450)).await;
     ledger.ends_ms = unix_ms() + 60_000;
-    assert_eq!(micros(&store.spend(&[ledger], 200).await.unwrap()), [200]);
+    assert_eq!(spend(ledger, 200).await, 200);
 }
 
-pub async fn concurrent_spends_each_see_their_own_total(store: Arc<dyn OtpStore>) {
-    let ledgers = ledgers(unix_ms());
-    let spends = (0..40).map(|_| store.spend(&ledgers, 1_000));
-    let mut seen: Vec<u64> = futures_util::future::join_all(spends)
-        .await
-        .into_iter()
-        .map(|totals| {
-            let totals = micros(&totals.unwrap());
-            assert_eq!(totals[0], totals[1]);
-            totals[0]
+/// Random spends and refunds with random limits on three ledgers, on the
+/// store and on the domain's bounded add (`add_within`), which the memory
+/// store applies and `spend.lua` repeats: every answer and total agree.
+pub async fn spends_agree_with_the_domain(store: Arc<dyn OtpStore>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(29);
+    let now = unix_ms();
+    let ledgers: Vec<Ledger> = ["day:a", "day:b", "month:c"]
+        .iter()
+        .map(|name| Ledger {
+            name: (*name).to_owned(),
+            ends_ms: now + 600_000,
+            ..ledgers(now).remove(0)
         })
         .collect();
-    seen.sort_unstable();
-    assert_eq!(seen, (1..=40).map(|n| n * 1_000).collect::<Vec<_>>());
+    let mut model = vec![Money::ZERO; 3];
+    for step in 0..300 {
+        let from = rng.random_range(0..3);
+        let to = rng.random_range(from..3) + 1;
+        let cost = Money::from_micros(rng.random_range(0..50_000));
+        if rng.random_ratio(1, 5) {
+            store.refund(&ledgers[from..to], cost).await.unwrap();
+            for total in &mut model[from..to] {
+                *total = Money::from_micros(total.micros().saturating_sub(cost.micros()));
+            }
+            continue;
+        }
+        let limits: Vec<Option<Money>> = (from..to)
+            .map(|_| {
+                rng.random_ratio(1, 2)
+                    .then(|| Money::from_micros(rng.random_range(0..2_000_000)))
+            })
+            .collect();
+        let expected = add_within(&model[from..to], cost, &limits);
+        let got = store.spend(&ledgers[from..to], cost, &limits).await.unwrap();
+        assert_eq!(got, expected, "step {step}");
+        model[from..to].clone_from_slice(&expected.totals);
+    }
+}
+
+pub async fn concurrent_spends_never_pass_a_limit(store: Arc<dyn OtpStore>) {
+    let ledgers = ledgers(unix_ms());
+    // Room for 25 sends of 1,000 in the first ledger.
+    let limits = [Some(Money::from_micros(25_000)), None];
+    let spends = (0..40).map(|_| store.spend(&ledgers, Money::from_micros(1_000), &limits));
+    let spent: Vec<_> = futures_util::future::join_all(spends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut went: Vec<u64> = spent
+        .iter()
+        .filter(|s| s.refused.is_none())
+        .map(|s| s.totals[0].micros())
+        .collect();
+    went.sort_unstable();
+    assert_eq!(went, (1..=25).map(|n| n * 1_000).collect::<Vec<_>>());
+    assert!(spent
+        .iter()
+        .filter(|s| s.refused.is_some())
+        .all(|s| s.refused == Some(0) && s.totals[0].micros() == 25_000));
 }
 
 pub async fn a_notice_is_told_once_in_its_window(store: Arc<dyn OtpStore>) {
@@ -359,9 +451,10 @@ macro_rules! every_traffic_test {
             of_concurrent_trips_one_starts_the_block,
             a_clients_countries_count_once_each_for_its_day,
             a_send_a_prefix_block_holds_counts_nothing,
-            spend_adds_to_each_ledger_and_is_taken_back_never_below_zero,
+            spend_adds_within_limits_and_is_taken_back_never_below_zero,
             a_ledger_ends_with_its_window,
-            concurrent_spends_each_see_their_own_total,
+            spends_agree_with_the_domain,
+            concurrent_spends_never_pass_a_limit,
             a_notice_is_told_once_in_its_window,
         );
     };

@@ -1,28 +1,49 @@
 //! What was spent (`ports::Spending`) in the embedded store: a total per
 //! ledger, and the notices told, each kept until its window ends and
-//! bounded with the counters. The caps decide.
+//! bounded with the counters. The caps decide; the bounded add is the
+//! domain's (`domain::add_within`).
 
 use async_trait::async_trait;
 
 use super::MemoryStore;
-use crate::domain::{Ledger, Money};
+use crate::domain::{add_within, Ledger, Money, Spent};
 use crate::ports::{Spending, StoreError};
 
 #[async_trait]
 impl Spending for MemoryStore {
-    async fn spend(&self, ledgers: &[Ledger], micros: i64) -> Result<Vec<Money>, StoreError> {
+    async fn spend(
+        &self,
+        ledgers: &[Ledger],
+        cost: Money,
+        limits: &[Option<Money>],
+    ) -> Result<Spent, StoreError> {
         self.with_state(|state, now, _| {
+            let held: Vec<Money> = ledgers
+                .iter()
+                .map(|l| Money::from_micros(state.spent.get(&l.name, now).map_or(0, |(total, _)| *total)))
+                .collect();
+            let spent = add_within(&held, cost, limits);
+            if spent.refused.is_some() {
+                return Ok(spent);
+            }
             let new = ledgers.iter().filter(|l| !state.spent.has_slot(&l.name)).count();
             self.room_for_clients(state, new)?;
-            let totals = ledgers.iter().map(|ledger| {
-                let held = state.spent.get(&ledger.name, now).map_or(0, |(total, _)| *total);
-                let total = held.saturating_add_signed(micros);
-                state
-                    .spent
-                    .insert(ledger.name.clone(), total, self.instant(ledger.ends_ms));
-                Money::from_micros(total)
-            });
-            Ok(totals.collect())
+            for (ledger, total) in ledgers.iter().zip(&spent.totals) {
+                let ends = self.instant(ledger.ends_ms);
+                state.spent.insert(ledger.name.clone(), total.micros(), ends);
+            }
+            Ok(spent)
+        })
+    }
+
+    async fn refund(&self, ledgers: &[Ledger], cost: Money) -> Result<(), StoreError> {
+        self.with_state(|state, now, _| {
+            for ledger in ledgers {
+                if let Some(total) = state.spent.get_mut(&ledger.name, now) {
+                    *total = total.saturating_sub(cost.micros());
+                }
+            }
+            Ok(())
         })
     }
 

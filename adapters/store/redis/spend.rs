@@ -1,13 +1,13 @@
 //! What was spent (`ports::Spending`) in Redis: a counter per ledger in one
-//! slot (`otp:{spend}:day:20261205:NG`), added to by `scripts/spend.lua`
-//! in one call for a send's ledgers, even on a cluster; a notice is a key
-//! set once per window. The caps decide; this only keeps.
+//! slot (`otp:{spend}:day:20261205:NG`), added to within the limits by
+//! `scripts/spend.lua` in one call for a send's ledgers, even on a cluster;
+//! a notice is a key set once per window. The caps decide.
 
 use async_trait::async_trait;
 use redis::Value;
 
-use super::{int, split_reply, unknown, RedisStore};
-use crate::domain::{Ledger, Money};
+use super::{int, split_reply, unknown, unreadable, RedisStore};
+use crate::domain::{Ledger, Money, Spent};
 use crate::ports::{Spending, StoreError};
 
 impl RedisStore {
@@ -20,24 +20,61 @@ impl RedisStore {
 
 #[async_trait]
 impl Spending for RedisStore {
-    async fn spend(&self, ledgers: &[Ledger], micros: i64) -> Result<Vec<Money>, StoreError> {
+    async fn spend(
+        &self,
+        ledgers: &[Ledger],
+        cost: Money,
+        limits: &[Option<Money>],
+    ) -> Result<Spent, StoreError> {
         if ledgers.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Spent::default());
         }
         let mut invocation = self.scripts.spend.prepare_invoke();
         for ledger in ledgers {
             invocation.key(self.spend_key(&ledger.name));
         }
-        invocation.arg(micros);
+        invocation.arg("spend").arg(cost.micros());
         for ledger in ledgers {
             invocation.arg(ledger.ends_ms);
         }
+        for limit in limits {
+            invocation.arg(limit.map_or(String::new(), |l| l.micros().to_string()));
+        }
         let reply: Vec<Value> = self.run(invocation).await?;
-        match split_reply("spend", &reply)? {
-            ("spent", totals) if totals.len() == ledgers.len() => totals
+        let totals = |values: &[Value]| -> Result<Vec<Money>, StoreError> {
+            if values.len() != ledgers.len() {
+                return Err(unreadable(format!("{values:?} for {} ledgers", ledgers.len())));
+            }
+            values
                 .iter()
                 .map(|total| int::<u64>(total).map(Money::from_micros))
-                .collect(),
+                .collect()
+        };
+        match split_reply("spend", &reply)? {
+            ("spent", values) => Ok(Spent {
+                totals: totals(values)?,
+                refused: None,
+            }),
+            ("refused", [at, values @ ..]) => Ok(Spent {
+                totals: totals(values)?,
+                refused: Some(int(at)?),
+            }),
+            (name, _) => Err(unknown("spend", name)),
+        }
+    }
+
+    async fn refund(&self, ledgers: &[Ledger], cost: Money) -> Result<(), StoreError> {
+        if ledgers.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.spend.prepare_invoke();
+        for ledger in ledgers {
+            invocation.key(self.spend_key(&ledger.name));
+        }
+        invocation.arg("refund").arg(cost.micros());
+        let reply: Vec<Value> = self.run(invocation).await?;
+        match split_reply("spend", &reply)? {
+            ("refunded", []) => Ok(()),
             (name, _) => Err(unknown("spend", name)),
         }
     }
