@@ -369,7 +369,7 @@ pub async fn spends_agree_with_the_domain(store: Arc<dyn OtpStore>) {
             ..ledgers(now).remove(0)
         })
         .collect();
-    let mut model = vec![Money::ZERO; 3];
+    let mut model = [Money::ZERO; 3];
     for step in 0..300 {
         let from = rng.random_range(0..3);
         let to = rng.random_range(from..3) + 1;
