@@ -17,9 +17,10 @@ Scenarios, each on a fresh instance:
                  country, one address each
   spread         the warm-up, then sends to 5 prefixes that each stay under
                  the prefix floors (8 each): the country's floor catches them
-  money cap      fast pumping with the breaker off and a money cap of 5.00 a
+  money cap      fast pumping with the breaker off and a money cap of 20.00 a
                  day on each country (spend.country_day_hard): the cap alone
-                 bounds the bill
+                 bounds the bill (not the breaker's targets: a cap bounds
+                 money, not SMS per prefix)
 
 Reports SMS that reached the vendor and what they cost by otpd's own price
 table (its approximate default: `otpd_country_spend_total` on its metrics
@@ -270,7 +271,7 @@ async def main():
         return len(phones)
 
     breaker_off = {f"OTPD_FRAUD__{rule}_MODE": "off" for rule in ("COUNTRY", "PREFIX", "CLIENT")}
-    capped = dict(breaker_off, OTPD_SPEND__COUNTRY_DAY_HARD="5")
+    capped = dict(breaker_off, OTPD_SPEND__COUNTRY_DAY_HARD="20")
     rows = []
     async with ClientSession(timeout=ClientTimeout(total=30)) as session:
         for name, attack, settings in [
@@ -278,7 +279,7 @@ async def main():
             ("fast pumping, one prefix", fast, {}),
             ("many prefixes of one country", many, {}),
             ("spread under the prefix floors", slow, {}),
-            ("money cap alone (breaker off, 5.00 a day a country)", fast, capped),
+            ("money cap alone (breaker off, 20.00 a day a country)", fast, capped),
         ]:
             rows.append(await scenario(name, args, vendor, session, attack, settings))
             print(f"  {name}: done", file=sys.stderr)
@@ -302,7 +303,8 @@ async def main():
     if args.out:
         with open(args.out, "w") as f:
             f.write(report)
-    worst = max(r["worst_prefix"] for r in rows)
+    breaker_rows = [r for r in rows if not r["name"].startswith("money cap")]
+    worst = max(r["worst_prefix"] for r in breaker_rows)
     refused = sum(r["real_refused"] for r in rows)
     ok = worst <= 50 and refused == 0
     print(f"targets: at most 50 pumped SMS per prefix ({worst}), no real user refused ({refused}): "
