@@ -112,8 +112,8 @@ pub(super) fn build_spend(config: &Config) -> Result<(Prices, SpendCaps), Config
     }
     if caps.day.hard.is_none() && caps.month.hard.is_none() && !config.sms.console_only() {
         tracing::warn!(
-            "spend.day_hard and spend.month_hard are off with a real SMS vendor: only limits.sends_per_hour \
-             bounds the bill (docs/behaviour.md, \"Money caps\")"
+            "spend.day_hard and spend.month_hard are off with a real SMS vendor: only the service's hourly \
+             send budget bounds the bill (docs/behaviour.md, \"Money caps\")"
         );
     }
     Ok((prices, caps))

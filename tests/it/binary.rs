@@ -458,6 +458,8 @@ fn risky_settings_are_named_in_warnings_at_start() {
     assert!(ok, "{stderr}");
     assert!(stderr.contains("limits.sends_per_hour"), "{stderr}");
     assert!(stderr.contains("sms.allowed_countries"), "{stderr}");
+    // A real vendor and no hard money cap.
+    assert!(stderr.contains("spend.day_hard"), "{stderr}");
     assert!(
         !stderr.contains("sms.provider:"),
         "on loopback the console is fine: {stderr}"
