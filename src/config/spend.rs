@@ -30,6 +30,20 @@ pub struct SpendConfig {
     pub country_day_hard: f64,
     pub country_month_soft: f64,
     pub country_month_hard: f64,
+    /// One country's own caps in place of the four above
+    /// (`[spend.countries.NG] day_hard = 5`): a country the app barely
+    /// serves gets less room than its main markets.
+    pub countries: BTreeMap<String, CountryCaps>,
+}
+
+/// One country's caps; a limit left out is off.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CountryCaps {
+    pub day_soft: f64,
+    pub day_hard: f64,
+    pub month_soft: f64,
+    pub month_hard: f64,
 }
 
 impl Default for SpendConfig {
@@ -46,6 +60,7 @@ impl Default for SpendConfig {
             country_day_hard: 0.0,
             country_month_soft: 0.0,
             country_month_hard: 0.0,
+            countries: BTreeMap::new(),
         }
     }
 }

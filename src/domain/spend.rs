@@ -161,13 +161,15 @@ impl Cap {
     }
 }
 
-/// The caps, service-wide and for each country alike.
+/// The caps, service-wide and for each country: alike, or a country's
+/// own (its day's and its month's) where it has them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SpendCaps {
     pub day: Cap,
     pub month: Cap,
     pub country_day: Cap,
     pub country_month: Cap,
+    pub by_country: BTreeMap<String, [Cap; 2]>,
 }
 
 /// A tally a send adds to: the cap it answers to, its name in the store
@@ -230,6 +232,7 @@ impl SpendCaps {
     pub fn is_off(&self) -> bool {
         [self.day, self.month, self.country_day, self.country_month]
             .iter()
+            .chain(self.by_country.values().flatten())
             .all(|cap| cap.is_off())
     }
 
@@ -238,11 +241,16 @@ impl SpendCaps {
     pub fn ledgers(&self, country: &str, now_ms: u64) -> Vec<Ledger> {
         let (day, day_ends) = utc_day(now_ms);
         let (month, month_ends) = utc_month(now_ms);
+        let [country_day, country_month] = self
+            .by_country
+            .get(country)
+            .copied()
+            .unwrap_or([self.country_day, self.country_month]);
         [
             (Span::Day, None, self.day, &day, day_ends),
             (Span::Month, None, self.month, &month, month_ends),
-            (Span::Day, Some(country), self.country_day, &day, day_ends),
-            (Span::Month, Some(country), self.country_month, &month, month_ends),
+            (Span::Day, Some(country), country_day, &day, day_ends),
+            (Span::Month, Some(country), country_month, &month, month_ends),
         ]
         .into_iter()
         .filter(|(_, _, cap, _, _)| !cap.is_off())
@@ -398,6 +406,24 @@ mod tests {
         let midnight = 1_796_515_200_000; // 2026-12-06T00:00:00Z
         assert_eq!(names, [("day:20261205", midnight), ("day:20261205:NG", midnight)]);
         assert!(SpendCaps::default().is_off());
+        // A country's own caps stand in place of every country's.
+        let own = Cap {
+            soft: None,
+            hard: Some(units(5.0)),
+        };
+        let caps = SpendCaps {
+            by_country: BTreeMap::from([("NG".to_owned(), [own, Cap::default()])]),
+            ..caps()
+        };
+        let ng = caps.ledgers("NG", NOW);
+        assert_eq!((ng.len(), ng[1].cap), (2, own));
+        assert_eq!(caps.ledgers("US", NOW)[1].cap.hard, Some(units(100.0)));
+        let only_own = SpendCaps {
+            by_country: caps.by_country.clone(),
+            ..SpendCaps::default()
+        };
+        assert!(!only_own.is_off());
+        assert!(only_own.ledgers("US", NOW).is_empty());
         assert!(SpendCaps::default().ledgers("NG", NOW).is_empty());
     }
 

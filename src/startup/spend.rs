@@ -93,7 +93,33 @@ pub(super) fn build_spend(config: &Config) -> Result<(Prices, SpendCaps), Config
             "spend.country_month_hard",
             spend.country_month_hard,
         )?,
+        by_country: Default::default(),
     };
+    let mut by_country = std::collections::BTreeMap::new();
+    for (country, own) in &spend.countries {
+        let country = country.trim().to_ascii_uppercase();
+        if !crate::numbering::is_region(&country) {
+            return Err(ConfigError::new(
+                "spend.countries",
+                format!("`{country}` is not a country code numbers have (ISO 3166: GB, not UK)"),
+            ));
+        }
+        let key = |limit: &str| format!("spend.countries.{country}.{limit}");
+        let day = cap(&key("day_soft"), own.day_soft, &key("day_hard"), own.day_hard)?;
+        let month = cap(
+            &key("month_soft"),
+            own.month_soft,
+            &key("month_hard"),
+            own.month_hard,
+        )?;
+        if by_country.insert(country.clone(), [day, month]).is_some() {
+            return Err(ConfigError::new(
+                "spend.countries",
+                format!("`{country}` is given twice"),
+            ));
+        }
+    }
+    let caps = SpendCaps { by_country, ..caps };
     // The soft limits let through destinations whose prefix converts,
     // which only the prefix rule knows: without it they would refuse all.
     if config.fraud.prefix_mode == RuleMode::Off {
@@ -103,9 +129,14 @@ pub(super) fn build_spend(config: &Config) -> Result<(Prices, SpendCaps), Config
             ("spend.country_day_soft", caps.country_day),
             ("spend.country_month_soft", caps.country_month),
         ];
-        if let Some((key, _)) = soft.iter().find(|(_, cap)| cap.soft.is_some()) {
+        let own = caps
+            .by_country
+            .values()
+            .flatten()
+            .map(|cap| ("spend.countries", *cap));
+        if let Some((key, _)) = soft.into_iter().chain(own).find(|(_, cap)| cap.soft.is_some()) {
             return Err(ConfigError::new(
-                *key,
+                key,
                 "needs fraud.prefix_mode on (monitor or enforce): the soft limits let through numbers whose 1k prefix converts, which only the prefix rule counts",
             ));
         }

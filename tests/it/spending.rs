@@ -223,7 +223,18 @@ async fn test_numbers_cost_nothing_and_are_never_capped() {
 #[tokio::test]
 async fn caps_and_prices_out_of_range_are_refused_at_start() {
     type Change = fn(&mut Config);
-    let cases: [(&str, Change); 9] = [
+    let cases: [(&str, Change); 11] = [
+        ("spend.countries", |c| {
+            c.spend.countries.insert("UK".into(), Default::default());
+        }),
+        ("spend.countries.NG.day_soft", |c| {
+            let own = otpd::config::CountryCaps {
+                day_soft: 9.0,
+                day_hard: 5.0,
+                ..Default::default()
+            };
+            c.spend.countries.insert("ng".into(), own);
+        }),
         ("spend.currency", |c| c.spend.currency = "dollars".into()),
         ("spend.default_price", |c| c.spend.default_price = -1.0),
         ("spend.prices", |c| {
@@ -337,4 +348,23 @@ async fn a_flood_the_caps_refuse_neither_moves_the_totals_nor_spends_the_quotas(
         reached.contains(&("hard".into(), "US".into(), "2.00".into())),
         "{reached:?}"
     );
+}
+
+#[tokio::test]
+async fn a_country_s_own_cap_stands_in_place_of_every_country_s() {
+    let mut config = priced(memory_config());
+    config.spend.country_day_hard = 100.0;
+    let own = otpd::config::CountryCaps {
+        day_hard: 1.0,
+        ..Default::default()
+    };
+    config.spend.countries.insert("NG".into(), own);
+    let app = spawn_app(config).await;
+    assert_eq!(app.send("+2348031234567").await.status, 202);
+    app.send("+2348039876543")
+        .await
+        .assert_problem(429, "spend_cap_reached");
+    for n in 0..3 {
+        assert_eq!(app.send(&us(n)).await.status, 202, "send {n}");
+    }
 }
