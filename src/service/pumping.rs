@@ -62,11 +62,34 @@ impl OtpService {
         Some(CountAsk { groups, holds, note })
     }
 
-    /// Judges a send the store counted with its admission (`ask`, what it
-    /// found `counts`): the phone's groups (a group blocked in enforce mode
-    /// refuses it; a new block is kept, logged and told as `fraud.blocked`,
-    /// or `fraud.would_block` in monitor mode, where the send goes on), and
-    /// the client's countries of the day.
+    /// What a send the store counted with its admission (`ask`, what it
+    /// found `counts`) has to take back if it goes no further.
+    pub(super) fn counted(&self, ask: &CountAsk, counts: &SendCounts) -> Counted {
+        Counted {
+            // A send a block held back was not counted: nothing to take back.
+            groups: if counts.held {
+                Vec::new()
+            } else {
+                ask.groups.clone()
+            },
+            at_ms: counts.at_ms,
+            country: ask
+                .note
+                .filter(|_| counts.countries.is_some_and(|n| n.new))
+                .map(|n| (n.client, n.country)),
+            known: self
+                .guards
+                .breaker
+                .as_ref()
+                .is_some_and(|b| b.proven(&ask.groups, &counts.traffic, counts.at_ms)),
+        }
+    }
+
+    /// Judges a counted send (`mine`, from [`OtpService::counted`]): the
+    /// phone's groups (a group blocked in enforce mode refuses it; a new
+    /// block is kept, logged and told as `fraud.blocked`, or
+    /// `fraud.would_block` in monitor mode, where the send goes on), and the
+    /// client's countries of the day. A send it refuses is taken back.
     ///
     /// # Errors
     /// [`SendError::Blocked`] or [`SendError::Limited`] for a send the
@@ -77,25 +100,16 @@ impl OtpService {
         phone: &Phone,
         ask: &CountAsk,
         counts: SendCounts,
-    ) -> Result<Counted, SendError> {
+        mine: &Counted,
+    ) -> Result<(), SendError> {
         // An ask comes from the breaker: without one nothing was counted.
         let Some(breaker) = &self.guards.breaker else {
-            return Ok(Counted::default());
+            return Ok(());
         };
         let groups = &ask.groups;
         let noted = counts.countries;
         let at_ms = counts.at_ms;
         let traffic = counts.traffic;
-        let mine = Counted {
-            // A send a block held back was not counted: nothing to take back.
-            groups: if counts.held { Vec::new() } else { groups.clone() },
-            at_ms,
-            country: ask
-                .note
-                .filter(|_| noted.is_some_and(|n| n.new))
-                .map(|n| (n.client, n.country)),
-            known: breaker.proven(groups, &traffic, at_ms),
-        };
         // By its place, not only when new: concurrent sends to one new
         // country all see it past the share.
         if let (Some(noted), Some(note)) = (noted.filter(|n| breaker.too_many_countries(n.place)), ask.note) {
@@ -107,7 +121,7 @@ impl OtpService {
                 "pumping breaker: a client sends to more countries in a day than its share"
             );
             if breaker.clients == Mode::Enforce {
-                self.uncount(&mine).await;
+                self.uncount(mine).await;
                 return Err(SendError::Limited {
                     limit: Limit::ClientCountries,
                     retry_after: noted.day_left,
@@ -135,10 +149,10 @@ impl OtpService {
         // By the rule's mode now, not when the block began: an operator who
         // moves a rule from monitor to enforce wants its blocks to hold.
         if let Some((group, block)) = verdict.refusal {
-            self.uncount(&mine).await;
+            self.uncount(mine).await;
             return Err(SendError::Blocked { group, block });
         }
-        Ok(mine)
+        Ok(())
     }
 
     /// Whether the phone's destination has approved history, as the money

@@ -64,17 +64,14 @@ impl OtpService {
             None => self.count_ask(phone, self.client(order.client)),
         };
         let mut admission = self.admit(&order, fixed, ask.as_ref()).await?;
-        let counted = match (&ask, admission.counts.take()) {
-            (Some(ask), Some(counts)) => match self.screen(phone, ask, counts).await {
-                Ok(counted) => Some(counted),
-                Err(refused) => {
-                    self.withdraw(phone, &admission).await;
-                    return Err(refused);
-                }
-            },
+        let counts = admission.counts.take();
+        let counted = match (&ask, &counts) {
+            (Some(ask), Some(counts)) => Some(self.counted(ask, counts)),
             _ => None,
         };
-        // Charged last of the rules: a send they refuse costs nothing.
+        // Charged before the breaker judges: a send the caps refuse is
+        // taken back before it can trip a block, so a flood the caps
+        // refuse blocks nothing. A send they refuse costs nothing.
         let charged = match fixed {
             Some(_) => None,
             None => match self.charge(phone, self.known(phone, counted.as_ref())).await {
@@ -96,6 +93,15 @@ impl OtpService {
                 }
             },
         };
+        if let (Some(ask), Some(counts), Some(counted)) = (&ask, counts, &counted) {
+            if let Err(refused) = self.screen(phone, ask, counts, counted).await {
+                if let Some(charged) = &charged {
+                    self.refund(charged).await;
+                }
+                self.withdraw(phone, &admission).await;
+                return Err(refused);
+            }
+        }
         let sent = self.text(&order, fixed, admission).await;
         // A vendor that gave no answer in time may have sent it: its cost
         // and its count stay.

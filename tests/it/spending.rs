@@ -368,3 +368,22 @@ async fn a_country_s_own_cap_stands_in_place_of_every_country_s() {
         assert_eq!(app.send(&us(n)).await.status, 202, "send {n}");
     }
 }
+
+#[tokio::test]
+async fn a_flood_the_caps_refuse_trips_no_block() {
+    let hooks = endpoint().await;
+    let mut config = with_events(priced(redis_config()), &hooks, &[1]);
+    config.fraud.prefix_mode = otpd::config::RuleMode::Enforce;
+    config.spend.day_hard = 0.5;
+    let app = spawn_app(config).await;
+    // Past the prefix's floor of 10, every one refused by the cap.
+    for n in 0..15 {
+        app.send(&format!("+1212555{n:04}"))
+            .await
+            .assert_problem(429, "spend_cap_reached");
+    }
+    wait_for(&hooks, &["spend.cap_reached"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let events = received(&hooks).await;
+    assert!(of_type(&events, "fraud.blocked").is_empty(), "{events:?}");
+}
