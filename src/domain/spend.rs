@@ -246,11 +246,14 @@ impl SpendCaps {
             .get(country)
             .copied()
             .unwrap_or([self.country_day, self.country_month]);
+        // The country's first: of the limits a send would pass, the
+        // narrowest is the one it is refused by and told of, so a dear
+        // country at its cap is not told as the whole service's.
         [
-            (Span::Day, None, self.day, &day, day_ends),
-            (Span::Month, None, self.month, &month, month_ends),
             (Span::Day, Some(country), country_day, &day, day_ends),
             (Span::Month, Some(country), country_month, &month, month_ends),
+            (Span::Day, None, self.day, &day, day_ends),
+            (Span::Month, None, self.month, &month, month_ends),
         ]
         .into_iter()
         .filter(|(_, _, cap, _, _)| !cap.is_off())
@@ -404,7 +407,7 @@ mod tests {
         let ledgers = caps().ledgers("NG", NOW);
         let names: Vec<_> = ledgers.iter().map(|l| (l.name.as_str(), l.ends_ms)).collect();
         let midnight = 1_796_515_200_000; // 2026-12-06T00:00:00Z
-        assert_eq!(names, [("day:20261205", midnight), ("day:20261205:NG", midnight)]);
+        assert_eq!(names, [("day:20261205:NG", midnight), ("day:20261205", midnight)]);
         assert!(SpendCaps::default().is_off());
         // A country's own caps stand in place of every country's.
         let own = Cap {
@@ -416,8 +419,8 @@ mod tests {
             ..caps()
         };
         let ng = caps.ledgers("NG", NOW);
-        assert_eq!((ng.len(), ng[1].cap), (2, own));
-        assert_eq!(caps.ledgers("US", NOW)[1].cap.hard, Some(units(100.0)));
+        assert_eq!((ng.len(), ng[0].cap), (2, own));
+        assert_eq!(caps.ledgers("US", NOW)[0].cap.hard, Some(units(100.0)));
         let only_own = SpendCaps {
             by_country: caps.by_country.clone(),
             ..SpendCaps::default()
@@ -433,16 +436,16 @@ mod tests {
         // Day: soft 250, hard 500; NG: hard 100.
         assert_eq!(
             SpendCaps::limits(&ledgers, false),
-            [Some(units(250.0)), Some(units(100.0))]
+            [Some(units(100.0)), Some(units(250.0))]
         );
         assert_eq!(
             SpendCaps::limits(&ledgers, true),
-            [Some(units(500.0)), Some(units(100.0))]
+            [Some(units(100.0)), Some(units(500.0))]
         );
         let cost = units(0.3);
         let judge = |day: f64, country: f64, known: bool| {
             let limits = SpendCaps::limits(&ledgers, known);
-            let spent = add_within(&[units(day), units(country)], cost, &limits);
+            let spent = add_within(&[units(country), units(day)], cost, &limits);
             SpendCaps::judge(&ledgers, &spent, cost)
         };
         // Up to a limit is not past it.

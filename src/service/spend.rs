@@ -89,7 +89,7 @@ impl OtpService {
             "{}",
             match reached.level {
                 CapLevel::Soft => "spend cap: soft limit passed; only destinations with approved history are sent codes",
-                CapLevel::Hard => "spend cap: hard limit reached; no codes are sent until the window ends",
+                CapLevel::Hard => "spend cap: hard limit reached; sends that would pass it are refused until the window ends",
             }
         );
         self.emit(
