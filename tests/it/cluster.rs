@@ -77,6 +77,8 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     contract::every_contract_test!(on_the_cluster!(&cluster));
     crate::traffic::every_traffic_test!(on_the_traffic_cluster!(&cluster));
     let prefix = unique_prefix();
+    let at = || contract::redis_store_at(&cluster.url(), &prefix);
+    crate::traffic::a_send_reads_what_other_instances_counted(at(), at(), at()).await;
     contract::client_waits_count_across_codes_and_instances(
         contract::redis_store_at(&cluster.url(), &prefix),
         contract::redis_store_at(&cluster.url(), &prefix),

@@ -231,6 +231,7 @@ fn assert_scripts(own: &OwnRedis, scripts: u64) {
         // The pumping breaker's counts (traffic.lua).
         "hincrby",
         "hgetall",
+        "hmget",
         "hget",
         "hdel",
     ];

@@ -14,7 +14,8 @@ use otpd::domain::{
 use otpd::ports::OtpStore;
 use otpd::ports::{CountriesNoted, CountryNote, SendToCount};
 
-use crate::store_contract::{memory_store, redis_store};
+use crate::helpers::{redis_url, unique_prefix};
+use crate::store_contract::{memory_store, redis_store, redis_store_at};
 
 fn groups(phone: &str) -> Vec<Group> {
     Breaker::default().groups(&Phone::parse(phone).unwrap())
@@ -438,6 +439,65 @@ pub async fn a_notice_is_told_once_in_its_window(store: Arc<dyn OtpStore>) {
         .first_notice("day:20261204:soft", unix_ms() + 60_000)
         .await
         .unwrap());
+}
+
+/// Three instances on one store (`a`, `b` and `fresh`, which has read
+/// nothing yet): what `a` reads of a group after `b` counted sends and
+/// approvals, started a block and forgot a group's hours is what `fresh`
+/// reads, but for the send `fresh` adds.
+pub async fn a_send_reads_what_other_instances_counted(
+    a: Arc<dyn OtpStore>,
+    b: Arc<dyn OtpStore>,
+    fresh: Arc<dyn OtpStore>,
+) {
+    let mine = groups("+2348031234567");
+    count(&a, &mine).await;
+    count(&b, &mine).await;
+    count(&b, &mine).await;
+    b.count_approval(&mine).await.unwrap();
+    let (now_ms, _) = count(&b, &mine).await;
+    let block = Block {
+        since_ms: now_ms,
+        until_ms: now_ms + 3_600_000,
+        strikes: 1,
+        figures: Figures {
+            window: Window::Hour,
+            sent: 11,
+            approved: 0,
+            threshold: 10,
+        },
+        enforced: false,
+    };
+    assert!(b.start_block(&mine[1], &block).await.unwrap());
+    let (_, seen) = count(&a, &mine).await;
+    assert_eq!(totals(&seen[0]), (5, 1));
+    assert_eq!(totals(&seen[1]), (5, 1));
+    assert_eq!(seen[1].block.as_ref(), Some(&block), "the block another started");
+    let (_, fresh_seen) = count(&fresh, &mine).await;
+    for (mine, theirs) in seen.iter().zip(&fresh_seen) {
+        let mut one_more = mine.clone();
+        one_more.hours.last_mut().unwrap().sent += 1;
+        assert_eq!(&one_more, theirs);
+    }
+    // An operator's unblock on another instance: the hours are gone for `a` too.
+    b.forget_hours(&mine[1]).await.unwrap();
+    let (_, seen) = count(&a, &mine).await;
+    assert_eq!(totals(&seen[1]), (1, 0));
+    assert_eq!(totals(&seen[0]), (7, 1), "the country keeps its counts");
+    assert_eq!(seen[1].days.len(), 1, "and the prefix its history by the day");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_reads_what_other_instances_counted_on_memory() {
+    let store = memory_store();
+    a_send_reads_what_other_instances_counted(Arc::clone(&store), Arc::clone(&store), store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_reads_what_other_instances_counted_on_redis() {
+    let prefix = unique_prefix();
+    let at = || redis_store_at(&redis_url(), &prefix);
+    a_send_reads_what_other_instances_counted(at(), at(), at()).await;
 }
 
 /// Every test above, named once (`cluster.rs` runs them on a cluster).

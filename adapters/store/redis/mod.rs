@@ -12,6 +12,7 @@
 //! Scripts answer with a name and what goes with it (`{'quota', ms}`); a
 //! name this side doesn't know is an error, never a guess.
 
+mod readings;
 mod record;
 mod spend;
 mod traffic;
@@ -39,6 +40,8 @@ pub struct RedisStore {
     connections: Connections,
     key_prefix: String,
     scripts: Scripts,
+    /// The breaker groups' hashes as this instance last read them.
+    readings: readings::Readings,
 }
 
 struct Scripts {
@@ -113,6 +116,7 @@ impl RedisStore {
                 forget_country: Script::new(include_str!("scripts/forget_country.lua")),
                 spend: Script::new(include_str!("scripts/spend.lua")),
             },
+            readings: readings::Readings::default(),
         })
     }
 
@@ -306,9 +310,10 @@ impl RedisStore {
             // As given: the memory store refuses a quota of 0 too.
             invocation.arg(quota.limit).arg(millis(quota.window));
         }
-        if let Some(send) = count {
+        let reads = count.map(|send| self.reads(send.groups, true));
+        if let (Some(send), Some(reads)) = (count, &reads) {
             let country = send.country.as_ref();
-            self.count_parts(&mut invocation, send.groups, send.holds, "send", 0, country);
+            self.count_parts(&mut invocation, reads, send.holds, "send", 0, country);
         }
         if let Some(delivery) = &otp.delivery {
             delivery_args(&mut invocation, delivery);
@@ -318,11 +323,11 @@ impl RedisStore {
         match split_reply("open", &reply)? {
             ("stored", [record, now, rest @ ..]) => {
                 let stored = Opened::Stored(view(record, now, Named::ById(&otp.id))?);
-                let counts = match (count, rest) {
-                    (Some(send), [Value::Array(counted)]) => {
-                        Some(traffic::send_counts(counted, send.country.is_some())?)
+                let counts = match (count, &reads, rest) {
+                    (Some(send), Some(reads), [Value::Array(counted)]) => {
+                        Some(self.send_counts(reads, counted, send.country.is_some())?)
                     }
-                    (None, []) => None,
+                    (None, _, []) => None,
                     _ => return Err(unreadable(format!("{rest:?} for a send's count"))),
                 };
                 Ok(Admitted::Done((stored, counts)))

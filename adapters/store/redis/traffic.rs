@@ -4,9 +4,12 @@
 //! even on a cluster; and an index of blocked groups by when their block
 //! ends, for `otpd fraud status`. The breaker decides; this only keeps.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use redis::{ScriptInvocation, Value};
 
+use super::readings::{overlay, Reading};
 use super::{int, millis, split_reply, unknown, unreadable, wait, RedisStore};
 use crate::domain::traffic_slots::{kept_from, slots, KEEP_DAYS, KEEP_HOURS};
 use crate::domain::{Block, ClientNet, Figures, Group, GroupTraffic, HourCount, Level, Window};
@@ -29,6 +32,13 @@ impl RedisStore {
         format!("{}traffic:blocks", self.key_prefix)
     }
 
+    /// The groups' keys, and for a send, this instance's readings of them.
+    pub(super) fn reads(&self, groups: &[Group], send: bool) -> Reads {
+        let keys: Vec<String> = groups.iter().map(|g| self.traffic_key(g)).collect();
+        let held = if send { self.readings.of(&keys) } else { Vec::new() };
+        Reads { keys, held }
+    }
+
     /// Runs `traffic.lua` on `groups`: `what`, the hour slot for an
     /// unsend, and a country to note for a client's day.
     async fn count(
@@ -38,7 +48,8 @@ impl RedisStore {
         slot: u64,
         country: Option<&CountryNote<'_>>,
     ) -> Result<(u64, Vec<Value>), StoreError> {
-        self.count_holding(groups, &[], what, slot, country)
+        let reads = self.reads(groups, false);
+        self.count_holding(&reads, &[], what, slot, country)
             .await
             .map(|(now, _, values)| (now, values))
     }
@@ -47,32 +58,32 @@ impl RedisStore {
     /// (while on) counting nothing: the ms, whether it was held, the values.
     async fn count_holding(
         &self,
-        groups: &[Group],
+        reads: &Reads,
         holds: &[bool],
         what: &str,
         slot: u64,
         country: Option<&CountryNote<'_>>,
     ) -> Result<(u64, bool, Vec<Value>), StoreError> {
         let mut invocation = self.scripts.traffic.prepare_invoke();
-        self.count_parts(&mut invocation, groups, holds, what, slot, country);
+        self.count_parts(&mut invocation, reads, holds, what, slot, country);
         let reply: Vec<Value> = self.run(invocation).await?;
         counted_reply(&reply)
     }
 
-    /// Adds `count_traffic`'s keys and its 8 arguments to `invocation`
+    /// Adds `count_traffic`'s keys and its 9 arguments to `invocation`
     /// (`traffic.lua`, or `open.lua` after its own): keys and arguments
     /// are two lists, so each lands after what is already in its own.
     pub(super) fn count_parts(
         &self,
         invocation: &mut ScriptInvocation<'_>,
-        groups: &[Group],
+        reads: &Reads,
         holds: &[bool],
         what: &str,
         slot: u64,
         country: Option<&CountryNote<'_>>,
     ) {
-        for group in groups {
-            invocation.key(self.traffic_key(group));
+        for key in &reads.keys {
+            invocation.key(key);
         }
         if let Some(note) = country {
             invocation.key(self.countries_key(note.client));
@@ -82,7 +93,7 @@ impl RedisStore {
             .arg(slot)
             .arg(KEEP_HOURS)
             .arg(KEEP_DAYS)
-            .arg(groups.len())
+            .arg(reads.keys.len())
             .arg(country.map_or("", |n| n.country))
             .arg(country.map_or(0, |n| millis(n.window)))
             .arg(
@@ -90,8 +101,80 @@ impl RedisStore {
                     .iter()
                     .map(|h| if *h { '1' } else { '0' })
                     .collect::<String>(),
+            )
+            .arg(
+                reads
+                    .held
+                    .iter()
+                    .map(|r| r.as_ref().map_or(0, |r| r.hour).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
             );
     }
+
+    /// Each group's counts as the script answers them (its hash whole, or
+    /// the hour laid over this instance's reading), kept as the group's
+    /// reading, less any slot no window reads any more (the script drops
+    /// those once an hour).
+    fn groups_traffic(
+        &self,
+        reads: &Reads,
+        values: &[Value],
+        at_ms: u64,
+    ) -> Result<Vec<GroupTraffic>, StoreError> {
+        let (hour_from, day_from) = kept_from(at_ms);
+        let mut all = Vec::with_capacity(values.len());
+        for (i, value) in values.iter().enumerate() {
+            let bad = || unreadable(format!("{value:?} for a group's counts"));
+            let Value::Array(parts) = value else {
+                return Err(bad());
+            };
+            let [Value::BulkString(kind), Value::Array(fields)] = &parts[..] else {
+                return Err(bad());
+            };
+            let mut held = match (&kind[..], reads.held.get(i)) {
+                (b"all", _) => traffic(fields)?,
+                (b"hour", Some(Some(reading))) => overlay(reading, traffic(fields)?),
+                _ => return Err(bad()),
+            };
+            held.hours.retain(|h| h.slot >= hour_from);
+            held.days.retain(|(d, _)| *d >= day_from);
+            if let Some(key) = reads.keys.get(i) {
+                self.readings.keep(key, at_ms, &held);
+            }
+            all.push(held);
+        }
+        Ok(all)
+    }
+
+    /// What a send's count found, from `count_traffic`'s reply on one
+    /// server (the client's countries last, when the send noted one).
+    pub(super) fn send_counts(
+        &self,
+        reads: &Reads,
+        reply: &[Value],
+        noted: bool,
+    ) -> Result<SendCounts, StoreError> {
+        let (at_ms, held, mut values) = counted_reply(reply)?;
+        let countries = match noted {
+            true => Some(countries(
+                &values.pop().ok_or_else(|| unreadable("no countries".into()))?,
+            )?),
+            false => None,
+        };
+        Ok(SendCounts {
+            at_ms,
+            traffic: self.groups_traffic(reads, &values, at_ms)?,
+            held,
+            countries,
+        })
+    }
+}
+
+/// A send's groups' keys, and this instance's reading of each, if any.
+pub(super) struct Reads {
+    keys: Vec<String>,
+    held: Vec<Option<Arc<Reading>>>,
 }
 
 /// The keys `count_parts` adds for `send`.
@@ -109,24 +192,6 @@ fn counted_reply(reply: &[Value]) -> Result<(u64, bool, Vec<Value>), StoreError>
     }
 }
 
-/// What a send's count found, from `count_traffic`'s reply on one server
-/// (the client's countries last, when the send noted one).
-pub(super) fn send_counts(reply: &[Value], noted: bool) -> Result<SendCounts, StoreError> {
-    let (at_ms, held, mut values) = counted_reply(reply)?;
-    let countries = match noted {
-        true => Some(countries(
-            &values.pop().ok_or_else(|| unreadable("no countries".into()))?,
-        )?),
-        false => None,
-    };
-    Ok(SendCounts {
-        at_ms,
-        traffic: groups_traffic(&values, at_ms)?,
-        held,
-        countries,
-    })
-}
-
 /// A client's countries as the script answers them.
 fn countries(value: &Value) -> Result<CountriesNoted, StoreError> {
     match value {
@@ -140,24 +205,6 @@ fn countries(value: &Value) -> Result<CountriesNoted, StoreError> {
         },
         other => Err(unreadable(format!("{other:?} for a client's countries"))),
     }
-}
-
-/// Each group's counts as the script answers them, less any slot no
-/// window reads any more (the script drops those once an hour).
-fn groups_traffic(values: &[Value], at_ms: u64) -> Result<Vec<GroupTraffic>, StoreError> {
-    let (hour_from, day_from) = kept_from(at_ms);
-    values
-        .iter()
-        .map(|fields| match fields {
-            Value::Array(fields) => {
-                let mut held = traffic(fields)?;
-                held.hours.retain(|h| h.slot >= hour_from);
-                held.days.retain(|(d, _)| *d >= day_from);
-                Ok(held)
-            }
-            other => Err(unreadable(format!("{other:?} for a group's counts"))),
-        })
-        .collect()
 }
 
 impl RedisStore {
@@ -299,42 +346,41 @@ fn group_of(member: &str) -> Option<Group> {
 #[async_trait]
 impl Traffic for RedisStore {
     async fn count_send(&self, send: &SendToCount<'_>) -> Result<SendCounts, StoreError> {
-        // On one server, one script; on a cluster the client's countries
-        // live in its counters' slot, apart from the groups': two calls at
-        // once.
-        let (groups, noted) = if self.connections.is_cluster() && !send.groups.is_empty() {
-            let groups = self.count_holding(send.groups, send.holds, "send", 0, None);
-            let noted = async {
-                match &send.country {
-                    Some(note) => self.count(&[], "send", 0, Some(note)).await.map(Some),
-                    None => Ok(None),
-                }
-            };
-            let (groups, noted) = futures_util::future::join(groups, noted).await;
-            let noted = match noted? {
-                Some((_, values)) => values.first().map(countries).transpose()?,
-                None => None,
-            };
-            (groups?, noted)
-        } else {
+        let reads = self.reads(send.groups, true);
+        if !self.connections.is_cluster() || send.groups.is_empty() {
+            // On one server, one script.
             let mut invocation = self.scripts.traffic.prepare_invoke();
             self.count_parts(
                 &mut invocation,
-                send.groups,
+                &reads,
                 send.holds,
                 "send",
                 0,
                 send.country.as_ref(),
             );
             let reply: Vec<Value> = self.run(invocation).await?;
-            return send_counts(&reply, send.country.is_some());
+            return self.send_counts(&reads, &reply, send.country.is_some());
+        }
+        // On a cluster the client's countries live in its counters' slot,
+        // apart from the groups': two calls at once.
+        let groups = self.count_holding(&reads, send.holds, "send", 0, None);
+        let noted = async {
+            match &send.country {
+                Some(note) => self.count(&[], "send", 0, Some(note)).await.map(Some),
+                None => Ok(None),
+            }
         };
-        let (at_ms, held, values) = groups;
+        let (groups, noted) = futures_util::future::join(groups, noted).await;
+        let countries = match noted? {
+            Some((_, values)) => values.first().map(countries).transpose()?,
+            None => None,
+        };
+        let (at_ms, held, values) = groups?;
         Ok(SendCounts {
             at_ms,
-            traffic: groups_traffic(&values, at_ms)?,
+            traffic: self.groups_traffic(&reads, &values, at_ms)?,
             held,
-            countries: noted,
+            countries,
         })
     }
 

@@ -12,7 +12,7 @@
 -- off), its window ms, 1 if any limit is on; the ceiling's limit (0: off)
 -- and window ms; the number of the pumping breaker's keys, which follow
 -- the quotas' (0: no count); per quota its limit and window ms; with a
--- count, the 8 argv of `count_traffic` (traffic_count.lua); then,
+-- count, the 9 argv of `count_traffic` (traffic_count.lua); then,
 -- for a receipt known before the send, the delivery: provider, message id,
 -- state, unix s and, if it has one, its error code.
 -- Returns {'stored', the verification packed, now} (and, with a count,
@@ -33,8 +33,8 @@ local quotas = #KEYS - 1 - counted
 local at = 16 + 2 * quotas
 local count
 if counted > 0 then
-  count = {{unpack(KEYS, 2 + quotas)}, {unpack(ARGV, at, at + 7)}}
-  at = at + 8
+  count = {{unpack(KEYS, 2 + quotas)}, {unpack(ARGV, at, at + 8)}}
+  at = at + 9
 end
 local delivery
 if ARGV[at] then

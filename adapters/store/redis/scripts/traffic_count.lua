@@ -10,12 +10,19 @@
 -- an operator's unblock); argv[2]: for 'unsend', the hour slot to take a
 -- send back from; argv[3], argv[4]: the hour and day slots kept
 -- (KEEP_HOURS, KEEP_DAYS); argv[8]: per group, '1' if its block, while on,
--- holds a send back: then no group is counted. Older slots are dropped, and the hash's life
+-- holds a send back: then no group is counted; argv[9]: for a send, per
+-- group (comma-separated) the hour slot of the reading of its hash the
+-- caller holds, 0 for none. Older slots are dropped, and the hash's life
 -- renewed, when a slot is first counted (once an hour at most): the
 -- reader ignores what has aged out in between.
--- Returns {'counted' or 'held', now ms, for a send each hash's fields, and
--- for a country {1 if it was new else 0, its place in the day (first sent,
--- 1), ms the day has left}}.
+-- Returns {'counted' or 'held', now ms, for a send each hash's fields as
+-- {'all', fields}, or {'hour', the hour's two counts, today's approvals
+-- and the block} when the caller's reading is of this hour (the hours
+-- before it and the days before today do not change within one, so only
+-- these are read: a hash
+-- holding 25 hours and 15 days costs a send no more than a new one), and
+-- for a country {1 if it was new else 0, its place in the day (first
+-- sent, 1), ms the day has left}}.
 local function count_traffic(keys, argv)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -23,6 +30,10 @@ local function count_traffic(keys, argv)
   local keep_hours, keep_days = tonumber(argv[3]), tonumber(argv[4])
   local hour, day = math.floor(now / 3600000), math.floor(now / 86400000)
   local groups = tonumber(argv[5])
+  local read = {}
+  for slot in string.gmatch(argv[9] or '', '%d+') do
+    read[#read + 1] = tonumber(slot)
+  end
   local held = false
   if what == 'send' then
     for i = 1, groups do
@@ -54,25 +65,38 @@ local function count_traffic(keys, argv)
     elseif what ~= 'forget' then
       return {'unknown'}
     end
-    local fields = (first or what == 'send') and redis.call('HGETALL', key) or {}
-    local kept = {}
-    for j = 1, #fields, 2 do
-      local kind, slot = string.sub(fields[j], 1, 1), tonumber(string.sub(fields[j], 2))
-      local hourly = kind == 's' or kind == 'a'
-      local stale = first and ((hourly and (what == 'forget' or slot <= hour - keep_hours))
-        or (kind == 'd' and slot <= day - keep_days))
-      if stale then
-        redis.call('HDEL', key, fields[j])
-      else
-        kept[#kept + 1] = fields[j]
-        kept[#kept + 1] = fields[j + 1]
+    if what == 'send' and not first and read[i] == hour then
+      local names = {'s' .. hour, 'a' .. hour, 'd' .. day, 'b'}
+      local part = redis.call('HMGET', key, unpack(names))
+      local fields = {}
+      for j, field in ipairs(names) do
+        if part[j] then
+          fields[#fields + 1] = field
+          fields[#fields + 1] = part[j]
+        end
       end
-    end
-    if first and #kept > 0 then
-      redis.call('PEXPIRE', key, keep_days * 86400000)
-    end
-    if what == 'send' then
-      out[#out + 1] = kept
+      out[#out + 1] = {'hour', fields}
+    else
+      local fields = (first or what == 'send') and redis.call('HGETALL', key) or {}
+      local kept = {}
+      for j = 1, #fields, 2 do
+        local kind, slot = string.sub(fields[j], 1, 1), tonumber(string.sub(fields[j], 2))
+        local hourly = kind == 's' or kind == 'a'
+        local stale = first and ((hourly and (what == 'forget' or slot <= hour - keep_hours))
+          or (kind == 'd' and slot <= day - keep_days))
+        if stale then
+          redis.call('HDEL', key, fields[j])
+        else
+          kept[#kept + 1] = fields[j]
+          kept[#kept + 1] = fields[j + 1]
+        end
+      end
+      if first and #kept > 0 then
+        redis.call('PEXPIRE', key, keep_days * 86400000)
+      end
+      if what == 'send' then
+        out[#out + 1] = {'all', kept}
+      end
     end
   end
   if argv[6] ~= '' then
