@@ -95,6 +95,8 @@ pub enum Limit {
     /// roll; past a soft one, sends to destinations without approved history.
     SpendCap {
         soft: bool,
+        /// The destination country's own cap, not the whole service's.
+        country: bool,
     },
 }
 

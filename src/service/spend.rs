@@ -51,6 +51,7 @@ impl OtpService {
             return Err(SendError::Limited {
                 limit: Limit::SpendCap {
                     soft: refusal.level == CapLevel::Soft,
+                    country: refusal.country.is_some(),
                 },
                 retry_after: Duration::from_millis(refusal.ends_ms.saturating_sub(now_ms)),
             });

@@ -62,6 +62,8 @@ pub async fn a_hard_cap_refuses_every_send_until_the_day_ends(config: Config) {
     app.send(&us(0)).await.assert_problem(429, "resend_too_soon");
     let refused = app.send(&us(3)).await;
     refused.assert_problem(429, "spend_cap_reached");
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(!detail.contains("country"), "the whole service's cap: {detail}");
     let retry = refused.body["retry_after"].as_u64().unwrap();
     assert!(retry.abs_diff(day_left()) <= 2, "{retry} vs {}", day_left());
     // A cheaper country is refused too: the cap is reached.
@@ -162,9 +164,13 @@ async fn a_country_cap_stops_that_country_alone() {
     config.spend.country_day_hard = 1.0;
     let app = spawn_app(config).await;
     assert_eq!(app.send("+2348031234567").await.status, 202);
-    app.send("+2348039876543")
-        .await
-        .assert_problem(429, "spend_cap_reached");
+    let refused = app.send("+2348039876543").await;
+    refused.assert_problem(429, "spend_cap_reached");
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("this phone's country"),
+        "the country's own cap: {detail}"
+    );
     assert_eq!(app.send(US).await.status, 202);
     // 1.00 is the US's price: at the cap, not past it.
     app.send("+14155550000")

@@ -71,13 +71,21 @@ impl From<SendError> for Problem {
                         ProblemCode::CountryQuotaExceeded,
                         "this client has sent codes to as many countries as it may today",
                     ),
-                    Limit::SpendCap { soft: false } => (
+                    Limit::SpendCap { soft: false, country: false } => (
                         ProblemCode::SpendCapReached,
                         "the service has spent what it may on codes until the window ends",
                     ),
-                    Limit::SpendCap { soft: true } => (
+                    Limit::SpendCap { soft: false, country: true } => (
+                        ProblemCode::SpendCapReached,
+                        "the service has spent what it may on codes to this phone's country until the window ends",
+                    ),
+                    Limit::SpendCap { soft: true, country: false } => (
                         ProblemCode::SpendCapReached,
                         "the service is near its spending cap: until the window ends, codes go only to destinations that have verified before",
+                    ),
+                    Limit::SpendCap { soft: true, country: true } => (
+                        ProblemCode::SpendCapReached,
+                        "the service is near its spending cap for this phone's country: until the window ends, codes go there only to destinations that have verified before",
                     ),
                 };
                 Problem::retry_later(code, detail, retry_after)
