@@ -150,6 +150,6 @@ if limits_on then
 end
 save(key, state)
 if count then
-  return {'stored', cmsgpack.pack(record), now, count_traffic(count[1], count[2])}
+  return {'stored', cmsgpack.pack(record), now, count_traffic(count[1], count[2], now)}
 end
 return {'stored', cmsgpack.pack(record), now}

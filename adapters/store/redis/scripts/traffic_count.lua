@@ -22,10 +22,13 @@
 -- these are read: a hash
 -- holding 25 hours and 15 days costs a send no more than a new one), and
 -- for a country {1 if it was new else 0, its place in the day (first
--- sent, 1), ms the day has left}}.
-local function count_traffic(keys, argv)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- sent, 1), ms the day has left}}. `now`: the caller's unix ms, if it has
+-- read the time already.
+local function count_traffic(keys, argv, now)
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
   local what = argv[1]
   local keep_hours, keep_days = tonumber(argv[3]), tonumber(argv[4])
   local hour, day = math.floor(now / 3600000), math.floor(now / 86400000)
@@ -101,21 +104,20 @@ local function count_traffic(keys, argv)
   end
   if argv[6] ~= '' then
     local key = keys[groups + 1]
-    local countries = redis.call('GET', key) or ''
-    local at = string.find(countries, argv[6] .. ',', 1, true)
-    local added = 0
-    if not at then
-      added = 1
-      at = #countries + 1
-      if countries == '' then
-        redis.call('SET', key, argv[6] .. ',', 'PX', argv[7])
-      else
-        redis.call('SET', key, countries .. argv[6] .. ',', 'KEEPTTL')
-      end
+    local countries = redis.call('GET', key)
+    local at = countries and string.find(countries, argv[6] .. ',', 1, true)
+    local added, left = 0, nil
+    if not countries then
+      -- A new day: it has its whole length left, no PTTL needed.
+      added, at, left = 1, 1, tonumber(argv[7])
+      redis.call('SET', key, argv[6] .. ',', 'PX', argv[7])
+    elseif not at then
+      added, at = 1, #countries + 1
+      redis.call('SET', key, countries .. argv[6] .. ',', 'KEEPTTL')
     end
     -- Each entry is 3 characters (`NG,`).
     local place = (at - 1) / 3 + 1
-    out[#out + 1] = {added, place, redis.call('PTTL', key)}
+    out[#out + 1] = {added, place, left or redis.call('PTTL', key)}
   end
   return out
 end
