@@ -6,9 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Admitted, Block, Bucket, Checked, Claim, ClientNet, CodeHash, DeliveryReport, Event, Group, GroupTraffic,
-    GuessBudget, GuessCeiling, Idempotency, Ledger, Money, Named, Opened, PendingOtp, Phone, Quota, Scope,
-    SendLimits, SendMode, SmsReceipt, SmsText, Spent, Taken, Verification, VerifyOutcome,
+    Admitted, Block, Bucket, Checked, Claim, ClientNet, Code, CodeHash, DeliveryReport, Event, Group,
+    GroupTraffic, GuessBudget, GuessCeiling, Idempotency, Ledger, Locale, Money, Named, Opened, PendingOtp,
+    Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText, Spent, Taken, Verification,
+    VerifyOutcome,
 };
 
 /// What stands between a send and a stored code: the phone's cooldown and
@@ -580,6 +581,27 @@ pub enum OutboxError {
     Full(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Sends a code in a WhatsApp authentication message: a template the
+/// operator had approved by Meta, in the message's language, with the code
+/// in its body and on its copy-code button.
+#[async_trait]
+pub trait WhatsappSender: Send + Sync + 'static {
+    /// Sends `code` to `to` in the template for `locale` (or the default
+    /// language's), and says who took it and under which id; `local_id` as
+    /// for [`SmsSender::send`].
+    ///
+    /// # Errors
+    /// [`SmsError::Rejected`] when the vendor refuses the number itself,
+    /// [`SmsError::Failed`] when no message could be sent for another reason.
+    async fn send(
+        &self,
+        to: &Phone,
+        code: &Code,
+        locale: Option<&Locale>,
+        local_id: &str,
+    ) -> Result<SmsReceipt, SmsError>;
 }
 
 /// Sends one text message.

@@ -28,6 +28,8 @@ struct Data<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts_remaining: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cost: Option<String>,
     country: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,11 +99,13 @@ pub fn body(event: &Event) -> String {
         // A code, or the app's own word (Twilio's `Status=approved`).
         EventKind::Approved { by_code } => data.approved_by = Some(if *by_code { "code" } else { "app" }),
         EventKind::CodeSent {
+            channel,
             provider,
             message_id,
             cost,
             currency,
         } => {
+            data.channel = Some(channel.as_str());
             data.provider = Some(provider);
             data.message_id = Some(message_id);
             data.cost = Some(cost.to_string());
@@ -183,6 +187,7 @@ mod tests {
     #[test]
     fn each_kind_carries_what_it_needs() {
         let sent: Value = serde_json::from_str(&body(&event(EventKind::CodeSent {
+            channel: crate::domain::Channel::Sms,
             provider: "twilio".into(),
             message_id: "SM1".into(),
             cost: Money::from_micros(7_900),
@@ -194,7 +199,7 @@ mod tests {
         assert_eq!(sent["timestamp"], "2026-11-25T10:07:14.567Z");
         assert_eq!(
             sent["data"],
-            json!({"phone": "+14155552671", "country": "US", "provider": "twilio", "message_id": "SM1",
+            json!({"phone": "+14155552671", "country": "US", "channel": "sms", "provider": "twilio", "message_id": "SM1",
                    "cost": "0.0079", "currency": "USD"})
         );
         // An operator's unblock names no phone.

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::domain::SmsReceipt;
-use crate::domain::{Phone, SmsText};
-use crate::ports::{Cause, SmsError, SmsSender};
+use crate::domain::{Channel, Code, Locale, Phone, SmsReceipt, SmsText};
+use crate::ports::{Cause, SmsError, SmsSender, WhatsappSender};
 
 use super::Inbox;
 
@@ -58,11 +57,21 @@ impl ConsoleSender {
     }
 }
 
-#[async_trait]
-impl SmsSender for ConsoleSender {
-    async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError> {
-        // One line per message, even when the text has several.
-        let line = format!("SMS to {}: {}\n", to.as_str(), text.as_str().replace('\n', "\\n"));
+impl ConsoleSender {
+    /// Prints one message as one line (even when its text has several),
+    /// and keeps it in the inbox.
+    fn print(
+        &self,
+        channel: Channel,
+        to: &Phone,
+        text: &str,
+        local_id: &str,
+    ) -> Result<SmsReceipt, SmsError> {
+        let label = match channel {
+            Channel::Sms => "SMS",
+            Channel::Whatsapp => "WhatsApp",
+        };
+        let line = format!("{label} to {}: {}\n", to.as_str(), text.replace('\n', "\\n"));
         let written = match &self.out {
             Out::Fd(file) => (&*file).write_all(line.as_bytes()),
             Out::Writer(writer) => {
@@ -78,13 +87,40 @@ impl SmsSender for ConsoleSender {
         })?;
         let receipt = receipt(local_id);
         if let Some(inbox) = &self.inbox {
-            inbox.record(to, text, &receipt);
+            inbox.record_on(channel, to, text, &receipt);
         }
         Ok(receipt)
+    }
+}
+
+#[async_trait]
+impl SmsSender for ConsoleSender {
+    async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError> {
+        self.print(Channel::Sms, to, text.as_str(), local_id)
     }
 
     fn receipt_ahead(&self, local_id: &str) -> Option<SmsReceipt> {
         Some(receipt(local_id))
+    }
+}
+
+#[async_trait]
+impl WhatsappSender for ConsoleSender {
+    /// Meta's authentication template body, as WhatsApp shows it in
+    /// English, with its copy-code button; the language a real send would
+    /// pick is the vendor's to choose.
+    async fn send(
+        &self,
+        to: &Phone,
+        code: &Code,
+        _locale: Option<&Locale>,
+        local_id: &str,
+    ) -> Result<SmsReceipt, SmsError> {
+        let text = format!(
+            "*{}* is your verification code. For your security, do not share this code. [Copy code]",
+            code.expose()
+        );
+        self.print(Channel::Whatsapp, to, &text, local_id)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
+use crate::domain::{Channel, DeliveryState, Phone, SmsReceipt, SmsText};
 
 /// One message as the inbox shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub struct InboxMessage {
     /// Unix seconds.
     pub sent_at: u64,
     pub provider: String,
+    /// `sms` or `whatsapp`.
+    pub channel: &'static str,
     /// As the API reports it: a console message stays `queued`, since no
     /// provider ever reports on it.
     pub state: &'static str,
@@ -57,10 +59,16 @@ impl Inbox {
 
     /// Keeps a message the console sent, dropping the oldest past capacity.
     pub fn record(&self, to: &Phone, text: &SmsText, receipt: &SmsReceipt) {
+        self.record_on(Channel::Sms, to, text.as_str(), receipt);
+    }
+
+    /// Keeps a message the console sent on `channel`.
+    pub fn record_on(&self, channel: Channel, to: &Phone, text: &str, receipt: &SmsReceipt) {
         let message = Arc::new(InboxMessage {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             phone: to.as_str().to_owned(),
-            text: text.as_str().to_owned(),
+            text: text.to_owned(),
+            channel: channel.as_str(),
             sent_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

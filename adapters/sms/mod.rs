@@ -9,6 +9,7 @@ mod failover;
 pub mod http;
 mod inbox;
 pub mod infobip;
+pub mod meta;
 pub mod plivo;
 mod retry;
 mod routing;

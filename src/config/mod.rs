@@ -7,6 +7,7 @@ mod secrets;
 mod sections;
 mod spend;
 mod vendors;
+mod whatsapp;
 
 use std::fmt;
 use std::path::Path;
@@ -20,6 +21,7 @@ pub use self::secrets::{without_userinfo, Secret, StoreUrl};
 pub use self::sections::*;
 pub use self::spend::{CountryCaps, SpendConfig};
 pub use self::vendors::*;
+pub use self::whatsapp::{MetaConfig, WhatsappConfig, WhatsappProvider};
 
 pub const ENV_PREFIX: &str = "OTPD_";
 pub const DEFAULT_FILE: &str = "otpd.toml";

@@ -17,6 +17,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub otp: OtpConfig,
     pub sms: SmsConfig,
+    pub whatsapp: super::WhatsappConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,

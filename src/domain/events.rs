@@ -53,6 +53,7 @@ pub enum EventKind {
     Created,
     /// A code went to a provider, at the price table's cost.
     CodeSent {
+        channel: super::Channel,
         provider: String,
         message_id: String,
         cost: Money,

@@ -395,6 +395,12 @@ impl Templates {
         }
     }
 
+    /// The locale of a send: the one asked for, else the destination
+    /// country's language, if either.
+    pub fn locale_for<'a>(&'a self, asked: Option<&'a Locale>, country: Option<&str>) -> Option<&'a Locale> {
+        asked.or_else(|| self.by_country.get(country?))
+    }
+
     /// The template for a send: the locale asked for, else the destination
     /// country's language, else `None` (the default template).
     pub fn pick(&self, asked: Option<&Locale>, country: Option<&str>) -> Option<&MessageTemplate> {

@@ -1,6 +1,7 @@
 //! The OTP policy in plain Rust: what a phone, a code and a stored hash are,
 //! and the rules between them. Nothing here performs I/O or names an adapter.
 
+mod channel;
 mod code;
 mod delivery;
 mod destination;
@@ -20,6 +21,7 @@ mod spend;
 mod time;
 mod verification;
 
+pub use channel::Channel;
 pub use code::{Code, CodeError};
 pub use delivery::{Delivery, DeliveryReport, DeliveryState};
 pub use destination::{CountryCodeError, DestinationError, DestinationPolicy};

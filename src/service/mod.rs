@@ -22,11 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Block, Breaker, Bucket, Claim, ClientNet, ClientPrefixes, Code, CodeHasher, DestinationError,
+    Block, Breaker, Bucket, Channel, Claim, ClientNet, ClientPrefixes, Code, CodeHasher, DestinationError,
     DestinationPolicy, Event, EventKind, Group, GuessBudget, GuessCeiling, Idempotency, MessageTemplate,
     OtpPolicy, Phone, Prices, Quota, SendLimits, SmsReceipt, SpendCaps, Taken, Templates, VerificationId,
 };
-use crate::ports::{ErrorChain, EventOutbox, Meter, OtpStore, SmsError, SmsSender, StoreError};
+use crate::ports::{
+    ErrorChain, EventOutbox, Meter, OtpStore, SmsError, SmsSender, StoreError, WhatsappSender,
+};
 
 /// How long after a code expires a provider's report of its SMS is still
 /// taken; reports trail the message by seconds to minutes.
@@ -43,6 +45,8 @@ pub const TEST_NUMBER_PROVIDER: &str = "test-number";
 pub struct OtpService {
     store: Arc<dyn OtpStore>,
     sms: Arc<dyn SmsSender>,
+    /// Sends codes on the WhatsApp channel, when one is configured.
+    whatsapp: Option<Arc<dyn WhatsappSender>>,
     hasher: CodeHasher,
     policy: OtpPolicy,
     template: MessageTemplate,
@@ -116,6 +120,9 @@ pub enum SendError {
     /// The pumping breaker has blocked the destination's group.
     #[error("codes to {group} are blocked for now: it has had too many codes that were never approved")]
     Blocked { group: Group, block: Block },
+    /// No sender is configured for the channel asked for.
+    #[error("this service sends no codes on {0}")]
+    ChannelUnavailable(Channel),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +162,7 @@ impl OtpService {
         Self {
             store,
             sms,
+            whatsapp: None,
             hasher,
             policy,
             template,
@@ -165,6 +173,12 @@ impl OtpService {
             meter: None,
             idempotency_window: Duration::from_secs(86_400),
         }
+    }
+
+    /// Sends codes on the WhatsApp channel through `sender`.
+    pub fn with_whatsapp(mut self, sender: Arc<dyn WhatsappSender>) -> Self {
+        self.whatsapp = Some(sender);
+        self
     }
 
     /// Counts sends, approvals, blocks and spend by country in `meter`.

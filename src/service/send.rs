@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::pumping::CountAsk;
 use super::{new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE};
 use crate::domain::{
-    Admitted, Bucket, Code, Delivery, EventKind, Locale, Money, Opened, PendingOtp, Phone, Scope, SendLimits,
-    SendMode, SmsReceipt, Verification,
+    Admitted, Bucket, Channel, Code, Delivery, EventKind, Locale, Money, Opened, PendingOtp, Phone, Scope,
+    SendLimits, SendMode, SmsReceipt, Verification,
 };
 use crate::ports::{ErrorChain, SendCounts, SendRules, SmsError};
 
@@ -24,11 +24,14 @@ pub struct SendOrder<'a> {
     /// Names the app in the SMS instead of the configured one (a Twilio
     /// Verify service's friendly name).
     pub app: Option<&'a str>,
+    /// How the code goes: an SMS, or a WhatsApp message.
+    pub channel: Channel,
 }
 
 /// A code that is on its way to the phone.
 #[derive(Debug, Clone)]
 pub struct Sent {
+    pub channel: Channel,
     pub expires_in: Duration,
     /// When the next code for this phone may be asked for.
     pub resend_after: Duration,
@@ -48,6 +51,10 @@ impl OtpService {
     #[tracing::instrument(level = "debug", skip_all, fields(phone = %order.phone.masked()))]
     pub async fn send(&self, order: SendOrder<'_>) -> Result<Sent, SendError> {
         let phone = order.phone;
+        // Before anything is taken: a channel nothing sends on costs nothing.
+        if order.channel == Channel::Whatsapp && self.whatsapp.is_none() {
+            return Err(SendError::ChannelUnavailable(order.channel));
+        }
         // A test number is never texted: the rules that guard phones and
         // the bill have nothing to guard, and app-store reviewers and CI
         // sign in with it many times a day. Its guesses keep every limit.
@@ -236,6 +243,11 @@ impl OtpService {
         let phone = order.phone;
         let sent = if fixed.is_some() {
             Ok(test_number_receipt())
+        } else if let (Channel::Whatsapp, Some(whatsapp)) = (order.channel, &self.whatsapp) {
+            let locale = self.templates.locale_for(order.locale, phone.region());
+            whatsapp
+                .send(phone, &admission.code, locale, &admission.local_id)
+                .await
         } else {
             let template = self
                 .templates
@@ -289,6 +301,7 @@ impl OtpService {
             sent_events.push(EventKind::Created);
         }
         sent_events.push(EventKind::CodeSent {
+            channel: order.channel,
             provider: receipt.provider.clone(),
             message_id: receipt.message_id.clone(),
             // A test number is never texted: it costs nothing.
@@ -301,6 +314,7 @@ impl OtpService {
             verification.delivery = Some(Delivery::queued(&receipt, sent_at));
         }
         Ok(Sent {
+            channel: order.channel,
             expires_in: self.policy.ttl(),
             resend_after: self.guards.send.resend_after,
             receipt,

@@ -10,6 +10,7 @@ mod languages;
 mod routes;
 mod sms;
 mod spend;
+mod whatsapp;
 mod wiring;
 
 use std::future::Future;

@@ -137,7 +137,7 @@ pub(super) fn build_sms(
     console: ConsoleOut,
     inbox: Option<Arc<Inbox>>,
     metrics: &Arc<Metrics>,
-) -> Result<Arc<dyn SmsSender>, ConfigError> {
+) -> Result<SmsSenders, ConfigError> {
     let sms = &config.sms;
     if sms.fallback == Some(sms.provider) {
         return Err(ConfigError::new(
@@ -170,12 +170,18 @@ pub(super) fn build_sms(
         metrics,
     };
     let mut console = Some(console);
+    let mut printer: Option<Arc<ConsoleSender>> = None;
     let mut build = |kind: SmsProvider| -> Result<Arc<dyn SmsSender>, ConfigError> {
         match vendor(kind, sms) {
             Some(vendor) => Ok(vendor.sender(&shared, None, None)?.sender),
-            None => Ok(Arc::new(
-                ConsoleSender::new(console.take().unwrap_or(ConsoleOut::Stdout)).with_inbox(inbox.clone()),
-            )),
+            None => {
+                let sender = Arc::new(
+                    ConsoleSender::new(console.take().unwrap_or(ConsoleOut::Stdout))
+                        .with_inbox(inbox.clone()),
+                );
+                printer = Some(Arc::clone(&sender));
+                Ok(sender)
+            }
         }
     };
     let primary = build(sms.provider)?;
@@ -184,9 +190,22 @@ pub(super) fn build_sms(
         None => primary,
     };
     if sms.routes.is_empty() {
-        return Ok(default);
+        return Ok(SmsSenders {
+            sms: default,
+            console: printer,
+        });
     }
-    Ok(Arc::new(super::routes::build(sms, &shared, default)?))
+    Ok(SmsSenders {
+        sms: Arc::new(super::routes::build(sms, &shared, default)?),
+        console: printer,
+    })
+}
+
+/// The SMS sender chain, and its console if it has one (WhatsApp messages
+/// print beside its SMS).
+pub(super) struct SmsSenders {
+    pub sms: Arc<dyn SmsSender>,
+    pub console: Option<Arc<ConsoleSender>>,
 }
 
 /// The keys of the vendors in use, whose reports are taken when
@@ -223,6 +242,7 @@ pub(super) fn webhook_keys(config: &Config) -> Result<WebhookKeys, ConfigError> 
     Ok(WebhookKeys {
         public_url: public_url.map(str::to_owned),
         tokens,
+        meta: None,
     })
 }
 

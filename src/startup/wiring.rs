@@ -10,6 +10,7 @@ use crate::adapters::http::extract::auth::ApiKeys;
 use crate::adapters::http::extract::client_ip::TrustedProxies;
 use crate::adapters::http::extract::twilio_auth::{is_sid, TwilioCredentials};
 use crate::adapters::http::handlers::twilio_verify::TwilioSurface;
+use crate::adapters::http::handlers::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
@@ -44,9 +45,11 @@ pub(super) fn build_service(
             };
             ConfigError::new(key, e)
         })?;
+    let senders = build_sms(config, console, inbox, metrics)?;
+    let whatsapp = super::whatsapp::build_whatsapp(config, senders.console, metrics)?;
     let service = OtpService::new(
         build_store(config, metrics)?,
-        build_sms(config, console, inbox, metrics)?,
+        senders.sms,
         build_hasher(config)?,
         policy,
         build_template(config, policy.ttl())?,
@@ -56,6 +59,10 @@ pub(super) fn build_service(
     .with_guards(build_guards(config)?)
     .with_idempotency_window(idempotency_window(config)?)
     .with_meter(Arc::clone(metrics) as Arc<dyn crate::ports::Meter>);
+    let service = match whatsapp {
+        Some(sender) => service.with_whatsapp(sender),
+        None => service,
+    };
     Ok(match events {
         Some(outbox) => service.with_events(outbox),
         None => service,
@@ -200,7 +207,10 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
     }
     let trusted_proxies = TrustedProxies::parse(&config.http.trusted_proxies)
         .map_err(|e| ConfigError::new("http.trusted_proxies", e))?;
-    let webhook_keys = webhook_keys(config)?;
+    let webhook_keys = WebhookKeys {
+        meta: super::whatsapp::meta_keys(config)?,
+        ..webhook_keys(config)?
+    };
     Ok(http::Access {
         api_keys,
         trusted_proxies,

@@ -32,3 +32,4 @@ mod vendors_more;
 mod verifications;
 mod vonage_receipts;
 mod webhooks;
+mod whatsapp;

@@ -13,7 +13,7 @@ use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::legacy_form::LegacyForm;
 use crate::adapters::http::problem::{LegacyError, LegacyMessage, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, Phone, PhoneError, SendMode};
+use crate::domain::{Channel, Code, Phone, PhoneError, SendMode};
 use crate::service::{SendOrder, StatusError, Target, VerifyError};
 
 pub struct DropInApi;
@@ -117,6 +117,7 @@ impl DropInApi {
             mode: SendMode::Replace,
             locale: None,
             app: None,
+            channel: Channel::Sms,
         };
         let sent = shared.service.send(order).await.map_err(Problem::from);
         shared.metrics.answered_send(&sent);

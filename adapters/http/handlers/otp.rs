@@ -16,7 +16,7 @@ use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::strict_string::{CodeText, PhoneText, VerificationIdText};
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, DeliveryState, Locale, Phone, SendMode, Status, VerificationId};
+use crate::domain::{Channel, Code, DeliveryState, Locale, Phone, SendMode, Status, VerificationId};
 use crate::service::{SendOrder, Target};
 
 pub struct OtpApi;
@@ -35,6 +35,35 @@ pub struct SendRequest {
     /// send starts a verification of its own, so a stranger's send for the
     /// same phone never touches yours.
     verification_id: Option<VerificationIdText>,
+    channel: Option<ChannelName>,
+}
+
+/// How the code goes: `sms` (the default), or `whatsapp` (an
+/// authentication message, where the service has a WhatsApp sender).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[oai(rename_all = "lowercase")]
+pub enum ChannelName {
+    #[default]
+    Sms,
+    Whatsapp,
+}
+
+impl From<ChannelName> for Channel {
+    fn from(name: ChannelName) -> Self {
+        match name {
+            ChannelName::Sms => Channel::Sms,
+            ChannelName::Whatsapp => Channel::Whatsapp,
+        }
+    }
+}
+
+impl From<Channel> for ChannelName {
+    fn from(channel: Channel) -> Self {
+        match channel {
+            Channel::Sms => ChannelName::Sms,
+            Channel::Whatsapp => ChannelName::Whatsapp,
+        }
+    }
 }
 
 /// Names the verification by its phone or by its id, not both.
@@ -65,8 +94,9 @@ pub struct SendBody {
     expires_in: u64,
     /// Seconds until another code may be sent to this phone.
     resend_after: u64,
-    /// The SMS provider that took the message: `console`, `plivo`,
-    /// `twilio`, or `test-number` for a configured test number.
+    channel: ChannelName,
+    /// The provider that took the message: `console`, `plivo`, `twilio`,
+    /// `meta` (WhatsApp), or `test-number` for a configured test number.
     provider: String,
     /// The provider's id for the message.
     message_id: String,
@@ -199,8 +229,9 @@ impl OtpApi {
             Some(id) => SendMode::Resend(VerificationId::parse(&id.0).map_err(Problem::from)?),
             None => SendMode::New,
         };
+        let channel = Channel::from(body.channel.unwrap_or_default());
         let request = format!(
-            "send_otp\n{}\n{}\n{}",
+            "send_otp\n{}\n{}\n{}\n{channel}",
             phone.as_str(),
             body.locale.as_deref().unwrap_or_default(),
             body.verification_id.as_ref().map_or("", |id| id.0.as_str()),
@@ -214,6 +245,7 @@ impl OtpApi {
             mode,
             locale: locale.as_ref(),
             app: None,
+            channel,
         };
         let sent = idempotent::once(&shared, req, &owner, &request, send(&shared, order));
         Ok(SendResponse::Accepted(Json(sent.await?)))
@@ -312,6 +344,7 @@ async fn send(shared: &Shared, order: SendOrder<'_>) -> Result<SendBody, ApiErro
         phone: phone.as_str().to_owned(),
         expires_in: sent.expires_in.as_secs(),
         resend_after: sent.resend_after.as_secs(),
+        channel: sent.channel.into(),
         provider: sent.receipt.provider,
         message_id: sent.receipt.message_id,
     })

@@ -11,18 +11,21 @@ use std::sync::Arc;
 
 use poem::http::{HeaderMap, Uri};
 use poem::web::Data;
-use poem_openapi::payload::{Form, Json};
+use poem_openapi::param::Query;
+use poem_openapi::payload::{Form, Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::adapters::http::extract::raw_json::RawJson;
 use crate::adapters::http::extract::report_params::ReportParams;
 use crate::adapters::http::problem::{Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
+use crate::adapters::sms::meta;
 use crate::adapters::sms::plivo::Plivo;
 use crate::adapters::sms::telnyx::{self, Telnyx};
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::vonage::Vonage;
 use crate::adapters::sms::{ReportKey, Vendor};
+use crate::config::Secret;
 
 /// What the webhooks check signatures against.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +35,17 @@ pub struct WebhookKeys {
     /// What each vendor whose reports are taken signs them with, by vendor
     /// name.
     pub tokens: BTreeMap<&'static str, ReportKey>,
+    /// Meta's, when WhatsApp messages go through its Cloud API.
+    pub meta: Option<MetaKeys>,
+}
+
+/// What Meta's webhook is checked with.
+#[derive(Debug, Clone)]
+pub struct MetaKeys {
+    /// Signs each notification (`X-Hub-Signature-256`).
+    pub app_secret: Secret,
+    /// What the verification request must carry as `hub.verify_token`.
+    pub verify_token: Secret,
 }
 
 /// Where `vendor` posts its reports, as it is told at each send and as it
@@ -54,6 +68,13 @@ pub enum WebhookResponse {
     /// The report was checked and taken.
     #[oai(status = 200)]
     Taken(Json<Ack>),
+}
+
+#[derive(ApiResponse)]
+pub enum ChallengeResponse {
+    /// The verification request's challenge, as it was sent.
+    #[oai(status = 200)]
+    Answer(PlainText<String>),
 }
 
 #[derive(ApiResponse, Debug)]
@@ -97,6 +118,17 @@ impl WebhookKeys {
 }
 
 const TOKEN_RULE: &str = "must be 1 to 64 letters, digits, '-', '_' or '.'";
+const WAMID_RULE: &str = "must be 1 to 128 letters, digits, '-', '_', '.', '+', '/' or '='";
+
+/// A WhatsApp message id (`wamid.` and base64): longer than other
+/// vendors' ids, and base64's characters, none of them markup or a
+/// separator where it is stored or shown.
+fn is_wamid(text: &str) -> bool {
+    (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b'/' | b'='))
+}
 
 /// A vendor's message id or error code: short, and nothing that could be
 /// markup, a line break or a separator where it is stored or shown.
@@ -250,5 +282,68 @@ impl WebhookApi {
         }
         params.insert(telnyx::RAW_BODY.to_owned(), body.raw);
         take::<Telnyx>(&shared, headers, params).await
+    }
+
+    /// Meta webhook verification
+    ///
+    /// The request Meta makes when the app's webhook is set: it subscribes
+    /// with the configured `whatsapp.meta.verify_token`, and is answered
+    /// with its `hub.challenge`. Anything else is refused.
+    #[oai(path = "/meta", method = "get", operation_id = "meta_webhook_verification")]
+    async fn meta_verification(
+        &self,
+        shared: Data<&Arc<Shared>>,
+        #[oai(name = "hub.mode")] mode: Query<Option<String>>,
+        #[oai(name = "hub.verify_token")] token: Query<Option<String>>,
+        #[oai(name = "hub.challenge")] challenge: Query<Option<String>>,
+    ) -> Result<ChallengeResponse, WebhookError> {
+        let keys = shared.webhook_keys.meta.as_ref().ok_or_else(not_configured)?;
+        meta::challenge_answer(
+            mode.0.as_deref(),
+            token.0.as_deref(),
+            challenge.0.as_deref(),
+            &keys.verify_token,
+        )
+        .map(|challenge| ChallengeResponse::Answer(PlainText(challenge)))
+        .ok_or_else(|| forbidden("the verification request's mode or token is wrong"))
+    }
+
+    /// WhatsApp message statuses
+    ///
+    /// Meta's `messages` webhook, signed with the app secret
+    /// (`X-Hub-Signature-256`) over the raw body. Each status (`sent`,
+    /// `delivered`, `read`, `failed`) of a message otpd sent is recorded as
+    /// its delivery; anything else the body carries is taken and ignored.
+    /// Needs no API key: the signature is its authentication.
+    #[oai(path = "/meta", method = "post", operation_id = "meta_message_statuses")]
+    async fn meta(
+        &self,
+        shared: Data<&Arc<Shared>>,
+        headers: &HeaderMap,
+        /// The notification: `entry[].changes[].value.statuses[]`.
+        body: RawJson,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let keys = shared.webhook_keys.meta.as_ref().ok_or_else(not_configured)?;
+        let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+        if !meta::signed(&keys.app_secret, body.raw.as_bytes(), signature) {
+            return Err(forbidden("the Meta signature is missing or wrong"));
+        }
+        let mut recorded = false;
+        for status in meta::statuses(&body.value) {
+            let Some(state) = status.state else {
+                continue;
+            };
+            if !is_wamid(&status.message_id) {
+                return Err(bad_request(format!("a status's id {WAMID_RULE}")));
+            }
+            let taken = shared
+                .service
+                .report_delivery(meta::NAME, &status.message_id, state, status.error_code)
+                .await
+                .map_err(|e| WebhookError::Unavailable(Json(Problem::from(e))))?;
+            shared.metrics.delivery_report(meta::NAME, state.as_str());
+            recorded |= taken;
+        }
+        Ok(WebhookResponse::Taken(Json(Ack { recorded })))
     }
 }

@@ -92,6 +92,7 @@ impl From<SendError> for Problem {
             }
             SendError::Store(e) => e.into(),
             SendError::NotFound => Problem::new(ProblemCode::NotFound, e.to_string()),
+            SendError::ChannelUnavailable(_) => Problem::new(ProblemCode::ChannelUnavailable, e.to_string()),
             SendError::Blocked { ref group, ref block } => {
                 let f = &block.figures;
                 let mut p = Problem::new(ProblemCode::DestinationBlocked, e.to_string());

@@ -36,6 +36,7 @@ pub enum ProblemCode {
     PhoneRejected,
     DestinationNotAllowed,
     DestinationBlocked,
+    ChannelUnavailable,
     MaxAttemptsReached,
     GuessBudgetExceeded,
     IdempotencyKeyInUse,
@@ -92,6 +93,7 @@ impl ProblemCode {
             | Self::PhoneRejected
             | Self::DestinationNotAllowed
             | Self::DestinationBlocked
+            | Self::ChannelUnavailable
             | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
             Self::MaxAttemptsReached
@@ -126,6 +128,7 @@ impl ProblemCode {
             Self::PhoneRejected => "The SMS provider rejected the number",
             Self::DestinationNotAllowed => "Codes are not sent to this number",
             Self::DestinationBlocked => "Codes to this number's range are blocked for now",
+            Self::ChannelUnavailable => "This service sends no codes on this channel",
             Self::MaxAttemptsReached => "No attempts left for this code",
             Self::GuessBudgetExceeded => "This phone has had too many wrong codes for now",
             Self::IdempotencyKeyInUse => "A request with this Idempotency-Key is still being answered",

@@ -150,6 +150,10 @@ fn twilio_of(p: &Problem) -> (StatusCode, u32, String) {
             60410,
             "Verification delivery attempt blocked".into(),
         ),
+        // Twilio's for a channel the service has not turned on.
+        ProblemCode::ChannelUnavailable => {
+            (StatusCode::BAD_REQUEST, 60223, "Delivery channel disabled".into())
+        }
         ProblemCode::InvalidPhone | ProblemCode::PhoneRejected => {
             (StatusCode::BAD_REQUEST, 60200, "Invalid parameter: To".into())
         }

@@ -49,6 +49,7 @@
     time.title = sent.toLocaleString();
     meta.append(time);
     meta.append(element('span', 'badge', message.provider));
+    if (message.channel && message.channel !== 'sms') meta.append(element('span', 'badge', message.channel));
     meta.append(element('span', 'badge state', message.state));
     item.append(meta);
     item.append(element('p', 'text', message.text));

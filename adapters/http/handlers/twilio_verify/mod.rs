@@ -22,7 +22,7 @@ use crate::adapters::http::extract::twilio_auth::{TwilioBasic, TwilioCredentials
 use crate::adapters::http::problem::twilio::TwilioError;
 use crate::adapters::http::problem::Problem;
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Code, Locale, Phone, Scope, SendMode, Status, VerificationId};
+use crate::domain::{Channel, Code, Locale, Phone, Scope, SendMode, Status, VerificationId};
 use crate::service::{Ending, SendOrder, Target};
 
 pub use self::objects::{iso8601, SendCodeAttempt, VerificationCheckObject, VerificationObject};
@@ -188,6 +188,7 @@ impl TwilioVerifyApi {
                 mode: SendMode::KeepPending,
                 locale: locale.as_ref(),
                 app: Some(app),
+                channel: Channel::Sms,
             };
             let sent = shared.service.send(order).await.map_err(Problem::from);
             shared.metrics.answered_send(&sent);

@@ -1,0 +1,88 @@
+//! From settings to the WhatsApp sender: the console's, for local work,
+//! or Meta's Cloud API; and the keys its webhooks are checked with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::adapters::http::handlers::webhooks::MetaKeys;
+use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::meta::{self, Meta};
+use crate::adapters::sms::{ConsoleOut, ConsoleSender, RetryPolicy};
+use crate::config::{Config, ConfigError, SmsProvider, WhatsappProvider};
+use crate::ports::WhatsappSender;
+
+/// The WhatsApp sender the settings name, if any. `printer` is the SMS
+/// console, if one was built: WhatsApp messages print beside its SMS.
+///
+/// # Errors
+/// A [`ConfigError`] naming the bad setting.
+pub(super) fn build_whatsapp(
+    config: &Config,
+    printer: Option<Arc<ConsoleSender>>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Arc<dyn WhatsappSender>>, ConfigError> {
+    let console = || -> Arc<dyn WhatsappSender> {
+        printer
+            .clone()
+            .unwrap_or_else(|| Arc::new(ConsoleSender::new(ConsoleOut::Stdout)))
+    };
+    match config.whatsapp.provider {
+        WhatsappProvider::Off => Ok(None),
+        WhatsappProvider::Auto if config.sms.provider == SmsProvider::Console => Ok(Some(console())),
+        WhatsappProvider::Auto => Ok(None),
+        WhatsappProvider::Console => Ok(Some(console())),
+        WhatsappProvider::Meta => {
+            let settings = &config.whatsapp.meta;
+            meta::check(settings)?;
+            if super::exposure::in_clear_off_this_machine(&settings.base_url) {
+                return Err(ConfigError::new(
+                    "whatsapp.meta.base_url",
+                    "must be https:// (http:// only on this machine): a call carries the access \
+                     token and the code",
+                ));
+            }
+            let timeout = Duration::from_millis(config.sms.timeout_ms);
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(timeout)
+                .timeout(timeout)
+                .build()
+                .map_err(|e| ConfigError::new("whatsapp", e))?;
+            let policy = RetryPolicy::new(config.sms.retries, timeout);
+            Ok(Some(Arc::new(Meta::new(
+                settings,
+                http,
+                policy,
+                Arc::clone(metrics),
+            ))))
+        }
+    }
+}
+
+/// What Meta's webhook is checked with, when Meta sends: its app secret
+/// (the statuses' signatures) and the verification token.
+///
+/// # Errors
+/// Meta sends and either is missing: its statuses could not be taken.
+pub(super) fn meta_keys(config: &Config) -> Result<Option<MetaKeys>, ConfigError> {
+    if config.whatsapp.provider != WhatsappProvider::Meta {
+        return Ok(None);
+    }
+    let settings = &config.whatsapp.meta;
+    for (key, value) in [
+        ("whatsapp.meta.app_secret", &settings.app_secret),
+        ("whatsapp.meta.verify_token", &settings.verify_token),
+    ] {
+        if value.expose().is_empty() {
+            return Err(ConfigError::new(
+                key,
+                "is required by whatsapp.provider = \"meta\": it checks Meta's webhooks, which say \
+                 whether a message arrived",
+            ));
+        }
+    }
+    Ok(Some(MetaKeys {
+        app_secret: settings.app_secret.clone(),
+        verify_token: settings.verify_token.clone(),
+    }))
+}
