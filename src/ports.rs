@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crate::domain::{
     Admitted, Block, Bucket, Checked, Claim, ClientNet, Code, CodeHash, DeliveryReport, Event, Group,
     GroupTraffic, GuessBudget, GuessCeiling, Idempotency, Ledger, Locale, Money, Named, Opened, PendingOtp,
-    Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText, Spent, Taken, Verification,
+    Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText, Speech, Spent, Taken, Verification,
     VerifyOutcome,
 };
 
@@ -602,6 +602,18 @@ pub trait WhatsappSender: Send + Sync + 'static {
         locale: Option<&Locale>,
         local_id: &str,
     ) -> Result<SmsReceipt, SmsError>;
+}
+
+/// Calls a phone and reads it a code.
+#[async_trait]
+pub trait VoiceCaller: Send + Sync + 'static {
+    /// Calls `to` and says `speech`, and says who placed the call and
+    /// under which id; `local_id` as for [`SmsSender::send`].
+    ///
+    /// # Errors
+    /// [`SmsError::Rejected`] when the vendor refuses the number itself,
+    /// [`SmsError::Failed`] when no call could be placed for another reason.
+    async fn call(&self, to: &Phone, speech: &Speech, local_id: &str) -> Result<SmsReceipt, SmsError>;
 }
 
 /// Sends one text message.

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::domain::{Channel, Code, Locale, Phone, SmsReceipt, SmsText};
-use crate::ports::{Cause, SmsError, SmsSender, WhatsappSender};
+use crate::domain::{Channel, Code, Locale, Phone, SmsReceipt, SmsText, Speech};
+use crate::ports::{Cause, SmsError, SmsSender, VoiceCaller, WhatsappSender};
 
 use super::Inbox;
 
@@ -70,6 +70,7 @@ impl ConsoleSender {
         let label = match channel {
             Channel::Sms => "SMS",
             Channel::Whatsapp => "WhatsApp",
+            Channel::Voice => "Voice call",
         };
         let line = format!("{label} to {}: {}\n", to.as_str(), text.replace('\n', "\\n"));
         let written = match &self.out {
@@ -121,6 +122,15 @@ impl WhatsappSender for ConsoleSender {
             code.expose()
         );
         self.print(Channel::Whatsapp, to, &text, local_id)
+    }
+}
+
+#[async_trait]
+impl VoiceCaller for ConsoleSender {
+    /// The words a voice would say, in the language it would say them.
+    async fn call(&self, to: &Phone, speech: &Speech, local_id: &str) -> Result<SmsReceipt, SmsError> {
+        let text = format!("({}) {}", speech.language(), speech.expose());
+        self.print(Channel::Voice, to, &text, local_id)
     }
 }
 

@@ -8,7 +8,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::adapters::metrics::Metrics;
-use crate::domain::SmsReceipt;
+use crate::domain::{Phone, SmsReceipt};
 use crate::ports::{Cause, ErrorChain, SmsError};
 
 #[derive(Debug, Clone, Copy)]
@@ -46,11 +46,44 @@ pub enum AttemptError {
 }
 
 /// Runs `attempt` until it gives a message id, fails for good, or the retries
-/// or the deadline run out. `tracked`: the provider was asked for reports.
+/// or the deadline run out, and counts the outcome for `to`'s country.
+/// `tracked`: the provider was asked for reports.
 ///
 /// # Errors
 /// [`SmsError::Rejected`] for a refused number, [`SmsError::Failed`] otherwise.
 pub async fn send_with_retries<F, Fut>(
+    provider: &str,
+    to: &Phone,
+    policy: &RetryPolicy,
+    tracked: bool,
+    metrics: &Metrics,
+    attempt: F,
+) -> Result<SmsReceipt, SmsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<String, AttemptError>>,
+{
+    let sent = tries(provider, policy, tracked, metrics, attempt).await;
+    let outcome = match &sent {
+        Ok(_) => "sent",
+        Err(SmsError::Rejected { .. }) => "rejected",
+        Err(SmsError::Failed { .. }) => "failed",
+    };
+    metrics.vendor_send(provider, to.region().unwrap_or("none"), outcome);
+    sent
+}
+
+/// A request that got no HTTP answer: worth another try. The error beneath
+/// (a refused connection, a timeout) is kept for the logs, without the URL:
+/// it would say nothing the provider name doesn't.
+pub fn transport_error(e: reqwest::Error) -> AttemptError {
+    AttemptError::Transient(
+        "the request got no answer".into(),
+        Some(Cause::new(e.without_url())),
+    )
+}
+
+async fn tries<F, Fut>(
     provider: &str,
     policy: &RetryPolicy,
     tracked: bool,

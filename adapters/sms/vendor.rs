@@ -11,11 +11,11 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::dlt::Dlt;
-use super::retry::{send_with_retries, AttemptError, RetryPolicy};
+use super::retry::{send_with_retries, transport_error, AttemptError, RetryPolicy};
 use crate::adapters::metrics::Metrics;
 use crate::config::{ConfigError, Secret, VonageSignatureMethod};
 use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
-use crate::ports::{Cause, SmsError, SmsSender};
+use crate::ports::{SmsError, SmsSender};
 
 /// An SMS vendor: its settings, its API and its delivery reports.
 pub trait Vendor: fmt::Debug + Send + Sync + Sized + 'static {
@@ -193,29 +193,11 @@ impl<V: Vendor> VendorSender<V> {
 impl<V: Vendor> SmsSender for VendorSender<V> {
     async fn send(&self, to: &Phone, text: &SmsText, local_id: &str) -> Result<SmsReceipt, SmsError> {
         let tracked = self.status_callback.is_some();
-        let sent = send_with_retries(V::NAME, &self.policy, tracked, &self.metrics, || {
+        send_with_retries(V::NAME, to, &self.policy, tracked, &self.metrics, || {
             self.attempt(to, text, local_id)
         })
-        .await;
-        let outcome = match &sent {
-            Ok(_) => "sent",
-            Err(SmsError::Rejected { .. }) => "rejected",
-            Err(SmsError::Failed { .. }) => "failed",
-        };
-        self.metrics
-            .vendor_send(V::NAME, to.region().unwrap_or("none"), outcome);
-        sent
+        .await
     }
-}
-
-/// A request that got no HTTP answer: worth another try. The error beneath
-/// (a refused connection, a timeout) is kept for the logs, without the URL:
-/// it would say nothing the provider name doesn't.
-fn transport_error(e: reqwest::Error) -> AttemptError {
-    AttemptError::Transient(
-        "the request got no answer".into(),
-        Some(Cause::new(e.without_url())),
-    )
 }
 
 /// An HTTP answer that isn't success: 429 and 5xx may pass, the rest won't.

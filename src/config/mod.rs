@@ -7,6 +7,7 @@ mod secrets;
 mod sections;
 mod spend;
 mod vendors;
+mod voice;
 mod whatsapp;
 
 use std::fmt;
@@ -21,6 +22,7 @@ pub use self::secrets::{without_userinfo, Secret, StoreUrl};
 pub use self::sections::*;
 pub use self::spend::{CountryCaps, SpendConfig};
 pub use self::vendors::*;
+pub use self::voice::{VoiceConfig, VoiceProvider, VonageVoiceConfig};
 pub use self::whatsapp::{MetaConfig, WhatsappConfig, WhatsappProvider};
 
 pub const ENV_PREFIX: &str = "OTPD_";

@@ -18,6 +18,7 @@ pub struct Config {
     pub otp: OtpConfig,
     pub sms: SmsConfig,
     pub whatsapp: super::WhatsappConfig,
+    pub voice: super::VoiceConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,

@@ -2,26 +2,29 @@
 
 use std::fmt;
 
-/// A code's channel: an SMS, or a WhatsApp authentication message.
+/// A code's channel: an SMS, a WhatsApp authentication message, or a
+/// voice call that reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Channel {
     #[default]
     Sms,
     Whatsapp,
+    Voice,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 2] = [Channel::Sms, Channel::Whatsapp];
+    pub const ALL: [Channel; 3] = [Channel::Sms, Channel::Whatsapp, Channel::Voice];
 
     /// As the APIs, events and metrics name it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sms => "sms",
             Self::Whatsapp => "whatsapp",
+            Self::Voice => "voice",
         }
     }
 
-    /// The channel a name means (`sms`, `whatsapp`, any case), if any.
+    /// The channel a name means (`sms`, `whatsapp`, `voice`, any case), if any.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()

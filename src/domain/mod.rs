@@ -17,6 +17,7 @@ mod phone;
 mod pumping;
 mod rules;
 mod sealed_id;
+mod speech;
 mod spend;
 mod time;
 mod verification;
@@ -44,6 +45,7 @@ pub mod traffic_slots {
 }
 pub use rules::{Named, PhoneState, Record, Tally, WrongCodes};
 pub use sealed_id::IdSeal;
+pub use speech::Speech;
 pub use spend::{
     add_within, Cap, CapLevel, CapReached, Ledger, Money, Prices, Span, SpendCaps, SpendVerdict, Spent,
 };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{CodeHash, Delivery, Scope, VerificationId};
+use super::{Channel, CodeHash, Delivery, Scope, VerificationId};
 
 /// The operator's rules for every code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,7 @@ impl OtpPolicy {
             ttl: self.ttl,
             attempts: self.max_attempts,
             sent_at: 0,
+            channel: Channel::Sms,
             delivery: None,
         }
     }
@@ -64,6 +65,8 @@ pub struct PendingOtp {
     pub attempts: u32,
     /// Unix seconds of the send.
     pub sent_at: u64,
+    /// The way the code goes to the phone.
+    pub channel: Channel,
     /// The SMS's delivery when its receipt is known before sending (a local
     /// sender, a test number): stored with the code, so the send writes once.
     pub delivery: Option<Delivery>,
@@ -73,6 +76,12 @@ impl PendingOtp {
     /// Stores `receipt` with the code, as `queued` at unix second `at`.
     pub fn with_receipt(mut self, receipt: &SmsReceipt, at: u64) -> Self {
         self.delivery = Some(Delivery::queued(receipt, at));
+        self
+    }
+
+    /// Sent on `channel`.
+    pub fn on(mut self, channel: Channel) -> Self {
+        self.channel = channel;
         self
     }
 

@@ -21,8 +21,9 @@
 use std::time::Duration;
 
 use super::{
-    Checked, CodeHash, Delivery, DeliveryReport, GuessCeiling, Opened, PendingOtp, Scope, SendLimits,
-    SendMode, Verification, VerificationId, VerifyOutcome, MAX_LIVE_CODES, MAX_SEND_TIMES, MAX_VERIFICATIONS,
+    Channel, Checked, CodeHash, Delivery, DeliveryReport, GuessCeiling, Opened, PendingOtp, Scope,
+    SendLimits, SendMode, Verification, VerificationId, VerifyOutcome, MAX_LIVE_CODES, MAX_SEND_TIMES,
+    MAX_VERIFICATIONS,
 };
 
 /// A phone's state: its send tally, the wrong codes its ceiling counts and
@@ -73,6 +74,8 @@ pub struct Record {
     pub sends: u32,
     /// Unix seconds of the last [`MAX_SEND_TIMES`] sends, oldest first.
     pub send_times: Vec<u64>,
+    /// The channel of each of `send_times`, in step with it.
+    pub channels: Vec<Channel>,
     pub delivery: Option<Delivery>,
 }
 
@@ -109,6 +112,7 @@ impl Record {
             },
             sends: self.sends,
             send_times: self.send_times.clone(),
+            channels: self.channels.clone(),
             delivery: self.delivery.clone(),
         }
     }
@@ -123,6 +127,7 @@ impl Record {
             created_at: otp.sent_at,
             sends: 1,
             send_times: vec![otp.sent_at],
+            channels: vec![otp.channel],
             delivery: otp.delivery.clone(),
         }
     }
@@ -137,8 +142,10 @@ impl Record {
         self.codes.push((otp.hash.clone(), now + millis(otp.ttl)));
         self.sends += 1;
         self.send_times.push(otp.sent_at);
+        self.channels.push(otp.channel);
         if self.send_times.len() > MAX_SEND_TIMES {
             self.send_times.remove(0);
+            self.channels.remove(0);
         }
         self.delivery.clone_from(&otp.delivery);
     }
@@ -442,6 +449,7 @@ impl PhoneState {
         record.codes.retain(|(code, at)| code != hash && *at > now);
         record.sends = record.sends.saturating_sub(1).max(1);
         record.send_times.pop();
+        record.channels.pop();
         if record.codes.is_empty() {
             self.verifications.remove(i);
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::rngs::OsRng;
 use rand::{RngCore, TryRngCore};
 
-use super::{Delivery, VerifyOutcome};
+use super::{Channel, Delivery, VerifyOutcome};
 
 /// `VE` and 32 lowercase hex digits: 128 bits, sealed from the phone and
 /// random bits (see [`super::IdSeal`]). The shape is Twilio Verify's, so
@@ -178,6 +178,8 @@ pub struct Verification {
     pub sends: u32,
     /// Unix seconds of its last [`MAX_SEND_TIMES`] sends, oldest first.
     pub send_times: Vec<u64>,
+    /// The channel of each of `send_times`, in step with it.
+    pub channels: Vec<Channel>,
     /// Who took the newest SMS and what became of it.
     pub delivery: Option<Delivery>,
 }

@@ -27,7 +27,7 @@ use crate::domain::{
     OtpPolicy, Phone, Prices, Quota, SendLimits, SmsReceipt, SpendCaps, Taken, Templates, VerificationId,
 };
 use crate::ports::{
-    ErrorChain, EventOutbox, Meter, OtpStore, SmsError, SmsSender, StoreError, WhatsappSender,
+    ErrorChain, EventOutbox, Meter, OtpStore, SmsError, SmsSender, StoreError, VoiceCaller, WhatsappSender,
 };
 
 /// How long after a code expires a provider's report of its SMS is still
@@ -47,6 +47,8 @@ pub struct OtpService {
     sms: Arc<dyn SmsSender>,
     /// Sends codes on the WhatsApp channel, when one is configured.
     whatsapp: Option<Arc<dyn WhatsappSender>>,
+    /// Calls phones to read codes, when a voice vendor is configured.
+    voice: Option<Arc<dyn VoiceCaller>>,
     hasher: CodeHasher,
     policy: OtpPolicy,
     template: MessageTemplate,
@@ -163,6 +165,7 @@ impl OtpService {
             store,
             sms,
             whatsapp: None,
+            voice: None,
             hasher,
             policy,
             template,
@@ -179,6 +182,21 @@ impl OtpService {
     pub fn with_whatsapp(mut self, sender: Arc<dyn WhatsappSender>) -> Self {
         self.whatsapp = Some(sender);
         self
+    }
+
+    /// Sends codes on the voice channel through `caller`.
+    pub fn with_voice(mut self, caller: Arc<dyn VoiceCaller>) -> Self {
+        self.voice = Some(caller);
+        self
+    }
+
+    /// Whether a code can go out on `channel`.
+    fn sends_on(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => true,
+            Channel::Whatsapp => self.whatsapp.is_some(),
+            Channel::Voice => self.voice.is_some(),
+        }
     }
 
     /// Counts sends, approvals, blocks and spend by country in `meter`.

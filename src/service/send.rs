@@ -7,7 +7,7 @@ use super::pumping::CountAsk;
 use super::{new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE};
 use crate::domain::{
     Admitted, Bucket, Channel, Code, Delivery, EventKind, Locale, Money, Opened, PendingOtp, Phone, Scope,
-    SendLimits, SendMode, SmsReceipt, Verification,
+    SendLimits, SendMode, SmsReceipt, Speech, Verification,
 };
 use crate::ports::{ErrorChain, SendCounts, SendRules, SmsError};
 
@@ -24,7 +24,7 @@ pub struct SendOrder<'a> {
     /// Names the app in the SMS instead of the configured one (a Twilio
     /// Verify service's friendly name).
     pub app: Option<&'a str>,
-    /// How the code goes: an SMS, or a WhatsApp message.
+    /// How the code goes: an SMS, a WhatsApp message or a call.
     pub channel: Channel,
 }
 
@@ -52,7 +52,7 @@ impl OtpService {
     pub async fn send(&self, order: SendOrder<'_>) -> Result<Sent, SendError> {
         let phone = order.phone;
         // Before anything is taken: a channel nothing sends on costs nothing.
-        if order.channel == Channel::Whatsapp && self.whatsapp.is_none() {
+        if !self.sends_on(order.channel) {
             return Err(SendError::ChannelUnavailable(order.channel));
         }
         // A test number is never texted: the rules that guard phones and
@@ -170,6 +170,7 @@ impl OtpService {
         let mut pending = self
             .policy
             .pending(id, order.scope.clone(), self.hasher.hash(phone, &code))
+            .on(order.channel)
             .sent(sent_at);
         if let Some(receipt) = &ahead {
             pending = pending.with_receipt(receipt, sent_at);
@@ -241,23 +242,30 @@ impl OtpService {
         admission: Admission,
     ) -> Result<Sent, SendError> {
         let phone = order.phone;
-        let sent = if fixed.is_some() {
-            Ok(test_number_receipt())
-        } else if let (Channel::Whatsapp, Some(whatsapp)) = (order.channel, &self.whatsapp) {
-            let locale = self.templates.locale_for(order.locale, phone.region());
-            whatsapp
-                .send(phone, &admission.code, locale, &admission.local_id)
-                .await
-        } else {
-            let template = self
-                .templates
-                .pick(order.locale, phone.region())
-                .unwrap_or(&self.template);
-            let text = match order.app {
-                Some(app) => template.for_app(app).render(&admission.code, self.policy.ttl()),
-                None => template.render(&admission.code, self.policy.ttl()),
-            };
-            self.sms.send(phone, &text, &admission.local_id).await
+        let sent = match (fixed, order.channel, &self.whatsapp, &self.voice) {
+            (Some(_), ..) => Ok(test_number_receipt()),
+            (None, Channel::Whatsapp, Some(whatsapp), _) => {
+                let locale = self.templates.locale_for(order.locale, phone.region());
+                whatsapp
+                    .send(phone, &admission.code, locale, &admission.local_id)
+                    .await
+            }
+            (None, Channel::Voice, _, Some(voice)) => {
+                let locale = self.templates.locale_for(order.locale, phone.region());
+                let speech = Speech::of(&admission.code, locale);
+                voice.call(phone, &speech, &admission.local_id).await
+            }
+            _ => {
+                let template = self
+                    .templates
+                    .pick(order.locale, phone.region())
+                    .unwrap_or(&self.template);
+                let text = match order.app {
+                    Some(app) => template.for_app(app).render(&admission.code, self.policy.ttl()),
+                    None => template.render(&admission.code, self.policy.ttl()),
+                };
+                self.sms.send(phone, &text, &admission.local_id).await
+            }
         };
         let receipt = match sent {
             Ok(receipt) => receipt,

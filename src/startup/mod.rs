@@ -10,6 +10,7 @@ mod languages;
 mod routes;
 mod sms;
 mod spend;
+mod voice;
 mod whatsapp;
 mod wiring;
 

@@ -154,18 +154,10 @@ pub(super) fn build_sms(
             ));
         }
     }
-    let timeout = Duration::from_millis(sms.timeout_ms.max(1));
-    // No redirects: a vendor call carries credentials and the code, and a
-    // redirect would re-send both to wherever the answer points.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .build()
-        .map_err(|e| ConfigError::new("sms", e))?;
+    let (http, policy) = vendor_http(config, "sms")?;
     let shared = Shared {
         http,
-        policy: RetryPolicy::new(sms.retries, timeout),
+        policy,
         public_url: public_url(config)?,
         metrics,
     };
@@ -199,6 +191,28 @@ pub(super) fn build_sms(
         sms: Arc::new(super::routes::build(sms, &shared, default)?),
         console: printer,
     })
+}
+
+/// The HTTP client and failure policy of every vendor call, by
+/// `sms.timeout_ms` and `sms.retries`; `section` names the settings an
+/// error is about.
+///
+/// # Errors
+/// The client can't be built (no TLS roots).
+pub(super) fn vendor_http(
+    config: &Config,
+    section: &str,
+) -> Result<(reqwest::Client, RetryPolicy), ConfigError> {
+    let timeout = Duration::from_millis(config.sms.timeout_ms.max(1));
+    // No redirects: a vendor call carries credentials and the code, and a
+    // redirect would re-send both to wherever the answer points.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ConfigError::new(section, e))?;
+    Ok((http, RetryPolicy::new(config.sms.retries, timeout)))
 }
 
 /// The SMS sender chain, and its console if it has one (WhatsApp messages

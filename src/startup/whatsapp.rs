@@ -2,12 +2,11 @@
 //! or Meta's Cloud API; and the keys its webhooks are checked with.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::adapters::http::handlers::webhooks::MetaKeys;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::meta::{self, Meta};
-use crate::adapters::sms::{ConsoleOut, ConsoleSender, RetryPolicy};
+use crate::adapters::sms::{ConsoleOut, ConsoleSender};
 use crate::config::{Config, ConfigError, SmsProvider, WhatsappProvider};
 use crate::ports::WhatsappSender;
 
@@ -41,14 +40,7 @@ pub(super) fn build_whatsapp(
                      token and the code",
                 ));
             }
-            let timeout = Duration::from_millis(config.sms.timeout_ms);
-            let http = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(timeout)
-                .timeout(timeout)
-                .build()
-                .map_err(|e| ConfigError::new("whatsapp", e))?;
-            let policy = RetryPolicy::new(config.sms.retries, timeout);
+            let (http, policy) = super::sms::vendor_http(config, "whatsapp")?;
             Ok(Some(Arc::new(Meta::new(
                 settings,
                 http,

@@ -46,7 +46,8 @@ pub(super) fn build_service(
             ConfigError::new(key, e)
         })?;
     let senders = build_sms(config, console, inbox, metrics)?;
-    let whatsapp = super::whatsapp::build_whatsapp(config, senders.console, metrics)?;
+    let whatsapp = super::whatsapp::build_whatsapp(config, senders.console.clone(), metrics)?;
+    let voice = super::voice::build_voice(config, senders.console, metrics)?;
     let service = OtpService::new(
         build_store(config, metrics)?,
         senders.sms,
@@ -61,6 +62,10 @@ pub(super) fn build_service(
     .with_meter(Arc::clone(metrics) as Arc<dyn crate::ports::Meter>);
     let service = match whatsapp {
         Some(sender) => service.with_whatsapp(sender),
+        None => service,
+    };
+    let service = match voice {
+        Some(caller) => service.with_voice(caller),
         None => service,
     };
     Ok(match events {
@@ -207,10 +212,13 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
     }
     let trusted_proxies = TrustedProxies::parse(&config.http.trusted_proxies)
         .map_err(|e| ConfigError::new("http.trusted_proxies", e))?;
-    let webhook_keys = WebhookKeys {
+    let mut webhook_keys = WebhookKeys {
         meta: super::whatsapp::meta_keys(config)?,
         ..webhook_keys(config)?
     };
+    if let Some((vendor, key)) = super::voice::report_key(config)? {
+        webhook_keys.tokens.insert(vendor, key);
+    }
     Ok(http::Access {
         api_keys,
         trusted_proxies,

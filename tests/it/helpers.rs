@@ -102,6 +102,15 @@ impl Outbox {
     }
 }
 
+/// The setting a start with `config` is refused for; panics if it starts.
+pub async fn refused_at_start(config: &Config) -> otpd::config::ConfigError {
+    let console = otpd::adapters::sms::ConsoleOut::Writer(Box::new(std::io::sink()));
+    match otpd::startup::Application::build(config, console).await {
+        Ok(_) => panic!("the start was not refused"),
+        Err(e) => e,
+    }
+}
+
 /// The first run of exactly six digits in `text`.
 pub fn code_in(text: &str) -> String {
     let bytes = text.as_bytes();

@@ -30,6 +30,7 @@ mod traffic;
 mod twilio_verify;
 mod vendors_more;
 mod verifications;
+mod voice;
 mod vonage_receipts;
 mod webhooks;
 mod whatsapp;

@@ -439,11 +439,7 @@ async fn bad_breaker_settings_stop_the_start_naming_them() {
     for (change, key) in cases {
         let mut config = memory_config();
         change(&mut config);
-        let console = otpd::adapters::sms::ConsoleOut::Writer(Box::new(std::io::sink()));
-        let err = otpd::startup::Application::build(&config, console)
-            .await
-            .err()
-            .unwrap();
+        let err = crate::helpers::refused_at_start(&config).await;
         assert_eq!(err.key, key, "{err}");
     }
 }

@@ -270,11 +270,7 @@ async fn caps_and_prices_out_of_range_are_refused_at_start() {
     for (key, change) in cases {
         let mut config = memory_config();
         change(&mut config);
-        let console = otpd::adapters::sms::ConsoleOut::Writer(Box::new(std::io::sink()));
-        let err = otpd::startup::Application::build(&config, console)
-            .await
-            .err()
-            .unwrap();
+        let err = crate::helpers::refused_at_start(&config).await;
         assert_eq!(err.key, key, "{err}");
     }
 }

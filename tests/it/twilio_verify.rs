@@ -278,7 +278,7 @@ async fn bad_auth_missing_parameters_and_unknown_things() {
     let invalid = post(&app, &path, &[("Channel", "sms")], TOKEN).await;
     assert_twilio_error(&invalid, 400, 60200);
     assert!(invalid.body["message"].as_str().unwrap().contains("To"));
-    for channel in ["call", "email", "whatsapp", ""] {
+    for channel in ["email", "sna", "auto", "Call", ""] {
         let refused = post(&app, &path, &[("To", PHONE), ("Channel", channel)], TOKEN).await;
         assert_twilio_error(&refused, 400, 60200);
         assert!(refused.body["message"].as_str().unwrap().contains("Channel"));

@@ -16,7 +16,7 @@ use crate::helpers::{memory_config, redis_config, spawn_app, Reply, TestApp};
 const PHONE: &str = "+14155552671";
 pub const PUBLIC: &str = "https://otp.example.com";
 const PLIVO_TOKEN: &str = "plivo-token-for-reports";
-const TWILIO_TOKEN: &str = "twilio-token-for-reports";
+pub const TWILIO_TOKEN: &str = "twilio-token-for-reports";
 
 /// Signs as Plivo does (V3, POST without query), written out here rather
 /// than borrowed from the code under test.
@@ -29,7 +29,7 @@ fn plivo_signature(url: &str, nonce: &str, params: &[(&str, &str)]) -> String {
     BASE64.encode(mac.finalize().into_bytes())
 }
 
-fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
+pub fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(TWILIO_TOKEN.as_bytes()).unwrap();

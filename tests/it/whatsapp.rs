@@ -363,11 +363,7 @@ async fn meta_settings_that_cannot_send_are_refused_at_start() {
     for (key, change) in cases {
         let mut config = with_meta(memory_config(), &meta);
         change(&mut config);
-        let console = otpd::adapters::sms::ConsoleOut::Writer(Box::new(std::io::sink()));
-        let err = otpd::startup::Application::build(&config, console)
-            .await
-            .err()
-            .unwrap();
+        let err = crate::helpers::refused_at_start(&config).await;
         assert_eq!(err.key, key, "{err}");
     }
 }

@@ -1,6 +1,7 @@
 """The official Twilio Python SDK against a running otpd, with nothing but
 its base URL changed: create, check wrong (pending), check right (approved),
-re-check (20404), fetch, cancel, and the caps (60202, 60203).
+re-check (20404), fetch, cancel, the caps (60202, 60203), and the call and
+WhatsApp channels, each attempt naming its own.
 
 Run by .ci/run through run.sh, which starts otpd with the Twilio Verify API
 on and two test numbers (fixed codes, never texted). Standalone:
@@ -25,6 +26,7 @@ SERVICE = "VA" + "b" * 32
 PHONE, CODE = "+14155550106", "424242"
 OTHER = "+14155550107"
 CAPPED = "+14155550108"
+CALLED = "+14155550109"  # not a test number: the console places the call
 KEY_SID, KEY_SECRET = "SK" + "c" * 32, "sdk-api-key-secret-0123456789"  # not a test number: test numbers skip the send cap
 
 
@@ -80,6 +82,18 @@ def main():
     for _ in range(3):
         service.verifications.create(to=CAPPED, channel="sms")
     refused(lambda: service.verifications.create(to=CAPPED, channel="sms"), 429, 60203)
+
+    # A call, then a WhatsApp message, in one verification (the console
+    # sends both where otpd runs with its defaults).
+    called = service.verifications.create(to=CALLED, channel="call")
+    assert (called.channel, called.status) == ("call", "pending"), called
+    assert [a["channel"] for a in called.send_code_attempts] == ["call"], called.send_code_attempts
+    texted = service.verifications.create(to=CALLED, channel="whatsapp")
+    assert (texted.sid, texted.channel) == (called.sid, "whatsapp"), texted
+    channels = [a["channel"] for a in texted.send_code_attempts]
+    assert channels == ["call", "whatsapp"], channels
+    print(f"called, then WhatsApp: one verification, attempts {channels}")
+    refused(lambda: service.verifications.create(to=CALLED, channel="email"), 400, 60200)
 
     # Built as apps often build it: an API key, its secret and the account.
     keyed = Client(KEY_SID, KEY_SECRET, ACCOUNT)

@@ -38,14 +38,16 @@ pub struct SendRequest {
     channel: Option<ChannelName>,
 }
 
-/// How the code goes: `sms` (the default), or `whatsapp` (an
-/// authentication message, where the service has a WhatsApp sender).
+/// How the code goes: `sms` (the default), `whatsapp` (an authentication
+/// message) or `voice` (a call that reads it), where the service has a
+/// sender for the channel.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[oai(rename_all = "lowercase")]
 pub enum ChannelName {
     #[default]
     Sms,
     Whatsapp,
+    Voice,
 }
 
 impl From<ChannelName> for Channel {
@@ -53,6 +55,7 @@ impl From<ChannelName> for Channel {
         match name {
             ChannelName::Sms => Channel::Sms,
             ChannelName::Whatsapp => Channel::Whatsapp,
+            ChannelName::Voice => Channel::Voice,
         }
     }
 }
@@ -62,6 +65,7 @@ impl From<Channel> for ChannelName {
         match channel {
             Channel::Sms => ChannelName::Sms,
             Channel::Whatsapp => ChannelName::Whatsapp,
+            Channel::Voice => ChannelName::Voice,
         }
     }
 }
@@ -116,14 +120,16 @@ pub struct StatusBody {
     expires_in: u64,
     /// Wrong codes still allowed by phone; 0 means none is heard by phone.
     attempts_remaining: u32,
-    /// Who took the SMS, once it was handed over.
+    /// The channel of the newest code.
+    channel: ChannelName,
+    /// Who took the message or call, once it was handed over.
     delivery: Option<Delivery>,
 }
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct Delivery {
-    /// The SMS provider: `console`, `plivo`, `twilio` or `test-number`.
+    /// The provider: `console`, `plivo`, `twilio`, `meta`, or `test-number`.
     provider: String,
     /// The provider's id for the message.
     message_id: String,
@@ -320,6 +326,7 @@ impl OtpApi {
             status: Status::Pending.into(),
             expires_in: seconds_left(status.expires_in),
             attempts_remaining: status.attempts_remaining,
+            channel: status.channels.last().copied().unwrap_or_default().into(),
             delivery: status.delivery.map(Delivery::from),
         })))
     }

@@ -8,7 +8,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::otp::{seconds_left, Delivery};
+use super::otp::{seconds_left, ChannelName, Delivery};
 use super::status::VerificationStatus;
 use crate::adapters::http::extract::auth::ApiAuth;
 use crate::adapters::http::extract::client_ip::ClientIp;
@@ -30,12 +30,24 @@ pub struct VerificationBody {
     expires_in: u64,
     /// Wrong codes still allowed; resends never restore them.
     attempts_remaining: u32,
-    /// SMS sent for it.
+    /// Codes sent for it, on any channel.
     sends: u32,
     /// Unix seconds of its first send.
     created_at: u64,
-    /// Who took its newest SMS and what became of it.
+    /// The channel of its newest code.
+    channel: ChannelName,
+    /// Its last 10 sends, oldest first: when, and on which channel.
+    attempts: Vec<SendAttempt>,
+    /// Who took its newest message or call and what became of it.
     delivery: Option<Delivery>,
+}
+
+/// One send of a code.
+#[derive(Object)]
+pub struct SendAttempt {
+    /// Unix seconds.
+    sent_at: u64,
+    channel: ChannelName,
 }
 
 impl VerificationBody {
@@ -48,6 +60,16 @@ impl VerificationBody {
             attempts_remaining: v.attempts_remaining,
             sends: v.sends,
             created_at: v.created_at,
+            channel: v.channels.last().copied().unwrap_or_default().into(),
+            attempts: v
+                .send_times
+                .iter()
+                .zip(&v.channels)
+                .map(|(at, channel)| SendAttempt {
+                    sent_at: *at,
+                    channel: (*channel).into(),
+                })
+                .collect(),
             delivery: v.delivery.map(Delivery::from),
         }
     }

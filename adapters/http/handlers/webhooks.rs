@@ -22,10 +22,11 @@ use crate::adapters::http::{ApiTags, Shared};
 use crate::adapters::sms::meta;
 use crate::adapters::sms::plivo::Plivo;
 use crate::adapters::sms::telnyx::{self, Telnyx};
-use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::twilio::{voice, Twilio};
 use crate::adapters::sms::vonage::Vonage;
-use crate::adapters::sms::{ReportKey, Vendor};
+use crate::adapters::sms::{ReportFields, ReportKey, Vendor};
 use crate::config::Secret;
+use crate::domain::DeliveryState;
 
 /// What the webhooks check signatures against.
 #[derive(Debug, Clone, Default)]
@@ -109,14 +110,6 @@ fn not_configured() -> WebhookError {
     forbidden("delivery reports from this vendor are not configured here")
 }
 
-impl WebhookKeys {
-    /// The URL the vendor signed, and its token; none when reports are off.
-    fn signing(&self, vendor: &str) -> Option<(String, &ReportKey)> {
-        let base = self.public_url.as_ref()?;
-        Some((report_url(base, vendor), self.tokens.get(vendor)?))
-    }
-}
-
 const TOKEN_RULE: &str = "must be 1 to 64 letters, digits, '-', '_' or '.'";
 const WAMID_RULE: &str = "must be 1 to 128 letters, digits, '-', '_', '.', '+', '/' or '='";
 
@@ -139,6 +132,36 @@ fn is_token(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// What a kind of report is: where it is posted, its fields, their states
+/// and its signature.
+struct ReportKind {
+    provider: &'static str,
+    title: &'static str,
+    /// Its path below `http.public_url`, as the vendor was told it.
+    path: String,
+    fields: ReportFields,
+    state: fn(&str) -> Option<DeliveryState>,
+    signed: SignatureCheck,
+}
+
+/// Whether a report's params and headers, posted to a URL, were signed
+/// with a key.
+type SignatureCheck = fn(&ReportKey, &str, &[(String, String)], &HeaderMap) -> bool;
+
+impl ReportKind {
+    /// A vendor's message reports, at `/v1/webhooks/<name>`.
+    fn of<V: Vendor>() -> Self {
+        Self {
+            provider: V::NAME,
+            title: V::TITLE,
+            path: report_url("", V::NAME),
+            fields: V::REPORT,
+            state: V::delivery_state,
+            signed: V::report_signed,
+        }
+    }
+}
+
 /// Checks a report's signature and records it. A status the service doesn't
 /// track is taken and ignored, so the vendor doesn't retry it.
 async fn take<V: Vendor>(
@@ -146,15 +169,28 @@ async fn take<V: Vendor>(
     headers: &HeaderMap,
     params: BTreeMap<String, String>,
 ) -> Result<WebhookResponse, WebhookError> {
-    let (url, token) = shared.webhook_keys.signing(V::NAME).ok_or_else(not_configured)?;
+    take_report(shared, &ReportKind::of::<V>(), headers, params).await
+}
+
+async fn take_report(
+    shared: &Shared,
+    kind: &ReportKind,
+    headers: &HeaderMap,
+    params: BTreeMap<String, String>,
+) -> Result<WebhookResponse, WebhookError> {
+    let keys = &shared.webhook_keys;
+    let (Some(base), Some(token)) = (&keys.public_url, keys.tokens.get(kind.provider)) else {
+        return Err(not_configured());
+    };
+    let url = format!("{base}{}", kind.path);
     let pairs: Vec<(String, String)> = params.clone().into_iter().collect();
-    if !V::report_signed(token, &url, &pairs, headers) {
+    if !(kind.signed)(token, &url, &pairs, headers) {
         return Err(forbidden(&format!(
             "the {} signature is missing or wrong",
-            V::TITLE
+            kind.title
         )));
     }
-    let fields = V::REPORT;
+    let fields = kind.fields;
     let (Some(message_id), Some(status)) = (params.get(fields.message_id), params.get(fields.status)) else {
         return Err(bad_request(format!(
             "the report needs {} and {}",
@@ -165,7 +201,7 @@ async fn take<V: Vendor>(
     if !is_token(message_id) {
         return Err(bad_request(format!("{} {TOKEN_RULE}", fields.message_id)));
     }
-    let Some(state) = V::delivery_state(status) else {
+    let Some(state) = (kind.state)(status) else {
         return Ok(WebhookResponse::Taken(Json(Ack { recorded: false })));
     };
     // "0" and "000" mean no error in the vendors' reports.
@@ -178,10 +214,10 @@ async fn take<V: Vendor>(
     }
     let recorded = shared
         .service
-        .report_delivery(V::NAME, message_id, state, error_code)
+        .report_delivery(kind.provider, message_id, state, error_code)
         .await
         .map_err(|e| WebhookError::Unavailable(Json(Problem::from(e))))?;
-    shared.metrics.delivery_report(V::NAME, state.as_str());
+    shared.metrics.delivery_report(kind.provider, state.as_str());
     Ok(WebhookResponse::Taken(Json(Ack { recorded })))
 }
 
@@ -216,6 +252,33 @@ impl WebhookApi {
         form: Form<BTreeMap<String, String>>,
     ) -> Result<WebhookResponse, WebhookError> {
         take::<Twilio>(&shared, headers, form.0).await
+    }
+
+    /// Twilio call status
+    ///
+    /// Twilio's status callback of a call that read a code (`CallStatus`
+    /// `completed` is the code heard; `busy`, `no-answer`, `failed` and
+    /// `canceled` reached no one), signed with `X-Twilio-Signature`. Needs
+    /// no API key: the signature is its authentication.
+    #[oai(path = "/twilio/calls", method = "post", operation_id = "twilio_call_status")]
+    async fn twilio_calls(
+        &self,
+        shared: Data<&Arc<Shared>>,
+        headers: &HeaderMap,
+        /// `CallSid`, `CallStatus` and whatever else Twilio sends.
+        form: Form<BTreeMap<String, String>>,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let kind = ReportKind {
+            path: voice::CALLBACK_PATH.to_owned(),
+            fields: ReportFields {
+                message_id: voice::CALL_SID,
+                status: voice::CALL_STATUS,
+                error_code: Twilio::REPORT.error_code,
+            },
+            state: voice::call_state,
+            ..ReportKind::of::<Twilio>()
+        };
+        take_report(&shared, &kind, headers, form.0).await
     }
 
     /// Vonage delivery receipt

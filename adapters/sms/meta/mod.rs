@@ -15,12 +15,12 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::retry::{send_with_retries, AttemptError, RetryPolicy};
+use super::retry::{send_with_retries, transport_error, AttemptError, RetryPolicy};
 use super::vendor::status_error;
 use crate::adapters::metrics::Metrics;
 use crate::config::{ConfigError, MetaConfig, Secret};
 use crate::domain::{Code, Locale, Phone, SmsReceipt};
-use crate::ports::{Cause, SmsError, WhatsappSender};
+use crate::ports::{SmsError, WhatsappSender};
 
 pub use webhook::{challenge_answer, signed, statuses, Status};
 
@@ -203,12 +203,7 @@ impl Meta {
             .json(&body)
             .send()
             .await
-            .map_err(|e| {
-                AttemptError::Transient(
-                    "the request got no answer".into(),
-                    Some(Cause::new(e.without_url())),
-                )
-            })?;
+            .map_err(transport_error)?;
         let status = response.status();
         let reply: Reply = response
             .bytes()
@@ -257,18 +252,10 @@ impl WhatsappSender for Meta {
     ) -> Result<SmsReceipt, SmsError> {
         let template = self.template(locale);
         // Meta always reports a message's fate to the app's webhook.
-        let sent = send_with_retries(NAME, &self.policy, true, &self.metrics, || {
+        send_with_retries(NAME, to, &self.policy, true, &self.metrics, || {
             self.attempt(to, code, template)
         })
-        .await;
-        let outcome = match &sent {
-            Ok(_) => "sent",
-            Err(SmsError::Rejected { .. }) => "rejected",
-            Err(SmsError::Failed { .. }) => "failed",
-        };
-        self.metrics
-            .vendor_send(NAME, to.region().unwrap_or("none"), outcome);
-        sent
+        .await
     }
 }
 

@@ -3,6 +3,7 @@
 //! key), its status callbacks and their signature.
 
 mod signature;
+pub mod voice;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
@@ -38,6 +39,27 @@ pub struct Reply {
     sid: Option<String>,
     code: Option<i64>,
     message: Option<String>,
+}
+
+impl Twilio {
+    /// `request` signed in as the account (or its API key).
+    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        request.basic_auth(&self.username, Some(self.password.expose()))
+    }
+
+    /// What an error answer means, where `rejected` are the codes that
+    /// refuse the number itself (a message's differ from a call's).
+    fn refusal_of(&self, status: StatusCode, reply: Reply, rejected: &[i64]) -> AttemptError {
+        let message = reply.message.unwrap_or_else(|| "no error message".into());
+        match reply.code {
+            Some(code) if rejected.contains(&code) => AttemptError::Rejected {
+                vendor_code: code.to_string(),
+                message,
+            },
+            Some(code) => status_error(status, &format!("{code}: {message}")),
+            None => status_error(status, &message),
+        }
+    }
 }
 
 impl Vendor for Twilio {
@@ -119,9 +141,7 @@ impl Vendor for Twilio {
         if let Some(url) = callback {
             form.push(("StatusCallback", url));
         }
-        http.post(&self.endpoint)
-            .basic_auth(&self.username, Some(self.password.expose()))
-            .form(&form)
+        self.authorized(http.post(&self.endpoint)).form(&form)
     }
 
     fn message_id(&self, reply: &Reply) -> Option<String> {
@@ -129,15 +149,7 @@ impl Vendor for Twilio {
     }
 
     fn refusal(&self, status: StatusCode, reply: Reply) -> AttemptError {
-        let message = reply.message.unwrap_or_else(|| "no error message".into());
-        match reply.code {
-            Some(code) if NUMBER_REJECTED.contains(&code) => AttemptError::Rejected {
-                vendor_code: code.to_string(),
-                message,
-            },
-            Some(code) => status_error(status, &format!("{code}: {message}")),
-            None => status_error(status, &message),
-        }
+        self.refusal_of(status, reply, NUMBER_REJECTED)
     }
 
     fn delivery_state(status: &str) -> Option<DeliveryState> {

@@ -298,6 +298,7 @@ impl RedisStore {
             .arg(millis(otp.ttl))
             .arg(otp.attempts)
             .arg(otp.sent_at)
+            .arg(record::channel_letter(otp.channel))
             .arg(mode)
             .arg(resends)
             .arg(millis(limits.resend_after))

@@ -12,7 +12,7 @@
 //! wrong         [count, window_end_ms]
 //! verification  [id, scope, [[hash, expires_ms], ...], attempts,
 //!                phone_attempts, created_at, sends, [unix s, ...],
-//!                delivery?]
+//!                delivery | false, channels]  (the last two may be absent)
 //! delivery      [provider, message_id, state, updated_at, error_code?]
 //! ```
 //!
@@ -21,7 +21,7 @@
 
 use rmpv::Value;
 
-use crate::domain::{CodeHash, Delivery, DeliveryState, Record, Scope, VerificationId};
+use crate::domain::{Channel, CodeHash, Delivery, DeliveryState, Record, Scope, VerificationId};
 
 /// A verification a script returned packed; `None` for bytes that are no
 /// verification of this layout.
@@ -29,14 +29,38 @@ pub fn record(packed: &[u8]) -> Option<Record> {
     record_of(&rmpv::decode::read_value(&mut &packed[..]).ok()?)
 }
 
+/// The letter `scripts/record.lua` keeps a send's channel as.
+pub fn channel_letter(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Sms => "s",
+        Channel::Whatsapp => "w",
+        Channel::Voice => "v",
+    }
+}
+
 fn record_of(value: &Value) -> Option<Record> {
-    let (fields, delivery) = match value.as_array()?.as_slice() {
-        [fields @ .., last] if fields.len() == 8 => (fields, Some(last)),
-        fields => (fields, None),
+    let (fields, delivery, channels) = match value.as_array()?.as_slice() {
+        [fields @ .., delivery, channels] if fields.len() == 8 => {
+            (fields, Some(delivery), channels.as_str()?)
+        }
+        [fields @ .., delivery] if fields.len() == 8 => (fields, Some(delivery), ""),
+        fields => (fields, None, ""),
     };
     let [id, scope, codes, attempts, phone_attempts, created_at, sends, send_times] = fields else {
         return None;
     };
+    let send_times: Vec<u64> = list(send_times)?.iter().map(int).collect::<Option<_>>()?;
+    // An older otpd kept no channels: its first sends were SMS.
+    let letters = channels
+        .chars()
+        .map(|c| {
+            Channel::ALL
+                .into_iter()
+                .find(|ch| channel_letter(*ch).starts_with(c))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let mut channels = vec![Channel::Sms; send_times.len().checked_sub(letters.len())?];
+    channels.extend(letters);
     Some(Record {
         id: VerificationId::parse(id.as_str()?).ok()?,
         scope: Scope::stored(scope.as_str()?)?,
@@ -45,10 +69,11 @@ fn record_of(value: &Value) -> Option<Record> {
         phone_attempts: int(phone_attempts)?,
         created_at: int(created_at)?,
         sends: int(sends)?,
-        send_times: list(send_times)?.iter().map(int).collect::<Option<_>>()?,
+        send_times,
+        channels,
         delivery: match delivery {
-            None => None,
-            Some(d) => Some(self::delivery(d)?),
+            Some(d) if !matches!(d, Value::Boolean(false)) => Some(self::delivery(d)?),
+            _ => None,
         },
     })
 }

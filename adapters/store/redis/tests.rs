@@ -14,7 +14,7 @@ use super::{record, RedisStore};
 use crate::adapters::metrics::Metrics;
 use crate::adapters::store::MemoryStore;
 use crate::domain::{
-    Admitted, Bucket, Checked, ClientNet, ClientPrefixes, CodeHash, DeliveryReport, DeliveryState,
+    Admitted, Bucket, Channel, Checked, ClientNet, ClientPrefixes, CodeHash, DeliveryReport, DeliveryState,
     GuessBudget, GuessCeiling, Named, Opened, PendingOtp, Phone, PhoneState, Quota, Record, Scope,
     SendLimits, SendMode, SmsReceipt, Taken, Verification, VerificationId, VerifyOutcome, MAX_VERIFICATIONS,
 };
@@ -309,6 +309,8 @@ fn otp(scope: &Scope, code: u8, attempts: u32) -> PendingOtp {
         ttl: Duration::from_secs(60),
         attempts,
         sent_at: 1_700_000_000 + u64::from(code),
+        // Every channel, so resends and withdrawals keep mixed ones in step.
+        channel: Channel::ALL[usize::from(code) % Channel::ALL.len()],
         delivery: None,
     }
 }

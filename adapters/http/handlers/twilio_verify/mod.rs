@@ -163,10 +163,13 @@ impl TwilioVerifyApi {
         let resource = format!("/Services/{}/Verifications", service_sid.0);
         let surface = admit(&shared, &auth, &service_sid, &resource)?;
         let to = form.to.as_deref().ok_or_else(|| TwilioError::invalid("To"))?;
-        match form.channel.as_deref() {
-            Some("sms") => {}
+        // Twilio's names; `email`, `sna` and `auto` are channels otpd has not.
+        let channel = match form.channel.as_deref() {
+            Some("sms") => Channel::Sms,
+            Some("whatsapp") => Channel::Whatsapp,
+            Some("call") => Channel::Voice,
             _ => return Err(TwilioError::invalid("Channel")),
-        }
+        };
         if form.custom_code.is_some() {
             return Err(TwilioError::invalid("CustomCode"));
         }
@@ -188,7 +191,7 @@ impl TwilioVerifyApi {
                 mode: SendMode::KeepPending,
                 locale: locale.as_ref(),
                 app: Some(app),
-                channel: Channel::Sms,
+                channel,
             };
             let sent = shared.service.send(order).await.map_err(Problem::from);
             shared.metrics.answered_send(&sent);
@@ -203,10 +206,11 @@ impl TwilioVerifyApi {
         // The account's keys: one account signs in to this API.
         let owner = format!("twilio:{}", surface.credentials.account_sid());
         let request = format!(
-            "twilio_create\n{}\n{}\n{}",
+            "twilio_create\n{}\n{}\n{}\n{}",
             service_sid.0,
             phone.as_str(),
-            form.locale.as_deref().unwrap_or_default()
+            form.locale.as_deref().unwrap_or_default(),
+            channel.as_str()
         );
         let created = idempotent::once(&shared, req, &owner, &request, send);
         Ok(CreatedResponse::Created(Json(created.await?)))
@@ -273,7 +277,7 @@ impl TwilioVerifyApi {
             service_sid: service_sid.0,
             account_sid: surface.credentials.account_sid().to_owned(),
             to: guessed.phone.as_str().to_owned(),
-            channel: "sms".into(),
+            channel: objects::twilio_channel(v.channels.last().copied().unwrap_or_default()).into(),
             status: guessed.status().name().into(),
             valid: guessed.approved,
             amount: None,

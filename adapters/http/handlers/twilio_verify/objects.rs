@@ -5,7 +5,7 @@ use poem_openapi::Object;
 use sha2::{Digest, Sha256};
 
 use super::TwilioSurface;
-use crate::domain::{Phone, Status, Verification, VerificationId};
+use crate::domain::{Channel, Phone, Status, Verification, VerificationId};
 
 #[derive(Object, Debug)]
 pub struct SendCodeAttempt {
@@ -74,6 +74,14 @@ pub fn iso8601(unix: u64) -> String {
     )
 }
 
+/// A channel as Twilio names it: a voice call is `call`.
+pub fn twilio_channel(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Voice => "call",
+        other => other.as_str(),
+    }
+}
+
 /// A send's SID, the same each time it is shown: `VL` and 32 hex digits
 /// of a digest of the verification's id and the send's place.
 pub fn attempt_sid(id: &VerificationId, n: usize) -> String {
@@ -90,12 +98,13 @@ impl VerificationObject {
         status: Status,
     ) -> Self {
         let first = v.sends as usize - v.send_times.len().min(v.sends as usize);
+        let newest = v.channels.last().copied().unwrap_or_default();
         Self {
             sid: v.id.to_string(),
             service_sid: service.to_owned(),
             account_sid: surface.credentials.account_sid().to_owned(),
             to: phone.as_str().to_owned(),
-            channel: "sms".into(),
+            channel: twilio_channel(newest).into(),
             status: status.name().into(),
             valid: status == Status::Approved,
             lookup: serde_json::json!({}),
@@ -104,10 +113,11 @@ impl VerificationObject {
             send_code_attempts: v
                 .send_times
                 .iter()
+                .zip(&v.channels)
                 .enumerate()
-                .map(|(i, at)| SendCodeAttempt {
+                .map(|(i, (at, channel))| SendCodeAttempt {
                     time: iso8601(*at),
-                    channel: "sms".into(),
+                    channel: twilio_channel(*channel).into(),
                     attempt_sid: attempt_sid(&v.id, first + i),
                 })
                 .collect(),

@@ -7,7 +7,7 @@
 -- breaker's keys (one server only: a cluster keeps them on other nodes, and
 -- takes and counts them apart).
 -- ARGV: the code's verification id, scope, hash, ttl ms, attempts, unix s
--- sent; the mode ('new', 'resend', 'keep' or 'replace') and the id a resend
+-- sent, its channel's letter (record.lua); the mode ('new', 'resend', 'keep' or 'replace') and the id a resend
 -- names ('' otherwise); the cooldown ms, the phone's sends per window (0:
 -- off), its window ms, 1 if any limit is on; the ceiling's limit (0: off)
 -- and window ms; the number of the pumping breaker's keys, which follow
@@ -22,15 +22,15 @@
 -- quota (0-based)}.
 local key = KEYS[1]
 local otp = {id = ARGV[1], scope = ARGV[2], hash = ARGV[3], ttl_ms = tonumber(ARGV[4]),
-  attempts = tonumber(ARGV[5]), sent_at = tonumber(ARGV[6])}
-local mode, resends = ARGV[7], ARGV[8]
-local cooldown, limit, window_ms = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local limits_on = ARGV[12] == '1'
-local ceiling = ceiling_of(ARGV[13], ARGV[14])
+  attempts = tonumber(ARGV[5]), sent_at = tonumber(ARGV[6]), channel = ARGV[7]}
+local mode, resends = ARGV[8], ARGV[9]
+local cooldown, limit, window_ms = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local limits_on = ARGV[13] == '1'
+local ceiling = ceiling_of(ARGV[14], ARGV[15])
 -- The keys past the phone's: the quotas', then the count's.
-local counted = tonumber(ARGV[15])
+local counted = tonumber(ARGV[16])
 local quotas = #KEYS - 1 - counted
-local at = 16 + 2 * quotas
+local at = 17 + 2 * quotas
 local count
 if counted > 0 then
   count = {{unpack(KEYS, 2 + quotas)}, {unpack(ARGV, at, at + 8)}}
@@ -42,7 +42,7 @@ if ARGV[at] then
 end
 
 local give_back, refused, wait = take_all(2, quotas, function(i)
-  return ARGV[14 + 2 * i], ARGV[15 + 2 * i]
+  return ARGV[15 + 2 * i], ARGV[16 + 2 * i]
 end)
 if refused then
   return {'refused', wait, refused}
@@ -106,11 +106,14 @@ if joins then
   record[CODES] = codes
   record[SENDS] = record[SENDS] + 1
   local times = record[SEND_TIMES]
+  local channels = channels_of(record) .. otp.channel
   times[#times + 1] = otp.sent_at
   if #times > MAX_SEND_TIMES then
     table.remove(times, 1)
+    channels = channels:sub(2)
   end
   record[DELIVERY] = delivery
+  set_channels(record, channels)
 else
   -- Refusals return before the state is saved, so it is changed in place
   -- where the Rust changes a copy.
@@ -140,7 +143,7 @@ else
   end
   -- Record::new
   record = {otp.id, otp.scope, {{otp.hash, now + otp.ttl_ms}}, attempts, otp.attempts,
-    otp.sent_at, 1, {otp.sent_at}, delivery}
+    otp.sent_at, 1, {otp.sent_at}, delivery or false, otp.channel}
   v[#v + 1] = record
 end
 if limits_on then

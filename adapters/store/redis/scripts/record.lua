@@ -11,8 +11,11 @@
 --   tally         {sends, last_ms, window_end_ms, until_ms}
 --   wrong         {count, window_end_ms}
 --   verification  {id, scope, codes (oldest first), attempts,
---                 phone_attempts, created_at, sends, send_times, delivery}
---                 (delivery absent: none)
+--                 phone_attempts, created_at, sends, send_times, delivery,
+--                 channels}
+--                 (delivery false or absent: none; channels: one letter
+--                 per send time, `s`ms, `w`hatsapp or `v`oice; absent or
+--                 short, as an older otpd wrote it: the first are SMS)
 --   code          {hash, expires_ms}
 --   delivery      {provider, message_id, state, updated_at, error_code}
 --                 (error_code absent: none)
@@ -26,8 +29,8 @@
 local TALLY, WRONG, V = 1, 2, 3
 local T_SENDS, T_LAST_MS, T_WINDOW_END_MS, T_UNTIL_MS = 1, 2, 3, 4
 local W_COUNT, W_WINDOW_END_MS = 1, 2
-local ID, SCOPE, CODES, ATTEMPTS, PHONE_ATTEMPTS, CREATED_AT, SENDS, SEND_TIMES, DELIVERY =
-  1, 2, 3, 4, 5, 6, 7, 8, 9
+local ID, SCOPE, CODES, ATTEMPTS, PHONE_ATTEMPTS, CREATED_AT, SENDS, SEND_TIMES, DELIVERY, CHANNELS =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 local HASH, EXPIRES_MS = 1, 2
 local D_PROVIDER, D_MESSAGE_ID, D_STATE, D_UPDATED_AT, D_ERROR_CODE = 1, 2, 3, 4, 5
 --
@@ -75,6 +78,20 @@ local function from_names(old)
       d and {d.provider, d.message_id, d.state, d.updated_at, d.error_code}}
   end
   return state
+end
+
+-- The channel letter of each of the record's send times, in step with
+-- them: an older record's first sends were SMS.
+local function channels_of(r)
+  local channels = r[CHANNELS] or ''
+  return string.rep('s', #r[SEND_TIMES] - #channels) .. channels
+end
+
+-- Keeps `channels` as the record's; its delivery, if none, becomes false,
+-- so the array packs with no hole.
+local function set_channels(r, channels)
+  r[DELIVERY] = r[DELIVERY] or false
+  r[CHANNELS] = channels
 end
 
 -- The phone's state; an empty one when it has none.

@@ -26,7 +26,9 @@ for _, c in ipairs(record[CODES]) do
 end
 record[CODES] = codes
 record[SENDS] = math.max(record[SENDS] - 1, 1)
+local channels = channels_of(record)
 table.remove(record[SEND_TIMES])
+set_channels(record, channels:sub(1, #channels - 1))
 if #codes == 0 then
   table.remove(state[V], at)
 end
