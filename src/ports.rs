@@ -6,10 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Admitted, Block, Bucket, Checked, Claim, ClientNet, Code, CodeHash, DeliveryReport, Event, Group,
-    GroupTraffic, GuessBudget, GuessCeiling, Idempotency, Ledger, Locale, Money, Named, Opened, PendingOtp,
-    Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText, Speech, Spent, Taken, Verification,
-    VerifyOutcome,
+    Admitted, Block, Bucket, Channel, Checked, Claim, ClientNet, Code, CodeHash, DeliveryReport, Event,
+    Fallback, Group, GroupTraffic, GuessBudget, GuessCeiling, Idempotency, Ledger, Locale, Money, Named,
+    Opened, PendingOtp, Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText, Speech, Spent, Taken,
+    Verification, VerifyOutcome,
 };
 
 /// What stands between a send and a stored code: the phone's cooldown and
@@ -163,11 +163,15 @@ pub trait Deliveries: Send + Sync + 'static {
 
     /// Applies a provider's report to the message it names, if that message
     /// is still linked and the report moves its state forward. Names the
-    /// message's phone when anything changed.
+    /// message's phone and its verification, as the report left it, when
+    /// anything changed.
     ///
     /// # Errors
     /// [`StoreError`] when the store can't be reached in time.
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError>;
+    async fn update_delivery(
+        &self,
+        report: &DeliveryReport,
+    ) -> Result<Option<(Phone, Verification)>, StoreError>;
 }
 
 /// Requests' idempotency keys and the answers kept for their retries.
@@ -351,6 +355,9 @@ pub trait Meter: Send + Sync + 'static {
 
     /// A code was approved by its right code.
     fn code_approved(&self, country: &str);
+
+    /// A workflow sent a code on its next `channel`, for `why`.
+    fn fell_back(&self, channel: Channel, why: Fallback);
 
     /// The pumping breaker blocked a group of the country, or would have
     /// (`enforced` false: monitor mode).

@@ -29,6 +29,9 @@ struct Data<'a> {
     attempts_remaining: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     channel: Option<&'static str>,
+    /// Why a workflow moved to this channel: `undelivered` or `no_report`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cost: Option<String>,
     country: Option<&'a str>,
@@ -100,12 +103,14 @@ pub fn body(event: &Event) -> String {
         EventKind::Approved { by_code } => data.approved_by = Some(if *by_code { "code" } else { "app" }),
         EventKind::CodeSent {
             channel,
+            fallback,
             provider,
             message_id,
             cost,
             currency,
         } => {
             data.channel = Some(channel.as_str());
+            data.fallback = fallback.map(crate::domain::Fallback::as_str);
             data.provider = Some(provider);
             data.message_id = Some(message_id);
             data.cost = Some(cost.to_string());
@@ -188,6 +193,7 @@ mod tests {
     fn each_kind_carries_what_it_needs() {
         let sent: Value = serde_json::from_str(&body(&event(EventKind::CodeSent {
             channel: crate::domain::Channel::Sms,
+            fallback: None,
             provider: "twilio".into(),
             message_id: "SM1".into(),
             cost: Money::from_micros(7_900),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{Group, Money};
+use crate::domain::{Channel, Fallback, Group, Money};
 use crate::ports::Meter;
 
 use prometheus::core::Collector;
@@ -31,6 +31,7 @@ pub struct Metrics {
     country_sends: IntCounterVec,
     country_approvals: IntCounterVec,
     country_blocks: IntCounterVec,
+    fallbacks: IntCounterVec,
     country_spend: CounterVec,
 }
 
@@ -132,6 +133,11 @@ impl Metrics {
             "Destination groups the pumping breaker blocked, by country, level and mode.",
             &["country", "level", "mode"],
         );
+        let fallbacks = counter(
+            "otpd_fallbacks_total",
+            "Codes a workflow sent on its next channel, by that channel and why (undelivered, no_report).",
+            &["channel", "reason"],
+        );
         let country_spend = registered(
             &registry,
             "otpd_country_spend_total",
@@ -162,6 +168,7 @@ impl Metrics {
             country_sends,
             country_approvals,
             country_blocks,
+            fallbacks,
             country_spend,
         }
     }
@@ -264,6 +271,12 @@ impl Meter for Metrics {
 
     fn code_approved(&self, country: &str) {
         self.country_approvals.with_label_values(&[country]).inc();
+    }
+
+    fn fell_back(&self, channel: Channel, why: Fallback) {
+        self.fallbacks
+            .with_label_values(&[channel.as_str(), why.as_str()])
+            .inc();
     }
 
     fn blocked(&self, group: &Group, enforced: bool) {

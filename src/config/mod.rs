@@ -22,7 +22,7 @@ pub use self::secrets::{without_userinfo, Secret, StoreUrl};
 pub use self::sections::*;
 pub use self::spend::{CountryCaps, SpendConfig};
 pub use self::vendors::*;
-pub use self::voice::{VoiceConfig, VoiceProvider, VonageVoiceConfig};
+pub use self::voice::{ChannelNames, VoiceConfig, VoiceProvider, VonageVoiceConfig, WorkflowConfig};
 pub use self::whatsapp::{MetaConfig, WhatsappConfig, WhatsappProvider};
 
 pub const ENV_PREFIX: &str = "OTPD_";

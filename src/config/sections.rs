@@ -19,6 +19,7 @@ pub struct Config {
     pub sms: SmsConfig,
     pub whatsapp: super::WhatsappConfig,
     pub voice: super::VoiceConfig,
+    pub workflow: super::WorkflowConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,

@@ -1,7 +1,11 @@
-//! `[voice]`: codes read out in phone calls.
+//! `[voice]`: codes read out in phone calls; `[workflow]`: the order in
+//! which channels are tried.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::env::string_list;
 use super::secrets::Secret;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -49,6 +53,37 @@ impl Default for VonageVoiceConfig {
             application_id: String::new(),
             private_key: Secret::default(),
             base_url: "https://api.nexmo.com".into(),
+        }
+    }
+}
+
+/// `[workflow]`: the channels a send that names none tries, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// `sms`, `whatsapp` or `voice`, in order; each next one when the last
+    /// message failed or was not reported delivered in time.
+    #[serde(deserialize_with = "string_list")]
+    pub channels: Vec<String>,
+    /// By destination country (ISO 3166 alpha-2), instead of `channels`.
+    pub countries: BTreeMap<String, ChannelNames>,
+    /// How long a message has to be reported delivered before the
+    /// workflow's next channel gets a new code.
+    pub fallback_after_secs: u64,
+}
+
+/// A workflow's channel names: a list, or one comma-separated string (as
+/// the environment gives it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ChannelNames(#[serde(deserialize_with = "string_list")] pub Vec<String>);
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            channels: vec!["sms".into()],
+            countries: BTreeMap::new(),
+            fallback_after_secs: 60,
         }
     }
 }

@@ -54,6 +54,8 @@ pub enum EventKind {
     /// A code went to a provider, at the price table's cost.
     CodeSent {
         channel: super::Channel,
+        /// Why a workflow moved to this channel; none for a request's send.
+        fallback: Option<super::Fallback>,
         provider: String,
         message_id: String,
         cost: Money,

@@ -22,7 +22,7 @@ mod spend;
 mod time;
 mod verification;
 
-pub use channel::Channel;
+pub use channel::{check as check_workflow, Channel, Fallback, WorkflowError, Workflows, MAX_WORKFLOW};
 pub use code::{Code, CodeError};
 pub use delivery::{Delivery, DeliveryReport, DeliveryState};
 pub use destination::{CountryCodeError, DestinationError, DestinationPolicy};

@@ -47,7 +47,8 @@ impl OtpPolicy {
             ttl: self.ttl,
             attempts: self.max_attempts,
             sent_at: 0,
-            channel: Channel::Sms,
+            channel: None,
+            next: Vec::new(),
             delivery: None,
         }
     }
@@ -65,8 +66,13 @@ pub struct PendingOtp {
     pub attempts: u32,
     /// Unix seconds of the send.
     pub sent_at: u64,
-    /// The way the code goes to the phone.
-    pub channel: Channel,
+    /// The way the code goes to the phone; none: the way its verification
+    /// goes next (its workflow's next channel, else its newest send's),
+    /// SMS for a new one.
+    pub channel: Option<Channel>,
+    /// A new verification's workflow after `channel`: the channels to fall
+    /// back to, in order.
+    pub next: Vec<Channel>,
     /// The SMS's delivery when its receipt is known before sending (a local
     /// sender, a test number): stored with the code, so the send writes once.
     pub delivery: Option<Delivery>,
@@ -79,9 +85,15 @@ impl PendingOtp {
         self
     }
 
-    /// Sent on `channel`.
-    pub fn on(mut self, channel: Channel) -> Self {
+    /// Sent on `channel`; none: where its verification goes next.
+    pub fn on(mut self, channel: Option<Channel>) -> Self {
         self.channel = channel;
+        self
+    }
+
+    /// Falls back to `next`, in order, if it starts a verification.
+    pub fn then(mut self, next: Vec<Channel>) -> Self {
+        self.next = next;
         self
     }
 

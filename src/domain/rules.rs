@@ -21,8 +21,8 @@
 use std::time::Duration;
 
 use super::{
-    Channel, Checked, CodeHash, Delivery, DeliveryReport, GuessCeiling, Opened, PendingOtp, Scope,
-    SendLimits, SendMode, Verification, VerificationId, VerifyOutcome, MAX_LIVE_CODES, MAX_SEND_TIMES,
+    Channel, Checked, CodeHash, Delivery, DeliveryReport, DeliveryState, GuessCeiling, Opened, PendingOtp,
+    Scope, SendLimits, SendMode, Verification, VerificationId, VerifyOutcome, MAX_LIVE_CODES, MAX_SEND_TIMES,
     MAX_VERIFICATIONS,
 };
 
@@ -76,6 +76,8 @@ pub struct Record {
     pub send_times: Vec<u64>,
     /// The channel of each of `send_times`, in step with it.
     pub channels: Vec<Channel>,
+    /// The workflow's channels not tried yet, in order.
+    pub next: Vec<Channel>,
     pub delivery: Option<Delivery>,
 }
 
@@ -113,6 +115,7 @@ impl Record {
             sends: self.sends,
             send_times: self.send_times.clone(),
             channels: self.channels.clone(),
+            next: self.next.clone(),
             delivery: self.delivery.clone(),
         }
     }
@@ -127,7 +130,8 @@ impl Record {
             created_at: otp.sent_at,
             sends: 1,
             send_times: vec![otp.sent_at],
-            channels: vec![otp.channel],
+            channels: vec![otp.channel.unwrap_or_default()],
+            next: otp.next.clone(),
             delivery: otp.delivery.clone(),
         }
     }
@@ -142,12 +146,34 @@ impl Record {
         self.codes.push((otp.hash.clone(), now + millis(otp.ttl)));
         self.sends += 1;
         self.send_times.push(otp.sent_at);
-        self.channels.push(otp.channel);
+        let channel = otp.channel.unwrap_or_else(|| {
+            self.next
+                .first()
+                .or(self.channels.last())
+                .copied()
+                .unwrap_or_default()
+        });
+        self.channels.push(channel);
         if self.send_times.len() > MAX_SEND_TIMES {
             self.send_times.remove(0);
             self.channels.remove(0);
         }
         self.delivery.clone_from(&otp.delivery);
+        // A send on the workflow's next channel, a fallback's or a resend's,
+        // moves the workflow on.
+        if self.next.first() == Some(&channel) {
+            self.next.remove(0);
+        }
+    }
+
+    /// Whether the service may fall back from message `after` to `channel`:
+    /// it is still the newest message, not delivered, and `channel` is next.
+    fn falls_back(&self, after: &str, channel: Option<Channel>) -> bool {
+        let undelivered = self
+            .delivery
+            .as_ref()
+            .is_some_and(|d| d.message_id == after && d.state != DeliveryState::Delivered);
+        self.attempts > 0 && undelivered && self.next.first().is_some_and(|next| Some(*next) == channel)
     }
 
     /// Every candidate against every live code, whichever matches, so the
@@ -256,9 +282,18 @@ impl PhoneState {
                 .verifications
                 .iter()
                 .rposition(|r| r.scope == otp.scope && r.attempts > 0),
+            SendMode::Fallback { id, after } => match self.verifications.iter().position(|r| r.id == *id) {
+                Some(i) if self.verifications[i].falls_back(after, otp.channel) => Some(i),
+                _ => return Opened::NotFound,
+            },
             SendMode::New | SendMode::Replace => None,
         };
-        let cooldown = millis(limits.resend_after);
+        // The vendor said the message failed, or never said it arrived: the
+        // user waits for no cooldown. The quota still counts it.
+        let cooldown = match mode {
+            SendMode::Fallback { .. } => 0,
+            _ => millis(limits.resend_after),
+        };
         let quota = limits.per_phone;
         let (mut sends, last, mut window_end) = self
             .tally
@@ -467,27 +502,27 @@ impl PhoneState {
         true
     }
 
-    /// Applies a report to the verification whose newest SMS it names, if
-    /// it moves that SMS's state forward; says whether it did.
-    pub fn update_delivery(&mut self, report: &DeliveryReport, now: u64) -> bool {
+    /// Applies a report to the verification whose newest message it names,
+    /// if it moves that message's state forward; answers that verification
+    /// when it did.
+    pub fn update_delivery(&mut self, report: &DeliveryReport, now: u64) -> Option<Verification> {
         self.sweep(now);
-        let names = |d: &&mut Delivery| d.provider == report.provider && d.message_id == report.message_id;
-        let Some(delivery) = self
+        let names = |d: &Delivery| d.provider == report.provider && d.message_id == report.message_id;
+        let record = self
             .verifications
             .iter_mut()
-            .find_map(|r| r.delivery.as_mut().filter(names))
-        else {
-            return false;
-        };
+            .find(|r| r.delivery.as_ref().is_some_and(names))?;
+        let delivery = record.delivery.as_mut()?;
         if delivery.state.rank() >= report.state.rank() {
-            return false;
+            return None;
         }
         delivery.state = report.state;
         delivery.updated_at = report.at;
         if report.error_code.is_some() {
             delivery.error_code.clone_from(&report.error_code);
         }
-        true
+        let id = record.id.clone();
+        Some(record.view(Named::ById(&id), now))
     }
 
     /// Forgets the wrong codes the ceiling counts (an operator's unlock);

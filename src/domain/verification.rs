@@ -124,6 +124,13 @@ pub enum SendMode {
     /// Replaces the scope's verifications (the original routes, as they
     /// always did).
     Replace,
+    /// The service's own send on its workflow's next channel, after the
+    /// newest message (`after`, the vendor's id) failed or got no
+    /// delivered report in time: joins verification `id` past the
+    /// cooldown, only while `after` is still its newest message and not
+    /// delivered, and the code's channel is the next one
+    /// (`Record::falls_back`), so a report and a timer racing send one.
+    Fallback { id: VerificationId, after: String },
 }
 
 /// Most codes a verification holds live at once; a send past it drops the
@@ -180,6 +187,8 @@ pub struct Verification {
     pub send_times: Vec<u64>,
     /// The channel of each of `send_times`, in step with it.
     pub channels: Vec<Channel>,
+    /// The workflow's channels not tried yet, in order.
+    pub next: Vec<Channel>,
     /// Who took the newest SMS and what became of it.
     pub delivery: Option<Delivery>,
 }

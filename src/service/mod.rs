@@ -5,6 +5,7 @@
 
 mod check;
 mod end;
+mod fallback;
 mod pumping;
 mod report;
 mod send;
@@ -25,6 +26,7 @@ use crate::domain::{
     Block, Breaker, Bucket, Channel, Claim, ClientNet, ClientPrefixes, Code, CodeHasher, DestinationError,
     DestinationPolicy, Event, EventKind, Group, GuessBudget, GuessCeiling, Idempotency, MessageTemplate,
     OtpPolicy, Phone, Prices, Quota, SendLimits, SmsReceipt, SpendCaps, Taken, Templates, VerificationId,
+    Workflows,
 };
 use crate::ports::{
     ErrorChain, EventOutbox, Meter, OtpStore, SmsError, SmsSender, StoreError, VoiceCaller, WhatsappSender,
@@ -61,6 +63,10 @@ pub struct OtpService {
     /// Where the use cases' figures by country are counted.
     meter: Option<Arc<dyn Meter>>,
     idempotency_window: Duration,
+    /// Moves workflows to their next channel; none, no timers run.
+    fallbacks: Option<fallback::Fallbacks>,
+    /// The channels a send that names none tries, in order.
+    workflows: Workflows,
 }
 
 /// Everything that stands between a request and an SMS or a guess.
@@ -175,6 +181,8 @@ impl OtpService {
             events: None,
             meter: None,
             idempotency_window: Duration::from_secs(86_400),
+            fallbacks: None,
+            workflows: Workflows::default(),
         }
     }
 
@@ -190,8 +198,19 @@ impl OtpService {
         self
     }
 
+    /// Sends that name no channel try `workflows`' in order.
+    pub fn with_workflows(mut self, workflows: Workflows) -> Self {
+        self.workflows = workflows;
+        self
+    }
+
+    /// The channels a send to `phone` that names none tries, in order.
+    pub fn workflow(&self, phone: &Phone) -> &[Channel] {
+        self.workflows.for_country(phone.region())
+    }
+
     /// Whether a code can go out on `channel`.
-    fn sends_on(&self, channel: Channel) -> bool {
+    pub fn sends_on(&self, channel: Channel) -> bool {
         match channel {
             Channel::Sms => true,
             Channel::Whatsapp => self.whatsapp.is_some(),

@@ -44,17 +44,19 @@ impl CountAsk {
 impl OtpService {
     /// What the breaker counts for a send from `client` to `phone`: none
     /// when it is off or the number is safe.
-    pub(super) fn count_ask(&self, phone: &Phone, client: ClientNet) -> Option<CountAsk> {
+    pub(super) fn count_ask(&self, phone: &Phone, client: Option<ClientNet>) -> Option<CountAsk> {
         let breaker = self.guards.breaker.as_ref()?;
         if breaker.is_safe(phone) {
             return None;
         }
         let groups = breaker.groups(phone);
-        let note = (breaker.clients != Mode::Off).then_some(CountryNote {
-            client,
-            country: phone.region().unwrap_or("ZZ"),
-            window: CLIENT_DAY,
-        });
+        let note = client
+            .filter(|_| breaker.clients != Mode::Off)
+            .map(|client| CountryNote {
+                client,
+                country: phone.region().unwrap_or("ZZ"),
+                window: CLIENT_DAY,
+            });
         if groups.is_empty() && note.is_none() {
             return None;
         }

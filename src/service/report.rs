@@ -1,7 +1,7 @@
 //! Take a provider's report of an SMS's fate.
 
 use super::{unix_now, OtpService};
-use crate::domain::{DeliveryReport, DeliveryState, EventKind};
+use crate::domain::{DeliveryReport, DeliveryState, EventKind, Fallback};
 use crate::ports::StoreError;
 
 impl OtpService {
@@ -24,9 +24,13 @@ impl OtpService {
             error_code,
             at: unix_now(),
         };
-        let Some(phone) = self.store.update_delivery(&report).await? else {
+        let Some((phone, verification)) = self.store.update_delivery(&report).await? else {
             return Ok(false);
         };
+        // A message that reached no one moves its workflow on at once.
+        if matches!(state, DeliveryState::Failed | DeliveryState::Undelivered) {
+            self.schedule_fallback(&phone, &verification, message_id, Fallback::Undelivered);
+        }
         let updated = EventKind::DeliveryUpdated {
             provider: report.provider,
             message_id: report.message_id,

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::pumping::CountAsk;
 use super::{new_message_id, test_number_receipt, unix_now, Limit, OtpService, SendError, REPORT_GRACE};
 use crate::domain::{
-    Admitted, Bucket, Channel, Code, Delivery, EventKind, Locale, Money, Opened, PendingOtp, Phone, Scope,
-    SendLimits, SendMode, SmsReceipt, Speech, Verification,
+    Admitted, Bucket, Channel, Code, Delivery, EventKind, Fallback, Locale, Money, Opened, PendingOtp, Phone,
+    Scope, SendLimits, SendMode, SmsReceipt, Speech, Verification,
 };
 use crate::ports::{ErrorChain, SendCounts, SendRules, SmsError};
 
@@ -15,7 +15,9 @@ use crate::ports::{ErrorChain, SendCounts, SendRules, SmsError};
 #[derive(Debug, Clone)]
 pub struct SendOrder<'a> {
     pub phone: &'a Phone,
-    pub client: IpAddr,
+    /// Who asks; none for the service's own send (a workflow's fallback),
+    /// which no client's quota counts.
+    pub client: Option<IpAddr>,
     /// Who asks: the only caller told the verification's id.
     pub scope: &'a Scope,
     pub mode: SendMode,
@@ -24,8 +26,13 @@ pub struct SendOrder<'a> {
     /// Names the app in the SMS instead of the configured one (a Twilio
     /// Verify service's friendly name).
     pub app: Option<&'a str>,
-    /// How the code goes: an SMS, a WhatsApp message or a call.
-    pub channel: Channel,
+    /// How the code goes: an SMS, a WhatsApp message or a call; none (a
+    /// resend): where its verification goes next (`PendingOtp::channel`).
+    pub channel: Option<Channel>,
+    /// A new verification's workflow after `channel`: where it falls back.
+    pub then: Vec<Channel>,
+    /// Why the service itself sends it, for a workflow's fallback.
+    pub fallback: Option<Fallback>,
 }
 
 /// A code that is on its way to the phone.
@@ -52,8 +59,13 @@ impl OtpService {
     pub async fn send(&self, order: SendOrder<'_>) -> Result<Sent, SendError> {
         let phone = order.phone;
         // Before anything is taken: a channel nothing sends on costs nothing.
-        if !self.sends_on(order.channel) {
-            return Err(SendError::ChannelUnavailable(order.channel));
+        if let Some(channel) = order
+            .channel
+            .iter()
+            .chain(&order.then)
+            .find(|c| !self.sends_on(**c))
+        {
+            return Err(SendError::ChannelUnavailable(*channel));
         }
         // A test number is never texted: the rules that guard phones and
         // the bill have nothing to guard, and app-store reviewers and CI
@@ -68,7 +80,7 @@ impl OtpService {
         // refused sends can't trip a block. The breaker judges after.
         let ask = match fixed {
             Some(_) => None,
-            None => self.count_ask(phone, self.client(order.client)),
+            None => self.count_ask(phone, order.client.map(|ip| self.client(ip))),
         };
         let mut admission = self.admit(&order, fixed, ask.as_ref()).await?;
         let counts = admission.counts.take();
@@ -141,16 +153,17 @@ impl OtpService {
         ask: Option<&CountAsk>,
     ) -> Result<Admission, SendError> {
         let phone = order.phone;
-        let buckets = [
+        let client = order.client.map(|ip| {
             (
-                Bucket::SendsFrom(self.client(order.client)),
+                Bucket::SendsFrom(self.client(ip)),
                 self.guards.sends_per_ip,
                 Limit::IpQuota,
-            ),
-            (Bucket::GlobalSends, self.guards.global_sends, Limit::GlobalQuota),
-        ];
-        let (quotas, limits): (Vec<_>, Vec<_>) = buckets
+            )
+        });
+        let global = (Bucket::GlobalSends, self.guards.global_sends, Limit::GlobalQuota);
+        let (quotas, limits): (Vec<_>, Vec<_>) = client
             .into_iter()
+            .chain([global])
             .filter(|(_, quota, _)| fixed.is_none() && !quota.is_off())
             .map(|(bucket, quota, limit)| ((bucket, quota), limit))
             .unzip();
@@ -164,13 +177,14 @@ impl OtpService {
         };
         let sent_at = unix_now();
         let id = match &order.mode {
-            SendMode::Resend(id) => id.clone(),
+            SendMode::Resend(id) | SendMode::Fallback { id, .. } => id.clone(),
             _ => self.hasher.ids().seal(phone),
         };
         let mut pending = self
             .policy
             .pending(id, order.scope.clone(), self.hasher.hash(phone, &code))
             .on(order.channel)
+            .then(order.then.clone())
             .sent(sent_at);
         if let Some(receipt) = &ahead {
             pending = pending.with_receipt(receipt, sent_at);
@@ -242,7 +256,18 @@ impl OtpService {
         admission: Admission,
     ) -> Result<Sent, SendError> {
         let phone = order.phone;
-        let sent = match (fixed, order.channel, &self.whatsapp, &self.voice) {
+        // The store named the channel of a resend that named none.
+        let channel = admission
+            .verification
+            .channels
+            .last()
+            .copied()
+            .unwrap_or_default();
+        if !self.sends_on(channel) {
+            self.withdraw(phone, &admission).await;
+            return Err(SendError::ChannelUnavailable(channel));
+        }
+        let sent = match (fixed, channel, &self.whatsapp, &self.voice) {
             (Some(_), ..) => Ok(test_number_receipt()),
             (None, Channel::Whatsapp, Some(whatsapp), _) => {
                 let locale = self.templates.locale_for(order.locale, phone.region());
@@ -304,12 +329,16 @@ impl OtpService {
             self.meter(|m| m.code_sent(phone.region().unwrap_or("none"), cost));
             cost
         };
+        if let Some(why) = order.fallback {
+            self.meter(|m| m.fell_back(channel, why));
+        }
         let mut sent_events = Vec::with_capacity(2);
         if verification.sends == 1 {
             sent_events.push(EventKind::Created);
         }
         sent_events.push(EventKind::CodeSent {
-            channel: order.channel,
+            channel,
+            fallback: order.fallback,
             provider: receipt.provider.clone(),
             message_id: receipt.message_id.clone(),
             // A test number is never texted: it costs nothing.
@@ -321,8 +350,12 @@ impl OtpService {
         if news {
             verification.delivery = Some(Delivery::queued(&receipt, sent_at));
         }
+        // The next channel waits for this message's delivered report.
+        if fixed.is_none() {
+            self.schedule_fallback(phone, &verification, &receipt.message_id, Fallback::NoReport);
+        }
         Ok(Sent {
-            channel: order.channel,
+            channel,
             expires_in: self.policy.ttl(),
             resend_after: self.guards.send.resend_after,
             receipt,

@@ -203,6 +203,8 @@ impl Application {
         // Delivery runs beside the servers and ends with them; what it had
         // in hand another instance (or the next start) delivers.
         let delivering = deliverer.map(|d| tokio::spawn(d.run()));
+        // Workflows' timers run beside the servers; a stop forgets them.
+        let falling_back = tokio::spawn(Arc::clone(&self.service).run_fallbacks());
         let service = Arc::clone(&self.service);
         tokio::spawn(async move {
             for concern in service.store_concerns().await {
@@ -255,6 +257,7 @@ impl Application {
         if let Some(delivering) = delivering {
             delivering.abort();
         }
+        falling_back.abort();
         result
     }
 }

@@ -1,13 +1,16 @@
 //! From settings to the voice caller: the console's, for local work, or a
 //! vendor's voice API; and the keys its call reports are checked with.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::twilio::voice::{self as twilio_voice, TwilioVoice};
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::{ConsoleOut, ConsoleSender, ReportKey, Vendor};
 use crate::config::{Config, ConfigError, SmsProvider, VoiceProvider};
+use crate::domain::{Channel, Workflows};
 use crate::ports::VoiceCaller;
 
 /// The voice caller the settings name, if any. `printer` is the SMS
@@ -44,6 +47,57 @@ pub(super) fn build_voice(
             "names a vendor this build cannot call through yet",
         )),
     }
+}
+
+/// The workflows `[workflow]` names, each channel one the service can send
+/// on (`sends_on`), and how long a message has to be reported delivered.
+///
+/// # Errors
+/// A [`ConfigError`] naming the setting: a channel otpd does not know or
+/// has no sender for, a workflow empty, too long or with a channel twice,
+/// a country code that is none, or a wait of 0.
+pub(super) fn build_workflows(
+    config: &Config,
+    sends_on: impl Fn(Channel) -> bool,
+) -> Result<(Workflows, Duration), ConfigError> {
+    let settings = &config.workflow;
+    let parse = |key: &str, names: &[String]| -> Result<Vec<Channel>, ConfigError> {
+        names
+            .iter()
+            .map(|name| match Channel::parse(name.trim()) {
+                Some(channel) if sends_on(channel) => Ok(channel),
+                Some(channel) => Err(ConfigError::new(
+                    key,
+                    format!("names {channel}, which has no sender here (whatsapp.provider, voice.provider)"),
+                )),
+                None => Err(ConfigError::new(
+                    key,
+                    format!("{name:?} is not sms, whatsapp or voice"),
+                )),
+            })
+            .collect()
+    };
+    let default = parse("workflow.channels", &settings.channels)?;
+    let mut by_country = HashMap::new();
+    for (country, names) in &settings.countries {
+        let key = format!("workflow.countries.{country}");
+        // The environment's names arrive in lower case.
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(ConfigError::new(key, "must be a country code such as IN or BR"));
+        }
+        by_country.insert(country.to_ascii_uppercase(), parse(&key, &names.0)?);
+    }
+    let workflows = Workflows::new(default, by_country).map_err(|(country, e)| match country {
+        Some(country) => ConfigError::new(format!("workflow.countries.{country}"), e),
+        None => ConfigError::new("workflow.channels", e),
+    })?;
+    if settings.fallback_after_secs == 0 {
+        return Err(ConfigError::new(
+            "workflow.fallback_after_secs",
+            "must be above 0: a message gets that long to be reported delivered",
+        ));
+    }
+    Ok((workflows, Duration::from_secs(settings.fallback_after_secs)))
 }
 
 /// `voice.from`, else the vendor's SMS sender.

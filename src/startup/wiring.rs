@@ -68,6 +68,8 @@ pub(super) fn build_service(
         Some(caller) => service.with_voice(caller),
         None => service,
     };
+    let (workflows, fallback_after) = super::voice::build_workflows(config, |c| service.sends_on(c))?;
+    let service = service.with_workflows(workflows).with_fallbacks(fallback_after);
     Ok(match events {
         Some(outbox) => service.with_events(outbox),
         None => service,

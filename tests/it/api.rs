@@ -32,7 +32,7 @@ async fn full_flow(app: TestApp) {
     assert!(delivery["updated_at"].as_u64().unwrap() > 1_700_000_000);
     assert_eq!(
         status.body,
-        json!({"status": "pending", "expires_in": 180, "attempts_remaining": 5, "delivery": delivery}),
+        json!({"status": "pending", "expires_in": 180, "attempts_remaining": 5, "channel": "sms", "delivery": delivery}),
         "a read by phone never carries the id: that is its starter's alone"
     );
 
@@ -117,7 +117,16 @@ async fn status_never_shows_the_code_or_its_hash() {
     let code = app.outbox.last_code(PHONE);
     let status = app.get(&format!("/v1/otp/{PHONE}")).await;
     let keys: Vec<_> = status.body.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["attempts_remaining", "delivery", "expires_in", "status",]);
+    assert_eq!(
+        keys,
+        [
+            "attempts_remaining",
+            "channel",
+            "delivery",
+            "expires_in",
+            "status",
+        ]
+    );
     assert!(!status.body.to_string().contains(&code));
 }
 

@@ -108,6 +108,15 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     config.store.key_prefix = unique_prefix();
     crate::pumping::approvals_make_room_on(config.clone()).await;
 
+    // Workflows: a failed WhatsApp falls back to SMS at once, no report in
+    // time moves on, a delivered one stops it.
+    config.store.key_prefix = unique_prefix();
+    crate::workflows::an_undelivered_whatsapp_moves_to_sms_at_once(config.clone()).await;
+    config.store.key_prefix = unique_prefix();
+    crate::workflows::no_report_in_time_moves_on(config.clone()).await;
+    config.store.key_prefix = unique_prefix();
+    crate::workflows::a_delivered_report_stops_the_workflow(config.clone()).await;
+
     // The money caps: a hard cap, and a soft cap that lets known
     // destinations through, with their events.
     config.store.key_prefix = unique_prefix();

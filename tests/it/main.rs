@@ -34,3 +34,4 @@ mod voice;
 mod vonage_receipts;
 mod webhooks;
 mod whatsapp;
+mod workflows;

@@ -872,7 +872,13 @@ pub async fn a_delivery_is_noted_for_the_newest_code_and_only_moves_forward(stor
         at: 1_700_000_003,
     };
     let sent = report(DeliveryState::Sent);
-    assert_eq!(store.update_delivery(&sent).await.unwrap(), Some(p.clone()));
+    let (phone, updated) = store.update_delivery(&sent).await.unwrap().expect("updated");
+    assert_eq!((phone, updated.id.clone()), (p.clone(), v.id.clone()));
+    assert_eq!(
+        updated.delivery.map(|d| (d.message_id, d.state)),
+        Some((receipt.message_id.clone(), DeliveryState::Sent)),
+        "the verification as the report left it"
+    );
     assert_eq!(store.update_delivery(&sent).await.unwrap(), None, "no news");
     let queued = report(DeliveryState::Queued);
     assert_eq!(
@@ -1626,7 +1632,10 @@ impl Deliveries for Tallied {
         self.0.record_delivery(phone, hash, receipt, at, link_ttl).await
     }
 
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
+    async fn update_delivery(
+        &self,
+        report: &DeliveryReport,
+    ) -> Result<Option<(Phone, Verification)>, StoreError> {
         self.0.update_delivery(report).await
     }
 }

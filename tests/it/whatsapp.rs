@@ -14,12 +14,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{code_in, memory_config, spawn_app, TestApp};
 
-const PHONE: &str = "+14155552671";
-const WAMID: &str = "wamid.HBgLMTQxNTU1NTI2NzEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
+pub const PHONE: &str = "+14155552671";
+pub const WAMID: &str = "wamid.HBgLMTQxNTU1NTI2NzEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
 const APP_SECRET: &str = "meta-app-secret";
 const VERIFY_TOKEN: &str = "verify-me-3f9a";
 
-fn with_meta(mut config: Config, meta: &MockServer) -> Config {
+pub fn with_meta(mut config: Config, meta: &MockServer) -> Config {
     config.whatsapp.provider = WhatsappProvider::Meta;
     let m = &mut config.whatsapp.meta;
     m.phone_number_id = "106540352242922".into();
@@ -35,7 +35,7 @@ fn with_meta(mut config: Config, meta: &MockServer) -> Config {
     config
 }
 
-fn accepted() -> ResponseTemplate {
+pub fn accepted() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": PHONE, "wa_id": "14155552671"}],
@@ -55,7 +55,7 @@ fn meta_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
     }))
 }
 
-async fn meta_server(reply: ResponseTemplate) -> MockServer {
+pub async fn meta_server(reply: ResponseTemplate) -> MockServer {
     let meta = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v23.0/106540352242922/messages"))
@@ -182,13 +182,13 @@ async fn meta_s_refusals_read_by_their_codes() {
     assert_eq!(sent(&meta).await.len(), 2);
 }
 
-fn sign(body: &str) -> String {
+pub fn sign(body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn status_body(status: &str, error: Option<i64>) -> String {
+pub fn status_body(status: &str, error: Option<i64>) -> String {
     let mut item =
         json!({"id": WAMID, "status": status, "timestamp": "1796000000", "recipient_id": "14155552671"});
     if let Some(code) = error {
@@ -206,7 +206,7 @@ fn status_body(status: &str, error: Option<i64>) -> String {
     .to_string()
 }
 
-async fn post_status(app: &TestApp, body: &str, signature: Option<&str>) -> crate::helpers::Reply {
+pub async fn post_status(app: &TestApp, body: &str, signature: Option<&str>) -> crate::helpers::Reply {
     let mut request = app
         .client
         .post(app.url("/v1/webhooks/meta"))

@@ -110,14 +110,16 @@ impl DropInApi {
         let phone = parse_phone(required(&form.phone_number, "phone_number")?).map_err(Problem::from)?;
         let order = SendOrder {
             phone: &phone,
-            client: client.0,
+            client: Some(client.0),
             scope: &auth.legacy_scope(),
             // Each send replaces the pending code and its attempts, as the
             // original routes always did.
             mode: SendMode::Replace,
             locale: None,
             app: None,
-            channel: Channel::Sms,
+            channel: Some(Channel::Sms),
+            then: Vec::new(),
+            fallback: None,
         };
         let sent = shared.service.send(order).await.map_err(Problem::from);
         shared.metrics.answered_send(&sent);

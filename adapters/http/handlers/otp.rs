@@ -16,7 +16,9 @@ use crate::adapters::http::extract::client_ip::ClientIp;
 use crate::adapters::http::extract::strict_string::{CodeText, PhoneText, VerificationIdText};
 use crate::adapters::http::problem::{ApiError, Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
-use crate::domain::{Channel, Code, DeliveryState, Locale, Phone, SendMode, Status, VerificationId};
+use crate::domain::{
+    check_workflow, Channel, Code, DeliveryState, Locale, Phone, SendMode, Status, VerificationId,
+};
 use crate::service::{SendOrder, Target};
 
 pub struct OtpApi;
@@ -36,6 +38,15 @@ pub struct SendRequest {
     /// same phone never touches yours.
     verification_id: Option<VerificationIdText>,
     channel: Option<ChannelName>,
+    /// A workflow instead of one channel: the first now, each next one
+    /// when the vendor reports the last message failed or undelivered, or
+    /// no delivered report came within `workflow.fallback_after_secs`
+    /// (each a new code; the earlier ones keep working). 1 to 3 channels,
+    /// each once; not with `channel`. Without either, the configured
+    /// workflow for the phone's country (`workflow.channels`); a resend
+    /// without either goes on the verification's next channel.
+    #[oai(validator(min_items = 1, max_items = 3))]
+    channels: Option<Vec<ChannelName>>,
 }
 
 /// How the code goes: `sms` (the default), `whatsapp` (an authentication
@@ -120,7 +131,7 @@ pub struct StatusBody {
     expires_in: u64,
     /// Wrong codes still allowed by phone; 0 means none is heard by phone.
     attempts_remaining: u32,
-    /// The channel of the newest code.
+    // The newest code's (no doc comment on an enum field: see `Delivery`).
     channel: ChannelName,
     /// Who took the message or call, once it was handed over.
     delivery: Option<Delivery>,
@@ -235,9 +246,30 @@ impl OtpApi {
             Some(id) => SendMode::Resend(VerificationId::parse(&id.0).map_err(Problem::from)?),
             None => SendMode::New,
         };
-        let channel = Channel::from(body.channel.unwrap_or_default());
+        let workflow = match (&body.channel, &body.channels) {
+            (Some(_), Some(_)) => {
+                let detail = "name one channel or a workflow of channels, not both";
+                return Err(Problem::new(ProblemCode::InvalidRequest, detail).into());
+            }
+            (Some(channel), None) => vec![Channel::from(*channel)],
+            (None, Some(channels)) => {
+                let channels: Vec<Channel> = channels.iter().copied().map(Channel::from).collect();
+                check_workflow(&channels)
+                    .map_err(|e| Problem::new(ProblemCode::InvalidRequest, e.to_string()))?;
+                channels
+            }
+            // A resend goes where its verification goes next (the store knows).
+            (None, None) if matches!(mode, SendMode::Resend(_)) => Vec::new(),
+            (None, None) => shared.service.workflow(&phone).to_vec(),
+        };
+        let (channel, then) = match workflow.split_first() {
+            Some((first, rest)) => (Some(*first), rest.to_vec()),
+            None => (None, Vec::new()),
+        };
+        let names: Vec<&str> = workflow.iter().map(|c| c.as_str()).collect();
+        let channel_names = names.join(",");
         let request = format!(
-            "send_otp\n{}\n{}\n{}\n{channel}",
+            "send_otp\n{}\n{}\n{}\n{channel_names}",
             phone.as_str(),
             body.locale.as_deref().unwrap_or_default(),
             body.verification_id.as_ref().map_or("", |id| id.0.as_str()),
@@ -246,12 +278,14 @@ impl OtpApi {
         let scope = auth.scope();
         let order = SendOrder {
             phone: &phone,
-            client: client.0,
+            client: Some(client.0),
             scope: &scope,
             mode,
             locale: locale.as_ref(),
             app: None,
             channel,
+            then,
+            fallback: None,
         };
         let sent = idempotent::once(&shared, req, &owner, &request, send(&shared, order));
         Ok(SendResponse::Accepted(Json(sent.await?)))

@@ -34,10 +34,13 @@ pub struct VerificationBody {
     sends: u32,
     /// Unix seconds of its first send.
     created_at: u64,
-    /// The channel of its newest code.
+    // Its newest code's (no doc comment on an enum field: see `Delivery`).
     channel: ChannelName,
     /// Its last 10 sends, oldest first: when, and on which channel.
     attempts: Vec<SendAttempt>,
+    /// Its workflow's channels not tried yet, in order: where it falls
+    /// back next.
+    next_channels: Vec<ChannelName>,
     /// Who took its newest message or call and what became of it.
     delivery: Option<Delivery>,
 }
@@ -70,6 +73,7 @@ impl VerificationBody {
                     channel: (*channel).into(),
                 })
                 .collect(),
+            next_channels: v.next.iter().map(|c| (*c).into()).collect(),
             delivery: v.delivery.map(Delivery::from),
         }
     }

@@ -349,12 +349,15 @@ impl Deliveries for MemoryStore {
         })
     }
 
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
+    async fn update_delivery(
+        &self,
+        report: &DeliveryReport,
+    ) -> Result<Option<(Phone, Verification)>, StoreError> {
         Ok(self.with_state(|state, now, ms| {
             let key = (report.provider.clone(), report.message_id.clone());
             let phone = state.links.get(&key, now)?.0.clone();
             let updated = self.phone_step(state, ms, &phone, |held, ms| held.update_delivery(report, ms));
-            updated.then_some(phone)
+            updated.map(|verification| (phone, verification))
         }))
     }
 }

@@ -284,11 +284,12 @@ impl RedisStore {
         for (bucket, _) in quotas {
             invocation.key(self.bucket_key(*bucket));
         }
-        let (mode, resends) = match mode {
-            SendMode::New => ("new", ""),
-            SendMode::Resend(id) => ("resend", id.as_str()),
-            SendMode::KeepPending => ("keep", ""),
-            SendMode::Replace => ("replace", ""),
+        let (mode, joins, after) = match mode {
+            SendMode::New => ("new", "", ""),
+            SendMode::Resend(id) => ("resend", id.as_str(), ""),
+            SendMode::KeepPending => ("keep", "", ""),
+            SendMode::Replace => ("replace", "", ""),
+            SendMode::Fallback { id, after } => ("fallback", id.as_str(), after.as_str()),
         };
         let limits = &rules.limits;
         invocation
@@ -298,9 +299,11 @@ impl RedisStore {
             .arg(millis(otp.ttl))
             .arg(otp.attempts)
             .arg(otp.sent_at)
-            .arg(record::channel_letter(otp.channel))
+            .arg(otp.channel.map_or("", record::channel_letter))
+            .arg(record::channel_letters(&otp.next))
             .arg(mode)
-            .arg(resends)
+            .arg(joins)
+            .arg(after)
             .arg(millis(limits.resend_after))
             .arg(limit_of(&limits.per_phone))
             .arg(millis(limits.per_phone.window))
@@ -598,7 +601,10 @@ impl Deliveries for RedisStore {
         Ok(())
     }
 
-    async fn update_delivery(&self, report: &DeliveryReport) -> Result<Option<Phone>, StoreError> {
+    async fn update_delivery(
+        &self,
+        report: &DeliveryReport,
+    ) -> Result<Option<(Phone, Verification)>, StoreError> {
         let mut get = redis::cmd("GET");
         get.arg(self.link_key(&report.provider, &report.message_id));
         let Some(phone) = self.command::<Option<String>>(get).await? else {
@@ -616,7 +622,14 @@ impl Deliveries for RedisStore {
         let reply: Vec<Value> = self.run(invocation).await?;
         match split_reply("update_delivery", &reply)? {
             // The link holds what this store wrote: an E.164 phone.
-            ("updated", []) => Ok(Phone::parse(&phone).ok()),
+            ("updated", [packed, now]) => {
+                let Value::BulkString(packed) = packed else {
+                    return Err(unreadable(format!("{packed:?} for a verification")));
+                };
+                let record = record::record(packed).ok_or_else(|| unreadable("a verification".to_owned()))?;
+                let verification = record.view(Named::ById(&record.id), int(now)?);
+                Ok(Phone::parse(&phone).ok().map(|phone| (phone, verification)))
+            }
             ("unchanged", []) => Ok(None),
             (name, _) => Err(unknown("update_delivery", name)),
         }

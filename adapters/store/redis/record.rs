@@ -12,7 +12,8 @@
 //! wrong         [count, window_end_ms]
 //! verification  [id, scope, [[hash, expires_ms], ...], attempts,
 //!                phone_attempts, created_at, sends, [unix s, ...],
-//!                delivery | false, channels]  (the last two may be absent)
+//!                delivery | false, channels, next]  (the last three may
+//!                be absent)
 //! delivery      [provider, message_id, state, updated_at, error_code?]
 //! ```
 //!
@@ -38,27 +39,40 @@ pub fn channel_letter(channel: Channel) -> &'static str {
     }
 }
 
-fn record_of(value: &Value) -> Option<Record> {
-    let (fields, delivery, channels) = match value.as_array()?.as_slice() {
-        [fields @ .., delivery, channels] if fields.len() == 8 => {
-            (fields, Some(delivery), channels.as_str()?)
-        }
-        [fields @ .., delivery] if fields.len() == 8 => (fields, Some(delivery), ""),
-        fields => (fields, None, ""),
-    };
-    let [id, scope, codes, attempts, phone_attempts, created_at, sends, send_times] = fields else {
-        return None;
-    };
-    let send_times: Vec<u64> = list(send_times)?.iter().map(int).collect::<Option<_>>()?;
-    // An older otpd kept no channels: its first sends were SMS.
-    let letters = channels
+/// The letters of `channels`, in order.
+pub fn channel_letters(channels: &[Channel]) -> String {
+    channels.iter().map(|c| channel_letter(*c)).collect()
+}
+
+/// The channels `letters` name; `None` for a letter that names none.
+fn channels_of(letters: &str) -> Option<Vec<Channel>> {
+    letters
         .chars()
         .map(|c| {
             Channel::ALL
                 .into_iter()
                 .find(|ch| channel_letter(*ch).starts_with(c))
         })
-        .collect::<Option<Vec<_>>>()?;
+        .collect()
+}
+
+fn record_of(value: &Value) -> Option<Record> {
+    let (fields, delivery, channels, next) = match value.as_array()?.as_slice() {
+        [fields @ .., delivery, channels, next] if fields.len() == 8 => {
+            (fields, Some(delivery), channels.as_str()?, next.as_str()?)
+        }
+        [fields @ .., delivery, channels] if fields.len() == 8 => {
+            (fields, Some(delivery), channels.as_str()?, "")
+        }
+        [fields @ .., delivery] if fields.len() == 8 => (fields, Some(delivery), "", ""),
+        fields => (fields, None, "", ""),
+    };
+    let [id, scope, codes, attempts, phone_attempts, created_at, sends, send_times] = fields else {
+        return None;
+    };
+    let send_times: Vec<u64> = list(send_times)?.iter().map(int).collect::<Option<_>>()?;
+    // An older otpd kept no channels: its first sends were SMS.
+    let letters = channels_of(channels)?;
     let mut channels = vec![Channel::Sms; send_times.len().checked_sub(letters.len())?];
     channels.extend(letters);
     Some(Record {
@@ -71,6 +85,7 @@ fn record_of(value: &Value) -> Option<Record> {
         sends: int(sends)?,
         send_times,
         channels,
+        next: channels_of(next)?,
         delivery: match delivery {
             Some(d) if !matches!(d, Value::Boolean(false)) => Some(self::delivery(d)?),
             _ => None,

@@ -185,13 +185,15 @@ impl TwilioVerifyApi {
         let send = async {
             let order = SendOrder {
                 phone: &phone,
-                client: client.0,
+                client: Some(client.0),
                 scope: &scope,
                 // Twilio's: one verification per service and phone.
                 mode: SendMode::KeepPending,
                 locale: locale.as_ref(),
                 app: Some(app),
-                channel,
+                channel: Some(channel),
+                then: Vec::new(),
+                fallback: None,
             };
             let sent = shared.service.send(order).await.map_err(Problem::from);
             shared.metrics.answered_send(&sent);

@@ -7,8 +7,10 @@
 -- breaker's keys (one server only: a cluster keeps them on other nodes, and
 -- takes and counts them apart).
 -- ARGV: the code's verification id, scope, hash, ttl ms, attempts, unix s
--- sent, its channel's letter (record.lua); the mode ('new', 'resend', 'keep' or 'replace') and the id a resend
--- names ('' otherwise); the cooldown ms, the phone's sends per window (0:
+-- sent, its channel's letter ('': where its verification goes next, SMS
+-- for a new one) and a new verification's next ones (record.lua); the mode ('new', 'resend', 'keep', 'replace' or
+-- 'fallback'), the id a resend or fallback names and the message a
+-- fallback follows ('' otherwise); the cooldown ms, the phone's sends per window (0:
 -- off), its window ms, 1 if any limit is on; the ceiling's limit (0: off)
 -- and window ms; the number of the pumping breaker's keys, which follow
 -- the quotas' (0: no count); per quota its limit and window ms; with a
@@ -22,15 +24,19 @@
 -- quota (0-based)}.
 local key = KEYS[1]
 local otp = {id = ARGV[1], scope = ARGV[2], hash = ARGV[3], ttl_ms = tonumber(ARGV[4]),
-  attempts = tonumber(ARGV[5]), sent_at = tonumber(ARGV[6]), channel = ARGV[7]}
-local mode, resends = ARGV[8], ARGV[9]
-local cooldown, limit, window_ms = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local limits_on = ARGV[13] == '1'
-local ceiling = ceiling_of(ARGV[14], ARGV[15])
+  attempts = tonumber(ARGV[5]), sent_at = tonumber(ARGV[6]), channel = ARGV[7], next = ARGV[8]}
+local mode, resends, after = ARGV[9], ARGV[10], ARGV[11]
+local cooldown, limit, window_ms = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+-- A fallback waits for no cooldown: the vendor said the message failed.
+if mode == 'fallback' then
+  cooldown = 0
+end
+local limits_on = ARGV[15] == '1'
+local ceiling = ceiling_of(ARGV[16], ARGV[17])
 -- The keys past the phone's: the quotas', then the count's.
-local counted = tonumber(ARGV[16])
+local counted = tonumber(ARGV[18])
 local quotas = #KEYS - 1 - counted
-local at = 17 + 2 * quotas
+local at = 19 + 2 * quotas
 local count
 if counted > 0 then
   count = {{unpack(KEYS, 2 + quotas)}, {unpack(ARGV, at, at + 8)}}
@@ -42,7 +48,7 @@ if ARGV[at] then
 end
 
 local give_back, refused, wait = take_all(2, quotas, function(i)
-  return ARGV[15 + 2 * i], ARGV[16 + 2 * i]
+  return ARGV[17 + 2 * i], ARGV[18 + 2 * i]
 end)
 if refused then
   return {'refused', wait, refused}
@@ -64,6 +70,22 @@ if mode == 'resend' then
     return refuse({'not_found'})
   end
   joins = i
+elseif mode == 'fallback' then
+  -- Record::falls_back: the message it follows is still the newest and not
+  -- delivered, and the code's channel is the workflow's next.
+  for i, r in ipairs(v) do
+    if r[ID] == resends then
+      local d, next = r[DELIVERY], r[NEXT] or ''
+      if r[ATTEMPTS] > 0 and d and d[D_MESSAGE_ID] == after and d[D_STATE] ~= 'delivered'
+          and next ~= '' and next:sub(1, 1) == otp.channel then
+        joins = i
+      end
+      break
+    end
+  end
+  if not joins then
+    return refuse({'not_found'})
+  end
 elseif mode == 'keep' then
   for i = #v, 1, -1 do
     if v[i][SCOPE] == otp.scope and v[i][ATTEMPTS] > 0 then
@@ -106,7 +128,18 @@ if joins then
   record[CODES] = codes
   record[SENDS] = record[SENDS] + 1
   local times = record[SEND_TIMES]
-  local channels = channels_of(record) .. otp.channel
+  local channels = channels_of(record)
+  local channel, next = otp.channel, record[NEXT] or ''
+  if channel == '' then
+    channel = next:sub(1, 1)
+    if channel == '' then
+      channel = channels:sub(-1)
+    end
+    if channel == '' then
+      channel = 's'
+    end
+  end
+  channels = channels .. channel
   times[#times + 1] = otp.sent_at
   if #times > MAX_SEND_TIMES then
     table.remove(times, 1)
@@ -114,6 +147,10 @@ if joins then
   end
   record[DELIVERY] = delivery
   set_channels(record, channels)
+  -- A send on the workflow's next channel moves the workflow on.
+  if next ~= '' and next:sub(1, 1) == channel then
+    record[NEXT] = next:sub(2)
+  end
 else
   -- Refusals return before the state is saved, so it is changed in place
   -- where the Rust changes a copy.
@@ -143,7 +180,7 @@ else
   end
   -- Record::new
   record = {otp.id, otp.scope, {{otp.hash, now + otp.ttl_ms}}, attempts, otp.attempts,
-    otp.sent_at, 1, {otp.sent_at}, delivery or false, otp.channel}
+    otp.sent_at, 1, {otp.sent_at}, delivery or false, otp.channel ~= '' and otp.channel or 's', otp.next}
   v[#v + 1] = record
 end
 if limits_on then

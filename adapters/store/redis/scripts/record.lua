@@ -12,10 +12,12 @@
 --   wrong         {count, window_end_ms}
 --   verification  {id, scope, codes (oldest first), attempts,
 --                 phone_attempts, created_at, sends, send_times, delivery,
---                 channels}
+--                 channels, next}
 --                 (delivery false or absent: none; channels: one letter
 --                 per send time, `s`ms, `w`hatsapp or `v`oice; absent or
---                 short, as an older otpd wrote it: the first are SMS)
+--                 short, as an older otpd wrote it: the first are SMS;
+--                 next: the workflow's channels not tried yet, letters in
+--                 order, absent: none)
 --   code          {hash, expires_ms}
 --   delivery      {provider, message_id, state, updated_at, error_code}
 --                 (error_code absent: none)
@@ -29,8 +31,8 @@
 local TALLY, WRONG, V = 1, 2, 3
 local T_SENDS, T_LAST_MS, T_WINDOW_END_MS, T_UNTIL_MS = 1, 2, 3, 4
 local W_COUNT, W_WINDOW_END_MS = 1, 2
-local ID, SCOPE, CODES, ATTEMPTS, PHONE_ATTEMPTS, CREATED_AT, SENDS, SEND_TIMES, DELIVERY, CHANNELS =
-  1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+local ID, SCOPE, CODES, ATTEMPTS, PHONE_ATTEMPTS, CREATED_AT, SENDS, SEND_TIMES, DELIVERY, CHANNELS, NEXT =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 local HASH, EXPIRES_MS = 1, 2
 local D_PROVIDER, D_MESSAGE_ID, D_STATE, D_UPDATED_AT, D_ERROR_CODE = 1, 2, 3, 4, 5
 --

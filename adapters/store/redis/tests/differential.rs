@@ -68,7 +68,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
         prop::option::weighted(0.9, any::<u8>()),
         any::<u8>(),
         1u32..=5,
-        0u8..4,
+        0u8..6,
     )
         .prop_map(|(kind, phone, scope, client, pick, flags, attempts, mode)| Step {
             kind,
@@ -151,7 +151,13 @@ async fn run(p: &Pair, steps: &[Step]) {
                     0 => SendMode::New,
                     1 => SendMode::KeepPending,
                     2 => SendMode::Replace,
-                    _ => SendMode::Resend(id.clone()),
+                    3 => SendMode::Resend(id.clone()),
+                    // A workflow's fallback, after a message recorded (or
+                    // one nobody sent).
+                    _ => SendMode::Fallback {
+                        id: id.clone(),
+                        after: messages.last().cloned().unwrap_or_default(),
+                    },
                 };
                 let rules = SendRules {
                     limits: SendLimits {
@@ -209,7 +215,13 @@ async fn run(p: &Pair, steps: &[Step]) {
                 ));
             }
             31 | 32 if !messages.is_empty() => {
-                let states = [DeliveryState::Queued, DeliveryState::Sent, DeliveryState::Failed];
+                let states = [
+                    DeliveryState::Queued,
+                    DeliveryState::Sent,
+                    DeliveryState::Delivered,
+                    DeliveryState::Failed,
+                    DeliveryState::Undelivered,
+                ];
                 let report = DeliveryReport {
                     provider: "twilio".into(),
                     message_id: messages[usize::from(step.mode) % messages.len()].clone(),
