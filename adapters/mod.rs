@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod redis;
 pub mod sms;
 pub mod store;
+pub mod timers;

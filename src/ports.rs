@@ -6,10 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Admitted, Block, Bucket, Channel, Checked, Claim, ClientNet, Code, CodeHash, DeliveryReport, Event,
-    Fallback, Group, GroupTraffic, GuessBudget, GuessCeiling, Idempotency, Ledger, Locale, Money, Named,
-    Opened, PendingOtp, Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText, Speech, Spent, Taken,
-    Verification, VerifyOutcome,
+    Admitted, Block, Bucket, Channel, Checked, Claim, ClientNet, Code, CodeHash, DeliveryReport, DueFallback,
+    Event, Fallback, Group, GroupTraffic, GuessBudget, GuessCeiling, Idempotency, Ledger, Locale, Money,
+    Named, Opened, PendingOtp, Phone, Quota, Scope, SendLimits, SendMode, SmsReceipt, SmsText, Speech, Spent,
+    Taken, Verification, VerifyOutcome,
 };
 
 /// What stands between a send and a stored code: the phone's cooldown and
@@ -621,6 +621,13 @@ pub trait VoiceCaller: Send + Sync + 'static {
     /// [`SmsError::Rejected`] when the vendor refuses the number itself,
     /// [`SmsError::Failed`] when no call could be placed for another reason.
     async fn call(&self, to: &Phone, speech: &Speech, local_id: &str) -> Result<SmsReceipt, SmsError>;
+}
+
+/// Holds workflows' fallbacks until they fall due, then hands each to
+/// `OtpService::fall_back`. In-process: a restart forgets what it held.
+pub trait FallbackTimers: Send + Sync + 'static {
+    /// Holds `due` for `wait`; `false` when it has no room for it.
+    fn hold(&self, due: DueFallback, wait: Duration) -> bool;
 }
 
 /// Sends one text message.

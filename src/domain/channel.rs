@@ -107,6 +107,18 @@ pub fn check(channels: &[Channel]) -> Result<(), WorkflowError> {
     Ok(())
 }
 
+/// A fallback a verification is owed: after message `after` (the vendor's
+/// id) of verification `id`, a new code on `channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueFallback {
+    pub phone: super::Phone,
+    pub id: super::VerificationId,
+    pub after: String,
+    /// The workflow's next channel, as the verification named it.
+    pub channel: Channel,
+    pub why: Fallback,
+}
+
 /// Why the service sent a code on a workflow's next channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fallback {

@@ -22,7 +22,9 @@ mod spend;
 mod time;
 mod verification;
 
-pub use channel::{check as check_workflow, Channel, Fallback, WorkflowError, Workflows, MAX_WORKFLOW};
+pub use channel::{
+    check as check_workflow, Channel, DueFallback, Fallback, WorkflowError, Workflows, MAX_WORKFLOW,
+};
 pub use code::{Code, CodeError};
 pub use delivery::{Delivery, DeliveryReport, DeliveryState};
 pub use destination::{CountryCodeError, DestinationError, DestinationPolicy};

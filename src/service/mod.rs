@@ -64,7 +64,7 @@ pub struct OtpService {
     meter: Option<Arc<dyn Meter>>,
     idempotency_window: Duration,
     /// Moves workflows to their next channel; none, no timers run.
-    fallbacks: Option<fallback::Fallbacks>,
+    fallbacks: Option<fallback::Timers>,
     /// The channels a send that names none tries, in order.
     workflows: Workflows,
 }

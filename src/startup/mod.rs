@@ -25,6 +25,7 @@ use crate::adapters::http;
 use crate::adapters::http::handlers::ops::SmsChain;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
+use crate::adapters::timers::TokioTimers;
 use crate::config::{Config, ConfigError, SmsProvider};
 use crate::domain::Phone;
 use crate::service::OtpService;
@@ -50,6 +51,8 @@ struct Parts {
     inbox: Option<Arc<Inbox>>,
     /// Delivers events from the outbox, when endpoints are configured.
     deliverer: Option<crate::adapters::events::Deliverer>,
+    /// Where workflows' fallbacks wait.
+    timers: Arc<TokioTimers>,
     timeouts: http::server::idle::Timeouts,
 }
 
@@ -81,7 +84,8 @@ fn check_with_inbox(
         Some(events) => (Some(events.outbox), Some(events.deliverer)),
         None => (None, None),
     };
-    let service = build_service(config, console, inbox.clone(), outbox, &metrics)?;
+    let timers = Arc::new(TokioTimers::default());
+    let service = build_service(config, console, inbox.clone(), outbox, &metrics, &timers)?;
     let access = build_access(config)?;
     Ok(Checked {
         service,
@@ -91,6 +95,7 @@ fn check_with_inbox(
             sms_chain: SmsChain(sms_chain(config)),
             inbox,
             deliverer,
+            timers,
             timeouts: connection_timeouts(config)?,
         },
     })
@@ -198,13 +203,15 @@ impl Application {
             sms_chain,
             inbox,
             deliverer,
+            timers,
             timeouts,
         } = self.parts;
         // Delivery runs beside the servers and ends with them; what it had
         // in hand another instance (or the next start) delivers.
         let delivering = deliverer.map(|d| tokio::spawn(d.run()));
         // Workflows' timers run beside the servers; a stop forgets them.
-        let falling_back = tokio::spawn(Arc::clone(&self.service).run_fallbacks());
+        let service = Arc::clone(&self.service);
+        let falling_back = tokio::spawn(async move { timers.run(service).await });
         let service = Arc::clone(&self.service);
         tokio::spawn(async move {
             for concern in service.store_concerns().await {

@@ -14,6 +14,7 @@ use crate::adapters::http::handlers::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
+use crate::adapters::timers::TokioTimers;
 use crate::config::{Config, ConfigError, LimitsConfig, SmsConfig};
 use crate::domain::{
     Autofill, ClientPrefixes, Code, CodeHasher, DestinationPolicy, GuessBudget, GuessCeiling, HashKey,
@@ -36,6 +37,7 @@ pub(super) fn build_service(
     inbox: Option<Arc<Inbox>>,
     events: Option<Arc<dyn EventOutbox>>,
     metrics: &Arc<Metrics>,
+    timers: &Arc<TokioTimers>,
 ) -> Result<OtpService, ConfigError> {
     let policy =
         OtpPolicy::new(Duration::from_secs(config.otp.ttl_secs), config.otp.max_attempts).map_err(|e| {
@@ -69,7 +71,10 @@ pub(super) fn build_service(
         None => service,
     };
     let (workflows, fallback_after) = super::voice::build_workflows(config, |c| service.sends_on(c))?;
-    let service = service.with_workflows(workflows).with_fallbacks(fallback_after);
+    let service = service.with_workflows(workflows).with_fallbacks(
+        Arc::clone(timers) as Arc<dyn crate::ports::FallbackTimers>,
+        fallback_after,
+    );
     Ok(match events {
         Some(outbox) => service.with_events(outbox),
         None => service,
