@@ -18,6 +18,14 @@ pub struct SpendConfig {
     /// table otpd ships.
     #[serde(deserialize_with = "number_map")]
     pub prices: BTreeMap<String, f64>,
+    /// One WhatsApp message by destination country, and `default` for the
+    /// rest; empty: the SMS prices.
+    #[serde(deserialize_with = "number_map")]
+    pub whatsapp_prices: BTreeMap<String, f64>,
+    /// One call by destination country, and `default` for the rest; empty:
+    /// the SMS prices.
+    #[serde(deserialize_with = "number_map")]
+    pub voice_prices: BTreeMap<String, f64>,
     /// Service-wide spend a UTC day past which only destinations with
     /// approved history are sent codes.
     pub day_soft: f64,
@@ -52,6 +60,8 @@ impl Default for SpendConfig {
             currency: "USD".into(),
             default_price: 0.10,
             prices: BTreeMap::new(),
+            whatsapp_prices: BTreeMap::new(),
+            voice_prices: BTreeMap::new(),
             day_soft: 0.0,
             day_hard: 0.0,
             month_soft: 0.0,

@@ -49,7 +49,8 @@ pub use rules::{Named, PhoneState, Record, Tally, WrongCodes};
 pub use sealed_id::IdSeal;
 pub use speech::Speech;
 pub use spend::{
-    add_within, Cap, CapLevel, CapReached, Ledger, Money, Prices, Span, SpendCaps, SpendVerdict, Spent,
+    add_within, Cap, CapLevel, CapReached, ChannelPrices, Ledger, Money, Prices, Span, SpendCaps,
+    SpendVerdict, Spent,
 };
 pub use time::rfc3339;
 pub use verification::{

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::time::{utc_day, utc_month};
-use super::Phone;
+use super::{Channel, Phone};
 
 /// An amount in millionths of the price table's currency: prices of a
 /// fraction of a cent stay exact, and a u64 holds any bill.
@@ -54,6 +54,17 @@ pub struct Prices {
     pub by_country: BTreeMap<String, Money>,
     /// ISO 4217, as events and logs show amounts.
     pub currency: String,
+    /// A channel's own prices (WhatsApp's and calls' differ from SMS's);
+    /// a channel without a table, or a country its table doesn't name and
+    /// it has no default for, costs what an SMS does.
+    pub channels: BTreeMap<&'static str, ChannelPrices>,
+}
+
+/// One channel's prices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelPrices {
+    pub default: Option<Money>,
+    pub by_country: BTreeMap<String, Money>,
 }
 
 /// Approximate prices of one SMS in US dollars, by destination country:
@@ -113,16 +124,25 @@ impl Prices {
                 .map(|(country, micros)| ((*country).to_owned(), Money(*micros)))
                 .collect(),
             currency: "USD".into(),
+            channels: BTreeMap::new(),
         }
     }
 
-    /// What a send to `phone` costs.
-    pub fn of(&self, phone: &Phone) -> Money {
-        phone
-            .region()
-            .and_then(|country| self.by_country.get(country))
-            .copied()
-            .unwrap_or(self.default)
+    /// What a send to `phone` on `channel` costs.
+    pub fn of(&self, phone: &Phone, channel: Channel) -> Money {
+        let country = phone.region();
+        let own = self.channels.get(channel.as_str()).and_then(|table| {
+            country
+                .and_then(|c| table.by_country.get(c))
+                .copied()
+                .or(table.default)
+        });
+        own.unwrap_or_else(|| {
+            country
+                .and_then(|c| self.by_country.get(c))
+                .copied()
+                .unwrap_or(self.default)
+        })
     }
 }
 
@@ -395,11 +415,44 @@ mod tests {
     #[test]
     fn a_send_costs_its_country_s_price() {
         let prices = Prices::approximate();
-        let of = |number: &str| prices.of(&Phone::parse(number).unwrap()).to_string();
+        let of = |number: &str| {
+            prices
+                .of(&Phone::parse(number).unwrap(), Channel::Sms)
+                .to_string()
+        };
         assert_eq!(of("+14155552671"), "0.008");
         assert_eq!(of("+2348031234567"), "0.30");
         // No row: the default.
         assert_eq!(of("+3545511234"), "0.10");
+    }
+
+    #[test]
+    fn a_channel_s_own_table_then_its_default_then_the_sms_price() {
+        let mut prices = Prices::approximate();
+        prices.channels.insert(
+            "whatsapp",
+            ChannelPrices {
+                default: Some(Money(20_000)),
+                by_country: BTreeMap::from([("IN".to_owned(), Money(1_400))]),
+            },
+        );
+        prices.channels.insert(
+            "voice",
+            ChannelPrices {
+                default: None,
+                by_country: BTreeMap::from([("US".to_owned(), Money(13_000))]),
+            },
+        );
+        let of = |number: &str, channel| prices.of(&Phone::parse(number).unwrap(), channel).to_string();
+        assert_eq!(of("+919876543210", Channel::Whatsapp), "0.0014");
+        assert_eq!(of("+14155552671", Channel::Whatsapp), "0.02", "its default");
+        assert_eq!(of("+14155552671", Channel::Voice), "0.013");
+        assert_eq!(
+            of("+2348031234567", Channel::Voice),
+            "0.30",
+            "no default: the SMS price"
+        );
+        assert_eq!(of("+919876543210", Channel::Sms), "0.08");
     }
 
     #[test]

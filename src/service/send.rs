@@ -93,7 +93,10 @@ impl OtpService {
         // refuse blocks nothing. A send they refuse costs nothing.
         let charged = match fixed {
             Some(_) => None,
-            None => match self.charge(phone, self.known(phone, counted.as_ref())).await {
+            None => match self
+                .charge(phone, admission.channel(), self.known(phone, counted.as_ref()))
+                .await
+            {
                 Ok(charged) => charged,
                 Err(refused) => {
                     // The caps are the service's, not the client's doing:
@@ -325,7 +328,7 @@ impl OtpService {
         let cost = if fixed.is_some() {
             Money::ZERO
         } else {
-            let cost = self.price(phone);
+            let cost = self.price(phone, channel);
             self.meter(|m| m.code_sent(phone.region().unwrap_or("none"), cost));
             cost
         };
@@ -361,6 +364,14 @@ impl OtpService {
             receipt,
             verification,
         })
+    }
+}
+
+impl Admission {
+    /// The channel the code goes on: the order's, or the one the store
+    /// named for a resend that named none.
+    fn channel(&self) -> Channel {
+        self.verification.channels.last().copied().unwrap_or_default()
     }
 }
 

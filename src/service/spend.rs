@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{unix_now_ms, Limit, OtpService, SendError};
-use crate::domain::{CapLevel, CapReached, EventKind, Ledger, Money, Phone, SpendCaps};
+use crate::domain::{CapLevel, CapReached, Channel, EventKind, Ledger, Money, Phone, SpendCaps};
 use crate::ports::ErrorChain;
 
 /// A send's cost, added to its ledgers.
@@ -15,9 +15,9 @@ pub(super) struct Charged {
 }
 
 impl OtpService {
-    /// What a send to `phone` costs, by the price table.
-    pub(super) fn price(&self, phone: &Phone) -> Money {
-        self.guards.prices.of(phone)
+    /// What a send to `phone` on `channel` costs, by the price tables.
+    pub(super) fn price(&self, phone: &Phone, channel: Channel) -> Money {
+        self.guards.prices.of(phone, channel)
     }
 
     /// Adds a send's cost to its ledgers unless that would pass a hard
@@ -30,7 +30,12 @@ impl OtpService {
     /// [`SendError::Limited`] for a send the caps refuse, and
     /// [`SendError::Store`] when the spend can't be kept: caps that can't
     /// count fail closed.
-    pub(super) async fn charge(&self, phone: &Phone, known: bool) -> Result<Option<Charged>, SendError> {
+    pub(super) async fn charge(
+        &self,
+        phone: &Phone,
+        channel: Channel,
+        known: bool,
+    ) -> Result<Option<Charged>, SendError> {
         let caps = &self.guards.caps;
         if caps.is_off() {
             return Ok(None);
@@ -38,7 +43,7 @@ impl OtpService {
         let now_ms = unix_now_ms();
         let charged = Charged {
             ledgers: caps.ledgers(phone.region().unwrap_or("ZZ"), now_ms),
-            cost: self.price(phone),
+            cost: self.price(phone, channel),
         };
         let limits = SpendCaps::limits(&charged.ledgers, known);
         let spent = self.store.spend(&charged.ledgers, charged.cost, &limits).await?;

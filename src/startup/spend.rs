@@ -2,7 +2,7 @@
 //! amount checked.
 
 use crate::config::{Config, ConfigError, RuleMode};
-use crate::domain::{Cap, Money, Prices, SpendCaps};
+use crate::domain::{Cap, Channel, ChannelPrices, Money, Prices, SpendCaps};
 
 /// The prices and caps the settings ask for.
 ///
@@ -56,6 +56,33 @@ pub(super) fn build_spend(config: &Config) -> Result<(Prices, SpendCaps), Config
         }
         let price = amount("spend.prices", *price)?;
         prices.by_country.insert(country, price);
+    }
+    for (channel, key, table) in [
+        (Channel::Whatsapp, "spend.whatsapp_prices", &spend.whatsapp_prices),
+        (Channel::Voice, "spend.voice_prices", &spend.voice_prices),
+    ] {
+        if table.is_empty() {
+            continue;
+        }
+        let mut own = ChannelPrices::default();
+        for (name, price) in table {
+            let price = amount(key, *price)?;
+            if name.eq_ignore_ascii_case("default") {
+                own.default = Some(price);
+                continue;
+            }
+            let country = name.trim().to_ascii_uppercase();
+            if !crate::numbering::is_region(&country) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("`{country}` is neither `default` nor a country code numbers have"),
+                ));
+            }
+            if own.by_country.insert(country.clone(), price).is_some() {
+                return Err(ConfigError::new(key, format!("`{country}` is given twice")));
+            }
+        }
+        prices.channels.insert(channel.as_str(), own);
     }
     let cap = |soft_key: &str, soft: f64, hard_key: &str, hard: f64| {
         let limit = |key, units| amount(key, units).map(|m| (m > Money::ZERO).then_some(m));

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use otpd::config::Config;
-use serde_json::Value;
+use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -388,4 +388,66 @@ async fn a_flood_the_caps_refuse_trips_no_block() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let events = received(&hooks).await;
     assert!(of_type(&events, "fraud.blocked").is_empty(), "{events:?}");
+}
+
+/// Each channel at its own price: two calls fill a cap that thirty SMS
+/// would not, and each `code_sent` says what its channel cost.
+#[tokio::test]
+async fn the_caps_price_each_channel() {
+    let hooks = endpoint().await;
+    let mut config = with_events(memory_config(), &hooks, &[1]);
+    config.spend.prices = BTreeMap::from([("US".into(), 0.01)]);
+    config.spend.voice_prices = BTreeMap::from([("default".into(), 0.4), ("US".into(), 0.45)]);
+    config.spend.whatsapp_prices = BTreeMap::from([("default".into(), 0.02)]);
+    config.spend.day_hard = 1.0;
+    let app = spawn_app(config).await;
+    let call = |n: u32| app.post_json("/v1/otp", json!({"phone": us(n), "channel": "voice"}));
+    assert_eq!(call(0).await.status, 202);
+    assert_eq!(call(1).await.status, 202);
+    call(2).await.assert_problem(429, "spend_cap_reached");
+    // 0.90 spent: an SMS (0.01) and a WhatsApp message (0.02) still fit.
+    assert_eq!(app.send(&us(3)).await.status, 202);
+    let whatsapp = app
+        .post_json("/v1/otp", json!({"phone": us(4), "channel": "whatsapp"}))
+        .await;
+    assert_eq!(whatsapp.status, 202, "{}", whatsapp.body);
+    let events = wait_for(&hooks, &["verification.code_sent"; 4]).await;
+    let mut costs: Vec<(String, String)> = of_type(&events, "verification.code_sent")
+        .iter()
+        .map(|e| {
+            let data = &e["data"];
+            (
+                data["channel"].as_str().unwrap().to_owned(),
+                data["cost"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    costs.sort();
+    assert_eq!(
+        costs,
+        [
+            ("sms", "0.01"),
+            ("voice", "0.45"),
+            ("voice", "0.45"),
+            ("whatsapp", "0.02")
+        ]
+        .map(|(c, p)| (c.to_owned(), p.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn a_channel_price_table_is_checked_at_start() {
+    for (table, change) in [
+        (
+            "spend.voice_prices",
+            (|c: &mut Config| c.spend.voice_prices = BTreeMap::from([("UK".into(), 0.1)])) as fn(&mut Config),
+        ),
+        ("spend.whatsapp_prices", |c| {
+            c.spend.whatsapp_prices = BTreeMap::from([("default".into(), -1.0)])
+        }),
+    ] {
+        let mut config = memory_config();
+        change(&mut config);
+        assert_eq!(crate::helpers::refused_at_start(&config).await.key, table);
+    }
 }
