@@ -20,6 +20,7 @@ pub mod telnyx;
 pub mod twilio;
 mod vendor;
 pub mod vonage;
+pub mod whatsapp;
 
 pub use console::{ConsoleOut, ConsoleSender};
 pub use dlt::{Dlt, DltCategory, DltError, DltField};

@@ -23,7 +23,7 @@ pub use self::sections::*;
 pub use self::spend::{CountryCaps, SpendConfig};
 pub use self::vendors::*;
 pub use self::voice::{ChannelNames, VoiceConfig, VoiceProvider, VonageVoiceConfig, WorkflowConfig};
-pub use self::whatsapp::{MetaConfig, WhatsappConfig, WhatsappProvider};
+pub use self::whatsapp::{MetaConfig, TwilioWhatsappConfig, WhatsappConfig, WhatsappProvider};
 
 pub const ENV_PREFIX: &str = "OTPD_";
 pub const DEFAULT_FILE: &str = "otpd.toml";

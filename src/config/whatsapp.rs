@@ -12,6 +12,7 @@ use super::secrets::Secret;
 pub struct WhatsappConfig {
     pub provider: WhatsappProvider,
     pub meta: MetaConfig,
+    pub twilio: TwilioWhatsappConfig,
 }
 
 /// Who sends WhatsApp messages.
@@ -27,6 +28,34 @@ pub enum WhatsappProvider {
     Console,
     /// Meta's WhatsApp Cloud API, by `whatsapp.meta`.
     Meta,
+    /// Twilio's Messages API, by the `sms.twilio` account and
+    /// `whatsapp.twilio`.
+    Twilio,
+}
+
+/// WhatsApp through Twilio: the account's WhatsApp sender and its approved
+/// authentication templates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioWhatsappConfig {
+    /// The WhatsApp sender's number (`+14155238886`), without `whatsapp:`.
+    pub from: String,
+    /// The approved authentication templates' Content SIDs (`HX...`) by
+    /// Meta language code (`en`, `pt_BR`).
+    #[serde(deserialize_with = "string_map")]
+    pub templates: BTreeMap<String, String>,
+    /// The language whose template a message gets when its own has none.
+    pub default_language: String,
+}
+
+impl Default for TwilioWhatsappConfig {
+    fn default() -> Self {
+        Self {
+            from: String::new(),
+            templates: BTreeMap::new(),
+            default_language: "en".into(),
+        }
+    }
 }
 
 /// Meta's WhatsApp Cloud API.

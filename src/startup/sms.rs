@@ -146,13 +146,7 @@ pub(super) fn build_sms(
         ));
     }
     for (key, url) in sms.providers().filter_map(|kind| sms.base_url(kind)) {
-        if super::exposure::in_clear_off_this_machine(url) {
-            return Err(ConfigError::new(
-                key,
-                "must be https:// (http:// only on this machine): a vendor call carries its \
-                 credentials and the code",
-            ));
-        }
+        in_the_clear_only_here(key, url)?;
     }
     let (http, policy) = vendor_http(config, "sms")?;
     let shared = Shared {
@@ -191,6 +185,22 @@ pub(super) fn build_sms(
         sms: Arc::new(super::routes::build(sms, &shared, default)?),
         console: printer,
     })
+}
+
+/// Refuses a vendor's `url` (setting `key`) that would carry credentials
+/// and codes in the clear off this machine.
+///
+/// # Errors
+/// `url` is `http://` to another host.
+pub(super) fn in_the_clear_only_here(key: &str, url: &str) -> Result<(), ConfigError> {
+    if super::exposure::in_clear_off_this_machine(url) {
+        return Err(ConfigError::new(
+            key,
+            "must be https:// (http:// only on this machine): a vendor call carries its \
+             credentials and the code",
+        ));
+    }
+    Ok(())
 }
 
 /// The HTTP client and failure policy of every vendor call, by
@@ -258,6 +268,29 @@ pub(super) fn webhook_keys(config: &Config) -> Result<WebhookKeys, ConfigError> 
         tokens,
         meta: None,
     })
+}
+
+/// `vendor`'s reports' key (`key`: its setting and value, if it has one),
+/// when `http.public_url` asks for reports.
+///
+/// # Errors
+/// Reports are asked for and the key is empty: they could not be checked.
+pub(super) fn reports_checked_by(
+    config: &Config,
+    vendor: &'static str,
+    key: Option<(&'static str, ReportKey)>,
+) -> Result<Option<(&'static str, ReportKey)>, ConfigError> {
+    if public_url(config)?.is_none() {
+        return Ok(None);
+    }
+    match key {
+        Some((setting, key)) if key.secret.expose().is_empty() => Err(ConfigError::new(
+            setting,
+            "is required while http.public_url is set: it checks the vendor's status reports",
+        )),
+        Some((_, key)) => Ok(Some((vendor, key))),
+        None => Ok(None),
+    }
 }
 
 /// `http.public_url` without a trailing slash, if set.

@@ -38,6 +38,7 @@ pub(super) fn build_voice(
             let settings = &config.sms.twilio;
             let from = calling_number(config, &settings.from);
             twilio_voice::check(settings, from)?;
+            super::sms::in_the_clear_only_here("sms.twilio.base_url", &settings.base_url)?;
             let (http, policy) = super::sms::vendor_http(config, "voice")?;
             let caller = TwilioVoice::new(settings, from, public_url, http, policy, Arc::clone(metrics));
             Ok(Some(Arc::new(caller)))
@@ -114,19 +115,9 @@ fn calling_number<'a>(config: &'a Config, sms_sender: &'a str) -> &'a str {
 /// # Errors
 /// Reports are asked for and the key that checks them is missing.
 pub(super) fn report_key(config: &Config) -> Result<Option<(&'static str, ReportKey)>, ConfigError> {
-    if super::sms::public_url(config)?.is_none() {
-        return Ok(None);
-    }
     let key = match config.voice.provider {
         VoiceProvider::Twilio => Twilio::report_key(&config.sms.twilio),
         _ => None,
     };
-    match key {
-        Some((setting, key)) if key.secret.expose().is_empty() => Err(ConfigError::new(
-            setting,
-            "is required while http.public_url is set: it checks the calls' status reports",
-        )),
-        Some((_, key)) => Ok(Some((Twilio::NAME, key))),
-        None => Ok(None),
-    }
+    super::sms::reports_checked_by(config, Twilio::NAME, key)
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::adapters::http::handlers::webhooks::MetaKeys;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::meta::{self, Meta};
-use crate::adapters::sms::{ConsoleOut, ConsoleSender};
+use crate::adapters::sms::twilio::whatsapp::{self as twilio_whatsapp, TwilioWhatsapp};
+use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::{ConsoleOut, ConsoleSender, ReportKey, Vendor};
 use crate::config::{Config, ConfigError, SmsProvider, WhatsappProvider};
 use crate::ports::WhatsappSender;
 
@@ -32,23 +34,53 @@ pub(super) fn build_whatsapp(
         WhatsappProvider::Console => Ok(Some(console())),
         WhatsappProvider::Meta => {
             let settings = &config.whatsapp.meta;
-            meta::check(settings)?;
-            if super::exposure::in_clear_off_this_machine(&settings.base_url) {
-                return Err(ConfigError::new(
-                    "whatsapp.meta.base_url",
-                    "must be https:// (http:// only on this machine): a call carries the access \
-                     token and the code",
-                ));
-            }
+            let templates = meta::check(settings)?;
+            super::sms::in_the_clear_only_here("whatsapp.meta.base_url", &settings.base_url)?;
             let (http, policy) = super::sms::vendor_http(config, "whatsapp")?;
             Ok(Some(Arc::new(Meta::new(
                 settings,
+                templates,
+                http,
+                policy,
+                Arc::clone(metrics),
+            ))))
+        }
+        WhatsappProvider::Twilio => {
+            let settings = &config.whatsapp.twilio;
+            let account = &config.sms.twilio;
+            let templates = twilio_whatsapp::check(
+                account,
+                &settings.from,
+                &settings.templates,
+                &settings.default_language,
+            )?;
+            super::sms::in_the_clear_only_here("sms.twilio.base_url", &account.base_url)?;
+            let (http, policy) = super::sms::vendor_http(config, "whatsapp")?;
+            let public_url = super::sms::public_url(config)?;
+            Ok(Some(Arc::new(TwilioWhatsapp::new(
+                account,
+                &settings.from,
+                templates,
+                public_url,
                 http,
                 policy,
                 Arc::clone(metrics),
             ))))
         }
     }
+}
+
+/// The vendor whose WhatsApp statuses arrive as its messages' reports, and
+/// what they are signed with, when `http.public_url` asks for them.
+///
+/// # Errors
+/// Reports are asked for and the key that checks them is missing.
+pub(super) fn report_key(config: &Config) -> Result<Option<(&'static str, ReportKey)>, ConfigError> {
+    let key = match config.whatsapp.provider {
+        WhatsappProvider::Twilio => twilio_whatsapp::report_key(&config.sms.twilio),
+        _ => None,
+    };
+    super::sms::reports_checked_by(config, Twilio::NAME, key)
 }
 
 /// What Meta's webhook is checked with, when Meta sends: its app secret

@@ -223,7 +223,11 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
         meta: super::whatsapp::meta_keys(config)?,
         ..webhook_keys(config)?
     };
-    if let Some((vendor, key)) = super::voice::report_key(config)? {
+    let channels = [
+        super::voice::report_key(config)?,
+        super::whatsapp::report_key(config)?,
+    ];
+    for (vendor, key) in channels.into_iter().flatten() {
         webhook_keys.tokens.insert(vendor, key);
     }
     Ok(http::Access {

@@ -34,4 +34,5 @@ mod voice;
 mod vonage_receipts;
 mod webhooks;
 mod whatsapp;
+mod whatsapp_twilio;
 mod workflows;

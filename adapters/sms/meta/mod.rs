@@ -7,7 +7,6 @@
 
 mod webhook;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,6 +16,7 @@ use serde_json::json;
 
 use super::retry::{send_with_retries, transport_error, AttemptError, RetryPolicy};
 use super::vendor::status_error;
+use super::whatsapp::Templates;
 use crate::adapters::metrics::Metrics;
 use crate::config::{ConfigError, MetaConfig, Secret};
 use crate::domain::{Code, Locale, Phone, SmsReceipt};
@@ -38,8 +38,7 @@ const TRANSIENT: &[i64] = &[130_429, 131_056, 4, 80_007, 1, 2, 131_000, 131_016]
 pub struct Meta {
     endpoint: String,
     access_token: Secret,
-    templates: BTreeMap<String, String>,
-    default_language: String,
+    templates: Templates,
     http: Client,
     policy: RetryPolicy,
     metrics: Arc<Metrics>,
@@ -81,7 +80,7 @@ struct ApiError {
 ///
 /// # Errors
 /// A [`ConfigError`] naming the first setting that can't.
-pub fn check(settings: &MetaConfig) -> Result<(), ConfigError> {
+pub fn check(settings: &MetaConfig) -> Result<Templates, ConfigError> {
     let key = |name: &str| format!("whatsapp.meta.{name}");
     if settings.phone_number_id.is_empty() || !settings.phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ConfigError::new(
@@ -95,39 +94,13 @@ pub fn check(settings: &MetaConfig) -> Result<(), ConfigError> {
             "is required by whatsapp.provider = \"meta\"",
         ));
     }
-    if settings.templates.is_empty() {
-        return Err(ConfigError::new(
-            key("templates"),
-            "must name an approved authentication template for at least one language",
-        ));
-    }
-    for (language, name) in &settings.templates {
-        if !is_language(language) {
-            return Err(ConfigError::new(
-                key(&format!("templates.{language}")),
-                "is not a language code as Meta writes them (`en`, `en_US`, `pt_BR`)",
-            ));
-        }
-        let fits = (1..=512).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !fits {
-            return Err(ConfigError::new(
-                key(&format!("templates.{language}")),
-                "is not a template name (lower case letters, digits and `_`)",
-            ));
-        }
-    }
-    if !settings.templates.contains_key(&settings.default_language) {
-        return Err(ConfigError::new(
-            key("default_language"),
-            format!(
-                "{:?} has no template in whatsapp.meta.templates",
-                settings.default_language
-            ),
-        ));
-    }
+    let templates = Templates::new(
+        "whatsapp.meta",
+        &settings.templates,
+        &settings.default_language,
+        is_template_name,
+        "is not a template name (lower case letters, digits and `_`)",
+    )?;
     for (name, value) in [
         ("api_version", &settings.api_version),
         ("base_url", &settings.base_url),
@@ -136,19 +109,26 @@ pub fn check(settings: &MetaConfig) -> Result<(), ConfigError> {
             return Err(ConfigError::new(key(name), "is required"));
         }
     }
-    Ok(())
+    Ok(templates)
 }
 
-/// `en`, `fil`, `en_US`, `zh_HK`.
-fn is_language(code: &str) -> bool {
-    let (language, region) = code.split_once('_').unwrap_or((code, ""));
-    (2..=3).contains(&language.len())
-        && language.bytes().all(|b| b.is_ascii_lowercase())
-        && (region.is_empty() || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())))
+/// A template's name as Meta writes them.
+fn is_template_name(name: &str) -> bool {
+    (1..=512).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl Meta {
-    pub fn new(settings: &MetaConfig, http: Client, policy: RetryPolicy, metrics: Arc<Metrics>) -> Self {
+    /// `templates`: what [`check`] made of the settings.
+    pub fn new(
+        settings: &MetaConfig,
+        templates: Templates,
+        http: Client,
+        policy: RetryPolicy,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             endpoint: format!(
                 "{}/{}/{}/messages",
@@ -157,26 +137,11 @@ impl Meta {
                 settings.phone_number_id
             ),
             access_token: settings.access_token.clone(),
-            templates: settings.templates.clone(),
-            default_language: settings.default_language.clone(),
+            templates,
             http,
             policy,
             metrics,
         }
-    }
-
-    /// The template and its language for a message in `locale`: the tag's
-    /// own (`pt_BR` for `pt-BR`), its language's (`pt`), else the default
-    /// language's.
-    fn template(&self, locale: Option<&Locale>) -> (&str, &str) {
-        let own = locale.into_iter().flat_map(Locale::fallbacks).find_map(|tag| {
-            let code = tag.as_str().replace('-', "_");
-            self.templates.get_key_value(&code)
-        });
-        let (language, name) = own
-            .or_else(|| self.templates.get_key_value(&self.default_language))
-            .map_or(("", ""), |(l, n)| (l.as_str(), n.as_str()));
-        (name, language)
     }
 
     async fn attempt(&self, to: &Phone, code: &Code, template: (&str, &str)) -> Result<String, AttemptError> {
@@ -250,7 +215,7 @@ impl WhatsappSender for Meta {
         locale: Option<&Locale>,
         _local_id: &str,
     ) -> Result<SmsReceipt, SmsError> {
-        let template = self.template(locale);
+        let template = self.templates.pick(locale);
         // Meta always reports a message's fate to the app's webhook.
         send_with_retries(NAME, to, &self.policy, true, &self.metrics, || {
             self.attempt(to, code, template)
@@ -276,23 +241,8 @@ mod tests {
     }
 
     #[test]
-    fn a_message_gets_its_locale_s_template_then_its_language_s_then_the_default() {
-        let meta = Meta::new(
-            &settings(),
-            Client::new(),
-            RetryPolicy::new(0, std::time::Duration::from_secs(1)),
-            Arc::new(Metrics::new()),
-        );
-        let locale = |tag: &str| Locale::parse(tag).unwrap();
-        assert_eq!(meta.template(Some(&locale("pt-BR"))), ("otp_pt_br", "pt_BR"));
-        assert_eq!(meta.template(Some(&locale("de-AT"))), ("otp_de", "de"));
-        assert_eq!(meta.template(Some(&locale("fr"))), ("otp_en", "en_US"));
-        assert_eq!(meta.template(None), ("otp_en", "en_US"));
-    }
-
-    #[test]
     fn settings_that_cannot_send_are_named() {
-        assert_eq!(check(&settings()), Ok(()));
+        assert!(check(&settings()).is_ok());
         let refused = |change: fn(&mut MetaConfig), key: &str| {
             let mut s = settings();
             change(&mut s);

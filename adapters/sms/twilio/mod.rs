@@ -4,6 +4,7 @@
 
 mod signature;
 pub mod voice;
+pub mod whatsapp;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
