@@ -35,9 +35,12 @@ impl Templates {
                 "must name an approved authentication template for at least one language",
             ));
         }
+        let mut canonical = BTreeMap::new();
         for (language, name) in by_language {
             let key = format!("{section}.templates.{language}");
-            if !is_language(language) {
+            // The environment's names arrive in lower case: `en_us`.
+            let code = as_meta_writes(language);
+            if !is_language(&code) {
                 return Err(ConfigError::new(
                     key,
                     "is not a language code as Meta writes them (`en`, `en_US`, `pt_BR`)",
@@ -46,16 +49,20 @@ impl Templates {
             if !fits(name) {
                 return Err(ConfigError::new(key, rule));
             }
+            if canonical.insert(code, name.clone()).is_some() {
+                return Err(ConfigError::new(key, "names a language twice"));
+            }
         }
-        if !by_language.contains_key(default_language) {
+        let default_language = as_meta_writes(default_language);
+        if !canonical.contains_key(&default_language) {
             return Err(ConfigError::new(
                 format!("{section}.default_language"),
                 format!("{default_language:?} has no template in {section}.templates"),
             ));
         }
         Ok(Self {
-            by_language: by_language.clone(),
-            default_language: default_language.to_owned(),
+            by_language: canonical,
+            default_language,
         })
     }
 
@@ -71,6 +78,18 @@ impl Templates {
             .or_else(|| self.by_language.get_key_value(&self.default_language))
             .map_or(("", ""), |(l, n)| (l.as_str(), n.as_str()));
         (name, language)
+    }
+}
+
+/// A language code in Meta's case: the language lower, the region upper.
+fn as_meta_writes(code: &str) -> String {
+    match code.split_once('_') {
+        Some((language, region)) => format!(
+            "{}_{}",
+            language.to_ascii_lowercase(),
+            region.to_ascii_uppercase()
+        ),
+        None => code.to_ascii_lowercase(),
     }
 }
 
@@ -102,6 +121,26 @@ mod tests {
         assert_eq!(t.pick(Some(&locale("de-AT"))), ("otp_de", "de"));
         assert_eq!(t.pick(Some(&locale("fr"))), ("otp_en", "en_US"));
         assert_eq!(t.pick(None), ("otp_en", "en_US"));
+    }
+
+    #[test]
+    fn languages_from_the_environment_read_in_meta_s_case() {
+        let by_language = [("en_us", "otp_en"), ("PT_br", "otp_pt")]
+            .into_iter()
+            .map(|(l, n)| (l.to_owned(), n.to_owned()))
+            .collect();
+        let t = Templates::new("whatsapp.meta", &by_language, "en_us", |_| true, "").unwrap();
+        assert_eq!(
+            t.pick(Some(&Locale::parse("pt-BR").unwrap())),
+            ("otp_pt", "pt_BR")
+        );
+        assert_eq!(t.pick(None), ("otp_en", "en_US"));
+        let twice = [("en_us", "a"), ("en_US", "b")]
+            .into_iter()
+            .map(|(l, n)| (l.to_owned(), n.to_owned()))
+            .collect();
+        let refused = Templates::new("whatsapp.meta", &twice, "en_US", |_| true, "").unwrap_err();
+        assert!(refused.key.starts_with("whatsapp.meta.templates."), "{refused}");
     }
 
     #[test]

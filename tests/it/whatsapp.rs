@@ -246,11 +246,21 @@ async fn the_webhook_answers_its_verification_and_takes_only_signed_statuses() {
     for (mode, token, text) in [
         ("subscribe", "verify-me-3f9b", "1158201444"),
         ("unsubscribe", VERIFY_TOKEN, "1158201444"),
-        ("subscribe", VERIFY_TOKEN, "<script>alert(1)</script>"),
+        ("subscribe", "verify-me-3f9b", "<script>alert(1)</script>"),
     ] {
         let refused = crate::helpers::reply(challenge(mode, token, text).send().await.unwrap()).await;
         refused.assert_problem(403, "invalid_signature");
     }
+    // The right token and a challenge otpd won't echo: said as such, not echoed.
+    let markup = crate::helpers::reply(
+        challenge("subscribe", VERIFY_TOKEN, "<script>alert(1)</script>")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    markup.assert_problem(400, "invalid_request");
+    assert!(!markup.body.to_string().contains("<script>"));
 
     assert_eq!(send_whatsapp(&app, None).await.status, 202);
     assert_eq!(delivery(&app).await["state"], "queued");

@@ -368,7 +368,12 @@ impl WebhookApi {
             &keys.verify_token,
         )
         .map(|challenge| ChallengeResponse::Answer(PlainText(challenge)))
-        .ok_or_else(|| forbidden("the verification request's mode or token is wrong"))
+        .map_err(|refused| match refused {
+            meta::ChallengeRefused::Token => forbidden("the verification request's mode or token is wrong"),
+            meta::ChallengeRefused::Challenge => {
+                bad_request("hub.challenge must be 1 to 128 letters and digits".to_owned())
+            }
+        })
     }
 
     /// WhatsApp message statuses

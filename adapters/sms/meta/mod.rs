@@ -22,7 +22,7 @@ use crate::config::{ConfigError, MetaConfig, Secret};
 use crate::domain::{Code, Locale, Phone, SmsReceipt};
 use crate::ports::{SmsError, WhatsappSender};
 
-pub use webhook::{challenge_answer, signed, statuses, Status};
+pub use webhook::{challenge_answer, signed, statuses, ChallengeRefused, Status};
 
 pub const NAME: &str = "meta";
 

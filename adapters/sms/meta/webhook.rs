@@ -9,23 +9,42 @@ use sha2::Sha256;
 use crate::config::Secret;
 use crate::domain::DeliveryState;
 
+/// Why a verification request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeRefused {
+    /// Not a subscription with the configured token.
+    Token,
+    /// The right token, and a challenge otpd will not echo.
+    Challenge,
+}
+
 /// What a verification request is answered with: its challenge, when it
-/// subscribes with the configured token; `None` refuses it. The challenge
-/// is echoed as sent, so only a short one of letters and digits is.
+/// subscribes with the configured token. The challenge is echoed as sent,
+/// so only a short one of letters and digits is; which of the two is
+/// wrong is said only to a caller with the token.
+///
+/// # Errors
+/// [`ChallengeRefused`] says why it is refused.
 pub fn challenge_answer(
     mode: Option<&str>,
     token: Option<&str>,
     challenge: Option<&str>,
     verify_token: &Secret,
-) -> Option<String> {
+) -> Result<String, ChallengeRefused> {
     let expected = verify_token.expose().as_bytes();
-    let token = token?.as_bytes();
+    let token = token.unwrap_or_default().as_bytes();
     let same = !expected.is_empty()
         && token.len() == expected.len()
         && token.iter().zip(expected).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0;
-    let challenge = challenge?;
-    let plain = (1..=128).contains(&challenge.len()) && challenge.bytes().all(|b| b.is_ascii_alphanumeric());
-    (mode == Some("subscribe") && same && plain).then(|| challenge.to_owned())
+    if mode != Some("subscribe") || !same {
+        return Err(ChallengeRefused::Token);
+    }
+    match challenge {
+        Some(c) if (1..=128).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Ok(c.to_owned())
+        }
+        _ => Err(ChallengeRefused::Challenge),
+    }
 }
 
 /// Whether `signature` (the `X-Hub-Signature-256` header) signs `body`
@@ -98,15 +117,21 @@ mod tests {
             |mode, given, challenge| challenge_answer(Some(mode), Some(given), Some(challenge), &token);
         assert_eq!(
             answer("subscribe", "s3cret-token", "1158201444"),
-            Some("1158201444".into())
+            Ok("1158201444".into())
         );
-        assert_eq!(answer("subscribe", "s3cret-tokem", "1158201444"), None);
-        assert_eq!(answer("subscribe", "s3cret", "1158201444"), None);
-        assert_eq!(answer("unsubscribe", "s3cret-token", "1158201444"), None);
-        assert_eq!(answer("subscribe", "s3cret-token", "<script>"), None);
+        let refused = Err(ChallengeRefused::Token);
+        assert_eq!(answer("subscribe", "s3cret-tokem", "1158201444"), refused);
+        assert_eq!(answer("subscribe", "s3cret", "1158201444"), refused);
+        assert_eq!(answer("unsubscribe", "s3cret-token", "1158201444"), refused);
+        // The challenge is judged only for a caller with the token.
+        assert_eq!(answer("subscribe", "s3cret-tokem", "<script>"), refused);
+        assert_eq!(
+            answer("subscribe", "s3cret-token", "<script>"),
+            Err(ChallengeRefused::Challenge)
+        );
         assert_eq!(
             challenge_answer(Some("subscribe"), Some(""), Some("1"), &Secret::default()),
-            None,
+            refused,
             "no token configured, none accepted"
         );
     }
