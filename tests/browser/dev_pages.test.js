@@ -199,6 +199,20 @@ test('the inbox page lists messages newest first and takes new ones live', async
   assert.equal(await page.locator('#inbox li').first().locator('.state').textContent(), 'queued');
   await page.setViewportSize({ width: 1000, height: 600 });
   await snap(page, 'inbox.png');
+
+  // A call shows as the words it would say, its code one click away.
+  const called = await fetch(`${base}/v1/otp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ phone: '+442079460959', channel: 'voice' }),
+  });
+  assert.equal(called.status, 202);
+  const call = page.locator('#inbox li').first().filter({ hasText: '+442079460959' });
+  await call.waitFor();
+  assert.match(await call.locator('.text').textContent(), /^\(en-[A-Z]{2}\) Your verification code is: (\d\. ){6}/);
+  assert.ok((await call.locator('.badge').allTextContents()).includes('voice'));
+  const spokenCode = (await call.locator('.text').textContent()).match(/(\d)\. (\d)\. (\d)\. (\d)\. (\d)\. (\d)\./).slice(1).join('');
+  assert.equal(await call.locator('code.code').textContent(), spokenCode);
   await page.close();
 });
 

@@ -15,10 +15,13 @@
   const shown = new Map();
   let capacity = 100;
 
-  // The first run of exactly six digits: the code in otpd's messages.
+  // The first run of exactly six digits: the code in otpd's messages; in a
+  // call's words, six digits each read as a sentence ("1. 2. 3. 4. 5. 6.").
   const codeIn = (text) => {
     const found = /(?:^|\D)(\d{6})(?!\d)/.exec(text);
-    return found ? found[1] : null;
+    if (found) return found[1];
+    const spoken = /(?:^|\D)(\d)\. (\d)\. (\d)\. (\d)\. (\d)\. (\d)\./.exec(text);
+    return spoken ? spoken.slice(1).join('') : null;
   };
 
   const element = (tag, className, text) => {
