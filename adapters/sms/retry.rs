@@ -73,6 +73,17 @@ where
     sent
 }
 
+/// A vendor's own words, as logs and errors carry them: at most 200
+/// characters, and every digit masked. A vendor (or a proxy before it) may
+/// echo the request, and the request holds the code, in any spacing
+/// ("740972", "7. 4. 0."); the vendor's error code travels apart.
+pub fn vendor_said(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect()
+}
+
 /// A request that got no HTTP answer: worth another try. The error beneath
 /// (a refused connection, a timeout) is kept for the logs, without the URL:
 /// it would say nothing the provider name doesn't.
@@ -132,7 +143,7 @@ where
                 return Err(SmsError::Rejected {
                     provider: provider.to_owned(),
                     vendor_code,
-                    message,
+                    message: vendor_said(&message),
                 })
             }
             Ok(Err(AttemptError::Permanent(reason))) => return Err(failed(reason, None, maybe_sent)),
@@ -181,6 +192,15 @@ fn timed_out(cause: &Cause) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vendor_s_words_keep_no_digit() {
+        let echoed = "20500: To=%2B14155552740&Twiml=...code+is%3A+6.+6.+2.+7.+7.+0";
+        let said = vendor_said(echoed);
+        assert!(!said.bytes().any(|b| b.is_ascii_digit()), "{said}");
+        assert!(said.starts_with("#####: To=%#B"), "{said}");
+        assert_eq!(vendor_said(&"x".repeat(500)).len(), 200);
+    }
 
     #[test]
     fn backoff_doubles_within_its_jitter() {

@@ -11,7 +11,7 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::dlt::Dlt;
-use super::retry::{send_with_retries, transport_error, AttemptError, RetryPolicy};
+use super::retry::{send_with_retries, transport_error, vendor_said, AttemptError, RetryPolicy};
 use crate::adapters::metrics::Metrics;
 use crate::config::{ConfigError, Secret, VonageSignatureMethod};
 use crate::domain::{DeliveryState, Phone, SmsReceipt, SmsText};
@@ -201,8 +201,9 @@ impl<V: Vendor> SmsSender for VendorSender<V> {
 }
 
 /// An HTTP answer that isn't success: 429 and 5xx may pass, the rest won't.
+/// `detail` is the vendor's, kept as [`vendor_said`] keeps it.
 pub fn status_error(status: StatusCode, detail: &str) -> AttemptError {
-    let reason = format!("HTTP {}: {detail}", status.as_u16());
+    let reason = format!("HTTP {}: {}", status.as_u16(), vendor_said(detail));
     if status.as_u16() == 429 || status.is_server_error() {
         AttemptError::Transient(reason, None)
     } else {

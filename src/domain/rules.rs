@@ -167,13 +167,18 @@ impl Record {
     }
 
     /// Whether the service may fall back from message `after` to `channel`:
-    /// it is still the newest message, not delivered, and `channel` is next.
+    /// it is still the newest message (`""`: the newest send has no message,
+    /// no vendor took it), not delivered, and `channel` is next.
     fn falls_back(&self, after: &str, channel: Option<Channel>) -> bool {
-        let undelivered = self
+        let newest = self.delivery.as_ref().map_or("", |d| d.message_id.as_str());
+        let delivered = self
             .delivery
             .as_ref()
-            .is_some_and(|d| d.message_id == after && d.state != DeliveryState::Delivered);
-        self.attempts > 0 && undelivered && self.next.first().is_some_and(|next| Some(*next) == channel)
+            .is_some_and(|d| d.state == DeliveryState::Delivered);
+        self.attempts > 0
+            && newest == after
+            && !delivered
+            && self.next.first().is_some_and(|next| Some(*next) == channel)
     }
 
     /// Every candidate against every live code, whichever matches, so the

@@ -124,6 +124,7 @@ impl OtpService {
                 return Err(refused);
             }
         }
+        let carry_on = self.carry_on(&order, &admission);
         let sent = self.text(&order, fixed, admission).await;
         // A vendor that gave no answer in time may have sent it: its cost
         // and its count stay.
@@ -144,7 +145,49 @@ impl OtpService {
             };
             futures_util::future::join(uncounted, refunded).await;
         }
+        // A vendor that refused the message (not on WhatsApp, a number it
+        // won't call) moves the workflow on at once, in this request.
+        if let (Err(SendError::Sms(_)), false, Some(next)) = (&sent, maybe_sent, carry_on) {
+            let order = SendOrder {
+                mode: next.mode,
+                channel: Some(next.channel),
+                then: next.then,
+                fallback: Some(Fallback::Undelivered),
+                ..order
+            };
+            return Box::pin(self.send(order)).await;
+        }
         sent
+    }
+
+    /// Where a workflow goes if the vendor refuses this admitted send: a
+    /// new verification's next channel, with the rest of its workflow (the
+    /// failed one's code is withdrawn and, with no other code, it is
+    /// gone); or the verification's own next channel, after the send that
+    /// no vendor took (`after`: its id when it was known ahead, else none).
+    fn carry_on(&self, order: &SendOrder<'_>, admission: &Admission) -> Option<NextSend> {
+        let v = &admission.verification;
+        if v.sends == 1 {
+            let (channel, then) = order.then.split_first()?;
+            return Some(NextSend {
+                mode: order.mode.clone(),
+                channel: *channel,
+                then: then.to_vec(),
+            });
+        }
+        let after = admission
+            .ahead
+            .as_ref()
+            .map(|r| r.message_id.clone())
+            .unwrap_or_default();
+        Some(NextSend {
+            mode: SendMode::Fallback {
+                id: v.id.clone(),
+                after,
+            },
+            channel: *v.next.first()?,
+            then: Vec::new(),
+        })
     }
 
     /// The client's and the service's quotas, the phone's rules and the
@@ -373,6 +416,13 @@ impl Admission {
     fn channel(&self) -> Channel {
         self.verification.channels.last().copied().unwrap_or_default()
     }
+}
+
+/// The send a workflow goes on with after a vendor's refusal.
+struct NextSend {
+    mode: SendMode,
+    channel: Channel,
+    then: Vec<Channel>,
 }
 
 /// A code stored and its verification, not yet texted.

@@ -116,6 +116,8 @@ async fn the_contract_and_a_failover_on_a_real_cluster() {
     crate::workflows::no_report_in_time_moves_on(config.clone()).await;
     config.store.key_prefix = unique_prefix();
     crate::workflows::a_delivered_report_stops_the_workflow(config.clone()).await;
+    config.store.key_prefix = unique_prefix();
+    crate::workflows::a_refused_channel_moves_on_at_once(config.clone()).await;
 
     // The money caps: a hard cap, and a soft cap that lets known
     // destinations through, with their events.

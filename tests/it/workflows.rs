@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use otpd::config::Config;
 use serde_json::{json, Value};
-use wiremock::MockServer;
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::helpers::{memory_config, redis_config, spawn_app, TestApp};
 use crate::whatsapp::{accepted, meta_server, post_status, sign, status_body, with_meta, PHONE, WAMID};
@@ -265,6 +265,13 @@ async fn a_workflow_is_checked_and_the_configured_one_is_used() {
         .post_json("/v1/otp", json!({"phone": PHONE, "verification_id": id}))
         .await;
     assert_eq!(resent.body["channel"], "whatsapp", "{}", resent.body);
+    let list = app
+        .post_json(
+            "/v1/otp",
+            json!({"phone": PHONE, "verification_id": id, "channels": ["sms"]}),
+        )
+        .await;
+    list.assert_problem(400, "invalid_request");
     let again = app
         .post_json("/v1/otp", json!({"phone": PHONE, "verification_id": id}))
         .await;
@@ -342,4 +349,73 @@ fn workflows_load_from_the_environment() {
         service.workflow(&otpd::domain::Phone::parse(PHONE).unwrap()),
         [Whatsapp, Sms]
     );
+}
+
+/// Meta refuses the number (not on WhatsApp): the workflow goes on at
+/// once, in the request itself for its first channel, and when a fallback
+/// is refused, to the channel after it.
+pub async fn a_refused_channel_moves_on_at_once(config: Config) {
+    let not_on_whatsapp = ResponseTemplate::new(400).set_body_json(json!({
+        "error": {"message": "(#131026) Message undeliverable", "type": "OAuthException", "code": 131_026}
+    }));
+    let (meta, endpoint) = (meta_server(not_on_whatsapp).await, MockServer::start().await);
+    let app = workflow_app(config, &meta, &endpoint, 1).await;
+    let sent = app
+        .post_json(
+            "/v1/otp",
+            json!({"phone": PHONE, "channels": ["whatsapp", "sms"]}),
+        )
+        .await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    assert_eq!(sent.body["channel"], "sms", "the SMS in the same request");
+    assert_eq!(sms_lines(&app), 1);
+    let id = sent.body["verification_id"].as_str().unwrap().to_owned();
+    assert_eq!(channels(&verification(&app, &id).await), ["sms"]);
+    // SMS, then WhatsApp (refused when the wait ends), then a call at once.
+    let phone = "+14155552672";
+    let sent = app
+        .post_json(
+            "/v1/otp",
+            json!({"phone": phone, "channels": ["sms", "whatsapp", "voice"]}),
+        )
+        .await;
+    let id = sent.body["verification_id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    while !app
+        .outbox
+        .lines()
+        .iter()
+        .any(|l| l.starts_with(&format!("Voice call to {phone}")))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "no call after the refused WhatsApp"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v = verification(&app, &id).await;
+    assert_eq!(
+        channels(&v),
+        ["sms", "voice"],
+        "the refused WhatsApp left no send"
+    );
+    assert_eq!(v["next_channels"], json!([]));
+    assert_eq!(
+        meta.received_requests().await.unwrap().len(),
+        2,
+        "one try each, not retried"
+    );
+    let code = app.outbox.last_code(PHONE);
+    let approved = app.verify(PHONE, &code).await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+}
+
+#[tokio::test]
+async fn a_refused_channel_moves_on_at_once_on_memory() {
+    a_refused_channel_moves_on_at_once(memory_config()).await;
+}
+
+#[tokio::test]
+async fn a_refused_channel_moves_on_at_once_on_redis() {
+    a_refused_channel_moves_on_at_once(redis_config()).await;
 }

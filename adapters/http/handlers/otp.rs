@@ -42,9 +42,9 @@ pub struct SendRequest {
     /// when the vendor reports the last message failed or undelivered, or
     /// no delivered report came within `workflow.fallback_after_secs`
     /// (each a new code; the earlier ones keep working). 1 to 3 channels,
-    /// each once; not with `channel`. Without either, the configured
-    /// workflow for the phone's country (`workflow.channels`); a resend
-    /// without either goes on the verification's next channel.
+    /// each once; not with `channel`, nor on a resend. Without either, the
+    /// configured workflow for the phone's country (`workflow.channels`);
+    /// a resend without `channel` goes on the verification's next channel.
     #[oai(validator(min_items = 1, max_items = 3))]
     channels: Option<Vec<ChannelName>>,
 }
@@ -252,6 +252,10 @@ impl OtpApi {
                 return Err(Problem::new(ProblemCode::InvalidRequest, detail).into());
             }
             (Some(channel), None) => vec![Channel::from(*channel)],
+            (None, Some(_)) if matches!(mode, SendMode::Resend(_)) => {
+                let detail = "a resend names one channel, or none to go on its verification's workflow";
+                return Err(Problem::new(ProblemCode::InvalidRequest, detail).into());
+            }
             (None, Some(channels)) => {
                 let channels: Vec<Channel> = channels.iter().copied().map(Channel::from).collect();
                 check_workflow(&channels)

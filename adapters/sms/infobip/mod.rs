@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::dlt::Dlt;
-use super::retry::AttemptError;
+use super::retry::{vendor_said, AttemptError};
 use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, InfobipConfig, Secret};
 use crate::domain::{DeliveryState, Phone, SmsText};
@@ -149,7 +149,7 @@ impl Vendor for Infobip {
                     message: description,
                 };
             }
-            return AttemptError::Permanent(format!("{name}: {description}"));
+            return AttemptError::Permanent(vendor_said(&format!("{name}: {description}")));
         }
         let code = reply.error_code.unwrap_or_else(|| "no code".into());
         // A violation of a destination's `to` is the number.

@@ -14,7 +14,7 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::retry::{send_with_retries, transport_error, AttemptError, RetryPolicy};
+use super::retry::{send_with_retries, transport_error, vendor_said, AttemptError, RetryPolicy};
 use super::vendor::status_error;
 use super::whatsapp::Templates;
 use crate::adapters::metrics::Metrics;
@@ -201,7 +201,10 @@ fn refusal(status: StatusCode, error: ApiError) -> AttemptError {
         };
     }
     if error.is_transient || TRANSIENT.contains(&error.code) {
-        return AttemptError::Transient(format!("HTTP {}: {detail}", status.as_u16()), None);
+        return AttemptError::Transient(
+            format!("HTTP {}: {}", status.as_u16(), vendor_said(&detail)),
+            None,
+        );
     }
     status_error(status, &detail)
 }

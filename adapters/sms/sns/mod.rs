@@ -19,7 +19,7 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
 use super::dlt::Dlt;
-use super::retry::AttemptError;
+use super::retry::{vendor_said, AttemptError};
 use super::vendor::{required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, SnsConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
@@ -227,7 +227,7 @@ impl Vendor for Sns {
             };
         }
         if TRANSIENT.contains(&code.as_str()) {
-            return AttemptError::Transient(format!("{code}: {message}"), None);
+            return AttemptError::Transient(vendor_said(&format!("{code}: {message}")), None);
         }
         status_error(status, &format!("{code}: {message}"))
     }

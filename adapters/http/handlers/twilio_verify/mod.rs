@@ -47,7 +47,8 @@ pub struct TwilioVerifyApi;
 pub struct CreateForm {
     /// The phone in E.164.
     to: Option<String>,
-    /// Only `sms` is served.
+    /// `sms`, `whatsapp` or `call`, where otpd has a sender for it (else
+    /// 60223); `email`, `sna` and `auto` are not served (400 / 60200).
     channel: Option<String>,
     /// The SMS's language (`es`, `pt-BR`, ...), as on `/v1`; without it,
     /// the destination country's.

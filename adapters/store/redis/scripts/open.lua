@@ -71,12 +71,14 @@ if mode == 'resend' then
   end
   joins = i
 elseif mode == 'fallback' then
-  -- Record::falls_back: the message it follows is still the newest and not
-  -- delivered, and the code's channel is the workflow's next.
+  -- Record::falls_back: the message it follows is still the newest ('':
+  -- the newest send has none) and not delivered, and the code's channel is
+  -- the workflow's next.
   for i, r in ipairs(v) do
     if r[ID] == resends then
       local d, next = r[DELIVERY], r[NEXT] or ''
-      if r[ATTEMPTS] > 0 and d and d[D_MESSAGE_ID] == after and d[D_STATE] ~= 'delivered'
+      local newest = d and d[D_MESSAGE_ID] or ''
+      if r[ATTEMPTS] > 0 and newest == after and not (d and d[D_STATE] == 'delivered')
           and next ~= '' and next:sub(1, 1) == otp.channel then
         joins = i
       end

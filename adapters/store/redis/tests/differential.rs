@@ -152,11 +152,15 @@ async fn run(p: &Pair, steps: &[Step]) {
                     1 => SendMode::KeepPending,
                     2 => SendMode::Replace,
                     3 => SendMode::Resend(id.clone()),
-                    // A workflow's fallback, after a message recorded (or
-                    // one nobody sent).
+                    // A workflow's fallback, after a message recorded, or
+                    // after a send no vendor took (`""`).
                     _ => SendMode::Fallback {
                         id: id.clone(),
-                        after: messages.last().cloned().unwrap_or_default(),
+                        after: if step.flag(7) {
+                            String::new()
+                        } else {
+                            messages.last().cloned().unwrap_or_default()
+                        },
                     },
                 };
                 let rules = SendRules {
