@@ -13,6 +13,7 @@ pub mod meta;
 pub mod plivo;
 mod retry;
 mod routing;
+pub mod sealed_speech;
 mod signing;
 pub mod sinch;
 pub mod sns;
@@ -20,6 +21,7 @@ pub mod telnyx;
 pub mod twilio;
 mod vendor;
 pub mod vonage;
+mod xml;
 
 pub use console::{ConsoleOut, ConsoleSender};
 pub use dlt::{Dlt, DltCategory, DltError, DltField};

@@ -81,8 +81,16 @@ fn check_with_inbox(
         Some(events) => (Some(events.outbox), Some(events.deliverer)),
         None => (None, None),
     };
-    let service = build_service(config, console, inbox.clone(), outbox, &metrics)?;
-    let access = build_access(config)?;
+    let answer_seal = voice::answer_seal(config);
+    let service = build_service(
+        config,
+        console,
+        inbox.clone(),
+        outbox,
+        answer_seal.clone(),
+        &metrics,
+    )?;
+    let access = build_access(config, answer_seal)?;
     Ok(Checked {
         service,
         parts: Parts {
