@@ -232,6 +232,27 @@ async fn unsigned_misdirected_altered_and_foreign_fetches_are_refused_and_reveal
 }
 
 #[tokio::test]
+async fn plivo_needs_no_api_key_for_the_words_or_the_hangup() {
+    const KEY: &str = "voice-plivo-key-0123456789";
+    let plivo = plivo_server(fired()).await;
+    let mut config = with_plivo_voice(memory_config(), &plivo);
+    config.auth.api_keys = vec![Secret::new(KEY)];
+    let app = spawn_app(config).await;
+    let sent = app
+        .post_json_with(
+            "/v1/otp",
+            json!({"phone": PHONE, "channel": "voice"}),
+            &[("authorization", &format!("Bearer {KEY}"))],
+        )
+        .await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    let url = answer_url(&plivo).await;
+    assert_eq!(fetch_answer(&app, &url, Some(&url)).await.status(), 200);
+    let ringing = [("RequestUUID", REQUEST_UUID), ("CallStatus", "ringing")];
+    assert_eq!(hangup(&app, &ringing, &ringing).await.status, 200);
+}
+
+#[tokio::test]
 async fn an_answer_url_expires_with_the_code() {
     let plivo = plivo_server(fired()).await;
     let mut config = with_plivo_voice(memory_config(), &plivo);
