@@ -19,10 +19,11 @@ use self::extract::client_ip::TrustedProxies;
 use self::handlers::ops::{self, SmsChain};
 use self::handlers::twilio_verify::TwilioSurface;
 use self::handlers::webhooks::WebhookKeys;
-use self::handlers::{documents, dropin, otp, twilio_verify, verifications, webhooks};
+use self::handlers::{documents, dropin, otp, twilio_verify, verifications, voice_answers, webhooks};
 use self::server::route_table::{self, RouteTable};
 use self::server::{body_limit, dispatch, each_request};
 use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::sealed_speech::SpeechSeal;
 use crate::adapters::sms::Inbox;
 use crate::service::OtpService;
 
@@ -51,6 +52,7 @@ pub type Spec = OpenApiService<
         verifications::VerificationApi,
         twilio_verify::TwilioVerifyApi,
         webhooks::WebhookApi,
+        voice_answers::VoiceAnswerApi,
         dropin::DropInApi,
         ops::OpsApi,
     ),
@@ -65,6 +67,7 @@ pub fn spec() -> Spec {
             verifications::VerificationApi,
             twilio_verify::TwilioVerifyApi,
             webhooks::WebhookApi,
+            voice_answers::VoiceAnswerApi,
             dropin::DropInApi,
             ops::OpsApi,
         ),
@@ -87,6 +90,9 @@ pub struct Access {
     pub body_timeout: std::time::Duration,
     /// The Twilio Verify API, when configured.
     pub twilio: Option<Arc<TwilioSurface>>,
+    /// What opens the words Plivo fetches for a call, when calls go
+    /// through Plivo.
+    pub answer_seal: Option<Arc<SpeechSeal>>,
 }
 
 /// What the handlers need, put on each request as one piece of data rather
@@ -99,6 +105,7 @@ pub struct Shared {
     pub trusted_proxies: TrustedProxies,
     pub webhook_keys: WebhookKeys,
     pub twilio: Option<Arc<TwilioSurface>>,
+    pub answer_seal: Option<Arc<SpeechSeal>>,
 }
 
 /// The whole HTTP application around one service. `/metrics` is served here
@@ -143,6 +150,7 @@ pub fn app(
         trusted_proxies: access.trusted_proxies,
         webhook_keys: access.webhook_keys,
         twilio: access.twilio,
+        answer_seal: access.answer_seal,
     };
     let api = dispatch::Dispatch {
         operations: spec.into_endpoint(),

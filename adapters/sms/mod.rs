@@ -13,6 +13,7 @@ pub mod meta;
 pub mod plivo;
 mod retry;
 mod routing;
+pub mod sealed_speech;
 mod signing;
 pub mod sinch;
 pub mod sns;
@@ -21,6 +22,7 @@ pub mod twilio;
 mod vendor;
 pub mod vonage;
 pub mod whatsapp;
+mod xml;
 
 pub use console::{ConsoleOut, ConsoleSender};
 pub use dlt::{Dlt, DltCategory, DltError, DltField};

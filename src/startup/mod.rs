@@ -85,8 +85,17 @@ fn check_with_inbox(
         None => (None, None),
     };
     let timers = Arc::new(TokioTimers::default());
-    let service = build_service(config, console, inbox.clone(), outbox, &metrics, &timers)?;
-    let access = build_access(config)?;
+    let answer_seal = voice::answer_seal(config);
+    let service = build_service(
+        config,
+        console,
+        inbox.clone(),
+        outbox,
+        answer_seal.clone(),
+        &metrics,
+        &timers,
+    )?;
+    let access = build_access(config, answer_seal)?;
     Ok(Checked {
         service,
         parts: Parts {

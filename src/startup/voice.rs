@@ -1,11 +1,15 @@
 //! From settings to the voice caller: the console's, for local work, or a
-//! vendor's voice API; and the keys its call reports are checked with.
+//! vendor's voice API; the keys its call reports are checked with; and the
+//! seal of the words a vendor fetches (Plivo's).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::plivo::voice::{self as plivo_voice, PlivoVoice};
+use crate::adapters::sms::plivo::Plivo;
+use crate::adapters::sms::sealed_speech::SpeechSeal;
 use crate::adapters::sms::twilio::voice::{self as twilio_voice, TwilioVoice};
 use crate::adapters::sms::twilio::Twilio;
 use crate::adapters::sms::{ConsoleOut, ConsoleSender, ReportKey, Vendor};
@@ -13,14 +17,33 @@ use crate::config::{Config, ConfigError, SmsProvider, VoiceProvider};
 use crate::domain::{Channel, Workflows};
 use crate::ports::VoiceCaller;
 
+/// The seal of the words Plivo fetches, when calls go through Plivo: made
+/// once, as the caller seals with it and the answer route opens with it.
+/// Its key is derived from the first `otp.hash_keys` entry, so every
+/// instance opens every instance's URLs; without one, it is this process's
+/// own (codes, likewise, verify only here then). A URL opens for the
+/// code's lifetime, `otp.ttl_secs`.
+pub(super) fn answer_seal(config: &Config) -> Option<Arc<SpeechSeal>> {
+    if config.voice.provider != VoiceProvider::Plivo {
+        return None;
+    }
+    let lifetime = Duration::from_secs(config.otp.ttl_secs);
+    Some(Arc::new(match config.otp.hash_keys.first() {
+        Some(key) => SpeechSeal::derived(key.expose().as_bytes(), lifetime),
+        None => SpeechSeal::random(lifetime),
+    }))
+}
+
 /// The voice caller the settings name, if any. `printer` is the SMS
-/// console, if one was built: calls print beside its SMS.
+/// console, if one was built: calls print beside its SMS. `seal`: from
+/// [`answer_seal`].
 ///
 /// # Errors
 /// A [`ConfigError`] naming the bad setting.
 pub(super) fn build_voice(
     config: &Config,
     printer: Option<Arc<ConsoleSender>>,
+    seal: Option<Arc<SpeechSeal>>,
     metrics: &Arc<Metrics>,
 ) -> Result<Option<Arc<dyn VoiceCaller>>, ConfigError> {
     let console = || -> Arc<dyn VoiceCaller> {
@@ -43,7 +66,37 @@ pub(super) fn build_voice(
             let caller = TwilioVoice::new(settings, from, public_url, http, policy, Arc::clone(metrics));
             Ok(Some(Arc::new(caller)))
         }
-        VoiceProvider::Plivo | VoiceProvider::Vonage => Err(ConfigError::new(
+        VoiceProvider::Plivo => {
+            let settings = &config.sms.plivo;
+            let from = calling_number(config, &settings.src);
+            plivo_voice::check(settings, from)?;
+            if super::exposure::in_clear_off_this_machine(&settings.base_url) {
+                return Err(ConfigError::new(
+                    "sms.plivo.base_url",
+                    "must be https:// (http:// only on this machine): a call carries the account's credentials",
+                ));
+            }
+            // Plivo fetches the words from otpd once the call is answered.
+            let Some(public_url) = public_url else {
+                return Err(ConfigError::new(
+                    "http.public_url",
+                    "is required when voice.provider is \"plivo\": Plivo fetches each call's words from it",
+                ));
+            };
+            let seal = seal.unwrap_or_else(|| unreachable!("answer_seal makes one for Plivo"));
+            let (http, policy) = super::sms::vendor_http(config, "voice")?;
+            let caller = PlivoVoice::new(
+                settings,
+                from,
+                public_url,
+                seal,
+                http,
+                policy,
+                Arc::clone(metrics),
+            );
+            Ok(Some(Arc::new(caller)))
+        }
+        VoiceProvider::Vonage => Err(ConfigError::new(
             "voice.provider",
             "names a vendor this build cannot call through yet",
         )),
@@ -116,8 +169,12 @@ fn calling_number<'a>(config: &'a Config, sms_sender: &'a str) -> &'a str {
 /// Reports are asked for and the key that checks them is missing.
 pub(super) fn report_key(config: &Config) -> Result<Option<(&'static str, ReportKey)>, ConfigError> {
     let key = match config.voice.provider {
-        VoiceProvider::Twilio => Twilio::report_key(&config.sms.twilio),
+        VoiceProvider::Twilio => Twilio::report_key(&config.sms.twilio).map(|key| (Twilio::NAME, key)),
+        VoiceProvider::Plivo => Plivo::report_key(&config.sms.plivo).map(|key| (Plivo::NAME, key)),
         _ => None,
     };
-    super::sms::reports_checked_by(config, Twilio::NAME, key)
+    match key {
+        Some((vendor, key)) => super::sms::reports_checked_by(config, vendor, Some(key)),
+        None => Ok(None),
+    }
 }

@@ -12,6 +12,7 @@ use crate::adapters::http::extract::twilio_auth::{is_sid, TwilioCredentials};
 use crate::adapters::http::handlers::twilio_verify::TwilioSurface;
 use crate::adapters::http::handlers::webhooks::WebhookKeys;
 use crate::adapters::metrics::Metrics;
+use crate::adapters::sms::sealed_speech::SpeechSeal;
 use crate::adapters::sms::{ConsoleOut, Inbox};
 use crate::adapters::store::{MemoryStore, RedisStore};
 use crate::adapters::timers::TokioTimers;
@@ -36,6 +37,7 @@ pub(super) fn build_service(
     console: ConsoleOut,
     inbox: Option<Arc<Inbox>>,
     events: Option<Arc<dyn EventOutbox>>,
+    answer_seal: Option<Arc<SpeechSeal>>,
     metrics: &Arc<Metrics>,
     timers: &Arc<TokioTimers>,
 ) -> Result<OtpService, ConfigError> {
@@ -49,7 +51,7 @@ pub(super) fn build_service(
         })?;
     let senders = build_sms(config, console, inbox, metrics)?;
     let whatsapp = super::whatsapp::build_whatsapp(config, senders.console.clone(), metrics)?;
-    let voice = super::voice::build_voice(config, senders.console, metrics)?;
+    let voice = super::voice::build_voice(config, senders.console, answer_seal, metrics)?;
     let service = OtpService::new(
         build_store(config, metrics)?,
         senders.sms,
@@ -212,7 +214,11 @@ fn build_guess_budget(limits: &LimitsConfig) -> Result<GuessBudget, ConfigError>
     })
 }
 
-pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError> {
+/// `answer_seal`: the one the voice caller seals with, if it does.
+pub(super) fn build_access(
+    config: &Config,
+    answer_seal: Option<Arc<SpeechSeal>>,
+) -> Result<http::Access, ConfigError> {
     let api_keys = ApiKeys::parse(&config.auth.api_keys).map_err(|e| ConfigError::new("auth.api_keys", e))?;
     if api_keys.is_empty() {
         tracing::warn!("auth.api_keys is not set: anyone who reaches this service can send codes");
@@ -241,6 +247,7 @@ pub(super) fn build_access(config: &Config) -> Result<http::Access, ConfigError>
             "100 ms and 10 minutes",
         )?,
         twilio: twilio_surface(config)?.map(Arc::new),
+        answer_seal,
     })
 }
 

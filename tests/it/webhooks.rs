@@ -15,12 +15,12 @@ use crate::helpers::{memory_config, redis_config, spawn_app, Reply, TestApp};
 
 const PHONE: &str = "+14155552671";
 pub const PUBLIC: &str = "https://otp.example.com";
-const PLIVO_TOKEN: &str = "plivo-token-for-reports";
+pub const PLIVO_TOKEN: &str = "plivo-token-for-reports";
 pub const TWILIO_TOKEN: &str = "twilio-token-for-reports";
 
 /// Signs as Plivo does (V3, POST without query), written out here rather
 /// than borrowed from the code under test.
-fn plivo_signature(url: &str, nonce: &str, params: &[(&str, &str)]) -> String {
+pub fn plivo_signature(url: &str, nonce: &str, params: &[(&str, &str)]) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let body: String = sorted.iter().map(|(k, v)| format!("{k}{v}")).collect();

@@ -9,4 +9,5 @@ pub mod otp;
 pub mod status;
 pub mod twilio_verify;
 pub mod verifications;
+pub mod voice_answers;
 pub mod webhooks;

@@ -1,4 +1,5 @@
-//! Delivery reports from Plivo, Twilio, Vonage and Telnyx. Plivo and Twilio
+//! Delivery reports from Plivo, Twilio, Vonage and Telnyx, and the calls'
+//! reports from Plivo and Twilio. Plivo and Twilio
 //! sign with the account's auth token over the URL the vendor was given
 //! (`http.public_url` + path, whatever Host the request came with); Vonage
 //! signs the receipt's fields with the signature secret, by the method the
@@ -20,7 +21,7 @@ use crate::adapters::http::extract::report_params::ReportParams;
 use crate::adapters::http::problem::{Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
 use crate::adapters::sms::meta;
-use crate::adapters::sms::plivo::Plivo;
+use crate::adapters::sms::plivo::{voice as plivo_voice, Plivo};
 use crate::adapters::sms::telnyx::{self, Telnyx};
 use crate::adapters::sms::twilio::{voice, Twilio};
 use crate::adapters::sms::vonage::Vonage;
@@ -204,10 +205,12 @@ async fn take_report(
     let Some(state) = (kind.state)(status) else {
         return Ok(WebhookResponse::Taken(Json(Ack { recorded: false })));
     };
-    // "0" and "000" mean no error in the vendors' reports.
+    // "0" and "000" mean no error in the vendors' reports, and a delivered
+    // message has none (Plivo names every hangup's cause, even a normal one).
     let error_code = params
         .get(fields.error_code)
         .filter(|c| !c.is_empty() && !c.bytes().all(|b| b == b'0'))
+        .filter(|_| state != DeliveryState::Delivered)
         .cloned();
     if error_code.as_deref().is_some_and(|c| !is_token(c)) {
         return Err(bad_request(format!("{} {TOKEN_RULE}", fields.error_code)));
@@ -237,6 +240,34 @@ impl WebhookApi {
         form: Form<BTreeMap<String, String>>,
     ) -> Result<WebhookResponse, WebhookError> {
         take::<Plivo>(&shared, headers, form.0).await
+    }
+
+    /// Plivo call hangup
+    ///
+    /// Plivo's hangup callback of a call that read a code, matched by its
+    /// `RequestUUID` (`CallStatus` `completed` is the code heard; `busy`,
+    /// `no-answer` and `timeout` reached no one; `failed` and `cancel`
+    /// failed), signed with `X-Plivo-Signature-V3`. Needs no API key: the
+    /// signature is its authentication.
+    #[oai(path = "/plivo/calls", method = "post", operation_id = "plivo_call_hangup")]
+    async fn plivo_calls(
+        &self,
+        shared: Data<&Arc<Shared>>,
+        headers: &HeaderMap,
+        /// `RequestUUID`, `CallStatus`, `HangupCause` and whatever else Plivo sends.
+        form: Form<BTreeMap<String, String>>,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let kind = ReportKind {
+            path: plivo_voice::CALLBACK_PATH.to_owned(),
+            fields: ReportFields {
+                message_id: plivo_voice::REQUEST_UUID,
+                status: plivo_voice::CALL_STATUS,
+                error_code: plivo_voice::HANGUP_CAUSE,
+            },
+            state: plivo_voice::call_state,
+            ..ReportKind::of::<Plivo>()
+        };
+        take_report(&shared, &kind, headers, form.0).await
     }
 
     /// Twilio delivery report

@@ -1,9 +1,10 @@
 //! Plivo: its Message API (`POST {base}/v1/Account/{auth_id}/Message/`,
 //! JSON, HTTP Basic with the auth id and token, and for India the DLT ids as
 //! `dlt_entity_id`, `dlt_template_id` and `dlt_template_category`), its
-//! status callbacks and their V3 signature.
+//! status callbacks and their V3 signature; and its voice calls (`voice`).
 
 mod signature;
+pub mod voice;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
@@ -32,6 +33,22 @@ pub struct Reply {
     error: Option<String>,
 }
 
+impl Plivo {
+    /// `request` with the account's HTTP Basic credentials.
+    fn signed_in(&self, request: RequestBuilder) -> RequestBuilder {
+        request.basic_auth(&self.auth_id, Some(self.auth_token.expose()))
+    }
+
+    /// `{base}/v1/Account/{auth_id}/`, below which each API of the account is.
+    fn account_url(config: &PlivoConfig) -> String {
+        format!(
+            "{}/v1/Account/{}/",
+            config.base_url.trim_end_matches('/'),
+            config.auth_id
+        )
+    }
+}
+
 impl Vendor for Plivo {
     const NAME: &'static str = "plivo";
     const TITLE: &'static str = "Plivo";
@@ -53,11 +70,7 @@ impl Vendor for Plivo {
 
     fn new(config: &PlivoConfig) -> Self {
         Self {
-            endpoint: format!(
-                "{}/v1/Account/{}/Message/",
-                config.base_url.trim_end_matches('/'),
-                config.auth_id
-            ),
+            endpoint: format!("{}Message/", Self::account_url(config)),
             auth_id: config.auth_id.clone(),
             auth_token: config.auth_token.clone(),
             src: config.src.clone(),
@@ -102,9 +115,7 @@ impl Vendor for Plivo {
                 body["dlt_template_category"] = json!(category.as_str());
             }
         }
-        http.post(&self.endpoint)
-            .basic_auth(&self.auth_id, Some(self.auth_token.expose()))
-            .json(&body)
+        self.signed_in(http.post(&self.endpoint)).json(&body)
     }
 
     fn message_id(&self, reply: &Reply) -> Option<String> {

@@ -10,6 +10,7 @@ use reqwest::Client;
 use super::Twilio;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::retry::{send_with_retries, transport_error, AttemptError, RetryPolicy};
+use crate::adapters::sms::xml::xml_escaped;
 use crate::adapters::sms::Vendor;
 use crate::config::{ConfigError, TwilioConfig};
 use crate::domain::{DeliveryState, Phone, SmsReceipt, Speech};
@@ -112,13 +113,6 @@ fn twiml(speech: &Speech) -> String {
     )
 }
 
-fn xml_escaped(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The state a call's status names: a call answered and ended is the code
 /// heard; busy and unanswered calls reached no one.
 pub fn call_state(status: &str) -> Option<DeliveryState> {
@@ -158,7 +152,6 @@ mod tests {
             "<Response><Say language=\"fr-FR\">Votre code de vérification est: 1. 2. 3. 4. 5. 6. \
              Je répète, votre code est: 1. 2. 3. 4. 5. 6.</Say></Response>"
         );
-        assert_eq!(xml_escaped("a<b>&\"c"), "a&lt;b&gt;&amp;&quot;c");
     }
 
     #[test]
