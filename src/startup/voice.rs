@@ -6,6 +6,8 @@ use std::sync::Arc;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::twilio::voice::{self as twilio_voice, TwilioVoice};
 use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::vonage::voice::{Application, VonageVoice};
+use crate::adapters::sms::vonage::Vonage;
 use crate::adapters::sms::{ConsoleOut, ConsoleSender, ReportKey, Vendor};
 use crate::config::{Config, ConfigError, SmsProvider, VoiceProvider};
 use crate::ports::VoiceCaller;
@@ -39,7 +41,29 @@ pub(super) fn build_voice(
             let caller = TwilioVoice::new(settings, from, public_url, http, policy, Arc::clone(metrics));
             Ok(Some(Arc::new(caller)))
         }
-        VoiceProvider::Plivo | VoiceProvider::Vonage => Err(ConfigError::new(
+        VoiceProvider::Vonage => {
+            let settings = &config.voice.vonage;
+            let from = calling_number(config, &config.sms.vonage.from);
+            let application = Application::check(settings, from)?;
+            if super::exposure::in_clear_off_this_machine(&settings.base_url) {
+                return Err(ConfigError::new(
+                    "voice.vonage.base_url",
+                    "must be https:// (http:// only on this machine): a call carries the \
+                     application's token and the code",
+                ));
+            }
+            let (http, policy) = super::sms::vendor_http(config, "voice")?;
+            let caller = VonageVoice::new(
+                settings,
+                application,
+                public_url,
+                http,
+                policy,
+                Arc::clone(metrics),
+            );
+            Ok(Some(Arc::new(caller)))
+        }
+        VoiceProvider::Plivo => Err(ConfigError::new(
             "voice.provider",
             "names a vendor this build cannot call through yet",
         )),
@@ -64,15 +88,18 @@ pub(super) fn report_key(config: &Config) -> Result<Option<(&'static str, Report
         return Ok(None);
     }
     let key = match config.voice.provider {
-        VoiceProvider::Twilio => Twilio::report_key(&config.sms.twilio),
+        VoiceProvider::Twilio => Twilio::report_key(&config.sms.twilio).map(|key| (Twilio::NAME, key)),
+        // The account's signature secret, the SMS receipts' too: Vonage
+        // signs both with it.
+        VoiceProvider::Vonage => Vonage::report_key(&config.sms.vonage).map(|key| (Vonage::NAME, key)),
         _ => None,
     };
     match key {
-        Some((setting, key)) if key.secret.expose().is_empty() => Err(ConfigError::new(
+        Some((_, (setting, key))) if key.secret.expose().is_empty() => Err(ConfigError::new(
             setting,
             "is required while http.public_url is set: it checks the calls' status reports",
         )),
-        Some((_, key)) => Ok(Some((Twilio::NAME, key))),
+        Some((vendor, (_, key))) => Ok(Some((vendor, key))),
         None => Ok(None),
     }
 }

@@ -31,6 +31,7 @@ mod twilio_verify;
 mod vendors_more;
 mod verifications;
 mod voice;
+mod voice_vonage;
 mod vonage_receipts;
 mod webhooks;
 mod whatsapp;
