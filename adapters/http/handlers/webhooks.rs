@@ -91,7 +91,8 @@ pub enum WebhookError {
     /// The body is over 16 KiB.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
-    /// The body is not form-encoded (JSON for Telnyx; either for Vonage).
+    /// The body is not of the route's type: form-encoded, or JSON for
+    /// Telnyx, Meta and Vonage's call events; either for Vonage's receipts.
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
     /// The store did not answer; the vendor will retry.
