@@ -30,4 +30,5 @@ pub use failover::Failover;
 pub use inbox::{Inbox, InboxMessage};
 pub use retry::{AttemptError, RetryPolicy};
 pub use routing::Routes;
+pub use signing::RAW_BODY;
 pub use vendor::{ReportFields, ReportKey, Vendor, VendorSender};

@@ -7,6 +7,10 @@ use base64::Engine;
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
+/// The name under which a webhook hands the raw body to a check that signs
+/// it (Telnyx's, Vonage's call events): no form field can have it.
+pub const RAW_BODY: &str = "\u{0}raw-body";
+
 /// `base64(HMAC(key, message))` with the given hash.
 pub(super) fn sign<M: Mac + hmac::digest::KeyInit>(key: &str, message: &str) -> String {
     let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key.as_bytes())

@@ -66,6 +66,8 @@ const WORDS: &[Words] = &[
 #[derive(Clone, PartialEq, Eq)]
 pub struct Speech {
     language: String,
+    /// The language's own voice, for a vendor that has none for the region.
+    usual: &'static str,
     text: String,
 }
 
@@ -86,6 +88,7 @@ impl Speech {
         let digits = digits.join(" ");
         Self {
             language,
+            usual: words.voice,
             text: format!("{}: {digits} {}: {digits}", words.intro, words.again),
         }
     }
@@ -94,6 +97,12 @@ impl Speech {
     /// `pt-BR`), the form every voice API takes.
     pub fn language(&self) -> &str {
         &self.language
+    }
+
+    /// The voice of the language without the asked region (`en-US` for
+    /// `en-NZ`): for a vendor that has no voice for [`Speech::language`].
+    pub fn usual_language(&self) -> &'static str {
+        self.usual
     }
 
     /// The words, code included: for the vendor's call and the console only.

@@ -12,6 +12,8 @@ use crate::adapters::sms::plivo::Plivo;
 use crate::adapters::sms::sealed_speech::SpeechSeal;
 use crate::adapters::sms::twilio::voice::{self as twilio_voice, TwilioVoice};
 use crate::adapters::sms::twilio::Twilio;
+use crate::adapters::sms::vonage::voice::{Application, VonageVoice};
+use crate::adapters::sms::vonage::Vonage;
 use crate::adapters::sms::{ConsoleOut, ConsoleSender, ReportKey, Vendor};
 use crate::config::{Config, ConfigError, SmsProvider, VoiceProvider};
 use crate::domain::{Channel, Workflows};
@@ -70,12 +72,7 @@ pub(super) fn build_voice(
             let settings = &config.sms.plivo;
             let from = calling_number(config, &settings.src);
             plivo_voice::check(settings, from)?;
-            if super::exposure::in_clear_off_this_machine(&settings.base_url) {
-                return Err(ConfigError::new(
-                    "sms.plivo.base_url",
-                    "must be https:// (http:// only on this machine): a call carries the account's credentials",
-                ));
-            }
+            super::sms::in_the_clear_only_here("sms.plivo.base_url", &settings.base_url)?;
             // Plivo fetches the words from otpd once the call is answered.
             let Some(public_url) = public_url else {
                 return Err(ConfigError::new(
@@ -96,10 +93,22 @@ pub(super) fn build_voice(
             );
             Ok(Some(Arc::new(caller)))
         }
-        VoiceProvider::Vonage => Err(ConfigError::new(
-            "voice.provider",
-            "names a vendor this build cannot call through yet",
-        )),
+        VoiceProvider::Vonage => {
+            let settings = &config.voice.vonage;
+            let from = calling_number(config, &config.sms.vonage.from);
+            let application = Application::check(settings, from)?;
+            super::sms::in_the_clear_only_here("voice.vonage.base_url", &settings.base_url)?;
+            let (http, policy) = super::sms::vendor_http(config, "voice")?;
+            let caller = VonageVoice::new(
+                settings,
+                application,
+                public_url,
+                http,
+                policy,
+                Arc::clone(metrics),
+            );
+            Ok(Some(Arc::new(caller)))
+        }
     }
 }
 
@@ -171,6 +180,9 @@ pub(super) fn report_key(config: &Config) -> Result<Option<(&'static str, Report
     let key = match config.voice.provider {
         VoiceProvider::Twilio => Twilio::report_key(&config.sms.twilio).map(|key| (Twilio::NAME, key)),
         VoiceProvider::Plivo => Plivo::report_key(&config.sms.plivo).map(|key| (Plivo::NAME, key)),
+        // The account's signature secret, the SMS receipts' too: Vonage
+        // signs both with it.
+        VoiceProvider::Vonage => Vonage::report_key(&config.sms.vonage).map(|key| (Vonage::NAME, key)),
         _ => None,
     };
     match key {

@@ -32,6 +32,7 @@ mod vendors_more;
 mod verifications;
 mod voice;
 mod voice_plivo;
+mod voice_vonage;
 mod vonage_receipts;
 mod webhooks;
 mod whatsapp;

@@ -3,8 +3,9 @@
 //! sign with the account's auth token over the URL the vendor was given
 //! (`http.public_url` + path, whatever Host the request came with); Vonage
 //! signs the receipt's fields with the signature secret, by the method the
-//! account chose, and sends them as a query, a form or JSON; Telnyx signs
-//! the raw body with its Ed25519 key. An unsigned or forged report is
+//! account chose, and sends them as a query, a form or JSON, and its call
+//! events with a JWT over the raw body's hash; Telnyx signs the raw body
+//! with its Ed25519 key. An unsigned or forged report is
 //! refused and nothing is recorded.
 
 use std::collections::BTreeMap;
@@ -22,10 +23,10 @@ use crate::adapters::http::problem::{Problem, ProblemCode};
 use crate::adapters::http::{ApiTags, Shared};
 use crate::adapters::sms::meta;
 use crate::adapters::sms::plivo::{voice as plivo_voice, Plivo};
-use crate::adapters::sms::telnyx::{self, Telnyx};
+use crate::adapters::sms::telnyx::Telnyx;
 use crate::adapters::sms::twilio::{voice, Twilio};
-use crate::adapters::sms::vonage::Vonage;
-use crate::adapters::sms::{ReportFields, ReportKey, Vendor};
+use crate::adapters::sms::vonage::{call_events, voice as vonage_voice, Vonage};
+use crate::adapters::sms::{ReportFields, ReportKey, Vendor, RAW_BODY};
 use crate::config::Secret;
 use crate::domain::DeliveryState;
 
@@ -91,7 +92,8 @@ pub enum WebhookError {
     /// The body is over 16 KiB.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
-    /// The body is not form-encoded (JSON for Telnyx; either for Vonage).
+    /// The body is not of the route's type: form-encoded, or JSON for
+    /// Telnyx, Meta and Vonage's call events; either for Vonage's receipts.
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
     /// The store did not answer; the vendor will retry.
@@ -348,6 +350,44 @@ impl WebhookApi {
         take::<Vonage>(&shared, headers, params.0).await
     }
 
+    /// Vonage call event
+    ///
+    /// Vonage's Voice API event of a call that read a code (`status`
+    /// `completed` is the code heard; `busy`, `timeout`, `unanswered`,
+    /// `rejected`, `failed` and `cancelled` reached no one), signed with a
+    /// JWT in `Authorization: Bearer` (HS256, the account's signature
+    /// secret) whose `payload_hash` is the body's SHA-256 and whose `iat`
+    /// is at most five minutes old. Needs no API key: the signature is its
+    /// authentication.
+    #[oai(path = "/vonage/calls", method = "post", operation_id = "vonage_call_event")]
+    async fn vonage_calls(
+        &self,
+        shared: Data<&Arc<Shared>>,
+        headers: &HeaderMap,
+        /// The event: `uuid`, `status`, `detail` and whatever else Vonage sends.
+        body: RawJson,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let kind = ReportKind {
+            path: vonage_voice::CALLBACK_PATH.to_owned(),
+            fields: ReportFields {
+                message_id: call_events::CALL_UUID,
+                status: call_events::CALL_STATUS,
+                error_code: call_events::CALL_DETAIL,
+            },
+            state: vonage_voice::call_state,
+            signed: call_events::signed,
+            ..ReportKind::of::<Vonage>()
+        };
+        let mut params = BTreeMap::new();
+        for name in [kind.fields.message_id, kind.fields.status, kind.fields.error_code] {
+            if let Some(value) = body.value[name].as_str() {
+                params.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        params.insert(RAW_BODY.to_owned(), body.raw);
+        take_report(&shared, &kind, headers, params).await
+    }
+
     /// Telnyx delivery report
     ///
     /// Telnyx's `message.sent` and `message.finalized` webhooks, signed with
@@ -374,7 +414,7 @@ impl WebhookApi {
                 params.insert(name.to_owned(), value);
             }
         }
-        params.insert(telnyx::RAW_BODY.to_owned(), body.raw);
+        params.insert(RAW_BODY.to_owned(), body.raw);
         take::<Telnyx>(&shared, headers, params).await
     }
 

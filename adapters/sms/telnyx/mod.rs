@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::retry::AttemptError;
+use super::signing::RAW_BODY;
 use super::vendor::{header, required, status_error, ReportFields, ReportKey, Vendor};
 use crate::config::{ConfigError, Secret, TelnyxConfig};
 use crate::domain::{DeliveryState, Phone, SmsText};
@@ -149,11 +150,11 @@ impl Vendor for Telnyx {
         })
     }
 
-    /// `params` hold the raw body under [`signature::RAW_BODY`].
+    /// `params` hold the raw body under [`RAW_BODY`].
     fn report_signed(key: &ReportKey, _url: &str, params: &[(String, String)], headers: &HeaderMap) -> bool {
         let body = params
             .iter()
-            .find(|(k, _)| k == signature::RAW_BODY)
+            .find(|(k, _)| k == RAW_BODY)
             .map_or("", |(_, v)| v.as_str());
         signature::verified(
             key.secret.expose(),
@@ -164,5 +165,3 @@ impl Vendor for Telnyx {
         )
     }
 }
-
-pub use signature::RAW_BODY;

@@ -8,9 +8,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 
-/// The name under which the webhook hands the raw body to the check.
-pub const RAW_BODY: &str = "\u{0}raw-body";
-
 /// How far the timestamp may be from now.
 const TOLERANCE_SECS: u64 = 300;
 

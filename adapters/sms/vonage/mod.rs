@@ -2,9 +2,12 @@
 //! and secret in the body, and for India the DLT ids as `entity-id` and
 //! `content-id`), as in developer.vonage.com's "SMS API" reference and its
 //! "Troubleshooting SMS" table of `status` codes; and its signed delivery
-//! receipts (`signature.rs`).
+//! receipts (`signature.rs`); calls through its Voice API (`voice.rs`) and
+//! their signed events (`call_events.rs`).
 
+pub mod call_events;
 mod signature;
+pub mod voice;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
