@@ -236,10 +236,15 @@ impl OtpService {
             pending = pending.with_receipt(receipt, sent_at);
         }
         let rules = SendRules {
-            limits: if fixed.is_some() {
-                SendLimits::OFF
-            } else {
-                self.guards.send
+            limits: match (fixed, order.fallback) {
+                (Some(_), _) => SendLimits::OFF,
+                // A workflow moving on waits for no cooldown (the last
+                // message reached no one); the phone's quota counts it.
+                (None, Some(_)) => SendLimits {
+                    resend_after: Duration::ZERO,
+                    ..self.guards.send
+                },
+                (None, None) => self.guards.send,
             },
             ceiling: self.guards.ceiling,
         };

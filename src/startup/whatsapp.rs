@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::http::handlers::webhooks::MetaKeys;
+use crate::adapters::http::handlers::webhooks::{report_url, MetaKeys};
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::meta::{self, Meta};
 use crate::adapters::sms::twilio::whatsapp::{self as twilio_whatsapp, TwilioWhatsapp};
@@ -56,12 +56,12 @@ pub(super) fn build_whatsapp(
             )?;
             super::sms::in_the_clear_only_here("sms.twilio.base_url", &account.base_url)?;
             let (http, policy) = super::sms::vendor_http(config, "whatsapp")?;
-            let public_url = super::sms::public_url(config)?;
+            let callback = super::sms::public_url(config)?.map(|base| report_url(base, Twilio::NAME));
             Ok(Some(Arc::new(TwilioWhatsapp::new(
                 account,
                 &settings.from,
                 templates,
-                public_url,
+                callback,
                 http,
                 policy,
                 Arc::clone(metrics),

@@ -359,6 +359,9 @@ pub async fn a_refused_channel_moves_on_at_once(config: Config) {
         "error": {"message": "(#131026) Message undeliverable", "type": "OAuthException", "code": 131_026}
     }));
     let (meta, endpoint) = (meta_server(not_on_whatsapp).await, MockServer::start().await);
+    // The cooldown on: the refused send must not hold the next one back.
+    let mut config = config;
+    config.limits.resend_after_secs = 30;
     let app = workflow_app(config, &meta, &endpoint, 1).await;
     let sent = app
         .post_json(

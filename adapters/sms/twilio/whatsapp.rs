@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use reqwest::Client;
 
 use super::Twilio;
-use crate::adapters::http::handlers::webhooks::report_url;
 use crate::adapters::metrics::Metrics;
 use crate::adapters::sms::retry::{send_with_retries, transport_error, AttemptError, RetryPolicy};
 use crate::adapters::sms::whatsapp::Templates;
@@ -76,13 +75,14 @@ pub fn report_key(account: &TwilioConfig) -> Option<(&'static str, ReportKey)> {
 }
 
 impl TwilioWhatsapp {
-    /// `public_url`: where Twilio reports each message, when set;
-    /// `templates`: what [`check`] made of the settings.
+    /// `callback`: where Twilio reports each message (its SMS reports'
+    /// URL), when reports are asked for; `templates`: what [`check`] made
+    /// of the settings.
     pub fn new(
         account: &TwilioConfig,
         from: &str,
         templates: Templates,
-        public_url: Option<&str>,
+        callback: Option<String>,
         http: Client,
         policy: RetryPolicy,
         metrics: Arc<Metrics>,
@@ -96,7 +96,7 @@ impl TwilioWhatsapp {
             ),
             from: format!("whatsapp:{from}"),
             templates,
-            callback: public_url.map(|base| report_url(base, Twilio::NAME)),
+            callback,
             http,
             policy,
             metrics,
