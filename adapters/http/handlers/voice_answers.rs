@@ -39,6 +39,12 @@ pub enum AnswerError {
     /// The token is not one otpd sealed, was altered, or has expired.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
+    /// The body is over 16 KiB.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The body is not form-encoded, as Plivo posts it.
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
 }
 
 fn forbidden(detail: &str) -> AnswerError {
