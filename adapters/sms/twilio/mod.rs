@@ -48,6 +48,38 @@ impl Twilio {
         request.basic_auth(&self.username, Some(self.password.expose()))
     }
 
+    /// Posts `form` to `endpoint` as the account and reads the answer's
+    /// `sid`: how a call and a WhatsApp message are placed alike.
+    ///
+    /// # Errors
+    /// An [`AttemptError`] by [`Twilio::refusal_of`] with `rejected`.
+    async fn post_for_sid(
+        &self,
+        http: &Client,
+        endpoint: &str,
+        form: &[(&str, &str)],
+        rejected: &[i64],
+    ) -> Result<String, AttemptError> {
+        let response = self
+            .authorized(http.post(endpoint))
+            .form(form)
+            .send()
+            .await
+            .map_err(super::retry::transport_error)?;
+        let status = response.status();
+        let reply = response
+            .bytes()
+            .await
+            .map(|body| Self::parse_reply(&body))
+            .unwrap_or_default();
+        if status.is_success() {
+            return reply
+                .sid
+                .ok_or_else(|| AttemptError::Permanent(format!("{status} without a sid")));
+        }
+        Err(self.refusal_of(status, reply, rejected))
+    }
+
     /// What an error answer means, where `rejected` are the codes that
     /// refuse the number itself (a message's differ from a call's).
     fn refusal_of(&self, status: StatusCode, reply: Reply, rejected: &[i64]) -> AttemptError {

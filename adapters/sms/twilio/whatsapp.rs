@@ -12,7 +12,7 @@ use reqwest::Client;
 
 use super::Twilio;
 use crate::adapters::metrics::Metrics;
-use crate::adapters::sms::retry::{send_with_retries, transport_error, AttemptError, RetryPolicy};
+use crate::adapters::sms::retry::{send_with_retries, AttemptError, RetryPolicy};
 use crate::adapters::sms::whatsapp::Templates;
 use crate::adapters::sms::{ReportKey, Vendor};
 use crate::config::{ConfigError, TwilioConfig};
@@ -113,25 +113,9 @@ impl TwilioWhatsapp {
         if let Some(url) = &self.callback {
             form.push(("StatusCallback", url));
         }
-        let response = self
-            .account
-            .authorized(self.http.post(&self.endpoint))
-            .form(&form)
-            .send()
+        self.account
+            .post_for_sid(&self.http, &self.endpoint, &form, NUMBER_REJECTED)
             .await
-            .map_err(transport_error)?;
-        let status = response.status();
-        let reply = response
-            .bytes()
-            .await
-            .map(|body| Twilio::parse_reply(&body))
-            .unwrap_or_default();
-        if status.is_success() {
-            return reply
-                .sid
-                .ok_or_else(|| AttemptError::Permanent(format!("{status} without a sid")));
-        }
-        Err(self.account.refusal_of(status, reply, NUMBER_REJECTED))
     }
 }
 
