@@ -156,7 +156,7 @@ async fn a_plivo_call_fetches_sealed_words_that_speak_the_code_and_the_code_veri
 
     let answer = fetch_answer(&app, url, Some(url)).await;
     assert_eq!(answer.status(), 200);
-    assert_eq!(answer.headers()["content-type"], "application/xml");
+    assert_eq!(answer.headers()["content-type"], "text/xml");
     assert_eq!(answer.headers()["cache-control"], "no-store");
     let xml = answer.text().await.unwrap();
     let code = code_in(&xml.replace(". ", ""));

@@ -26,7 +26,7 @@ pub struct VoiceAnswerApi;
 pub enum AnswerResponse {
     /// Plivo XML: one `<Speak>` with the words in their language. Never
     /// cached: it holds the code.
-    #[oai(status = 200, content_type = "application/xml")]
+    #[oai(status = 200, content_type = "text/xml")]
     Speak(PlainText<String>, #[oai(header = "Cache-Control")] String),
 }
 
