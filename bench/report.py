@@ -7,7 +7,8 @@ Reads the run's work folder, which the script fills with:
                 instance=, phase=, served=, store_calls=, store_errors=,
                 events_kept=, events_dropped=, delivered=, cpu_s=,
                 drain_cpu_s=, redis_cpu_s=, drain_redis_cpu_s=, wrk_cpu_s=,
-                hook_cpu_s=, drain_s=, rss_kb=, hwm_kb=);
+                hook_cpu_s=, drain_s=, rss_kb=, hwm_kb=, all_store_calls=,
+                cpu_ns=, drain_cpu_ns=);
   NAME.cmd.before / NAME.cmd.after
                 `INFO commandstats` of Redis's masters around each scenario;
   facts         `key=value` lines: settings, machine, memory, soak samples.
@@ -52,6 +53,8 @@ RPS_FLOOR = 0.80  # of the pool reference's req/s
 P99_CEILING = 1.25  # times the pool reference's p99
 TRIPS = {"send": 2, "verify_right": 1, "verify_wrong": 1}  # store round trips per request, at most
 MEMORY_CEILING = 400  # bytes of Redis per pending code
+EVENT_CEILING_US = 15  # otpd CPU per event at full load
+EVENT_PACED_FACTOR = 2  # at 1 % of load, at most this many times EVENT_CEILING_US
 CODE_LIFE_S = 180  # otp.ttl_secs at its default, as the defaults instance runs
 RSS_CEILING_MB = 50
 RSS_AFTER_REQUESTS = 1_000_000
@@ -223,6 +226,11 @@ class Run:
         self.wrk_us = 1e6 * num(raw, "wrk_cpu_s", float("nan")) / n
         self.hook_us = 1e6 * num(raw, "hook_cpu_s", float("nan")) / n
         self.trips = num(raw, "store_calls") / n
+        # Every caller's, the event worker's included.
+        self.all_trips = num(raw, "all_store_calls", float("nan")) / n
+        # The CPU again from the threads' schedstat, in ns: what a paced
+        # run's few clock ticks can't resolve.
+        self.cpu_ns_us = (num(raw, "cpu_ns", float("nan")) + num(raw, "drain_cpu_ns")) / 1e3 / n
         self.delivered = num(raw, "delivered") / n
         self.drain_s = num(raw, "drain_s")
         deltas = command_deltas(work, self.name, int(num(raw, "drain_looks")), shards)
@@ -439,6 +447,42 @@ def build(work):
         out.append(
             "Events delivered to the endpoint, and how long the outbox took to empty after the scenario "
             "(that time's CPU is in the columns above): " + "; ".join(lines) + "."
+        )
+
+    # --- What an event costs ---
+    event_costs = {}
+    for label, with_events, without in (
+        ("full load", "send_defaults", "send_quiet"),
+        ("1 % of full load", "send_paced_defaults", "send_paced_quiet"),
+    ):
+        d, q = runs.get(with_events), runs.get(without)
+        if d and q and d.delivered:
+            event_costs[label] = (d, q, (d.cpu_ns_us - q.cpu_ns_us) / d.delivered)
+    if event_costs:
+        out.append("")
+        out.append("### What an event costs")
+        out.append("")
+        out.append(
+            "| sends at the defaults | req/s with an endpoint / without | otpd CPU µs per send, with / without "
+            "| events per send | **otpd CPU µs per event** | Redis CPU µs per send, with / without "
+            "| store calls per send with events (every caller) |"
+        )
+        out.append("|---|---|---|---:|---:|---|---:|")
+        for label, (d, q, cost) in event_costs.items():
+            out.append(
+                f"| {label} | {d.rps:,.0f} / {q.rps:,.0f} | {d.cpu_ns_us:.0f} / {q.cpu_ns_us:.0f} "
+                f"| {d.delivered:.2f} | **{cost:.1f}** | {fmt_us(d.redis_us)} / {fmt_us(q.redis_us)} "
+                f"| {d.all_trips:.2f} |"
+            )
+        out.append("")
+        out.append(
+            "Each row is the same sends to two instances at the defaults, one with the bench's event endpoint "
+            "(the reference answering `POST /hook` with 204) and one without any: the cost of an event is the "
+            "difference in otpd's CPU per send, over the scenario and the outbox's drain after it, divided by "
+            "the events a send made. CPU here is the sum of otpd's threads' run time (`schedstat`, ns). At 1 % "
+            f"of load (one connection, paced at {facts.get('paced_rate', '?')} req/s) the outbox holds one "
+            "send's events at a time, so nothing is batched. The store calls are every caller's "
+            "(`otpd_store_calls_total`): the request's own and the event worker's reads and settlements."
         )
 
     # --- The ceiling the rest of the machine sets ---
@@ -730,6 +774,9 @@ def build(work):
                 not dropped,
             )
         )
+    for label, (_, _, cost) in event_costs.items():
+        most = EVENT_CEILING_US if label == "full load" else EVENT_CEILING_US * EVENT_PACED_FACTOR
+        target_rows.append((f"an event at {label}: otpd CPU <= {most} µs", f"{cost:.1f} µs", cost <= most))
     bad = [r for r in runs.values() if r.unexpected]
     target_rows.append(
         (

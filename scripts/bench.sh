@@ -35,8 +35,11 @@
 #   ref mux, ref pool (last)
 #                  again, so the yardsticks see the machine as otpd did.
 # After each otpd scenario it waits for the event outbox to drain, and counts
-# that time's CPU with the scenario's. docs/performance.md explains the
-# method and the targets.
+# that time's CPU with the scenario's. With events on, a third instance, the
+# defaults without an event endpoint (quiet), takes the same sends at full
+# load and both take them at 1 % of it (one connection, paced): what an
+# event costs otpd is the difference in CPU per send over the events a send
+# makes. docs/performance.md explains the method and the targets.
 #
 # Settings (environment):
 #   DURATION (20)          seconds per scenario
@@ -44,6 +47,7 @@
 #   CONNECTIONS (32), THREADS (2)   wrk's -c and -t
 #   OTPD_PORT (18080)      the defaults instance
 #   OFF_PORT (18083)       the limits-off instance
+#   QUIET_PORT (18084)     the defaults without an event endpoint (events on)
 #   MAKER_PORT (18082)     the otpd that makes the verify scenarios' codes
 #   REF_PORT (18081)       the reference server
 #   PRIVATE_REDIS (1)      1: start a redis-server of the run's own on a free
@@ -62,6 +66,7 @@
 #                          DURATION times the fastest otpd req/s so far
 #   MEMORY_CODES (50000)   sends in the memory phase (0: skip it)
 #   DRAIN_TIMEOUT (60)     longest wait, in seconds, for the outbox to drain
+#   PACED_DURATION (DURATION, at least 20)   seconds of each run at 1 % of load
 #   PROFILE (dist)         the cargo profile built and measured
 #   BIN_DIR                measure the otpd and bench_reference found there
 #   REF_BIN                the bench_reference to run (default: BIN_DIR's, or
@@ -84,6 +89,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 OTPD_PORT=${OTPD_PORT:-18080}
 OFF_PORT=${OFF_PORT:-18083}
+QUIET_PORT=${QUIET_PORT:-18084}
 MAKER_PORT=${MAKER_PORT:-18082}
 REF_PORT=${REF_PORT:-18081}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -95,6 +101,8 @@ WRONG_TRIES=${WRONG_TRIES:-4}
 VERIFY_HEADROOM=${VERIFY_HEADROOM:-2}
 MEMORY_CODES=${MEMORY_CODES:-50000}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-60}
+# The paced runs' length: long enough for a few thousand events at 1 %.
+PACED_DURATION=${PACED_DURATION:-$(( DURATION > 20 ? DURATION : 20 ))}
 PROFILE=${PROFILE:-dist}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/bench}
 
@@ -112,6 +120,7 @@ RUN_ID="$(date +%Y%m%d%H%M%S)-$$"
 PREFIX="bench:$RUN_ID:"
 PREFIX_DEFAULTS="${PREFIX}defaults:"
 PREFIX_OFF="${PREFIX}off:"
+PREFIX_QUIET="${PREFIX}quiet:"
 PREFIX_REF="${PREFIX}ref:"
 HASH_KEY="bench-hash-key-$RUN_ID"
 API_KEY="bench-api-key-$RUN_ID"
@@ -125,6 +134,7 @@ RESULTS="$WORK/results"    # one BENCH line per wrk run
 FACTS="$WORK/facts"        # key=value lines for the report
 OTPD_URL="http://127.0.0.1:$OTPD_PORT"
 OFF_URL="http://127.0.0.1:$OFF_PORT"
+QUIET_URL="http://127.0.0.1:$QUIET_PORT"
 MAKER_URL="http://127.0.0.1:$MAKER_PORT"
 REF_URL="http://127.0.0.1:$REF_PORT"
 : >"$RESULTS"
@@ -135,7 +145,7 @@ warn() { printf '==> WARNING: %s\n' "$*" >&2; fact warning "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 fact() { printf '%s=%s\n' "$1" "$2" >>"$FACTS"; }
 
-DEFAULTS_PID="" OFF_PID="" MAKER_PID="" REF_PID="" WRK_PID=""
+DEFAULTS_PID="" OFF_PID="" QUIET_PID="" MAKER_PID="" REF_PID="" WRK_PID=""
 REDIS_PIDS=()
 stop_pid() {
     local pid=$1
@@ -170,7 +180,7 @@ cleanup() {
     trap - EXIT INT TERM
     # Stop what we started, by pid: wrk (if a run was cut short), otpd, the
     # reference, then the Redis servers of the run's own, keys and all.
-    for pid in "$WRK_PID" "$DEFAULTS_PID" "$OFF_PID" "$MAKER_PID" "$REF_PID" "${REDIS_PIDS[@]}"; do
+    for pid in "$WRK_PID" "$DEFAULTS_PID" "$OFF_PID" "$QUIET_PID" "$MAKER_PID" "$REF_PID" "${REDIS_PIDS[@]}"; do
         stop_pid "$pid"
     done
     # Only this run's keys on a shared Redis, which stays up.
@@ -219,9 +229,9 @@ for tool in wrk redis-cli curl python3; do
     command -v "$tool" >/dev/null || die "$tool is needed"
 done
 
-for port in "$OTPD_PORT" "$OFF_PORT" "$MAKER_PORT" "$REF_PORT"; do
+for port in "$OTPD_PORT" "$OFF_PORT" "$QUIET_PORT" "$MAKER_PORT" "$REF_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        die "port $port is in use; set OTPD_PORT / OFF_PORT / MAKER_PORT / REF_PORT"
+        die "port $port is in use; set OTPD_PORT / OFF_PORT / QUIET_PORT / MAKER_PORT / REF_PORT"
     fi
 done
 
@@ -396,14 +406,14 @@ settings_for() {
     )
     if [[ $role != maker ]]; then
         SETTINGS+=("OTPD_HTTP__TRUSTED_PROXIES=127.0.0.1")
-        if [[ $EVENTS == 1 ]]; then
+        if [[ $EVENTS == 1 && $role != quiet ]]; then
             SETTINGS+=(
                 "OTPD_EVENTS__ENDPOINTS__BENCH__URL=$REF_URL/hook"
                 "OTPD_EVENTS__ENDPOINTS__BENCH__SECRETS=$WEBHOOK_SECRET"
             )
         fi
     fi
-    if [[ $role == defaults ]]; then
+    if [[ $role == defaults || $role == quiet ]]; then
         SETTINGS+=("OTPD_LIMITS__SENDS_PER_HOUR=$SENDS_PER_HOUR")
     else
         if [[ $role != maker || ${MAKING_FOR:-} != defaults ]]; then
@@ -471,11 +481,11 @@ wait_for() {
 # land in the figures of whatever is measured. `resume_otpd` lets them go on.
 pause_otpd_but() {
     local keep=$1 pid
-    for pid in "$DEFAULTS_PID" "$OFF_PID"; do
+    for pid in "$DEFAULTS_PID" "$OFF_PID" $QUIET_PID; do
         if [[ $pid != "$keep" ]]; then kill -STOP "$pid"; fi
     done
 }
-resume_otpd() { kill -CONT "$DEFAULTS_PID" "$OFF_PID"; }
+resume_otpd() { kill -CONT "$DEFAULTS_PID" "$OFF_PID" $QUIET_PID; }
 
 log "starting the reference on $REF_URL (Redis ${REF_NODES[0]})"
 # One pooled connection per wrk connection: no request waits for a slot.
@@ -495,6 +505,11 @@ start_otpd off "$OFF_PORT" "$PREFIX_OFF" /dev/null
 OFF_PID=$OTPD_STARTED
 wait_for "otpd (defaults)" "$DEFAULTS_PID" curl -sf "$OTPD_URL/healthz"
 wait_for "otpd (limits off)" "$OFF_PID" curl -sf "$OFF_URL/healthz"
+if [[ $EVENTS == 1 ]]; then
+    start_otpd quiet "$QUIET_PORT" "$PREFIX_QUIET" /dev/null
+    QUIET_PID=$OTPD_STARTED
+    wait_for "otpd (defaults, no events)" "$QUIET_PID" curl -sf "$QUIET_URL/healthz"
+fi
 
 # A send with the key from a client address must be accepted before anything
 # is measured (a 400 means the wrk scripts' phones are not valid for otpd, a
@@ -514,9 +529,10 @@ done
 # --- Helpers for the runs ----------------------------------------------------
 
 # One line of otpd's counters, from its /metrics (behind the API key):
-#   served store_calls store_errors events_kept events_dropped delivered sent waiting labelled
+#   served store_calls store_errors events_kept events_dropped delivered sent waiting labelled all_calls
 # store_calls are the API's own (`caller="requests"`) when otpd labels them
-# by caller, else all of them. 0 for a metric that is missing: a report
+# by caller, else all of them; all_calls are every caller's (the event
+# worker's too). 0 for a metric that is missing: a report
 # without it beats no report.
 otpd_counters() {
     { curl -sf -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$1/metrics" || true; } | awk '
@@ -536,8 +552,8 @@ otpd_counters() {
             else if (name == "otpd_events_waiting") waiting += v
         }
         END {
-            printf "%d %d %d %d %d %d %d %d %d\n", served, labelled ? calls_req : calls_all, errors,
-                kept, dropped, delivered, sent, waiting, labelled
+            printf "%d %d %d %d %d %d %d %d %d %d\n", served, labelled ? calls_req : calls_all, errors,
+                kept, dropped, delivered, sent, waiting, labelled, calls_all
         }'
 }
 counter() { otpd_counters "$1" | awk -v i="$2" '{print $i}'; }
@@ -546,6 +562,11 @@ rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 # says how much work a request costs, which the other load on a shared
 # machine skews less than req/s.
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+# The same in nanoseconds, from each thread's schedstat: what a slow run's
+# few ticks can't resolve. A thread that ends within the run takes its time
+# with it (otpd's threads live as long as it does, bar tokio's blocking
+# pool, which a send doesn't use).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }
 TICKS=$(getconf CLK_TCK)
 ticks_to_s() { awk -v t="$1" -v hz="$TICKS" 'BEGIN {printf "%.2f", t / hz}'; }
 fsub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
@@ -613,7 +634,7 @@ snapshot() {
     local masters
     mapfile -t masters < <(masters_of "$@")
     for node in "${masters[@]}"; do ncli "$node" INFO commandstats; done >"$WORK/$tag"
-    SNAP_COUNTERS="0 0 0 0 0 0 0 0 0"
+    SNAP_COUNTERS="0 0 0 0 0 0 0 0 0 0"
     [[ -n $port ]] && SNAP_COUNTERS=$(otpd_counters "$port")
     return 0
 }
@@ -633,19 +654,23 @@ run_wrk() {
     case $instance in
         defaults) pid=$DEFAULTS_PID port=$OTPD_PORT prefix=$PREFIX_DEFAULTS nodes=("${OTPD_NODES[@]}") ;;
         off) pid=$OFF_PID port=$OFF_PORT prefix=$PREFIX_OFF nodes=("${OTPD_NODES[@]}") ;;
+        quiet) pid=$QUIET_PID port=$QUIET_PORT prefix=$PREFIX_QUIET nodes=("${OTPD_NODES[@]}") ;;
         *) pid=$REF_PID nodes=("${REF_NODES[@]}") ;;
     esac
     pause_otpd_but "$pid"
     snapshot "$name.cmd.before" "$pid" "$port" "${nodes[@]}"
-    local cpu0=$SNAP_CPU rcpu0=$SNAP_REDIS_CPU counters0=$SNAP_COUNTERS
+    local cpu0=$SNAP_CPU rcpu0=$SNAP_REDIS_CPU counters0=$SNAP_COUNTERS ns0
+    ns0=$(cpu_ns "$pid")
     # While otpd is measured the reference serves only its POST /hook: its
     # CPU is what the events cost their endpoint.
     local hook0=0
     if [[ -n $port ]]; then hook0=$(cpu_ticks "$REF_PID"); fi
     children_cpu
     local wrk0=$CHILDREN_CPU
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s -s "$script" "$url" \
-        -- threads="$THREADS" name="$name" key="$API_KEY" per_client="$PER_CLIENT" "$@" \
+    # RUN_THREADS and RUN_CONNECTIONS: one run's own, for the paced ones.
+    local threads=${RUN_THREADS:-$THREADS}
+    wrk -t"$threads" -c"${RUN_CONNECTIONS:-$CONNECTIONS}" -d"${seconds}s" --timeout 5s -s "$script" "$url" \
+        -- threads="$threads" name="$name" key="$API_KEY" per_client="$PER_CLIENT" "$@" \
         >"$WORK/$name.out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || die "wrk failed for $name: $(tail -5 "$WORK/$name.out")"
@@ -653,10 +678,12 @@ run_wrk() {
     children_cpu
     local wrk_cpu
     wrk_cpu=$(fsub "$CHILDREN_CPU" "$wrk0")
-    local cpu1 rcpu1 drain_s=0 looks=0
-    cpu1=$(cpu_ticks "$pid")
+    local cpu1 rcpu1 drain_s=0 looks=0 ns1
+    cpu1=$(cpu_ticks "$pid") ns1=$(cpu_ns "$pid")
     rcpu1=$(redis_cpu "${nodes[@]}")
     if [[ -n $port ]]; then read -r drain_s looks < <(drain "$prefix" "$port"); fi
+    local ns2
+    ns2=$(cpu_ns "$pid")
     snapshot "$name.cmd.after" "$pid" "$port" "${nodes[@]}"
     local hook_ticks=0
     if [[ -n $port ]]; then hook_ticks=$(( $(cpu_ticks "$REF_PID") - hook0 )); fi
@@ -665,9 +692,10 @@ run_wrk() {
     line=$(grep '^BENCH ' "$WORK/$name.out") || die "no BENCH line from wrk for $name: $(cat "$WORK/$name.out")"
     local deltas
     deltas=$(paste -d' ' <(tr ' ' '\n' <<<"$counters0") <(tr ' ' '\n' <<<"$SNAP_COUNTERS") |
-        awk '{d[NR] = $2 - $1} END {printf "served=%d store_calls=%d store_errors=%d events_kept=%d events_dropped=%d delivered=%d", d[1], d[2], d[3], d[4], d[5], d[6]}')
+        awk '{d[NR] = $2 - $1} END {printf "served=%d store_calls=%d store_errors=%d events_kept=%d events_dropped=%d delivered=%d all_store_calls=%d", d[1], d[2], d[3], d[4], d[5], d[6], d[10]}')
     echo "$line instance=$instance phase=scenario $deltas" \
         "cpu_s=$(ticks_to_s $((cpu1 - cpu0))) drain_cpu_s=$(ticks_to_s $((SNAP_CPU - cpu1)))" \
+        "cpu_ns=$((ns1 - ns0)) drain_cpu_ns=$((ns2 - ns1))" \
         "redis_cpu_s=$(fsub "$rcpu1" "$rcpu0") drain_redis_cpu_s=$(fsub "$SNAP_REDIS_CPU" "$rcpu1")" \
         "wrk_cpu_s=$wrk_cpu hook_cpu_s=$(ticks_to_s "$hook_ticks")" \
         "drain_s=$drain_s drain_looks=$looks rss_kb=$(rss_kb "$pid" VmRSS) hwm_kb=$(rss_kb "$pid" VmHWM)" >>"$RESULTS"
@@ -834,6 +862,25 @@ for instance in defaults off; do
     run_wrk "send_$instance" "$instance" "$url" bench/send.lua "$DURATION" \
         areas="$AREAS_SEND" phase="$PHASE_SEND" expected=202
 done
+
+# What an event costs otpd: the same sends to the defaults without an event
+# endpoint, at full load, then both at 1 % of the defaults' send rate (one
+# connection, paced; phones and clients past those of the full-load runs),
+# where no batching can hide the cost of each event. report.py takes the
+# difference in CPU per send over the events a send made.
+if [[ $EVENTS == 1 ]]; then
+    log "send (defaults, no events): $DURATION s"
+    run_wrk send_quiet quiet "$QUIET_URL" bench/send.lua "$DURATION" \
+        areas="$AREAS_SEND" phase="$PHASE_SEND" expected=202
+    paced_rate=$(awk -v r="$(field send_defaults rps)" 'BEGIN {printf "%.0f", (r > 200 ? r / 100 : 2)}')
+    fact paced_rate "$paced_rate"
+    for instance in defaults quiet; do
+        url=$OTPD_URL; [[ $instance == quiet ]] && url=$QUIET_URL
+        log "send at 1 % of full load ($instance, $paced_rate req/s): $PACED_DURATION s"
+        RUN_THREADS=1 RUN_CONNECTIONS=1 run_wrk "send_paced_$instance" "$instance" "$url" bench/send.lua \
+            "$PACED_DURATION" areas="$AREAS_SEND" phase="$PHASE_SEND" offset=5000000 rate="$paced_rate" expected=202
+    done
+fi
 
 # A right code is approved once, so the right-code scenario needs one code
 # per request it will make; the wrong-code scenario needs phones with pending
