@@ -374,9 +374,19 @@ impl Queue for RedisOutbox {
         for (shard, id) in claimed.iter().filter_map(entry_of) {
             by_shard.entry(shard).or_default().push(id);
         }
-        let acks = by_shard.into_iter().map(|(shard, ids)| {
-            let mut invocation = self.scripts.ack.key(self.stream(shard));
-            invocation.arg(GROUP).arg(ids);
+        // One call for the whole batch on one server; on a cluster one per
+        // shard, all sent together.
+        let groups: Vec<Vec<(usize, Vec<&str>)>> = if self.connections.is_cluster() {
+            by_shard.into_iter().map(|shard| vec![shard]).collect()
+        } else {
+            vec![by_shard.into_iter().collect()]
+        };
+        let acks = groups.into_iter().filter(|g| !g.is_empty()).map(|group| {
+            let mut invocation = self.scripts.ack.prepare_invoke();
+            invocation.arg(GROUP);
+            for (shard, ids) in group {
+                invocation.key(self.stream(shard)).arg(ids.len()).arg(ids);
+            }
             async move { self.connections.call::<i64>(Call::Script(invocation)).await }
         });
         for acked in futures_util::future::join_all(acks).await {
