@@ -54,6 +54,7 @@ pub struct RedisOutbox {
 struct Scripts {
     publish: Script,
     ack: Script,
+    claim: Script,
     settle: Script,
     promote: Script,
     group: Script,
@@ -87,6 +88,7 @@ impl RedisOutbox {
             scripts: Scripts {
                 publish: Script::new(include_str!("scripts/publish.lua")),
                 ack: Script::new(include_str!("scripts/ack.lua")),
+                claim: Script::new(include_str!("scripts/claim.lua")),
                 settle: Script::new(include_str!("scripts/settle.lua")),
                 promote: Script::new(include_str!("scripts/promote.lua")),
                 group: Script::new(include_str!("scripts/group.lua")),
@@ -187,6 +189,34 @@ impl RedisOutbox {
             futures_util::future::join_all(shards.iter().map(|s| self.promote(std::slice::from_ref(s))))
                 .await;
         promoted.into_iter().collect()
+    }
+
+    /// Jobs held too long by other workers, from every shard: one call on
+    /// one server, else one per shard, all sent together.
+    async fn claim_all(&self, max: usize) -> Result<Vec<Claimed>, StoreError> {
+        if self.connections.is_cluster() {
+            let claims = (0..self.shards).map(|shard| self.claim_idle(shard, max));
+            let mut taken = Vec::new();
+            for claimed in futures_util::future::join_all(claims).await {
+                taken.extend(claimed?);
+            }
+            return Ok(taken);
+        }
+        let mut invocation = self.scripts.claim.prepare_invoke();
+        for shard in 0..self.shards {
+            invocation.key(self.stream(shard));
+        }
+        invocation
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(u64::try_from(self.claim_after.as_millis()).unwrap_or(u64::MAX))
+            .arg(max);
+        let replies: Vec<StreamRangeReply> = self.connections.call(Call::Script(invocation)).await?;
+        Ok(replies
+            .into_iter()
+            .enumerate()
+            .flat_map(|(shard, reply)| self.claimed(shard, reply.ids))
+            .collect())
     }
 
     async fn claim_idle(&self, shard: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
@@ -344,7 +374,6 @@ impl Queue for RedisOutbox {
             self.set_groups_made(true);
         }
         let first = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards;
-        let shards = || (0..self.shards).map(|i| (first + i) % self.shards);
         // Each step's calls go out together: on a cluster each shard may be
         // on another node, and on one server they share a write.
         if promote {
@@ -352,10 +381,7 @@ impl Queue for RedisOutbox {
         }
         let mut taken = Vec::new();
         if claim {
-            let claims = futures_util::future::join_all(shards().map(|s| self.claim_idle(s, max))).await;
-            for claimed in claims {
-                taken.extend(claimed?);
-            }
+            taken.extend(self.claim_all(max).await?);
         }
         match self.read_all(first, max).await {
             Ok(read) => taken.extend(read),
@@ -482,5 +508,77 @@ impl Queue for RedisOutbox {
 
     async fn wait(&self, idle: Duration) {
         let _ = tokio::time::timeout(idle, self.added.notified()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::RedisOutbox;
+    use crate::adapters::events::queue::{Claimed, Fanout, Queue};
+    use crate::adapters::metrics::Metrics;
+    use crate::adapters::redis::Connections;
+    use crate::domain::{Event, EventKind, Phone};
+    use crate::ports::EventOutbox;
+
+    fn ids(jobs: &[Claimed]) -> Vec<String> {
+        let mut ids: Vec<String> = jobs.iter().map(|c| c.job.event_id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// A worker that dies holding jobs loses them to another once they have
+    /// been idle past `claim_after`, each once, from every shard (on one
+    /// server in one call).
+    #[tokio::test]
+    async fn a_dead_workers_jobs_are_taken_over() {
+        let url = std::env::var("OTPD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("test:claim:{}:", hex::encode(rand::random::<[u8; 6]>()));
+        let claim_after = Duration::from_millis(300);
+        let worker = || {
+            let metrics = Arc::new(Metrics::new());
+            let connections = Connections::open(&url, Duration::from_secs(2), 1, metrics, "events").unwrap();
+            let fanout = Fanout(BTreeMap::from([("app".to_owned(), Vec::new())]));
+            RedisOutbox::new(connections, &prefix, 4, fanout, 1000, claim_after)
+        };
+        let (dead, heir) = (worker(), worker());
+        let mut published = Vec::new();
+        for i in 0..12 {
+            let phone = Phone::parse(&format!("+1415555{:04}", 2600 + i)).unwrap();
+            let event = Event::new(Some(phone), None, EventKind::Canceled, 0);
+            published.push(event.id.clone());
+            dead.publish(std::slice::from_ref(&event)).await.unwrap();
+        }
+        published.sort();
+        let held = dead.take(100).await.unwrap();
+        assert_eq!(ids(&held), published, "the first worker takes every job");
+        assert!(
+            heir.take(100).await.unwrap().is_empty(),
+            "jobs held for less than claim_after stay with their worker"
+        );
+        tokio::time::sleep(claim_after * 2).await;
+        let taken = heir.take(100).await.unwrap();
+        assert_eq!(
+            ids(&taken),
+            published,
+            "the heir takes over every idle job, each once"
+        );
+        heir.done(&taken).await.unwrap();
+        assert_eq!(
+            heir.sizes().await.unwrap(),
+            (0, 0),
+            "settled jobs leave nothing behind"
+        );
+        assert!(
+            dead.take(100).await.unwrap().is_empty(),
+            "nothing is left to take"
+        );
+        let streams: Vec<String> = (0..4).map(|shard| dead.stream(shard)).collect();
+        let mut del = redis::cmd("DEL");
+        del.arg(&streams);
+        let _: i64 = dead.command(del).await.unwrap();
     }
 }
