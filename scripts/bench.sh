@@ -59,9 +59,6 @@
 #                          started for the run (the references stay on a
 #                          single private Redis)
 #   EVENTS (1)             0: no event endpoint on either instance
-#   EVENTS_HTTP2 (1)       1: the endpoint is spoken to in HTTP/2 (h2c), as an
-#                          https:// one that offers it is; 0: HTTP/1.1 (an
-#                          otpd older than the setting needs 0)
 #   PER_CLIENT (10)        requests per client address
 #   WRONG_TRIES (4)        wrong guesses per phone in the wrong-code scenario
 #                          (under otp.max_attempts, 5, and limits.free_guesses, 10)
@@ -99,7 +96,6 @@ REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PRIVATE_REDIS=${PRIVATE_REDIS:-1}
 CLUSTER=${CLUSTER:-0}
 EVENTS=${EVENTS:-1}
-EVENTS_HTTP2=${EVENTS_HTTP2:-1}
 PER_CLIENT=${PER_CLIENT:-10}
 WRONG_TRIES=${WRONG_TRIES:-4}
 VERIFY_HEADROOM=${VERIFY_HEADROOM:-2}
@@ -415,7 +411,6 @@ settings_for() {
                 "OTPD_EVENTS__ENDPOINTS__BENCH__URL=$REF_URL/hook"
                 "OTPD_EVENTS__ENDPOINTS__BENCH__SECRETS=$WEBHOOK_SECRET"
             )
-            if [[ $EVENTS_HTTP2 == 1 ]]; then SETTINGS+=(OTPD_EVENTS__ENDPOINTS__BENCH__HTTP2=true); fi
         fi
     fi
     if [[ $role == defaults || $role == quiet ]]; then

@@ -29,18 +29,17 @@ const GAUGE_EVERY: Duration = Duration::from_secs(10);
 /// enabled by an operator gets its jobs within this.
 const DISABLED_EVERY: Duration = Duration::from_secs(1);
 
-/// Where one endpoint is, how its events are signed, and the client that
-/// speaks to it (its HTTP version is the endpoint's).
+/// Where one endpoint is and how its events are signed.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub url: reqwest::Url,
     pub keys: Vec<SigningKey>,
-    pub http: reqwest::Client,
 }
 
 pub struct Deliverer {
     pub queue: Arc<dyn Queue>,
     pub endpoints: HashMap<String, Endpoint>,
+    pub http: reqwest::Client,
     /// The wait before each retry; its length is the number of retries.
     pub schedule: Vec<Duration>,
     pub metrics: Arc<Metrics>,
@@ -178,7 +177,7 @@ impl Deliverer {
         let job = &claimed.job;
         let timestamp = super::unix_now();
         let signature = signature_header(&endpoint.keys, &job.event_id, timestamp, job.body.as_bytes());
-        let sent = endpoint
+        let sent = self
             .http
             .post(endpoint.url.clone())
             .header("content-type", "application/json")

@@ -445,10 +445,6 @@ pub struct EventEndpoint {
     /// Event types it wants; none: all.
     #[serde(deserialize_with = "string_list")]
     pub types: Vec<String>,
-    /// It speaks HTTP/2 without negotiating it (h2c on `http://`): many
-    /// events share one connection's writes. `https://` endpoints
-    /// negotiate HTTP/2 on their own.
-    pub http2: bool,
 }
 
 impl Default for EventsConfig {

@@ -33,6 +33,13 @@ pub(super) fn build_events(config: &Config, metrics: &Arc<Metrics>) -> Result<Op
     let endpoints = endpoints(events)?;
     let (outbox, queue) =
         queue(config, metrics)?.ok_or_else(|| ConfigError::new("events", "needs the store"))?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(events.timeout_ms.max(1)))
+        .connect_timeout(Duration::from_millis(events.timeout_ms.clamp(1, 5_000)))
+        .user_agent(concat!("otpd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::new("events", e))?;
     Ok(Some(Events {
         outbox: Arc::new(Counted {
             inner: outbox,
@@ -41,6 +48,7 @@ pub(super) fn build_events(config: &Config, metrics: &Arc<Metrics>) -> Result<Op
         deliverer: Deliverer {
             queue,
             endpoints,
+            http,
             schedule: events
                 .retry_schedule_secs
                 .iter()
@@ -98,20 +106,6 @@ pub fn queue(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<OutboxVie
         claim_after,
     ));
     Ok(Some((outbox.clone(), outbox)))
-}
-
-/// The client of one endpoint. Each has its own connections: HTTP/1.1 kept
-/// alive (or HTTP/2 where `https://` negotiates it), or HTTP/2 alone.
-fn client(events: &EventsConfig, http2: bool) -> reqwest::Result<reqwest::Client> {
-    let builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_millis(events.timeout_ms.max(1)))
-        .connect_timeout(Duration::from_millis(events.timeout_ms.clamp(1, 5_000)))
-        .user_agent(concat!("otpd/", env!("CARGO_PKG_VERSION")));
-    match http2 {
-        true => builder.http2_prior_knowledge().build(),
-        false => builder.build(),
-    }
 }
 
 /// The secret the Standard Webhooks specification and its libraries publish
@@ -179,8 +173,7 @@ fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigE
                 format!("`{unknown}` is not one of {}", EVENT_TYPES.join(", ")),
             ));
         }
-        let http = client(events, endpoint.http2).map_err(|e| ConfigError::new(&key, e))?;
-        endpoints.insert(name.clone(), Endpoint { url, keys, http });
+        endpoints.insert(name.clone(), Endpoint { url, keys });
     }
     Ok(endpoints)
 }

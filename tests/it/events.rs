@@ -30,7 +30,6 @@ pub fn with_events(mut config: Config, endpoint: &MockServer, retries: &[u64]) -
             url: format!("{}/hooks/otpd", endpoint.uri()),
             secrets: vec![Secret::new(SECRET), Secret::new(OLD_SECRET)],
             types: Vec::new(),
-            http2: false,
         },
     );
     config.events.retry_schedule_secs = retries.to_vec();
@@ -118,11 +117,9 @@ async fn accepting() -> MockServer {
     endpoint
 }
 
-async fn every_type_arrives_signed(config: Config, http2: bool) {
+async fn every_type_arrives_signed(config: Config) {
     let endpoint = accepting().await;
-    let mut config = with_events(config, &endpoint, &[1]);
-    config.events.endpoints.get_mut("app").unwrap().http2 = http2;
-    let app = spawn_app(config).await;
+    let app = spawn_app(with_events(config, &endpoint, &[1])).await;
     assert_eq!(app.send(PHONE).await.status, 202);
     let code = app.outbox.last_code(PHONE);
     assert_eq!(app.verify(PHONE, &wrong(&code)).await.status, 422);
@@ -176,52 +173,12 @@ async fn every_type_arrives_signed(config: Config, http2: bool) {
 
 #[tokio::test]
 async fn every_type_arrives_signed_on_memory() {
-    every_type_arrives_signed(memory_config(), false).await;
+    every_type_arrives_signed(memory_config()).await;
 }
 
 #[tokio::test]
 async fn every_type_arrives_signed_on_redis() {
-    every_type_arrives_signed(redis_config(), false).await;
-}
-
-#[tokio::test]
-async fn every_type_arrives_signed_over_http2() {
-    every_type_arrives_signed(redis_config(), true).await;
-}
-
-/// `http2 = true` speaks HTTP/2 from the first byte (h2c, prior knowledge);
-/// without it, HTTP/1.1.
-#[tokio::test]
-async fn an_http2_endpoint_hears_http2_from_the_first_byte() {
-    use tokio::io::AsyncReadExt;
-
-    for (http2, opening) in [
-        (true, &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..]),
-        (false, &b"POST /hooks/otpd HTTP/1.1"[..]),
-    ] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = MockServer::start().await;
-        let mut config = with_events(memory_config(), &endpoint, &[1]);
-        let app_endpoint = config.events.endpoints.get_mut("app").unwrap();
-        app_endpoint.url = format!("http://{}/hooks/otpd", listener.local_addr().unwrap());
-        app_endpoint.http2 = http2;
-        let app = spawn_app(config).await;
-        assert_eq!(app.send(PHONE).await.status, 202);
-        let (mut connection, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-            .await
-            .expect("a delivery comes")
-            .unwrap();
-        let mut first = vec![0; opening.len()];
-        tokio::time::timeout(Duration::from_secs(10), connection.read_exact(&mut first))
-            .await
-            .expect("the delivery writes")
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&first),
-            String::from_utf8_lossy(opening),
-            "http2 = {http2}"
-        );
-    }
+    every_type_arrives_signed(redis_config()).await;
 }
 
 async fn failing_once_then_ok() -> MockServer {
