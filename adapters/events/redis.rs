@@ -265,7 +265,9 @@ impl RedisOutbox {
     async fn read_all(&self, first: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
         let order: Vec<usize> = (0..self.shards).map(|i| (first + i) % self.shards).collect();
         if !self.connections.is_cluster() {
-            return self.read(&order, max).await;
+            // About `max` in all: a reply of `max` from every shard is
+            // hundreds of KB that the worker delivers 32 at a time anyway.
+            return self.read(&order, max.div_ceil(self.shards).max(4)).await;
         }
         let reads = order
             .iter()
