@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::Script;
 use tokio::sync::Notify;
 
@@ -178,33 +178,42 @@ impl RedisOutbox {
         Ok(())
     }
 
-    /// Every shard's due retries: one call on one server, else one call per
-    /// shard, all sent together.
-    async fn promote_all(&self) -> Result<(), StoreError> {
-        let shards: Vec<usize> = (0..self.shards).collect();
-        if !self.connections.is_cluster() {
-            return self.promote(&shards).await;
+    /// `shards` as the calls that reach them, sent together: all in one on
+    /// one server; one each on a cluster, where each shard is its own slot.
+    fn calls(&self, shards: Vec<usize>) -> Vec<Vec<usize>> {
+        if self.connections.is_cluster() {
+            shards.into_iter().map(|shard| vec![shard]).collect()
+        } else if shards.is_empty() {
+            Vec::new()
+        } else {
+            vec![shards]
         }
-        let promoted =
-            futures_util::future::join_all(shards.iter().map(|s| self.promote(std::slice::from_ref(s))))
-                .await;
+    }
+
+    /// Every shard's due retries.
+    async fn promote_all(&self) -> Result<(), StoreError> {
+        let calls = self.calls((0..self.shards).collect());
+        let promoted = futures_util::future::join_all(calls.iter().map(|shards| self.promote(shards))).await;
         promoted.into_iter().collect()
     }
 
-    /// Jobs held too long by other workers, from every shard: one call on
-    /// one server, else one per shard, all sent together.
+    /// Jobs held too long by other workers, from every shard.
     async fn claim_all(&self, max: usize) -> Result<Vec<Claimed>, StoreError> {
-        if self.connections.is_cluster() {
-            let claims = (0..self.shards).map(|shard| self.claim_idle(shard, max));
-            let mut taken = Vec::new();
-            for claimed in futures_util::future::join_all(claims).await {
-                taken.extend(claimed?);
-            }
-            return Ok(taken);
+        let calls = self.calls((0..self.shards).collect());
+        let claims = calls.iter().map(|shards| self.claim(shards, max));
+        let mut taken = Vec::new();
+        for claimed in futures_util::future::join_all(claims).await {
+            taken.extend(claimed?);
         }
+        Ok(taken)
+    }
+
+    /// Up to `max` jobs from each of `shards` that other workers have held
+    /// past `claim_after`, in one call (their streams must share a node).
+    async fn claim(&self, shards: &[usize], max: usize) -> Result<Vec<Claimed>, StoreError> {
         let mut invocation = self.scripts.claim.prepare_invoke();
-        for shard in 0..self.shards {
-            invocation.key(self.stream(shard));
+        for shard in shards {
+            invocation.key(self.stream(*shard));
         }
         invocation
             .arg(GROUP)
@@ -212,24 +221,11 @@ impl RedisOutbox {
             .arg(u64::try_from(self.claim_after.as_millis()).unwrap_or(u64::MAX))
             .arg(max);
         let replies: Vec<StreamRangeReply> = self.connections.call(Call::Script(invocation)).await?;
-        Ok(replies
-            .into_iter()
-            .enumerate()
-            .flat_map(|(shard, reply)| self.claimed(shard, reply.ids))
+        Ok(shards
+            .iter()
+            .zip(replies)
+            .flat_map(|(shard, reply)| self.claimed(*shard, reply.ids))
             .collect())
-    }
-
-    async fn claim_idle(&self, shard: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
-        let mut cmd = redis::cmd("XAUTOCLAIM");
-        cmd.arg(self.stream(shard))
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(u64::try_from(self.claim_after.as_millis()).unwrap_or(u64::MAX))
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(max);
-        let reply: StreamAutoClaimReply = self.command(cmd).await?;
-        Ok(self.claimed(shard, reply.claimed))
     }
 
     /// Up to `max` new jobs from each of `shards`, in one XREADGROUP (their
@@ -260,18 +256,14 @@ impl RedisOutbox {
             .collect())
     }
 
-    /// New jobs from every shard: in one call on one server, else one call
-    /// per shard, all sent together.
+    /// New jobs from every shard, starting at `first`: about `max` from
+    /// each call (a reply of `max` from each of 16 streams is hundreds of
+    /// KB that the worker delivers 32 at a time anyway).
     async fn read_all(&self, first: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
-        let order: Vec<usize> = (0..self.shards).map(|i| (first + i) % self.shards).collect();
-        if !self.connections.is_cluster() {
-            // About `max` in all: a reply of `max` from every shard is
-            // hundreds of KB that the worker delivers 32 at a time anyway.
-            return self.read(&order, max.div_ceil(self.shards).max(4)).await;
-        }
-        let reads = order
+        let calls = self.calls((0..self.shards).map(|i| (first + i) % self.shards).collect());
+        let reads = calls
             .iter()
-            .map(|shard| self.read(std::slice::from_ref(shard), max));
+            .map(|shards| self.read(shards, max.div_ceil(shards.len()).max(4)));
         let mut taken = Vec::new();
         for read in futures_util::future::join_all(reads).await {
             taken.extend(read?);
@@ -402,17 +394,12 @@ impl Queue for RedisOutbox {
         for (shard, id) in claimed.iter().filter_map(entry_of) {
             by_shard.entry(shard).or_default().push(id);
         }
-        // One call for the whole batch on one server; on a cluster one per
-        // shard, all sent together.
-        let groups: Vec<Vec<(usize, Vec<&str>)>> = if self.connections.is_cluster() {
-            by_shard.into_iter().map(|shard| vec![shard]).collect()
-        } else {
-            vec![by_shard.into_iter().collect()]
-        };
-        let acks = groups.into_iter().filter(|g| !g.is_empty()).map(|group| {
+        let calls = self.calls(by_shard.keys().copied().collect());
+        let acks = calls.into_iter().map(|shards| {
             let mut invocation = self.scripts.ack.prepare_invoke();
             invocation.arg(GROUP);
-            for (shard, ids) in group {
+            for shard in shards {
+                let ids = &by_shard[&shard];
                 invocation.key(self.stream(shard)).arg(ids.len()).arg(ids);
             }
             async move { self.connections.call::<i64>(Call::Script(invocation)).await }
