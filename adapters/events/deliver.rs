@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use reqwest::header::RETRY_AFTER;
-use reqwest::StatusCode;
+use hyper::StatusCode;
 
+use super::http::{Answer, EventClient, Post};
 use super::queue::{Claimed, Queue};
 use super::signature::{signature_header, SigningKey};
 use crate::adapters::metrics::Metrics;
@@ -32,14 +32,14 @@ const DISABLED_EVERY: Duration = Duration::from_secs(1);
 /// Where one endpoint is and how its events are signed.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub url: reqwest::Url,
+    pub uri: hyper::Uri,
     pub keys: Vec<SigningKey>,
 }
 
 pub struct Deliverer {
     pub queue: Arc<dyn Queue>,
     pub endpoints: HashMap<String, Endpoint>,
-    pub http: reqwest::Client,
+    pub http: EventClient,
     /// The wait before each retry; its length is the number of retries.
     pub schedule: Vec<Duration>,
     pub metrics: Arc<Metrics>,
@@ -177,30 +177,24 @@ impl Deliverer {
         let job = &claimed.job;
         let timestamp = super::unix_now();
         let signature = signature_header(&endpoint.keys, &job.event_id, timestamp, job.body.as_bytes());
-        let sent = self
-            .http
-            .post(endpoint.url.clone())
-            .header("content-type", "application/json")
-            .header("webhook-id", &job.event_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(job.body.clone())
-            .send()
-            .await;
-        match sent {
-            Ok(response) if response.status().is_success() => Outcome::Delivered,
-            Ok(response) if response.status() == StatusCode::GONE => Outcome::Gone,
-            Ok(response) => Outcome::Failed {
-                reason: format!("HTTP {}", response.status().as_u16()),
-                retry_after: response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs),
+        let post = Post {
+            uri: &endpoint.uri,
+            headers: [
+                ("webhook-id", job.event_id.clone()),
+                ("webhook-timestamp", timestamp.to_string()),
+                ("webhook-signature", signature),
+            ],
+            body: job.body.clone().into(),
+        };
+        match self.http.post(post).await {
+            Ok(Answer { status, .. }) if status.is_success() => Outcome::Delivered,
+            Ok(Answer { status, .. }) if status == StatusCode::GONE => Outcome::Gone,
+            Ok(Answer { status, retry_after }) => Outcome::Failed {
+                reason: format!("HTTP {}", status.as_u16()),
+                retry_after,
             },
             Err(e) => Outcome::Failed {
-                reason: ErrorChain(&e.without_url()).to_string(),
+                reason: ErrorChain(&e).to_string(),
                 retry_after: None,
             },
         }

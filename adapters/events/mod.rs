@@ -5,6 +5,7 @@
 //! schedule, and kept as dead letters after the last try.
 
 mod deliver;
+mod http;
 mod memory;
 mod payload;
 mod queue;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use self::deliver::{Deliverer, Endpoint};
+pub use self::http::EventClient;
 pub use self::memory::MemoryOutbox;
 pub use self::queue::{DeadLetter, Fanout, Queue};
 pub use self::redis::RedisOutbox;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::events::{
-    Counted, Deliverer, Endpoint, Fanout, MemoryOutbox, Queue, RedisOutbox, SigningKey,
+    Counted, Deliverer, Endpoint, EventClient, Fanout, MemoryOutbox, Queue, RedisOutbox, SigningKey,
 };
 use crate::adapters::metrics::Metrics;
 use crate::adapters::redis::Connections;
@@ -33,13 +33,7 @@ pub(super) fn build_events(config: &Config, metrics: &Arc<Metrics>) -> Result<Op
     let endpoints = endpoints(events)?;
     let (outbox, queue) =
         queue(config, metrics)?.ok_or_else(|| ConfigError::new("events", "needs the store"))?;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_millis(events.timeout_ms.max(1)))
-        .connect_timeout(Duration::from_millis(events.timeout_ms.clamp(1, 5_000)))
-        .user_agent(concat!("otpd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::new("events", e))?;
+    let http = EventClient::new(Duration::from_millis(events.timeout_ms.max(1)));
     Ok(Some(Events {
         outbox: Arc::new(Counted {
             inner: outbox,
@@ -134,8 +128,10 @@ fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigE
             ));
         }
         // Parsed once here, not per delivery.
-        let url =
-            reqwest::Url::parse(&endpoint.url).map_err(|e| ConfigError::new(format!("{key}.url"), e))?;
+        let uri: hyper::Uri = endpoint
+            .url
+            .parse()
+            .map_err(|e| ConfigError::new(format!("{key}.url"), e))?;
         if super::exposure::in_clear_off_this_machine(&endpoint.url) {
             // Allowed (a private network may have no TLS), but named: every
             // event carries a phone number, and these go in clear.
@@ -173,7 +169,7 @@ fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigE
                 format!("`{unknown}` is not one of {}", EVENT_TYPES.join(", ")),
             ));
         }
-        endpoints.insert(name.clone(), Endpoint { url, keys });
+        endpoints.insert(name.clone(), Endpoint { uri, keys });
     }
     Ok(endpoints)
 }

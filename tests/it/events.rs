@@ -288,6 +288,62 @@ async fn a_hanging_endpoint_never_slows_the_api() {
     }
 }
 
+/// What an endpoint answers past its status changes nothing: a long body
+/// is a delivery all the same (its connection is dropped, the next event
+/// gets a new one), and one that answers too late is retried, then kept as
+/// a dead letter whose reason says so without the endpoint's URL, which
+/// may carry a token of the app's.
+#[tokio::test]
+async fn a_long_answer_is_delivered_and_a_late_one_dies_without_its_url() {
+    let long = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 1 << 20]))
+        .mount(&long)
+        .await;
+    let late = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204).set_delay(Duration::from_secs(3)))
+        .mount(&late)
+        .await;
+    let mut config = with_events(redis_config(), &long, &[1]);
+    config.events.timeout_ms = 300;
+    config.events.endpoints.get_mut("app").unwrap().types = vec!["verification.created".into()];
+    let mut slow = config.events.endpoints["app"].clone();
+    slow.url = format!("{}/hooks?token=s3cr3t-of-the-app", late.uri());
+    config.events.endpoints.insert("late".into(), slow);
+    let app = spawn_app(config.clone()).await;
+    for i in 0..3 {
+        assert_eq!(app.send(&format!("+1415555260{i}")).await.status, 202);
+    }
+    let got = wait_for(&long, &["verification.created"; 3]).await;
+    assert_eq!(got.len(), 3, "each event once, though no answer's body was read");
+
+    let metrics = std::sync::Arc::new(otpd::adapters::metrics::Metrics::new());
+    let (_, queue) = otpd::startup::event_outbox(&config, &metrics).unwrap().unwrap();
+    let started = Instant::now();
+    let letters = loop {
+        let letters = queue.dead_letters().await.unwrap();
+        if letters.len() == 3 {
+            break letters;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "dead letters: {letters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for letter in letters {
+        assert_eq!(letter.job.endpoint, "late");
+        assert_eq!(letter.job.attempt, 1, "tried twice: once, then once more");
+        assert_eq!(letter.reason, "no answer within 300 ms");
+    }
+    assert_eq!(
+        received(&long).await.len(),
+        3,
+        "the other endpoint's events stay delivered once"
+    );
+}
+
 #[tokio::test]
 async fn bad_endpoint_settings_stop_the_start_naming_them() {
     let endpoint = accepting().await;
