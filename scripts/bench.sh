@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks otpd as deployed (every protection on) and with every limit off,
 # side by side, against two minimal poem + Redis handlers on the same
-# machine, and writes bench/results.md and docs/performance.svg.
+# machine, and writes bench/results.md and docs/performance.svg (on the
+# cluster: bench/results-cluster.md and docs/performance-cluster.svg).
 #
 #   scripts/bench.sh                      # 20 s per scenario, about 5 minutes
 #   DURATION=5 scripts/bench.sh           # a quick look
@@ -995,5 +996,7 @@ fact mem_total "$(free -h | awk '/^Mem:/ {print $2}')"
 fact run_seconds "$((SECONDS - STARTED))"
 
 echo
-python3 bench/report.py "$WORK" --markdown bench/results.md --svg docs/performance.svg
-log "wrote bench/results.md and docs/performance.svg ($((SECONDS - STARTED)) s in all)"
+# A cluster's run beside the single server's, not over it.
+OUT=$([[ $CLUSTER == 1 ]] && echo -cluster || true)
+python3 bench/report.py "$WORK" --markdown "bench/results$OUT.md" --svg "docs/performance$OUT.svg"
+log "wrote bench/results$OUT.md and docs/performance$OUT.svg ($((SECONDS - STARTED)) s in all)"
