@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use hyper::StatusCode;
 
 use super::http::{Answer, EventClient, Post};
-use super::queue::{Claimed, Queue};
+use super::queue::{Claimed, Queue, Taken};
 use super::signature::{signature_header, SigningKey};
 use crate::adapters::metrics::Metrics;
 use crate::ports::ErrorChain;
@@ -72,14 +72,14 @@ impl Deliverer {
                     this.metrics.event_backlog(waiting, dead);
                 }
             }
-            let jobs = match this.queue.take(IN_FLIGHT).await {
-                Ok(jobs) => jobs,
+            let taken = match this.queue.take(IN_FLIGHT).await {
+                Ok(taken) => taken,
                 Err(e) => {
                     tracing::warn!(error = %ErrorChain(&e), "events: could not take jobs");
-                    Vec::new()
+                    Taken::default()
                 }
             };
-            if jobs.is_empty() {
+            if taken.jobs.is_empty() {
                 this.queue.wait(IDLE).await;
                 continue;
             }
@@ -88,7 +88,7 @@ impl Deliverer {
                 disabled = this.queue.disabled().await.unwrap_or_default();
             }
             // Delivered jobs are settled together, once the batch is through.
-            let delivered: Vec<Claimed> = futures_util::stream::iter(jobs)
+            let delivered: Vec<Claimed> = futures_util::stream::iter(taken.jobs)
                 .map(|job| {
                     let this = Arc::clone(&this);
                     let off = disabled.contains(&job.job.endpoint);
@@ -102,6 +102,12 @@ impl Deliverer {
                 // They stay claimed; another worker takes them over once
                 // idle long enough, and delivers them again (at least once).
                 tracing::warn!(error = %ErrorChain(&e), jobs = delivered.len(), "events: could not settle delivered jobs");
+            }
+            // All that was due is through: wait for news (a publish here
+            // since the take ends the wait at once) rather than read again
+            // to find nothing, a call per batch at low load.
+            if !taken.more {
+                this.queue.wait(IDLE).await;
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::queue::{Claimed, DeadLetter, Fanout, Job, Queue};
+use super::queue::{Claimed, DeadLetter, Fanout, Job, Queue, Taken};
 use crate::domain::Event;
 use crate::ports::{EventOutbox, OutboxError, StoreError};
 
@@ -88,7 +88,7 @@ impl EventOutbox for MemoryOutbox {
 
 #[async_trait]
 impl Queue for MemoryOutbox {
-    async fn take(&self, max: usize) -> Result<Vec<Claimed>, StoreError> {
+    async fn take(&self, max: usize) -> Result<Taken, StoreError> {
         Ok(self.with_state(|state| {
             let now = Instant::now();
             while let Some(Reverse((due, token))) = state.later.peek().copied() {
@@ -113,7 +113,10 @@ impl Queue for MemoryOutbox {
                     token: token.to_string(),
                 });
             }
-            taken
+            Taken {
+                jobs: taken,
+                more: !state.ready.is_empty(),
+            }
         }))
     }
 

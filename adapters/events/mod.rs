@@ -19,7 +19,7 @@ use async_trait::async_trait;
 pub use self::deliver::{Deliverer, Endpoint};
 pub use self::http::EventClient;
 pub use self::memory::MemoryOutbox;
-pub use self::queue::{DeadLetter, Fanout, Queue};
+pub use self::queue::{DeadLetter, Fanout, Queue, Taken};
 pub use self::redis::RedisOutbox;
 pub use self::signature::{KeyError, SigningKey};
 use crate::adapters::metrics::Metrics;

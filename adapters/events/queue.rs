@@ -47,6 +47,14 @@ pub struct Claimed {
     pub token: String,
 }
 
+/// What one take found: the jobs, and whether more were due than it gave
+/// (the worker then takes again at once; else it waits for news).
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub jobs: Vec<Claimed>,
+    pub more: bool,
+}
+
 /// A job kept for the operator after its last attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -92,8 +100,8 @@ impl Fanout {
 /// jobs has them handed to another.
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
-    /// Up to `max` jobs due now, each now this worker's to settle.
-    async fn take(&self, max: usize) -> Result<Vec<Claimed>, StoreError>;
+    /// Up to about `max` jobs due now, each now this worker's to settle.
+    async fn take(&self, max: usize) -> Result<Taken, StoreError>;
     /// Delivered: the jobs are gone.
     async fn done(&self, claimed: &[Claimed]) -> Result<(), StoreError>;
     /// Failed, to be tried again after `wait` as its next attempt.

@@ -21,7 +21,7 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::Script;
 use tokio::sync::Notify;
 
-use super::queue::{Claimed, DeadLetter, Fanout, Job, Queue};
+use super::queue::{Claimed, DeadLetter, Fanout, Job, Queue, Taken};
 use crate::adapters::redis::{Call, Connections};
 use crate::domain::Event;
 use crate::ports::{EventOutbox, OutboxError, StoreError};
@@ -229,8 +229,9 @@ impl RedisOutbox {
     }
 
     /// Up to `max` new jobs from each of `shards`, in one XREADGROUP (their
-    /// streams must share a node).
-    async fn read(&self, shards: &[usize], max: usize) -> Result<Vec<Claimed>, StoreError> {
+    /// streams must share a node), and whether a shard gave all `max`, so
+    /// may hold more.
+    async fn read(&self, shards: &[usize], max: usize) -> Result<Taken, StoreError> {
         let streams: Vec<String> = shards.iter().map(|shard| self.stream(*shard)).collect();
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -244,29 +245,31 @@ impl RedisOutbox {
             cmd.arg(">");
         }
         let reply: Option<StreamReadReply> = self.command(cmd).await?;
+        let mut taken = Taken::default();
         // Each stream in the reply by its name back to its shard.
-        Ok(reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .filter_map(|stream| {
-                let at = streams.iter().position(|name| *name == stream.key)?;
-                Some(self.claimed(shards[at], stream.ids))
-            })
-            .flatten()
-            .collect())
+        for stream in reply.into_iter().flat_map(|r| r.keys) {
+            let Some(at) = streams.iter().position(|name| *name == stream.key) else {
+                continue;
+            };
+            taken.more |= stream.ids.len() >= max;
+            taken.jobs.extend(self.claimed(shards[at], stream.ids));
+        }
+        Ok(taken)
     }
 
     /// New jobs from every shard, starting at `first`: about `max` from
     /// each call (a reply of `max` from each of 16 streams is hundreds of
     /// KB that the worker delivers 32 at a time anyway).
-    async fn read_all(&self, first: usize, max: usize) -> Result<Vec<Claimed>, StoreError> {
+    async fn read_all(&self, first: usize, max: usize) -> Result<Taken, StoreError> {
         let calls = self.calls((0..self.shards).map(|i| (first + i) % self.shards).collect());
         let reads = calls
             .iter()
             .map(|shards| self.read(shards, max.div_ceil(shards.len()).max(4)));
-        let mut taken = Vec::new();
+        let mut taken = Taken::default();
         for read in futures_util::future::join_all(reads).await {
-            taken.extend(read?);
+            let read = read?;
+            taken.jobs.extend(read.jobs);
+            taken.more |= read.more;
         }
         Ok(taken)
     }
@@ -361,7 +364,7 @@ impl EventOutbox for RedisOutbox {
 
 #[async_trait]
 impl Queue for RedisOutbox {
-    async fn take(&self, max: usize) -> Result<Vec<Claimed>, StoreError> {
+    async fn take(&self, max: usize) -> Result<Taken, StoreError> {
         let (make_groups, promote, claim) = self.due();
         if make_groups {
             self.make_groups().await?;
@@ -373,20 +376,24 @@ impl Queue for RedisOutbox {
         if promote {
             self.promote_all().await?;
         }
-        let mut taken = Vec::new();
-        if claim {
-            taken.extend(self.claim_all(max).await?);
-        }
+        let claimed = match claim {
+            true => self.claim_all(max).await?,
+            false => Vec::new(),
+        };
         match self.read_all(first, max).await {
-            Ok(read) => taken.extend(read),
+            Ok(mut taken) => {
+                // A claim may have left more behind: look again at once.
+                taken.more |= !claimed.is_empty();
+                taken.jobs.extend(claimed);
+                Ok(taken)
+            }
             Err(e) => {
                 // Perhaps the streams and their group were deleted: they
                 // are made again on the next take.
                 self.set_groups_made(false);
-                return Err(e);
+                Err(e)
             }
         }
-        Ok(taken)
     }
 
     async fn done(&self, claimed: &[Claimed]) -> Result<(), StoreError> {
@@ -542,14 +549,14 @@ mod tests {
             dead.publish(std::slice::from_ref(&event)).await.unwrap();
         }
         published.sort();
-        let held = dead.take(100).await.unwrap();
+        let held = dead.take(100).await.unwrap().jobs;
         assert_eq!(ids(&held), published, "the first worker takes every job");
         assert!(
-            heir.take(100).await.unwrap().is_empty(),
+            heir.take(100).await.unwrap().jobs.is_empty(),
             "jobs held for less than claim_after stay with their worker"
         );
         tokio::time::sleep(claim_after * 2).await;
-        let taken = heir.take(100).await.unwrap();
+        let taken = heir.take(100).await.unwrap().jobs;
         assert_eq!(
             ids(&taken),
             published,
@@ -562,12 +569,44 @@ mod tests {
             "settled jobs leave nothing behind"
         );
         assert!(
-            dead.take(100).await.unwrap().is_empty(),
+            dead.take(100).await.unwrap().jobs.is_empty(),
             "nothing is left to take"
         );
         let streams: Vec<String> = (0..4).map(|shard| dead.stream(shard)).collect();
         let mut del = redis::cmd("DEL");
         del.arg(&streams);
         let _: i64 = dead.command(del).await.unwrap();
+    }
+
+    /// A take says whether it left due jobs behind, so the worker reads
+    /// again at once only then: one phone's 10 jobs sit in one shard, and a
+    /// take of about 8 over 4 shards reads up to 4 from each.
+    #[tokio::test]
+    async fn a_take_says_whether_more_are_due() {
+        let url = std::env::var("OTPD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("test:more:{}:", hex::encode(rand::random::<[u8; 6]>()));
+        let metrics = Arc::new(Metrics::new());
+        let connections = Connections::open(&url, Duration::from_secs(2), 1, metrics, "events").unwrap();
+        let fanout = Fanout(BTreeMap::from([("app".to_owned(), Vec::new())]));
+        let outbox = RedisOutbox::new(connections, &prefix, 4, fanout, 1000, Duration::from_secs(60));
+        let phone = Phone::parse("+14155552600").unwrap();
+        let events: Vec<Event> = (0..10)
+            .map(|_| Event::new(Some(phone.clone()), None, EventKind::Canceled, 0))
+            .collect();
+        outbox.publish(&events).await.unwrap();
+        let mut sizes = Vec::new();
+        loop {
+            let taken = outbox.take(8).await.unwrap();
+            sizes.push((taken.jobs.len(), taken.more));
+            outbox.done(&taken.jobs).await.unwrap();
+            if !taken.more {
+                break;
+            }
+        }
+        assert_eq!(sizes, [(4, true), (4, true), (2, false)]);
+        let streams: Vec<String> = (0..4).map(|shard| outbox.stream(shard)).collect();
+        let mut del = redis::cmd("DEL");
+        del.arg(&streams);
+        let _: i64 = outbox.command(del).await.unwrap();
     }
 }

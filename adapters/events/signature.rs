@@ -11,9 +11,10 @@ use sha2::Sha256;
 
 use crate::config::Secret;
 
-/// A `whsec_` secret's key bytes. `Debug` never shows them.
+/// A `whsec_` secret, as the HMAC keyed with it (the key's padding hashed
+/// once, not per event). `Debug` never shows it.
 #[derive(Clone)]
-pub struct SigningKey(Vec<u8>);
+pub struct SigningKey(Hmac<Sha256>);
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,12 +38,12 @@ impl SigningKey {
         if !(24..=64).contains(&key.len()) {
             return Err(KeyError::Format);
         }
-        Ok(Self(key))
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|_| KeyError::Format)?;
+        Ok(Self(mac))
     }
 
     fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.0.clone();
         mac.update(format!("{id}.{timestamp}.").as_bytes());
         mac.update(body);
         format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
