@@ -279,7 +279,8 @@ fn check_config(config: &Config) -> ExitCode {
     let mut shown = config.clone();
     shown.store.url.0 = config.store.url.redacted();
     for endpoint in shown.events.endpoints.values_mut() {
-        endpoint.url = otpd::config::without_userinfo(&endpoint.url);
+        // Its query may carry a token (a user or password is refused).
+        endpoint.url = otpd::config::without_query(&endpoint.url);
     }
     match toml::to_string(&shown) {
         Ok(text) => {

@@ -148,7 +148,11 @@ impl Deliverer {
                         disabled.and(dead)
                     }
                     Outcome::Failed { reason, retry_after } => {
-                        let next = self.schedule.get(job.attempt as usize).copied();
+                        // The schedule's wait, or what the endpoint asked
+                        // for within four times it.
+                        let next = self.schedule.get(job.attempt as usize).map(|wait| {
+                            jitter(retry_after.map_or(*wait, |asked| asked.clamp(*wait, *wait * 4)))
+                        });
                         tracing::warn!(
                             endpoint = %job.endpoint,
                             event = %job.event_id,
@@ -158,10 +162,7 @@ impl Deliverer {
                             "events: a delivery failed"
                         );
                         match next {
-                            Some(wait) => {
-                                let wait = retry_after.map_or(wait, |asked| asked.clamp(wait, wait * 4));
-                                self.queue.retry(&claimed, jitter(wait)).await
-                            }
+                            Some(wait) => self.queue.retry(&claimed, wait).await,
                             None => {
                                 self.metrics.event_dead_letter(&job.endpoint);
                                 self.queue.dead(&claimed, &reason).await

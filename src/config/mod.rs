@@ -18,7 +18,7 @@ use figment::Figment;
 
 use self::env::RawEnv;
 pub use self::fraud::{FraudConfig, RuleMode};
-pub use self::secrets::{without_userinfo, Secret, StoreUrl};
+pub use self::secrets::{without_query, Secret, StoreUrl};
 pub use self::sections::*;
 pub use self::spend::{CountryCaps, SpendConfig};
 pub use self::vendors::*;

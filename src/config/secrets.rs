@@ -75,6 +75,14 @@ pub fn without_userinfo(url: &str) -> String {
     }
 }
 
+/// `url` with its query, which may carry a token, replaced by `<redacted>`.
+pub fn without_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((before, _)) => format!("{before}?<redacted>"),
+        None => url.to_owned(),
+    }
+}
+
 impl fmt::Debug for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.redacted())

@@ -127,9 +127,19 @@ fn endpoints(events: &EventsConfig) -> Result<HashMap<String, Endpoint>, ConfigE
                 "must start with https:// or http://",
             ));
         }
-        // Parsed once here, not per delivery.
-        let uri: hyper::Uri = endpoint
-            .url
+        // Parsed once here, not per delivery; as a URL first, which refuses
+        // what a URI lets by (a port past 65535, say).
+        let url = url::Url::parse(&endpoint.url).map_err(|e| ConfigError::new(format!("{key}.url"), e))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // Never sent (each event is signed instead), and a library's
+            // trace would name it.
+            return Err(ConfigError::new(
+                format!("{key}.url"),
+                "must not carry a user or password: each event is signed with the endpoint's secrets instead",
+            ));
+        }
+        let uri: hyper::Uri = url
+            .as_str()
             .parse()
             .map_err(|e| ConfigError::new(format!("{key}.url"), e))?;
         if super::exposure::in_clear_off_this_machine(&endpoint.url) {

@@ -332,7 +332,7 @@ fn check_config_prints_the_settings_with_secrets_redacted() {
             ("OTPD_OTP__TEST_NUMBERS", "+14155550100=424242"),
             (
                 "OTPD_EVENTS__ENDPOINTS__APP__URL",
-                "https://hooks:endpoint-pass@hooks.example/otp",
+                "https://hooks.example/otp?token=endpoint-pass",
             ),
             (
                 "OTPD_EVENTS__ENDPOINTS__APP__SECRETS",
@@ -343,8 +343,8 @@ fn check_config_prints_the_settings_with_secrets_redacted() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("ttl_secs = 120"), "{stdout}");
     assert!(
-        !stdout.contains("endpoint-pass") && stdout.contains("https://<redacted>@hooks.example/otp"),
-        "an endpoint's credentials: {stdout}"
+        !stdout.contains("endpoint-pass") && stdout.contains("https://hooks.example/otp?<redacted>"),
+        "an endpoint's token: {stdout}"
     );
     assert!(stdout.contains("<redacted>"), "{stdout}");
     assert!(

@@ -348,8 +348,17 @@ async fn a_long_answer_is_delivered_and_a_late_one_dies_without_its_url() {
 async fn bad_endpoint_settings_stop_the_start_naming_them() {
     let endpoint = accepting().await;
     type Spoil = fn(&mut EventEndpoint);
-    let cases: [(Spoil, &str); 5] = [
+    let cases: [(Spoil, &str); 7] = [
         (|e| e.url = "ftp://x".into(), "events.endpoints.app.url"),
+        // Never sent: each event is signed instead.
+        (
+            |e| e.url = e.url.replacen("://", "://user:not-whsec@", 1),
+            "events.endpoints.app.url",
+        ),
+        (
+            |e| e.url = "http://127.0.0.1:99999/hook".into(),
+            "events.endpoints.app.url",
+        ),
         // The specification's published example: anyone can sign with it.
         (
             |e| {
